@@ -1,0 +1,112 @@
+//! Phonebooks: the company phonebook and each extension's personal one.
+
+use crate::ValidationError;
+use serde::{Deserialize, Serialize};
+
+/// Whose phonebook an entry is in.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "kind", content = "extension", rename_all = "snake_case")]
+pub enum PhonebookOwner {
+    /// Shared by everyone.
+    Company,
+    /// One extension's own (its Outlook contacts).
+    Personal(String),
+}
+
+/// The kind of a phone number on an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PhoneKind {
+    /// Office.
+    Business,
+    /// Mobile.
+    Mobile,
+    /// Home.
+    Home,
+    /// Anything else.
+    Other,
+}
+
+/// One number on an entry: as written, and in E.164 when it could be normalised.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PhoneNumber {
+    /// Kind.
+    pub kind: PhoneKind,
+    /// As the person wrote it.
+    pub raw: String,
+    /// Normalised, for click-to-call and caller-name lookup.
+    pub e164: Option<String>,
+}
+
+impl PhoneNumber {
+    /// Builds a number, normalising it to E.164 with `default_country` (ISO 3166 alpha-2) for
+    /// numbers written without a country code.
+    pub fn new(kind: PhoneKind, raw: &str, default_country: &str) -> Self {
+        PhoneNumber { kind, raw: raw.trim().to_string(), e164: to_e164(raw, default_country) }
+    }
+}
+
+/// Normalises a number to E.164, or `None` when it is not a valid number.
+pub fn to_e164(raw: &str, default_country: &str) -> Option<String> {
+    let country = default_country.to_ascii_uppercase().parse::<phonenumber::country::Id>().ok();
+    let parsed = phonenumber::parse(country, raw.trim()).ok()?;
+    if !phonenumber::is_valid(&parsed) {
+        return None;
+    }
+    Some(parsed.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+/// Checks that a number holds only what a phone can dial or a person writes around it.
+pub fn check_dialable(raw: &str) -> Result<(), ValidationError> {
+    let ok = !raw.trim().is_empty()
+        && raw.len() <= 64
+        && raw.chars().any(|c| c.is_ascii_digit())
+        && raw.chars().all(|c| c.is_ascii_digit() || " +-()/.*#".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(ValidationError::Phone(raw.chars().take(40).collect()))
+    }
+}
+
+/// An entry in a phonebook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PhonebookEntry {
+    /// Stable id within pbx365.
+    pub id: String,
+    /// Which phonebook.
+    pub owner: PhonebookOwner,
+    /// Microsoft contact id for synced entries (read-only in pbx365); `None` for local ones.
+    pub m365_id: Option<String>,
+    /// Name shown.
+    pub display_name: String,
+    /// Given name.
+    pub first_name: String,
+    /// Surname.
+    pub last_name: String,
+    /// Company.
+    pub company: Option<String>,
+    /// Mail addresses.
+    pub emails: Vec<String>,
+    /// Phone numbers, several per entry.
+    pub numbers: Vec<PhoneNumber>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_normalised_with_the_default_country() {
+        assert_eq!(to_e164("030 1234567", "DE").as_deref(), Some("+49301234567"));
+        assert_eq!(to_e164("+1 (425) 555-0100", "DE").as_deref(), Some("+14255550100"));
+        assert_eq!(to_e164("hello", "DE"), None);
+    }
+
+    #[test]
+    fn dialable_check() {
+        assert!(check_dialable("+49 (30) 123-45").is_ok());
+        assert!(check_dialable("call me").is_err());
+        assert!(check_dialable("").is_err());
+    }
+}

@@ -1,0 +1,445 @@
+//! Settings (SPEC §8): the TOML file, `PBX365_*` environment, and console-stored overrides all
+//! deserialise into these types. Unknown keys are refused; `validate` checks values and names the key.
+
+use crate::{Guid, ValidationError};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Every setting of a deployment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Address the server binds.
+    pub listen: String,
+    /// The URL Microsoft and browsers reach; `http://{listen}` when unset.
+    pub public_url: Option<String>,
+    /// Private key, photos, SQLite file.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; `sqlite://{data_dir}/pbx365.db` when unset.
+    pub database_url: Option<String>,
+    /// `standard` or `pro`.
+    pub edition: Edition,
+    /// Extension number lengths.
+    pub extension_digits: DigitRange,
+    /// Optional TLS for the server itself.
+    pub tls: Option<TlsSettings>,
+    /// Microsoft 365 connection.
+    pub m365: M365Settings,
+    /// User sync.
+    pub sync: SyncSettings,
+    /// Single sign-on.
+    pub sso: SsoSettings,
+    /// Contact sync (PRO).
+    pub contacts: ContactSettings,
+    /// Calendar status (PRO).
+    pub calendar: CalendarSettings,
+    /// pbx365's own mail.
+    pub mail: MailSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: "127.0.0.1:8080".into(),
+            public_url: None,
+            data_dir: PathBuf::from("./pbx365-data"),
+            database_url: None,
+            edition: Edition::Pro,
+            extension_digits: DigitRange::default(),
+            tls: None,
+            m365: M365Settings::default(),
+            sync: SyncSettings::default(),
+            sso: SsoSettings::default(),
+            contacts: ContactSettings::default(),
+            calendar: CalendarSettings::default(),
+            mail: MailSettings::default(),
+        }
+    }
+}
+
+/// Product edition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Edition {
+    /// User sync, photos, caller ID, SSO, mail.
+    Standard,
+    /// Standard plus contact sync and calendar status.
+    Pro,
+}
+
+/// Allowed lengths of extension numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DigitRange {
+    /// Fewest digits.
+    pub min: usize,
+    /// Most digits.
+    pub max: usize,
+}
+
+impl Default for DigitRange {
+    fn default() -> Self {
+        DigitRange { min: 2, max: 8 }
+    }
+}
+
+/// Server certificate and key files (PEM).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// Certificate chain.
+    pub cert_file: PathBuf,
+    /// Private key.
+    pub key_file: PathBuf,
+}
+
+/// Signature scheme of the client assertion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum AssertionAlg {
+    /// RSA-PSS + `x5t#S256` (current Microsoft docs).
+    #[default]
+    PS256,
+    /// RSA PKCS#1 v1.5 + `x5t` (older docs).
+    RS256,
+}
+
+/// Where Microsoft is and which app pbx365 is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct M365Settings {
+    /// Tenant GUID (set by the Configure page after consent, or here).
+    pub tenant_id: Option<String>,
+    /// Application (client) ID.
+    pub client_id: Option<String>,
+    /// Identity platform base.
+    pub authority_url: String,
+    /// Graph base; `/v1.0` is appended.
+    pub graph_url: String,
+    /// Extra CA (PEM) trusted for both endpoints.
+    pub ca_file: Option<PathBuf>,
+    /// Client assertion signature scheme.
+    pub assertion_alg: AssertionAlg,
+}
+
+impl Default for M365Settings {
+    fn default() -> Self {
+        M365Settings {
+            tenant_id: None,
+            client_id: None,
+            authority_url: "https://login.microsoftonline.com".into(),
+            graph_url: "https://graph.microsoft.com".into(),
+            ca_file: None,
+            assertion_alg: AssertionAlg::PS256,
+        }
+    }
+}
+
+/// Which Microsoft 365 users become extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncScope {
+    /// Every enabled member.
+    #[default]
+    All,
+    /// The users listed in `scope_ids`.
+    Users,
+    /// Transitive members of the groups listed in `scope_ids`.
+    Groups,
+}
+
+/// User sync settings (`[sync]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncSettings {
+    /// Turns user sync on.
+    pub enabled: bool,
+    /// First extension number for synced users.
+    pub start_extension: u64,
+    /// Last one (optional).
+    pub end_extension: Option<u64>,
+    /// Office phone (`businessPhones[0]`) becomes the outbound caller ID.
+    pub caller_id_from_office_phone: bool,
+    /// Sync photos.
+    pub photos: bool,
+    /// Which users.
+    pub scope: SyncScope,
+    /// Object ids of users or groups, per `scope`.
+    pub scope_ids: Vec<String>,
+    /// Daily full reconciliation, `HH:MM` server time.
+    pub nightly_at: String,
+    /// Delta poll interval (fallback when notifications cannot reach us).
+    pub poll_minutes: u32,
+    /// Disabled extensions are deleted after this many days.
+    pub delete_after_days: u32,
+    /// Mass-deletion guard: most extensions one run may disable or delete.
+    pub max_deletions: u32,
+    /// Mass-deletion guard as a share of synced extensions.
+    pub max_deletion_percent: u32,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        SyncSettings {
+            enabled: true,
+            start_extension: 100,
+            end_extension: None,
+            caller_id_from_office_phone: true,
+            photos: true,
+            scope: SyncScope::All,
+            scope_ids: Vec::new(),
+            nightly_at: "02:00".into(),
+            poll_minutes: 5,
+            delete_after_days: 30,
+            max_deletions: 50,
+            max_deletion_percent: 10,
+        }
+    }
+}
+
+/// Who may use single sign-on on a surface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SsoMode {
+    /// No Microsoft sign-in.
+    #[default]
+    Off,
+    /// Every synced extension.
+    All,
+    /// Only the selected extensions and groups.
+    Selected,
+}
+
+/// SSO settings (`[sso]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SsoSettings {
+    /// Management console.
+    pub console: SsoMode,
+    /// Web client.
+    pub webclient: SsoMode,
+    /// Extension numbers allowed when `selected`.
+    pub selected_extensions: Vec<String>,
+    /// Extension group names allowed when `selected`.
+    pub selected_groups: Vec<String>,
+}
+
+/// Contact sync settings (`[contacts]`, PRO).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContactSettings {
+    /// Personal contacts -> personal phonebooks.
+    pub personal: bool,
+    /// Shared mailboxes whose contacts fill the company phonebook.
+    pub shared_mailboxes: Vec<String>,
+    /// Country for numbers written without a country code (ISO 3166 alpha-2).
+    pub default_country: String,
+}
+
+impl Default for ContactSettings {
+    fn default() -> Self {
+        ContactSettings { personal: false, shared_mailboxes: Vec::new(), default_country: "US".into() }
+    }
+}
+
+/// Calendar status settings (`[calendar]`, PRO).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct CalendarSettings {
+    /// Turns calendar-driven status on.
+    pub enabled: bool,
+    /// Show As -> profile overrides (e.g. `busy = "dnd"`).
+    pub map: std::collections::BTreeMap<String, String>,
+    /// `["all"]` or extension numbers.
+    pub extensions: Vec<String>,
+}
+
+/// Mail transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransport {
+    /// No mail is sent (mail stays in the outbox).
+    #[default]
+    None,
+    /// Graph `sendMail`.
+    Microsoft365,
+    /// An SMTP server.
+    Smtp,
+}
+
+/// Mail settings (`[mail]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailSettings {
+    /// Transport.
+    pub transport: MailTransport,
+    /// Sender mailbox.
+    pub sender: Option<String>,
+    /// Where alerts go.
+    pub admin_address: Option<String>,
+    /// SMTP host.
+    pub smtp_host: Option<String>,
+    /// SMTP port.
+    pub smtp_port: Option<u16>,
+    /// SMTP user.
+    pub smtp_user: Option<String>,
+}
+
+fn check_url(key: &'static str, value: &str) -> Result<(), SettingsError> {
+    let ok = (value.starts_with("http://") || value.starts_with("https://"))
+        && value.len() > "https://".len()
+        && !value.chars().any(char::is_whitespace);
+    if ok {
+        Ok(())
+    } else {
+        Err(SettingsError { key, message: format!("'{value}' is not an http(s) URL") })
+    }
+}
+
+/// A setting with a bad value: the key and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("setting `{key}`: {message}")]
+pub struct SettingsError {
+    /// The key, as written in the TOML file.
+    pub key: &'static str,
+    /// What is wrong and what to write instead.
+    pub message: String,
+}
+
+/// Parses `HH:MM` into (hour, minute).
+pub fn parse_time_of_day(value: &str) -> Result<(u32, u32), ValidationError> {
+    let bad = || ValidationError::TimeOfDay(value.to_string());
+    let (h, m) = value.split_once(':').ok_or_else(bad)?;
+    let (h, m): (u32, u32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    if h < 24 && m < 60 {
+        Ok((h, m))
+    } else {
+        Err(bad())
+    }
+}
+
+impl Settings {
+    /// `public_url`, or `http://{listen}`, without a trailing slash.
+    pub fn effective_public_url(&self) -> String {
+        let url = self.public_url.clone().unwrap_or_else(|| {
+            let scheme = if self.tls.is_some() { "https" } else { "http" };
+            format!("{scheme}://{}", self.listen)
+        });
+        url.trim_end_matches('/').to_string()
+    }
+
+    /// `database_url`, or the SQLite file in `data_dir`.
+    pub fn effective_database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}/pbx365.db", self.data_dir.display()))
+    }
+
+    /// Checks every value; the error names the key and says what to write instead.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(SettingsError {
+                key: "listen",
+                message: format!("'{}' is not an address: use IP:PORT, e.g. 127.0.0.1:8080", self.listen),
+            });
+        }
+        if let Some(u) = &self.public_url {
+            check_url("public_url", u)?;
+        }
+        if let Some(db) = &self.database_url {
+            if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
+                return Err(SettingsError {
+                    key: "database_url",
+                    message: format!("'{db}' is not supported: use sqlite://FILE or postgres://…"),
+                });
+            }
+        }
+        let d = self.extension_digits;
+        if d.min == 0 || d.min > d.max || d.max > 18 {
+            return Err(SettingsError {
+                key: "extension_digits",
+                message: format!("min {} / max {} must satisfy 1 <= min <= max <= 18", d.min, d.max),
+            });
+        }
+        check_url("m365.authority_url", &self.m365.authority_url)?;
+        check_url("m365.graph_url", &self.m365.graph_url)?;
+        if let Some(t) = &self.m365.tenant_id {
+            Guid::parse("tenant id", t)
+                .map_err(|e| SettingsError { key: "m365.tenant_id", message: e.to_string() })?;
+        }
+        if let Some(c) = &self.m365.client_id {
+            Guid::parse("Application (client) ID", c)
+                .map_err(|e| SettingsError { key: "m365.client_id", message: e.to_string() })?;
+        }
+        let s = &self.sync;
+        let digits = |n: u64| n.to_string().len();
+        if !(d.min..=d.max).contains(&digits(s.start_extension)) {
+            return Err(SettingsError {
+                key: "sync.start_extension",
+                message: format!("{} must have {} to {} digits", s.start_extension, d.min, d.max),
+            });
+        }
+        if let Some(end) = s.end_extension {
+            if end < s.start_extension {
+                return Err(SettingsError {
+                    key: "sync.end_extension",
+                    message: format!("{end} is below sync.start_extension ({})", s.start_extension),
+                });
+            }
+        }
+        parse_time_of_day(&s.nightly_at)
+            .map_err(|e| SettingsError { key: "sync.nightly_at", message: e.to_string() })?;
+        if s.poll_minutes == 0 {
+            return Err(SettingsError { key: "sync.poll_minutes", message: "must be at least 1".into() });
+        }
+        if s.max_deletion_percent > 100 {
+            return Err(SettingsError { key: "sync.max_deletion_percent", message: "must be 0 to 100".into() });
+        }
+        if s.scope != SyncScope::All {
+            for id in &s.scope_ids {
+                Guid::parse("object id", id)
+                    .map_err(|e| SettingsError { key: "sync.scope_ids", message: e.to_string() })?;
+            }
+        }
+        if self.edition == Edition::Standard {
+            if self.contacts.personal || !self.contacts.shared_mailboxes.is_empty() {
+                return Err(SettingsError { key: "contacts", message: "contact sync needs the PRO edition".into() });
+            }
+            if self.calendar.enabled {
+                return Err(SettingsError {
+                    key: "calendar.enabled",
+                    message: "calendar status needs the PRO edition".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_derive_urls() {
+        let s = Settings::default();
+        s.validate().unwrap();
+        assert_eq!(s.effective_public_url(), "http://127.0.0.1:8080");
+        assert_eq!(s.effective_database_url(), "sqlite://./pbx365-data/pbx365.db");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let mut s = Settings::default();
+        s.m365.graph_url = "graph.microsoft.com".into();
+        assert_eq!(s.validate().unwrap_err().key, "m365.graph_url");
+
+        let mut s = Settings::default();
+        s.sync.nightly_at = "25:00".into();
+        assert_eq!(s.validate().unwrap_err().key, "sync.nightly_at");
+
+        let mut s = Settings::default();
+        s.edition = Edition::Standard;
+        s.contacts.personal = true;
+        assert!(s.validate().unwrap_err().to_string().contains("contact sync needs the PRO edition"));
+    }
+}

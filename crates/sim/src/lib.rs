@@ -1,0 +1,1 @@
+//! m365-sim: a local Microsoft 365 tenant.
