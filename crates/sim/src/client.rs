@@ -1,0 +1,186 @@
+//! A typed Rust client for the `/_sim` control API.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::faults::FaultSpec;
+use crate::identity::apps::{NewApp, PermissionsUpdate};
+use crate::stats::StatsSnapshot;
+
+/// A control-API call that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// Transport failure.
+    #[error("m365-sim control request failed: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The sim refused the request.
+    #[error("m365-sim refused {what}: HTTP {status}: {body}")]
+    Refused {
+        /// The call.
+        what: String,
+        /// HTTP status.
+        status: u16,
+        /// Response body.
+        body: String,
+    },
+}
+
+/// Control-API client.
+#[derive(Clone)]
+pub struct SimControl {
+    base_url: String,
+    http: reqwest::Client,
+}
+
+impl SimControl {
+    /// A client for the simulator at `base_url`.
+    pub fn new(base_url: String, http: reqwest::Client) -> Self {
+        SimControl { base_url, http }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    async fn check(what: &str, resp: reqwest::Response) -> Result<reqwest::Response, ControlError> {
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap_or_default();
+        Err(ControlError::Refused {
+            what: what.to_string(),
+            status,
+            body,
+        })
+    }
+
+    async fn send_json<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ControlError> {
+        let mut req = self.http.request(method.clone(), self.url(path));
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = Self::check(&format!("{method} {path}"), req.send().await?).await?;
+        let text = resp.text().await?;
+        let text = if text.trim().is_empty() { "null" } else { &text };
+        serde_json::from_str(text).map_err(|e| ControlError::Refused {
+            what: format!("{method} {path}"),
+            status: 200,
+            body: format!("unexpected response: {e}"),
+        })
+    }
+
+    /// Registers an app; returns its client id.
+    pub async fn create_app(&self, app: &NewApp) -> Result<String, ControlError> {
+        let v: serde_json::Value = self
+            .send_json(reqwest::Method::POST, "/_sim/apps", Some(app))
+            .await?;
+        Ok(v["client_id"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// Uploads a certificate (PEM) for an app.
+    pub async fn add_certificate(&self, client_id: &str, pem: &str) -> Result<(), ControlError> {
+        let path = format!("/_sim/apps/{client_id}/certificates");
+        let resp = self
+            .http
+            .post(self.url(&path))
+            .header("content-type", "application/x-pem-file")
+            .body(pem.to_string())
+            .send()
+            .await?;
+        Self::check(&format!("POST {path}"), resp).await?;
+        Ok(())
+    }
+
+    /// Replaces an app's permissions and consent.
+    pub async fn set_permissions(
+        &self,
+        client_id: &str,
+        permissions: &[&str],
+        consented: bool,
+    ) -> Result<(), ControlError> {
+        let body = PermissionsUpdate {
+            permissions: permissions.iter().map(|s| s.to_string()).collect(),
+            consented,
+        };
+        let _: serde_json::Value = self
+            .send_json(
+                reqwest::Method::PUT,
+                &format!("/_sim/apps/{client_id}/permissions"),
+                Some(&body),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Makes the next authorize request complete as `user` (UPN or id) without the form.
+    pub async fn signin(&self, user: &str) -> Result<(), ControlError> {
+        let _: serde_json::Value = self
+            .send_json(
+                reqwest::Method::POST,
+                "/_sim/signin",
+                Some(&serde_json::json!({ "user": user })),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Adds a fault rule.
+    pub async fn add_fault(&self, fault: &FaultSpec) -> Result<(), ControlError> {
+        let _: serde_json::Value = self
+            .send_json(reqwest::Method::POST, "/_sim/faults", Some(fault))
+            .await?;
+        Ok(())
+    }
+
+    /// Removes all fault rules.
+    pub async fn clear_faults(&self) -> Result<(), ControlError> {
+        let _: serde_json::Value = self
+            .send_json::<(), _>(reqwest::Method::DELETE, "/_sim/faults", None)
+            .await?;
+        Ok(())
+    }
+
+    /// Request counters.
+    pub async fn stats(&self) -> Result<StatsSnapshot, ControlError> {
+        self.send_json::<(), _>(reqwest::Method::GET, "/_sim/stats", None)
+            .await
+    }
+
+    /// Resets the request counters.
+    pub async fn clear_stats(&self) -> Result<(), ControlError> {
+        let _: serde_json::Value = self
+            .send_json::<(), _>(reqwest::Method::DELETE, "/_sim/stats", None)
+            .await?;
+        Ok(())
+    }
+
+    /// Rotates the token signing key; returns the new `kid`.
+    pub async fn rotate_keys(&self) -> Result<String, ControlError> {
+        let v: serde_json::Value = self
+            .send_json::<(), _>(reqwest::Method::POST, "/_sim/keys/rotate", None)
+            .await?;
+        Ok(v["kid"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// Any other control endpoint (`GET /_sim/mail`, `/_sim/subscriptions`, …) as JSON.
+    pub async fn get_json(&self, path: &str) -> Result<serde_json::Value, ControlError> {
+        self.send_json::<(), _>(reqwest::Method::GET, path, None)
+            .await
+    }
+
+    /// POSTs JSON to any other control endpoint (`/_sim/seed`, …).
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, ControlError> {
+        self.send_json(reqwest::Method::POST, path, Some(body))
+            .await
+    }
+}

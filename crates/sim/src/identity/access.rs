@@ -1,0 +1,282 @@
+//! The access check every Graph handler runs: bearer token -> [`AppPrincipal`], then
+//! [`AppPrincipal::require`] against the token's `roles` (app-only) or `scp` (delegated).
+//!
+//! Errors use Graph's envelope (https://learn.microsoft.com/graph/errors) with `request-id`,
+//! `client-request-id` and `date` in `innerError` and as response headers.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use crate::state::SimState;
+
+/// The audience of Graph access tokens.
+pub const GRAPH_AUDIENCE: &str = "https://graph.microsoft.com";
+/// Graph's well-known application id (also accepted as audience).
+pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
+
+/// Claims of the access tokens the sim issues for Graph (v1.0 token format, graph-facts §1).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// `https://graph.microsoft.com`.
+    pub aud: String,
+    /// `https://sts.windows.net/{tid}/`.
+    pub iss: String,
+    /// Identity provider, same as `iss` for app-only tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp: Option<String>,
+    /// Issued at.
+    pub iat: i64,
+    /// Not before.
+    pub nbf: i64,
+    /// Expiry.
+    pub exp: i64,
+    /// Client id.
+    pub appid: String,
+    /// `"1"` secret, `"2"` certificate.
+    pub appidacr: String,
+    /// App display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_displayname: Option<String>,
+    /// `"app"` for app-only tokens, `"user"` for delegated ones.
+    pub idtyp: String,
+    /// Service principal (app-only) or user (delegated) object id.
+    pub oid: String,
+    /// Same as `oid` for app-only tokens.
+    pub sub: String,
+    /// Tenant id.
+    pub tid: String,
+    /// Granted application permissions; absent when none were consented.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<String>>,
+    /// Delegated scopes (space separated), delegated tokens only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scp: Option<String>,
+    /// Signed-in user's UPN, delegated tokens only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upn: Option<String>,
+    /// Signed-in user's name, delegated tokens only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Unique token id.
+    pub uti: String,
+    /// `"1.0"`.
+    pub ver: String,
+}
+
+/// The caller of a Graph request, from a verified access token.
+#[derive(Debug, Clone)]
+pub struct AppPrincipal {
+    /// Client id of the calling app.
+    pub app_id: String,
+    /// Tenant id.
+    pub tenant_id: String,
+    /// Application permissions (app-only tokens).
+    pub roles: Vec<String>,
+    /// Delegated scopes (delegated tokens).
+    pub scopes: Vec<String>,
+    /// Signed-in user's object id (delegated tokens).
+    pub user_id: Option<String>,
+}
+
+impl AppPrincipal {
+    /// True for app-only tokens.
+    pub fn is_app_only(&self) -> bool {
+        self.user_id.is_none()
+    }
+
+    /// True when the token grants `permission` (a `ReadWrite` grant implies the `Read` one).
+    pub fn has(&self, permission: &str) -> bool {
+        let granted = if self.is_app_only() {
+            &self.roles
+        } else {
+            &self.scopes
+        };
+        granted.iter().any(|g| implies(g, permission))
+    }
+
+    /// Ok when the token grants any of `any_of`; else Graph's 403.
+    ///
+    /// A token with neither `roles` nor `scp` gets `AccessDenied` "Either scp or roles claim need
+    /// to be present in the token." (graph-facts §1, OBSERVED); otherwise a directory-style
+    /// `Authorization_RequestDenied` (https://learn.microsoft.com/graph/errors).
+    pub fn require(&self, any_of: &[&str]) -> Result<(), Response> {
+        if self.roles.is_empty() && self.scopes.is_empty() {
+            return Err(graph_error(
+                StatusCode::FORBIDDEN,
+                "AccessDenied",
+                "Either scp or roles claim need to be present in the token.",
+            ));
+        }
+        if any_of.is_empty() || any_of.iter().any(|p| self.has(p)) {
+            return Ok(());
+        }
+        Err(graph_error(
+            StatusCode::FORBIDDEN,
+            "Authorization_RequestDenied",
+            "Insufficient privileges to complete the operation.",
+        ))
+    }
+}
+
+/// Whether the granted permission `granted` covers `wanted`.
+fn implies(granted: &str, wanted: &str) -> bool {
+    if granted.eq_ignore_ascii_case(wanted) {
+        return true;
+    }
+    // X.ReadWrite.All covers X.Read.All; X.ReadWrite covers X.Read.
+    if let Some(base) = wanted.strip_suffix(".Read.All") {
+        if granted.eq_ignore_ascii_case(&format!("{base}.ReadWrite.All")) {
+            return true;
+        }
+    }
+    if let Some(base) = wanted.strip_suffix(".Read") {
+        if granted.eq_ignore_ascii_case(&format!("{base}.ReadWrite")) {
+            return true;
+        }
+    }
+    // Directory-wide grants cover user and group reads.
+    let directory_read = ["User.Read.All", "Group.Read.All", "GroupMember.Read.All"];
+    if directory_read.iter().any(|w| w.eq_ignore_ascii_case(wanted)) {
+        return granted.eq_ignore_ascii_case("Directory.Read.All")
+            || granted.eq_ignore_ascii_case("Directory.ReadWrite.All");
+    }
+    false
+}
+
+/// Verifies the `Authorization: Bearer` token of a Graph request.
+///
+/// 401 `InvalidAuthenticationToken` when it is missing, malformed, badly signed, for another
+/// audience or tenant, or outside its lifetime.
+pub fn app_from_headers(state: &SimState, headers: &HeaderMap) -> Result<AppPrincipal, Response> {
+    let unauthorized = |msg: &str| graph_error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", msg);
+    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
+        return Err(unauthorized("Access token is empty."));
+    };
+    let value = value.to_str().unwrap_or("");
+    let token = match value.split_once(' ') {
+        Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
+        _ => return Err(unauthorized("Access token is empty.")),
+    };
+    if token.is_empty() {
+        return Err(unauthorized("Access token is empty."));
+    }
+    let claims = verify_access_token(state, token).map_err(|e| unauthorized(e.message()))?;
+    Ok(AppPrincipal {
+        app_id: claims.appid,
+        tenant_id: claims.tid,
+        roles: claims.roles.unwrap_or_default(),
+        scopes: claims
+            .scp
+            .map(|s| s.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default(),
+        user_id: (claims.idtyp == "user").then_some(claims.oid),
+    })
+}
+
+/// Why an access token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenProblem {
+    /// Not a JWT, or a header we cannot use.
+    Malformed,
+    /// Signature does not verify against a published key.
+    BadSignature,
+    /// Expired or not yet valid.
+    Lifetime,
+    /// Wrong audience, issuer or tenant.
+    WrongAudience,
+}
+
+impl TokenProblem {
+    /// Graph's message for the problem.
+    pub fn message(self) -> &'static str {
+        match self {
+            TokenProblem::Malformed => "IDX14100: JWT is not well formed, there are no dots (.).",
+            TokenProblem::BadSignature => "Access token validation failure. Invalid signature.",
+            TokenProblem::Lifetime => "Access token has expired or is not yet valid.",
+            TokenProblem::WrongAudience => "Invalid audience.",
+        }
+    }
+}
+
+/// Verifies signature, lifetime, audience and issuer of a sim-issued Graph access token.
+pub fn verify_access_token(state: &SimState, token: &str) -> Result<AccessClaims, TokenProblem> {
+    use jsonwebtoken::{Algorithm, Validation};
+    let header = jsonwebtoken::decode_header(token).map_err(|_| TokenProblem::Malformed)?;
+    if header.alg != Algorithm::RS256 {
+        return Err(TokenProblem::BadSignature);
+    }
+    let kid = header.kid.ok_or(TokenProblem::BadSignature)?;
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_audience(&[GRAPH_AUDIENCE, GRAPH_APP_ID]);
+    validation.set_issuer(&[format!("https://sts.windows.net/{}/", state.tenant_id)]);
+    validation.leeway = 0;
+    validation.validate_nbf = true;
+    validation.set_required_spec_claims(&["exp", "nbf", "aud", "iss"]);
+    let keys = state.keys.read().expect("keys lock");
+    let key = keys.find(&kid).ok_or(TokenProblem::BadSignature)?;
+    jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation)
+        .map(|d| d.claims)
+        .map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind as K;
+            match e.kind() {
+                K::ExpiredSignature | K::ImmatureSignature => TokenProblem::Lifetime,
+                K::InvalidAudience | K::InvalidIssuer => TokenProblem::WrongAudience,
+                K::InvalidSignature => TokenProblem::BadSignature,
+                _ => TokenProblem::Malformed,
+            }
+        })
+}
+
+impl FromRequestParts<Arc<SimState>> for AppPrincipal {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<SimState>,
+    ) -> Result<Self, Self::Rejection> {
+        app_from_headers(state, &parts.headers)
+    }
+}
+
+/// A Graph error response: `{"error":{"code","message","innerError":{date, request-id,
+/// client-request-id}}}` plus the `request-id`/`client-request-id` headers.
+pub fn graph_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let date = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string();
+    let body = serde_json::json!({
+        "error": {
+            "code": code,
+            "message": message,
+            "innerError": {
+                "date": date,
+                "request-id": request_id,
+                "client-request-id": request_id,
+            }
+        }
+    });
+    let mut resp = (status, axum::Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("request-id", v.clone());
+        resp.headers_mut().insert("client-request-id", v);
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::implies;
+
+    #[test]
+    fn readwrite_grant_covers_read() {
+        assert!(implies("User.ReadWrite.All", "User.Read.All"));
+        assert!(implies("Contacts.ReadWrite", "Contacts.Read"));
+        assert!(implies("Directory.Read.All", "User.Read.All"));
+        assert!(!implies("User.Read.All", "User.ReadWrite.All"));
+        assert!(!implies("Calendars.Read", "Contacts.Read"));
+    }
+}
