@@ -1,1 +1,127 @@
-fn main() {}
+//! `pbx365`: the PBX directory and presence server and its admin commands (SPEC §8).
+
+mod commands;
+mod config;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// PBX directory and presence server with first-class Microsoft 365 integration.
+#[derive(Debug, Parser)]
+#[command(name = "pbx365", version, about, long_about = None)]
+struct Cli {
+    /// Configuration file (default: ./pbx365.toml if it exists). Settings can also come from
+    /// PBX365_<KEY> environment variables, nested keys joined by `__` (PBX365_M365__CLIENT_ID).
+    #[arg(long, short = 'c', global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Log format on stderr; the level comes from RUST_LOG (default: info).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "PBX365_LOG_FORMAT")]
+    log_format: LogFormat,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server: REST API, console, /healthz and /metrics.
+    Serve,
+    /// Extensions.
+    #[command(subcommand)]
+    Ext(ExtCommand),
+    /// Console administrators and API tokens.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ExtCommand {
+    /// List the extensions (the same fields as the REST API).
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create a console administrator (local password login).
+    Create {
+        /// Login name.
+        #[arg(long, default_value = "admin")]
+        name: String,
+        /// Read the password from the first line of standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// API tokens for `Authorization: Bearer`.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create an API token: it is printed alone on stdout, once; only its hash is stored.
+    Create {
+        /// A name that says who uses the token (shown in the audit log).
+        #[arg(long, default_value = "api")]
+        name: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(cli));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One sentence: the errors we raise already carry their context.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve => commands::serve(settings).await,
+        Command::Ext(ExtCommand::List { json }) => commands::ext_list(settings, json).await,
+        Command::Admin(AdminCommand::Create { name, password_stdin }) => {
+            commands::admin_create(settings, &name, password_stdin).await
+        }
+        Command::Admin(AdminCommand::Token(TokenCommand::Create { name })) => {
+            commands::token_create(settings, &name).await
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}

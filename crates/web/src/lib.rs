@@ -1,1 +1,33 @@
-//! TODO
+//! HTTP side of pbx365: the REST API (`/api/v1`), the management console and web client pages,
+//! health and metrics endpoints.
+//!
+//! [`router`] assembles everything around one [`AppState`]; [`server`] binds it (plain or TLS) and
+//! shuts it down gracefully.
+
+pub mod api;
+pub mod auth;
+pub mod console;
+pub mod error;
+pub mod metrics;
+pub mod openapi;
+pub mod overrides;
+pub mod password;
+pub mod server;
+pub mod session;
+pub mod state;
+
+pub use error::ApiError;
+pub use state::AppState;
+
+use axum::Router;
+
+/// The whole application: `/api/v1`, `/healthz`, `/metrics`, and the console/web client pages.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .nest("/api/v1", api::router())
+        .merge(server::ops_router())
+        .merge(console::router())
+        .layer(axum::middleware::from_fn(metrics::track_requests))
+        .layer(server::trace_layer())
+        .with_state(state)
+}

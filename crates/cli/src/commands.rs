@@ -1,0 +1,207 @@
+//! The commands: each opens the store with the effective settings and does one thing.
+
+use anyhow::{anyhow, bail, Context};
+use pbx365_domain::settings::Settings;
+use pbx365_store::{Store, StoreError};
+use pbx365_web::api::extensions::ExtensionView;
+use pbx365_web::{auth, overrides, password, server, AppState};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+
+/// Creates the data directory (mode 0700: it holds the private key and the SQLite file).
+fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .map_err(|e| anyhow!("cannot create the data directory {}: {}", dir.display(), crate::config::io_reason(&e)))
+}
+
+/// Opens the database and applies the settings stored by the console over file and environment.
+async fn open(settings: Settings) -> anyhow::Result<(Store, Settings)> {
+    ensure_data_dir(&settings.data_dir)?;
+    let store = Store::connect(&settings.effective_database_url()).await.map_err(|e| anyhow!("{e}"))?;
+    let effective = overrides::load(&store, &settings).await.map_err(|e| anyhow!("{e}"))?;
+    Ok((store, effective))
+}
+
+/// `pbx365 serve`.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let (store, mut settings) = open(settings).await?;
+    first_admin(&store).await?;
+    let tls = settings
+        .tls
+        .as_ref()
+        .map(|t| server::TlsFiles { cert_file: t.cert_file.clone(), key_file: t.key_file.clone() });
+    let bound = server::bind(&settings.listen, tls.as_ref()).await.map_err(|e| anyhow!("{e}"))?;
+    let addr = bound.local_addr();
+    // With port 0 the real port is known only now; the default public URL must carry it.
+    settings.listen = addr.to_string();
+    let public_url = settings.effective_public_url();
+    let state = AppState::new(store, settings);
+    let _ = pbx365_web::metrics::handle();
+    let app = pbx365_web::router(state);
+    println!("pbx365 is serving on {}://{addr} (public URL {public_url})", bound.scheme());
+    std::io::stdout().flush().ok();
+    tracing::info!(%addr, %public_url, "serving");
+    server::serve(bound, app, shutdown_signal()).await.map_err(|e| anyhow!("{e}"))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// On the very first start there is no way into the console: create `admin` with a random
+/// password, printed once to stdout (never to the log).
+async fn first_admin(store: &Store) -> anyhow::Result<()> {
+    if store.count_admins().await.map_err(|e| anyhow!("{e}"))? > 0 {
+        return Ok(());
+    }
+    let password = auth::random_password();
+    let hash = password::hash_password(&password).map_err(|e| anyhow!("{e}"))?;
+    match store.create_admin("admin", &hash).await {
+        Ok(_) => {
+            println!("Created the console admin `admin` with the one-time password: {password}");
+            println!("Sign in at /console and change it; this password is not shown again.");
+            tracing::info!("created the first console admin `admin` (password printed on stdout)");
+            Ok(())
+        }
+        // Another instance on the same database won the race.
+        Err(StoreError::Conflict { .. }) => Ok(()),
+        Err(e) => Err(anyhow!("{e}")),
+    }
+}
+
+/// `pbx365 ext list [--json]`.
+pub async fn ext_list(settings: Settings, json: bool) -> anyhow::Result<()> {
+    let (store, _) = open(settings).await?;
+    let all = store.list_extensions().await.map_err(|e| anyhow!("{e}"))?;
+    let views: Vec<ExtensionView> = all.iter().map(ExtensionView::from).collect();
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &views)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let rows: Vec<[String; 7]> = views
+        .iter()
+        .map(|v| {
+            [
+                v.number.clone(),
+                v.display_name.clone(),
+                v.email.clone().unwrap_or_default(),
+                v.source.as_str().to_string(),
+                if v.enabled { "yes" } else { "no" }.to_string(),
+                v.profile.as_str().to_string(),
+                v.groups.join(", "),
+            ]
+        })
+        .collect();
+    let header = ["NUMBER", "NAME", "EMAIL", "SOURCE", "ENABLED", "PROFILE", "GROUPS"];
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    writeln!(out, "{}", line(&header.map(String::from)))?;
+    for row in &rows {
+        writeln!(out, "{}", line(row))?;
+    }
+    if rows.is_empty() {
+        writeln!(out, "(no extensions)")?;
+    }
+    Ok(())
+}
+
+/// `pbx365 admin create`.
+pub async fn admin_create(settings: Settings, name: &str, password_stdin: bool) -> anyhow::Result<()> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        bail!("the admin name must be 1 to 64 characters without spaces");
+    }
+    let password = if password_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("cannot read the password from stdin")?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    } else {
+        let first = prompt_password("Password: ")?;
+        let second = prompt_password("Repeat the password: ")?;
+        if first != second {
+            bail!("the two passwords differ; nothing was created");
+        }
+        first
+    };
+    let hash = password::hash_password(&password).map_err(|e| anyhow!("{e}"))?;
+    let (store, _) = open(settings).await?;
+    store.create_admin(name, &hash).await.map_err(|e| anyhow!("{e}"))?;
+    eprintln!("Created the console admin `{name}`.");
+    Ok(())
+}
+
+/// Reads a password from the terminal without echoing it.
+fn prompt_password(prompt: &str) -> anyhow::Result<String> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        bail!("no terminal to ask for the password; use --password-stdin");
+    }
+    eprint!("{prompt}");
+    std::io::stderr().flush().ok();
+    let stty = |arg: &str| std::process::Command::new("stty").arg(arg).stdin(std::process::Stdio::inherit()).status();
+    let _ = stty("-echo");
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    let _ = stty("echo");
+    eprintln!();
+    read.context("cannot read the password")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+/// `pbx365 admin token create`.
+pub async fn token_create(settings: Settings, name: &str) -> anyhow::Result<()> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+        bail!("the token name must be 1 to 64 characters");
+    }
+    let (store, _) = open(settings).await?;
+    let token = auth::new_token();
+    store.create_api_token(name, &auth::hash_token(&token)).await.map_err(|e| anyhow!("{e}"))?;
+    // The token alone on stdout, so `TOKEN=$(pbx365 admin token create)` works.
+    println!("{token}");
+    Ok(())
+}

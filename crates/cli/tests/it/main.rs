@@ -1,0 +1,10 @@
+//! Tests of the `pbx365` binary run as a real child process: start-up, configuration errors,
+//! TLS, the admin commands, and crash consistency under SIGKILL.
+
+#[path = "../../../web/tests/it/db.rs"]
+mod db;
+mod harness;
+
+mod commands;
+mod crash;
+mod server;

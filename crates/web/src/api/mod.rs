@@ -1,0 +1,152 @@
+//! The REST API under `/api/v1` (SPEC §8). Every data handler needs an admin: a console session
+//! or an API token ([`crate::auth::Authenticated`]).
+
+pub mod extensions;
+pub mod groups;
+pub mod phonebook;
+pub mod sync;
+
+use crate::{ApiError, AppState};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use pbx365_domain::AuditEntry;
+use serde::de::DeserializeOwned;
+
+/// Routes of `/api/v1`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/openapi.json", get(openapi_json))
+        .route("/extensions", get(extensions::list).post(extensions::create))
+        .route(
+            "/extensions/{number}",
+            get(extensions::get_one).put(extensions::update).delete(extensions::delete),
+        )
+        .route("/extensions/{number}/admin", put(extensions::set_admin))
+        .route("/extensions/{number}/profile", get(extensions::get_profile).put(extensions::put_profile))
+        .route("/extensions/{number}/photo", get(extensions::photo))
+        .route("/extensions/{number}/phonebook", get(phonebook::list_personal).post(phonebook::create_personal))
+        .route(
+            "/extensions/{number}/phonebook/{id}",
+            put(phonebook::update_personal).delete(phonebook::delete_personal),
+        )
+        .route("/phonebook/company", get(phonebook::list_company).post(phonebook::create_company))
+        .route("/phonebook/company/{id}", put(phonebook::update_company).delete(phonebook::delete_company))
+        .route("/groups", get(groups::list).post(groups::create))
+        .route("/groups/{name}", axum::routing::delete(groups::delete))
+        .route("/groups/{name}/members/{number}", put(groups::add_member).delete(groups::remove_member))
+        .route("/sync/runs", get(sync::list_runs))
+        .route("/sync/runs/{id}", get(sync::get_run))
+        .fallback(|| async { ApiError::not_found("there is no such API endpoint; see /api/v1/openapi.json") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not accept that method; see /api/v1/openapi.json",
+            )
+        })
+}
+
+/// The OpenAPI document. Anyone may read it (it describes the API, it holds no data).
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    use utoipa::OpenApi;
+    Json(crate::openapi::ApiDoc::openapi())
+}
+
+/// A JSON body whose every rejection (content type, syntax, unknown or wrong fields) becomes the
+/// API's error envelope with a sentence.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(r: JsonRejection) -> ApiError {
+    use axum::http::StatusCode;
+    match r {
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with the header Content-Type: application/json",
+        ),
+        JsonRejection::JsonSyntaxError(e) => {
+            ApiError::bad_request(format!("the request body is not valid JSON: {}", serde_cause(&e.body_text())))
+        }
+        JsonRejection::JsonDataError(e) => {
+            ApiError::invalid(format!("the request body does not fit: {}", serde_cause(&e.body_text())))
+        }
+        JsonRejection::BytesRejection(e) => ApiError::bad_request(format!("the request body could not be read: {e}")),
+        other => ApiError::bad_request(format!("the request body could not be read: {}", other.body_text())),
+    }
+}
+
+/// axum prefixes serde's message with its own words; keep serde's part, which names the field.
+fn serde_cause(text: &str) -> String {
+    let t = text
+        .trim_start_matches("Failed to deserialize the JSON body into the target type: ")
+        .trim_start_matches("Failed to parse the request body as JSON: ");
+    t.to_string()
+}
+
+/// Path parameters with the error envelope on rejection.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(ApiPath(v)),
+            Err(e @ PathRejection::FailedToDeserializePathParams(_)) => {
+                Err(ApiError::invalid(format!("the path is not valid: {}", e.body_text())))
+            }
+            Err(e) => Err(ApiError::internal(&e.body_text())),
+        }
+    }
+}
+
+/// Query parameters with the error envelope on rejection.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
+            Err(e) => {
+                let text = match &e {
+                    QueryRejection::FailedToDeserializeQueryString(inner) => inner.body_text(),
+                    other => other.body_text(),
+                };
+                Err(ApiError::invalid(format!(
+                    "the query string is not valid: {}",
+                    text.trim_start_matches("Failed to deserialize query string: ")
+                )))
+            }
+        }
+    }
+}
+
+/// Records an audited change. A failure to audit is logged, not shown: the change itself happened.
+pub(crate) async fn audit(state: &AppState, actor: &str, action: &str, target: &str, detail: impl Into<String>) {
+    let entry = AuditEntry {
+        at: chrono::Utc::now(),
+        actor: actor.to_string(),
+        action: action.to_string(),
+        target: target.to_string(),
+        detail: detail.into(),
+    };
+    if let Err(e) = state.store.audit(&entry).await {
+        tracing::error!(error = %e, action, "could not write the audit log");
+    }
+}

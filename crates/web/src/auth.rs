@@ -1,0 +1,83 @@
+//! Who is calling the API: a console session (cookie) or an API token (`Authorization: Bearer`).
+
+use crate::{session, ApiError, AppState};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, Method};
+use sha2::{Digest, Sha256};
+
+/// How the caller proved who they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallerKind {
+    /// A console admin session cookie.
+    Session,
+    /// An API token.
+    ApiToken,
+}
+
+/// An authenticated API caller; extracting it refuses the request with 401 otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated {
+    /// Audit actor: the admin name or `api-token:<name>`.
+    pub actor: String,
+    /// Session or token.
+    pub kind: CallerKind,
+}
+
+/// Header a cookie-authenticated caller sends with unsafe methods (the session's CSRF token).
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// Hex SHA-256 of an API token: the only form in which tokens are stored.
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A fresh API token: `pbx365_` + 256 random bits, hex.
+pub fn new_token() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!("pbx365_{}", hex::encode(bytes))
+}
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
+            // A bearer header is decisive: a bad token is refused even if a cookie is present.
+            let token = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .ok_or_else(ApiError::unauthorized)?;
+            let record = state.store.find_api_token(&hash_token(token)).await?;
+            return match record {
+                Some(r) => Ok(Authenticated { actor: format!("api-token:{}", r.name), kind: CallerKind::ApiToken }),
+                None => Err(ApiError::unauthorized()),
+            };
+        }
+        let info = session::current_admin(state, &parts.headers).await.ok_or_else(ApiError::unauthorized)?;
+        if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+            // Cookies ride along on cross-site requests; the CSRF token proves the page is ours.
+            let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let ok: bool = subtle::ConstantTimeEq::ct_eq(sent.as_bytes(), info.csrf_token.as_bytes()).into();
+            if !ok || info.csrf_token.is_empty() {
+                return Err(ApiError::forbidden(format!(
+                    "send the session's CSRF token in the {CSRF_HEADER} header with cookie-authenticated changes"
+                )));
+            }
+        }
+        Ok(Authenticated { actor: info.admin, kind: CallerKind::Session })
+    }
+}
+
+/// A random password for the first admin: 20 characters from an unambiguous alphabet (~114 bits).
+pub fn random_password() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rngs::OsRng;
+    (0..20).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
+}

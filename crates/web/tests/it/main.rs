@@ -1,0 +1,10 @@
+//! Integration tests of the HTTP side: the REST API over real HTTP on loopback, on SQLite and
+//! PostgreSQL.
+
+mod db;
+mod harness;
+
+mod api;
+mod browser;
+mod console;
+mod console_support;
