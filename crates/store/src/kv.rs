@@ -1,0 +1,51 @@
+//! Key/value rows: delta cursors (`cursor:…`), console settings (`setting:…`), flags.
+
+use crate::{Store, StoreResult};
+use sqlx::AnyConnection;
+
+/// Stores a value inside the caller's transaction (the sync writes its cursor with its changes).
+pub(crate) async fn set_in(conn: &mut AnyConnection, key: &str, value: &str) -> StoreResult<()> {
+    sqlx::query("INSERT INTO kv (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
+        .bind(key)
+        .bind(value)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+impl Store {
+    /// A stored value (delta links under `cursor:…`, console settings under `setting:…`).
+    pub async fn get_kv(&self, key: &str) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT value FROM kv WHERE name = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Stores a value.
+    pub async fn set_kv(&self, key: &str, value: &str) -> StoreResult<()> {
+        let mut conn = self.pool.acquire().await?;
+        set_in(&mut conn, key, value).await
+    }
+
+    /// Removes a value.
+    pub async fn delete_kv(&self, key: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM kv WHERE name = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// All values whose key starts with `prefix`, ordered by key (e.g. every `setting:`).
+    pub async fn list_kv(&self, prefix: &str) -> StoreResult<Vec<(String, String)>> {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT name, value FROM kv ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .collect())
+    }
+}

@@ -1,0 +1,108 @@
+//! Sync runs and their reports.
+
+use crate::db::{corrupt, parse_ts, parse_ts_opt, sortable_id, ts};
+use crate::{Store, StoreError, StoreResult};
+use chrono::Utc;
+use pbx365_domain::{SyncKind, SyncReport, SyncRun, SyncStatus};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+const COLS: &str = "id, kind, status, started_at, finished_at, report";
+
+fn row_to_run(r: &AnyRow) -> StoreResult<SyncRun> {
+    let kind: String = r.try_get("kind")?;
+    let status: String = r.try_get("status")?;
+    let report: String = r.try_get("report")?;
+    Ok(SyncRun {
+        id: r.try_get("id")?,
+        kind: SyncKind::parse(&kind)
+            .ok_or_else(|| corrupt(format!("stored sync kind '{kind}' is unknown")))?,
+        status: SyncStatus::parse(&status)
+            .ok_or_else(|| corrupt(format!("stored sync status '{status}' is unknown")))?,
+        started_at: parse_ts(&r.try_get::<String, _>("started_at")?)?,
+        finished_at: parse_ts_opt(r.try_get("finished_at")?)?,
+        report: serde_json::from_str(&report)
+            .map_err(|e| corrupt(format!("stored sync report: {e}")))?,
+    })
+}
+
+fn report_json(report: &SyncReport) -> StoreResult<String> {
+    serde_json::to_string(report)
+        .map_err(|e| corrupt(format!("sync report cannot be written: {e}")))
+}
+
+impl Store {
+    /// Records the start of a run.
+    pub async fn start_sync_run(&self, kind: SyncKind) -> StoreResult<SyncRun> {
+        let run = SyncRun {
+            id: sortable_id(),
+            kind,
+            status: SyncStatus::Running,
+            started_at: Utc::now(),
+            finished_at: None,
+            report: SyncReport::default(),
+        };
+        sqlx::query(&format!(
+            "INSERT INTO sync_runs ({COLS}) VALUES ($1, $2, $3, $4, $5, $6)"
+        ))
+        .bind(run.id.as_str())
+        .bind(kind.as_str())
+        .bind(run.status.as_str())
+        .bind(ts(run.started_at))
+        .bind(None::<String>)
+        .bind(report_json(&run.report)?)
+        .execute(&self.pool)
+        .await?;
+        Ok(run)
+    }
+
+    /// Records the end of a run with its report.
+    pub async fn finish_sync_run(
+        &self,
+        id: &str,
+        status: SyncStatus,
+        report: &SyncReport,
+    ) -> StoreResult<SyncRun> {
+        let done = sqlx::query(
+            "UPDATE sync_runs SET status = $2, finished_at = $3, report = $4 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(status.as_str())
+        .bind(ts(Utc::now()))
+        .bind(report_json(report)?)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound {
+                what: "sync run",
+                key: id.to_string(),
+            });
+        }
+        self.get_sync_run(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "sync run",
+                key: id.to_string(),
+            })
+    }
+
+    /// One run.
+    pub async fn get_sync_run(&self, id: &str) -> StoreResult<Option<SyncRun>> {
+        let row = sqlx::query(&format!("SELECT {COLS} FROM sync_runs WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(row_to_run).transpose()
+    }
+
+    /// Newest runs first.
+    pub async fn list_sync_runs(&self, limit: u32) -> StoreResult<Vec<SyncRun>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLS} FROM sync_runs ORDER BY started_at DESC, id DESC LIMIT $1"
+        ))
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(row_to_run).collect()
+    }
+}

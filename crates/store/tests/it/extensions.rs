@@ -1,0 +1,398 @@
+//! Extensions: CRUD, upsert, photos, ordering, bulk.
+
+use crate::harness::{object_id, synced_extension, TestDb};
+use crate::on_both;
+use chrono::{TimeZone, Utc};
+use pbx365_domain::*;
+use pbx365_store::StoreError;
+
+fn anna() -> NewExtension {
+    NewExtension {
+        first_name: "Anna".into(),
+        last_name: "Berg".into(),
+        display_name: "Anna Berg".into(),
+        email: Some("anna@contoso.com".into()),
+        mobile: Some("+49 170 1".into()),
+        ..Default::default()
+    }
+}
+
+async fn created_local_extension_reads_back_enabled_and_available(db: TestDb) {
+    let created = db
+        .store
+        .create_local_extension("100", &anna())
+        .await
+        .unwrap();
+    assert_eq!(created.source, ExtensionSource::Local);
+    assert!(created.enabled && !created.is_admin && created.groups.is_empty());
+    assert_eq!(created.profile.profile, Profile::Available);
+    let read = db.store.get_extension("100").await.unwrap().unwrap();
+    assert_eq!(read, created);
+    assert_eq!(db.store.list_extensions().await.unwrap(), vec![created]);
+    assert!(db.store.get_extension("101").await.unwrap().is_none());
+}
+
+async fn creating_a_taken_number_is_a_conflict(db: TestDb) {
+    db.store
+        .create_local_extension("100", &anna())
+        .await
+        .unwrap();
+    let err = db
+        .store
+        .create_local_extension("100", &anna())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    assert_eq!(err.to_string(), "extension '100' already exists");
+}
+
+async fn local_extension_update_replaces_directory_fields(db: TestDb) {
+    db.store
+        .create_local_extension("100", &anna())
+        .await
+        .unwrap();
+    let changed = NewExtension {
+        display_name: "Anna B.".into(),
+        department: Some("Support".into()),
+        ..anna()
+    };
+    let updated = db
+        .store
+        .update_local_extension(
+            "100",
+            &NewExtension {
+                email: None,
+                ..changed
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.display_name, "Anna B.");
+    assert_eq!(updated.department.as_deref(), Some("Support"));
+    assert_eq!(updated.email, None);
+    assert_eq!(
+        db.store.get_extension("100").await.unwrap().unwrap(),
+        updated
+    );
+    let err = db
+        .store
+        .update_local_extension("999", &anna())
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "extension '999' does not exist");
+}
+
+async fn synced_extension_cannot_be_updated_as_local(db: TestDb) {
+    db.store
+        .upsert_extensions(&[synced_extension("200", &object_id(1))])
+        .await
+        .unwrap();
+    let err = db
+        .store
+        .update_local_extension("200", &anna())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::ReadOnly { .. }), "{err:?}");
+    assert!(err.to_string().contains("read-only"), "{err}");
+    assert_eq!(
+        db.store
+            .get_extension("200")
+            .await
+            .unwrap()
+            .unwrap()
+            .first_name,
+        "Anna"
+    );
+}
+
+async fn upserted_extension_round_trips_every_field(db: TestDb) {
+    let mut e = synced_extension("200", &object_id(7));
+    e.enabled = false;
+    e.is_admin = true;
+    e.disabled_at = Some(
+        Utc.with_ymd_and_hms(2026, 2, 3, 4, 5, 6).unwrap()
+            + chrono::Duration::nanoseconds(123_456_789),
+    );
+    e.photo = Some(PhotoRef {
+        etag: "W/\"1\"".into(),
+        content_type: "image/jpeg".into(),
+    });
+    e.profile = ProfileState {
+        profile: Profile::Dnd,
+        source: ProfileSource::Calendar,
+        until: Some(Utc.with_ymd_and_hms(2026, 2, 3, 18, 0, 0).unwrap()),
+        return_to: Some(Profile::Lunch),
+    };
+    db.store.create_group("Sales", "").await.unwrap();
+    e.groups = vec![AZURE_AD_GROUP.into(), "Sales".into()];
+    db.store
+        .upsert_extensions(std::slice::from_ref(&e))
+        .await
+        .unwrap();
+    assert_eq!(db.store.get_extension("200").await.unwrap().unwrap(), e);
+    assert_eq!(
+        db.store
+            .get_extension_by_m365_id(&object_id(7))
+            .await
+            .unwrap()
+            .unwrap(),
+        e
+    );
+    assert!(db
+        .store
+        .get_extension_by_m365_id(&object_id(8))
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn upsert_replaces_groups_and_creates_groups_it_names(db: TestDb) {
+    let mut e = synced_extension("200", &object_id(1));
+    e.groups = vec!["Sales".into(), AZURE_AD_GROUP.into()];
+    db.store
+        .upsert_extensions(std::slice::from_ref(&e))
+        .await
+        .unwrap();
+    let read = db.store.get_extension("200").await.unwrap().unwrap();
+    assert_eq!(
+        read.groups,
+        vec![AZURE_AD_GROUP.to_string(), "Sales".to_string()],
+        "sorted by name"
+    );
+    e.groups = vec!["Support".into()];
+    db.store
+        .upsert_extensions(std::slice::from_ref(&e))
+        .await
+        .unwrap();
+    assert_eq!(
+        db.store.get_extension("200").await.unwrap().unwrap().groups,
+        vec!["Support".to_string()]
+    );
+    let groups = db.store.list_groups().await.unwrap();
+    let names: Vec<_> = groups.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, vec![AZURE_AD_GROUP, "Sales", "Support"]);
+    assert!(groups[1].members.is_empty());
+    assert_eq!(groups[2].members, vec!["200".to_string()]);
+}
+
+async fn two_numbers_cannot_share_a_microsoft_object_id(db: TestDb) {
+    db.store
+        .upsert_extensions(&[synced_extension("200", &object_id(1))])
+        .await
+        .unwrap();
+    let err = db
+        .store
+        .upsert_extensions(&[synced_extension("201", &object_id(1))])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    assert!(db.store.get_extension("201").await.unwrap().is_none());
+}
+
+async fn deleting_an_extension_removes_photo_groups_and_personal_phonebook(db: TestDb) {
+    db.store
+        .upsert_extensions(&[synced_extension("200", &object_id(1))])
+        .await
+        .unwrap();
+    db.store
+        .put_photo("200", "e1", "image/png", &[0x89, b'P', b'N', b'G'])
+        .await
+        .unwrap();
+    let owner = PhonebookOwner::Personal("200".into());
+    let entry = PhonebookEntry {
+        id: String::new(),
+        owner: owner.clone(),
+        m365_id: None,
+        display_name: "Mum".into(),
+        first_name: String::new(),
+        last_name: String::new(),
+        company: None,
+        emails: vec![],
+        numbers: vec![PhoneNumber::new(PhoneKind::Home, "030 1234567", "DE")],
+    };
+    db.store.create_phonebook_entry(&entry).await.unwrap();
+
+    db.store.delete_extension("200").await.unwrap();
+    assert!(db.store.get_extension("200").await.unwrap().is_none());
+    assert!(db.store.get_photo("200").await.unwrap().is_none());
+    assert!(db.store.list_phonebook(&owner).await.unwrap().is_empty());
+    let azure = db
+        .store
+        .list_groups()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|g| g.name == AZURE_AD_GROUP)
+        .unwrap();
+    assert!(azure.members.is_empty());
+    let err = db.store.delete_extension("200").await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }));
+    // The number is free again.
+    db.store
+        .create_local_extension("200", &anna())
+        .await
+        .unwrap();
+}
+
+async fn admin_flag_and_profile_are_saved(db: TestDb) {
+    db.store
+        .create_local_extension("100", &anna())
+        .await
+        .unwrap();
+    db.store.set_extension_admin("100", true).await.unwrap();
+    let state = ProfileState {
+        profile: Profile::BusinessTrip,
+        ..Default::default()
+    };
+    db.store.set_profile("100", &state).await.unwrap();
+    let e = db.store.get_extension("100").await.unwrap().unwrap();
+    assert!(e.is_admin);
+    assert_eq!(e.profile, state);
+    assert!(matches!(
+        db.store.set_extension_admin("1", true).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        db.store.set_profile("1", &state).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+async fn photo_bytes_round_trip_and_can_be_removed(db: TestDb) {
+    db.store
+        .create_local_extension("100", &anna())
+        .await
+        .unwrap();
+    assert!(db.store.get_photo("100").await.unwrap().is_none());
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    db.store
+        .put_photo("100", "etag-1", "image/jpeg", &bytes)
+        .await
+        .unwrap();
+    assert_eq!(
+        db.store.get_photo("100").await.unwrap(),
+        Some(("image/jpeg".to_string(), bytes.clone()))
+    );
+    let e = db.store.get_extension("100").await.unwrap().unwrap();
+    assert_eq!(
+        e.photo,
+        Some(PhotoRef {
+            etag: "etag-1".into(),
+            content_type: "image/jpeg".into()
+        })
+    );
+    db.store
+        .put_photo("100", "etag-2", "image/png", b"png")
+        .await
+        .unwrap();
+    assert_eq!(
+        db.store.get_photo("100").await.unwrap(),
+        Some(("image/png".to_string(), b"png".to_vec()))
+    );
+    db.store.delete_photo("100").await.unwrap();
+    assert!(db.store.get_photo("100").await.unwrap().is_none());
+    assert_eq!(
+        db.store.get_extension("100").await.unwrap().unwrap().photo,
+        None
+    );
+    assert!(matches!(
+        db.store.put_photo("1", "e", "image/png", b"x").await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+async fn upsert_without_photo_drops_the_stored_photo(db: TestDb) {
+    let mut e = synced_extension("200", &object_id(1));
+    db.store
+        .upsert_extensions(std::slice::from_ref(&e))
+        .await
+        .unwrap();
+    db.store
+        .put_photo("200", "e1", "image/jpeg", b"jpeg")
+        .await
+        .unwrap();
+    e.photo = Some(PhotoRef {
+        etag: "e1".into(),
+        content_type: "image/jpeg".into(),
+    });
+    db.store
+        .upsert_extensions(std::slice::from_ref(&e))
+        .await
+        .unwrap();
+    assert!(
+        db.store.get_photo("200").await.unwrap().is_some(),
+        "same photo ref keeps the bytes"
+    );
+    e.photo = None;
+    db.store
+        .upsert_extensions(std::slice::from_ref(&e))
+        .await
+        .unwrap();
+    assert!(db.store.get_photo("200").await.unwrap().is_none());
+}
+
+async fn extensions_are_listed_in_numeric_order(db: TestDb) {
+    for n in ["1000", "99", "100", "101"] {
+        db.store.create_local_extension(n, &anna()).await.unwrap();
+    }
+    let numbers: Vec<String> = db
+        .store
+        .list_extensions()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.number.to_string())
+        .collect();
+    assert_eq!(numbers, ["99", "100", "101", "1000"]);
+    assert_eq!(db.store.extension_numbers().await.unwrap().len(), 4);
+}
+
+async fn bulk_upsert_of_10000_extensions_is_all_readable(db: TestDb) {
+    let exts: Vec<Extension> = (0..10_000u32)
+        .map(|i| synced_extension(&(10_000 + i).to_string(), &object_id(i)))
+        .collect();
+    db.store.upsert_extensions(&exts).await.unwrap();
+    let listed = db.store.list_extensions().await.unwrap();
+    assert_eq!(listed.len(), 10_000);
+    assert_eq!(listed[0], exts[0]);
+    assert_eq!(listed[9_999], exts[9_999]);
+    assert_eq!(db.store.m365_extension_ids().await.unwrap().len(), 10_000);
+    let azure = db
+        .store
+        .list_groups()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|g| g.name == AZURE_AD_GROUP)
+        .unwrap();
+    assert_eq!(azure.members.len(), 10_000);
+
+    // Upserting again replaces rows instead of adding them.
+    let renamed: Vec<Extension> = exts
+        .iter()
+        .map(|e| Extension {
+            display_name: format!("{} (new)", e.display_name),
+            ..e.clone()
+        })
+        .collect();
+    db.store.upsert_extensions(&renamed).await.unwrap();
+    let listed = db.store.list_extensions().await.unwrap();
+    assert_eq!(listed.len(), 10_000);
+    assert!(listed.iter().all(|e| e.display_name.ends_with("(new)")));
+}
+
+on_both!(
+    created_local_extension_reads_back_enabled_and_available,
+    creating_a_taken_number_is_a_conflict,
+    local_extension_update_replaces_directory_fields,
+    synced_extension_cannot_be_updated_as_local,
+    upserted_extension_round_trips_every_field,
+    upsert_replaces_groups_and_creates_groups_it_names,
+    two_numbers_cannot_share_a_microsoft_object_id,
+    deleting_an_extension_removes_photo_groups_and_personal_phonebook,
+    admin_flag_and_profile_are_saved,
+    photo_bytes_round_trip_and_can_be_removed,
+    upsert_without_photo_drops_the_stored_photo,
+    extensions_are_listed_in_numeric_order,
+    bulk_upsert_of_10000_extensions_is_all_readable,
+);

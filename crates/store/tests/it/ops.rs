@@ -1,0 +1,123 @@
+//! `apply_extension_ops`: the sync's atomic batch.
+
+use crate::harness::{object_id, synced_extension, TestDb};
+use crate::on_both;
+use chrono::{TimeZone, Utc};
+use pbx365_store::{ExtensionOp, StoreError};
+
+async fn ops_and_cursor_are_applied_together(db: TestDb) {
+    let a = synced_extension("200", &object_id(1));
+    let b = synced_extension("201", &object_id(2));
+    let c = synced_extension("202", &object_id(3));
+    db.store
+        .upsert_extensions(std::slice::from_ref(&c))
+        .await
+        .unwrap();
+    let at = Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0).unwrap();
+    let ops = vec![
+        ExtensionOp::Upsert(a.clone()),
+        ExtensionOp::Upsert(b.clone()),
+        ExtensionOp::Disable {
+            number: "201".into(),
+            at,
+        },
+        ExtensionOp::Delete {
+            number: "202".into(),
+        },
+    ];
+    db.store
+        .apply_extension_ops(&ops, Some(("cursor:users", "https://graph/delta?token=1")))
+        .await
+        .unwrap();
+    assert_eq!(db.store.get_extension("200").await.unwrap().unwrap(), a);
+    let disabled = db.store.get_extension("201").await.unwrap().unwrap();
+    assert!(!disabled.enabled);
+    assert_eq!(disabled.disabled_at, Some(at));
+    assert!(db.store.get_extension("202").await.unwrap().is_none());
+    assert_eq!(
+        db.store.get_kv("cursor:users").await.unwrap().as_deref(),
+        Some("https://graph/delta?token=1")
+    );
+
+    db.store
+        .apply_extension_ops(
+            &[ExtensionOp::Enable {
+                number: "201".into(),
+            }],
+            None,
+        )
+        .await
+        .unwrap();
+    let enabled = db.store.get_extension("201").await.unwrap().unwrap();
+    assert!(enabled.enabled);
+    assert_eq!(enabled.disabled_at, None);
+    assert_eq!(
+        db.store.get_kv("cursor:users").await.unwrap().as_deref(),
+        Some("https://graph/delta?token=1")
+    );
+}
+
+async fn an_op_failing_mid_batch_leaves_nothing_applied_and_the_cursor_unchanged(db: TestDb) {
+    let existing = synced_extension("200", &object_id(1));
+    db.store
+        .upsert_extensions(std::slice::from_ref(&existing))
+        .await
+        .unwrap();
+    db.store.set_kv("cursor:users", "old").await.unwrap();
+    let ops = vec![
+        ExtensionOp::Upsert(synced_extension("300", &object_id(30))),
+        ExtensionOp::Disable {
+            number: "200".into(),
+            at: Utc::now(),
+        },
+        ExtensionOp::Disable {
+            number: "999".into(),
+            at: Utc::now(),
+        }, // does not exist: fails
+        ExtensionOp::Upsert(synced_extension("301", &object_id(31))),
+    ];
+    let err = db
+        .store
+        .apply_extension_ops(&ops, Some(("cursor:users", "new")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    assert!(db.store.get_extension("300").await.unwrap().is_none());
+    assert!(db.store.get_extension("301").await.unwrap().is_none());
+    assert_eq!(
+        db.store.get_extension("200").await.unwrap().unwrap(),
+        existing
+    );
+    assert_eq!(
+        db.store.get_kv("cursor:users").await.unwrap().as_deref(),
+        Some("old")
+    );
+}
+
+async fn a_later_upsert_of_the_same_number_in_one_batch_wins(db: TestDb) {
+    let first = synced_extension("200", &object_id(1));
+    let second = pbx365_domain::Extension {
+        display_name: "Second".into(),
+        ..first.clone()
+    };
+    db.store
+        .apply_extension_ops(
+            &[
+                ExtensionOp::Upsert(first),
+                ExtensionOp::Upsert(second.clone()),
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        db.store.get_extension("200").await.unwrap().unwrap(),
+        second
+    );
+}
+
+on_both!(
+    ops_and_cursor_are_applied_together,
+    an_op_failing_mid_batch_leaves_nothing_applied_and_the_cursor_unchanged,
+    a_later_upsert_of_the_same_number_in_one_batch_wins,
+);
