@@ -42,6 +42,7 @@ fn tenant_guid_from_seed(seed: u64) -> String {
 }
 
 pub(crate) async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
+    crate::tls::install_crypto_provider();
     let seed_tenant = config.seed.as_ref().and_then(|s| s.get("tenant"));
     let tenant_id = config
         .tenant_id
@@ -53,6 +54,7 @@ pub(crate) async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
                 .map(str::to_string)
         })
         .unwrap_or_else(|| tenant_guid_from_seed(config.rng_seed));
+    let tenant_id = tenant_id.to_ascii_lowercase();
     if uuid::Uuid::parse_str(&tenant_id).is_err() {
         return Err(SimError::Other(format!(
             "tenant id {tenant_id:?} is not a GUID"

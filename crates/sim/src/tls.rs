@@ -21,6 +21,7 @@ pub struct ServerTls {
 
 /// Generates a fresh CA and a server certificate for 127.0.0.1, ::1 and localhost.
 pub fn generate() -> Result<ServerTls, rcgen::Error> {
+    install_crypto_provider();
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -55,8 +56,15 @@ pub fn generate() -> Result<ServerTls, rcgen::Error> {
     })
 }
 
+/// Installs aws-lc-rs as rustls' process-wide provider (reqwest's `-no-provider` TLS feature
+/// expects one to be installed; a provider installed earlier is kept).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
 /// A reqwest client (rustls, aws-lc-rs) that trusts `ca_pem` when given.
 pub fn client_trusting(ca_pem: Option<&str>) -> Result<reqwest::Client, reqwest::Error> {
+    install_crypto_provider();
     let mut builder = reqwest::Client::builder()
         .use_rustls_tls()
         .pool_idle_timeout(std::time::Duration::from_secs(30));
