@@ -1,0 +1,1002 @@
+//! `/users`, `/users/{id|upn}`, `/users/delta`, user writes and `/users/{id}/photo`.
+//!
+//! Docs: https://learn.microsoft.com/graph/api/user-list · https://learn.microsoft.com/graph/api/user-delta ·
+//! https://learn.microsoft.com/graph/api/profilephoto-get (graph-facts §4, §5).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use super::{
+    bad_request, collection, decode_token, dir_not_found, enc, encode_token, graph_error,
+    json_object, json_response, sync_state_not_found, Query,
+};
+use crate::identity::access::AppPrincipal;
+use crate::state::SimState;
+use crate::tenant::{ChangeEvent, Photo, User, USER_DEFAULT_PROPS};
+
+/// User routes.
+pub fn routes() -> Router<Arc<SimState>> {
+    Router::new()
+        .route("/v1.0/users", get(list_users).post(create_user))
+        .route("/v1.0/users/delta", get(users_delta))
+        .route(
+            "/v1.0/users/{id}",
+            get(get_user).patch(update_user).delete(delete_user),
+        )
+        .route("/v1.0/users/{id}/photo", get(photo_meta))
+        .route(
+            "/v1.0/users/{id}/photo/$value",
+            get(photo_value).put(put_photo),
+        )
+        .route("/v1.0/users/{id}/photos/{size}", get(photo_meta_sized))
+        .route(
+            "/v1.0/users/{id}/photos/{size}/$value",
+            get(photo_value_sized),
+        )
+}
+
+/// Properties for a response: `$select` (canonicalised, `id` always) or the defaults.
+pub fn user_props(select: Option<Vec<String>>) -> Vec<String> {
+    match select {
+        Some(sel) if !sel.is_empty() => {
+            let mut out: Vec<String> = sel.iter().map(|s| User::canonical_prop(s)).collect();
+            if !out.iter().any(|p| p == "id") {
+                out.push("id".into());
+            }
+            out
+        }
+        _ => USER_DEFAULT_PROPS.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+// ----- $filter ------------------------------------------------------------------------------
+
+/// A parsed `$filter` over users.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    /// `a and b`.
+    And(Box<Filter>, Box<Filter>),
+    /// `a or b`.
+    Or(Box<Filter>, Box<Filter>),
+    /// `prop eq value` (strings compare case-insensitively, as the directory does).
+    Eq(String, Value),
+    /// `prop ne value` (advanced query).
+    Ne(String, Value),
+    /// `startswith(prop,'x')`.
+    StartsWith(String, String),
+    /// `prop in ('a','b')`.
+    In(String, Vec<Value>),
+}
+
+const FILTERABLE: &[&str] = &[
+    "id",
+    "userPrincipalName",
+    "displayName",
+    "givenName",
+    "surname",
+    "mail",
+    "mobilePhone",
+    "jobTitle",
+    "department",
+    "officeLocation",
+    "preferredLanguage",
+    "userType",
+    "accountEnabled",
+];
+
+impl Filter {
+    /// Parses the subset of OData `$filter` the sim supports; the error is Graph's message.
+    pub fn parse(s: &str) -> Result<Filter, String> {
+        let toks = tokenize(s)?;
+        let mut p = Parser { toks, pos: 0 };
+        let f = p.or()?;
+        if p.pos != p.toks.len() {
+            return Err(format!(
+                "Invalid filter clause: syntax error at position {}.",
+                p.pos
+            ));
+        }
+        Ok(f)
+    }
+
+    /// Whether the filter needs ConsistencyLevel: eventual + $count (advanced query).
+    pub fn is_advanced(&self) -> bool {
+        match self {
+            Filter::And(a, b) | Filter::Or(a, b) => a.is_advanced() || b.is_advanced(),
+            Filter::Ne(..) => true,
+            _ => false,
+        }
+    }
+
+    /// Evaluates against a user.
+    pub fn matches(&self, u: &User) -> bool {
+        fn eq(a: &Value, b: &Value) -> bool {
+            match (a, b) {
+                (Value::String(x), Value::String(y)) => x.eq_ignore_ascii_case(y),
+                _ => a == b,
+            }
+        }
+        match self {
+            Filter::And(a, b) => a.matches(u) && b.matches(u),
+            Filter::Or(a, b) => a.matches(u) || b.matches(u),
+            Filter::Eq(p, v) => eq(&u.get(p), v),
+            Filter::Ne(p, v) => !eq(&u.get(p), v),
+            Filter::In(p, vs) => {
+                let cur = u.get(p);
+                vs.iter().any(|v| eq(&cur, v))
+            }
+            Filter::StartsWith(p, prefix) => u
+                .get(p)
+                .as_str()
+                .is_some_and(|s| s.to_lowercase().starts_with(&prefix.to_lowercase())),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Ident(String),
+    Str(String),
+    LParen,
+    RParen,
+    Comma,
+}
+
+fn tokenize(s: &str) -> Result<Vec<Tok>, String> {
+    let mut out = Vec::new();
+    let chars: Vec<char> = s.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+        } else if c == '(' {
+            out.push(Tok::LParen);
+            i += 1;
+        } else if c == ')' {
+            out.push(Tok::RParen);
+            i += 1;
+        } else if c == ',' {
+            out.push(Tok::Comma);
+            i += 1;
+        } else if c == '\'' {
+            let mut v = String::new();
+            i += 1;
+            loop {
+                if i >= chars.len() {
+                    return Err("Invalid filter clause: unterminated string literal.".into());
+                }
+                if chars[i] == '\'' {
+                    if i + 1 < chars.len() && chars[i + 1] == '\'' {
+                        v.push('\'');
+                        i += 2;
+                        continue;
+                    }
+                    i += 1;
+                    break;
+                }
+                v.push(chars[i]);
+                i += 1;
+            }
+            out.push(Tok::Str(v));
+        } else {
+            let start = i;
+            while i < chars.len() && !chars[i].is_whitespace() && !"(),'".contains(chars[i]) {
+                i += 1;
+            }
+            out.push(Tok::Ident(chars[start..i].iter().collect()));
+        }
+    }
+    Ok(out)
+}
+
+struct Parser {
+    toks: Vec<Tok>,
+    pos: usize,
+}
+
+impl Parser {
+    fn peek_kw(&self, kw: &str) -> bool {
+        matches!(self.toks.get(self.pos), Some(Tok::Ident(s)) if s.eq_ignore_ascii_case(kw))
+    }
+    fn next(&mut self) -> Option<Tok> {
+        let t = self.toks.get(self.pos).cloned();
+        self.pos += 1;
+        t
+    }
+    fn expect(&mut self, t: Tok) -> Result<(), String> {
+        if self.next() == Some(t.clone()) {
+            Ok(())
+        } else {
+            Err(format!("Invalid filter clause: expected {t:?}."))
+        }
+    }
+    fn or(&mut self) -> Result<Filter, String> {
+        let mut l = self.and()?;
+        while self.peek_kw("or") {
+            self.pos += 1;
+            let r = self.and()?;
+            l = Filter::Or(Box::new(l), Box::new(r));
+        }
+        Ok(l)
+    }
+    fn and(&mut self) -> Result<Filter, String> {
+        let mut l = self.term()?;
+        while self.peek_kw("and") {
+            self.pos += 1;
+            let r = self.term()?;
+            l = Filter::And(Box::new(l), Box::new(r));
+        }
+        Ok(l)
+    }
+    fn prop(&self, name: &str) -> Result<String, String> {
+        let canon = User::canonical_prop(name);
+        if FILTERABLE.contains(&canon.as_str()) {
+            Ok(canon)
+        } else {
+            Err(format!(
+                "Unsupported or invalid query filter clause specified for property '{name}' of resource 'User'."
+            ))
+        }
+    }
+    fn literal(&mut self) -> Result<Value, String> {
+        match self.next() {
+            Some(Tok::Str(s)) => Ok(Value::String(s)),
+            Some(Tok::Ident(s)) if s == "true" => Ok(Value::Bool(true)),
+            Some(Tok::Ident(s)) if s == "false" => Ok(Value::Bool(false)),
+            Some(Tok::Ident(s)) if s == "null" => Ok(Value::Null),
+            _ => Err("Invalid filter clause: expected a literal.".into()),
+        }
+    }
+    fn term(&mut self) -> Result<Filter, String> {
+        match self.next() {
+            Some(Tok::LParen) => {
+                let f = self.or()?;
+                self.expect(Tok::RParen)?;
+                Ok(f)
+            }
+            Some(Tok::Ident(f)) if f.eq_ignore_ascii_case("startswith") => {
+                self.expect(Tok::LParen)?;
+                let prop = match self.next() {
+                    Some(Tok::Ident(p)) => self.prop(&p)?,
+                    _ => return Err("Invalid filter clause: expected a property.".into()),
+                };
+                self.expect(Tok::Comma)?;
+                let v = match self.next() {
+                    Some(Tok::Str(s)) => s,
+                    _ => return Err("Invalid filter clause: expected a string.".into()),
+                };
+                self.expect(Tok::RParen)?;
+                Ok(Filter::StartsWith(prop, v))
+            }
+            Some(Tok::Ident(p)) => {
+                let prop = self.prop(&p)?;
+                match self.next() {
+                    Some(Tok::Ident(op)) if op.eq_ignore_ascii_case("eq") => {
+                        Ok(Filter::Eq(prop, self.literal()?))
+                    }
+                    Some(Tok::Ident(op)) if op.eq_ignore_ascii_case("ne") => {
+                        Ok(Filter::Ne(prop, self.literal()?))
+                    }
+                    Some(Tok::Ident(op)) if op.eq_ignore_ascii_case("in") => {
+                        self.expect(Tok::LParen)?;
+                        let mut vals = vec![self.literal()?];
+                        while self.toks.get(self.pos) == Some(&Tok::Comma) {
+                            self.pos += 1;
+                            vals.push(self.literal()?);
+                        }
+                        self.expect(Tok::RParen)?;
+                        Ok(Filter::In(prop, vals))
+                    }
+                    _ => Err(format!(
+                        "Unsupported or invalid query filter clause specified for property '{p}' of resource 'User'."
+                    )),
+                }
+            }
+            _ => Err("Invalid filter clause".into()),
+        }
+    }
+}
+
+fn parse_filter(q: &Query, headers: &HeaderMap) -> Result<Option<Filter>, Response> {
+    let Some(f) = q.get("filter") else {
+        return Ok(None);
+    };
+    let filter = Filter::parse(f)
+        .map_err(|m| graph_error(StatusCode::BAD_REQUEST, "Request_UnsupportedQuery", &m))?;
+    if filter.is_advanced() {
+        // https://learn.microsoft.com/graph/aad-advanced-queries
+        let eventual = headers
+            .get("consistencylevel")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("eventual"));
+        if !eventual || q.get("count") != Some("true") {
+            return Err(graph_error(
+                StatusCode::BAD_REQUEST,
+                "Request_UnsupportedQuery",
+                "Operator 'ne' is not supported because the required parameters might be missing. Try adding $count with a value of true and set the ConsistencyLevel header to eventual.",
+            ));
+        }
+    }
+    Ok(Some(filter))
+}
+
+// ----- list / get ---------------------------------------------------------------------------
+
+#[derive(Serialize, Deserialize)]
+struct ListToken {
+    /// Last id returned.
+    a: String,
+}
+
+/// `GET /v1.0/users` (app: User.Read.All).
+async fn list_users(
+    State(state): State<Arc<SimState>>,
+    app: AppPrincipal,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    if let Err(r) = app.require(&["User.Read.All", "User.ReadBasic.All"]) {
+        return r;
+    }
+    let q = Query::from_uri(&uri);
+    let top = match q.top(100, 999) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let filter = match parse_filter(&q, &headers) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let after = match q.get("skiptoken") {
+        None => None,
+        Some(t) => match decode_token::<ListToken>(t) {
+            Some(t) => Some(t.a),
+            None => return bad_request("Invalid $skiptoken."),
+        },
+    };
+    let props = user_props(q.select());
+    let tenant = state.tenant.read().await;
+    let range: Box<dyn Iterator<Item = &User>> = match &after {
+        Some(a) => Box::new(
+            tenant
+                .users
+                .range::<String, _>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))
+                .map(|(_, u)| u),
+        ),
+        None => Box::new(tenant.users.values()),
+    };
+    let mut page = Vec::with_capacity(top);
+    let mut more = false;
+    for u in range {
+        if filter.as_ref().is_some_and(|f| !f.matches(u)) {
+            continue;
+        }
+        if page.len() == top {
+            more = true;
+            break;
+        }
+        page.push(u);
+    }
+    let count = (after.is_none() && q.get("count") == Some("true")).then(|| {
+        tenant
+            .users
+            .values()
+            .filter(|u| filter.as_ref().is_none_or(|f| f.matches(u)))
+            .count()
+    });
+    let next = more.then(|| {
+        let last = page.last().map(|u| u.id.clone()).unwrap_or_default();
+        let mut params: Vec<String> = Vec::new();
+        for k in ["select", "filter", "top", "count"] {
+            if let Some(v) = q.get(k) {
+                params.push(format!("${k}={}", enc(v)));
+            }
+        }
+        params.push(format!(
+            "$skiptoken={}",
+            encode_token(&ListToken { a: last })
+        ));
+        format!("{}/v1.0/users?{}", state.base_url, params.join("&"))
+    });
+    let value: Vec<Value> = page
+        .iter()
+        .map(|u| Value::Object(u.to_json(&props)))
+        .collect();
+    let mut m = Map::new();
+    m.insert(
+        "@odata.context".into(),
+        json!(format!("{}/v1.0/$metadata#users", state.base_url)),
+    );
+    if let Some(c) = count {
+        // `@odata.count` appears on the first page only (graph-facts §4).
+        m.insert("@odata.count".into(), json!(c));
+    }
+    if let Some(n) = next {
+        m.insert("@odata.nextLink".into(), json!(n));
+    }
+    m.insert("value".into(), Value::Array(value));
+    json_response(StatusCode::OK, Value::Object(m))
+}
+
+/// `GET /v1.0/users/{id|upn}` (app: User.Read.All).
+async fn get_user(
+    State(state): State<Arc<SimState>>,
+    app: AppPrincipal,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Response {
+    if id == "delta()" {
+        return users_delta(State(state), app, headers, uri).await;
+    }
+    if let Err(r) = app.require(&["User.Read.All", "User.ReadBasic.All"]) {
+        return r;
+    }
+    let q = Query::from_uri(&uri);
+    let props = user_props(q.select());
+    let tenant = state.tenant.read().await;
+    match tenant.find_user(&id) {
+        Some(u) => {
+            let mut m = Map::new();
+            m.insert(
+                "@odata.context".into(),
+                json!(format!("{}/v1.0/$metadata#users/$entity", state.base_url)),
+            );
+            m.extend(u.to_json(&props));
+            json_response(StatusCode::OK, Value::Object(m))
+        }
+        None => dir_not_found(&id),
+    }
+}
+
+// ----- writes -------------------------------------------------------------------------------
+
+/// `POST /v1.0/users` (app: User.ReadWrite.All) → 201 with the user.
+async fn create_user(
+    State(state): State<Arc<SimState>>,
+    app: AppPrincipal,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(r) = app.require(&["User.ReadWrite.All", "Directory.ReadWrite.All"]) {
+        return r;
+    }
+    let obj = match json_object(&body) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    for required in ["displayName", "userPrincipalName"] {
+        if !obj.get(required).is_some_and(|v| v.is_string()) {
+            // https://learn.microsoft.com/graph/api/user-post-users (required properties)
+            return bad_request(&format!(
+                "Invalid value specified for property '{required}' of resource 'User'."
+            ));
+        }
+    }
+    let mut user = User {
+        id: crate::tenant::new_id(),
+        user_type: "Member".into(),
+        account_enabled: true,
+        ..Default::default()
+    };
+    for (k, v) in &obj {
+        if k == "id" || k.starts_with("@odata") || k == "mailNickname" {
+            continue;
+        }
+        if let Err(m) = user.set(k, v) {
+            return bad_request(&format!("Invalid value specified for property {m}"));
+        }
+    }
+    let props = user_props(None);
+    let mut tenant = state.tenant.write().await;
+    let id = match tenant.create_user(user) {
+        Ok(id) => id,
+        Err(e) => return bad_request(&e.to_string()),
+    };
+    let mut m = Map::new();
+    m.insert(
+        "@odata.context".into(),
+        json!(format!("{}/v1.0/$metadata#users/$entity", state.base_url)),
+    );
+    m.extend(tenant.users[&id].to_json(&props));
+    // Directory subscriptions see creation as `updated` (graph-facts §8).
+    super::subscriptions::publish(&state, &mut tenant, vec![user_change(&id, "updated")]);
+    let mut resp = json_response(StatusCode::CREATED, Value::Object(m));
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{}/v1.0/directoryObjects/{id}/Microsoft.DirectoryServices.User",
+        state.base_url
+    )) {
+        resp.headers_mut().insert("location", v);
+    }
+    resp
+}
+
+fn user_change(id: &str, change_type: &'static str) -> ChangeEvent {
+    ChangeEvent {
+        collection: "users".into(),
+        id: id.to_string(),
+        change_type,
+        resource: format!("Users/{id}"),
+        odata_type: "#Microsoft.Graph.User",
+    }
+}
+
+/// `PATCH /v1.0/users/{id}` (app: User.ReadWrite.All) → 204.
+async fn update_user(
+    State(state): State<Arc<SimState>>,
+    app: AppPrincipal,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(r) = app.require(&["User.ReadWrite.All", "Directory.ReadWrite.All"]) {
+        return r;
+    }
+    let obj = match json_object(&body) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let mut tenant = state.tenant.write().await;
+    match tenant.update_user(&id, &obj) {
+        Ok(uid) => {
+            super::subscriptions::publish(&state, &mut tenant, vec![user_change(&uid, "updated")]);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(crate::tenant::TenantError::NotFound(_)) => dir_not_found(&id),
+        Err(e) => bad_request(&format!("Invalid value specified for property {e}")),
+    }
+}
+
+/// `DELETE /v1.0/users/{id}` (app: User.ReadWrite.All) → 204.
+async fn delete_user(
+    State(state): State<Arc<SimState>>,
+    app: AppPrincipal,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = app.require(&["User.ReadWrite.All", "Directory.ReadWrite.All"]) {
+        return r;
+    }
+    let mut tenant = state.tenant.write().await;
+    match tenant.delete_user(&id) {
+        Ok(uid) => {
+            super::subscriptions::publish(&state, &mut tenant, vec![user_change(&uid, "deleted")]);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(_) => dir_not_found(&id),
+    }
+}
+
+// ----- delta --------------------------------------------------------------------------------
+
+/// State carried in user delta tokens (opaque to clients).
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct DeltaToken {
+    /// Tenant instance.
+    pub i: String,
+    /// Fault epoch at issue time.
+    pub e: u64,
+    /// Change sequence the token covers up to.
+    pub s: u64,
+    /// `$select` of the first call.
+    #[serde(default)]
+    pub sel: Option<Vec<String>>,
+    /// `$filter=id eq …` ids of the first call.
+    #[serde(default)]
+    pub ids: Option<Vec<String>>,
+    /// Issued at (unix seconds).
+    pub t: i64,
+    /// Paging: for the first round the last id returned; for later rounds the offset.
+    #[serde(default)]
+    pub a: Option<String>,
+    /// Paging of a later round: the lower sequence bound.
+    #[serde(default)]
+    pub from: Option<u64>,
+}
+
+fn parse_delta_ids(f: &str) -> Result<Vec<String>, String> {
+    // Only `id eq '…' or id eq '…'` is supported on /users/delta (graph-facts §4).
+    {
+        let filter = Filter::parse(f)?;
+        {
+            let mut ids = Vec::new();
+            fn walk(f: &Filter, ids: &mut Vec<String>) -> bool {
+                match f {
+                    Filter::Or(a, b) => walk(a, ids) && walk(b, ids),
+                    Filter::Eq(p, Value::String(v)) if p == "id" => {
+                        ids.push(v.to_ascii_lowercase());
+                        true
+                    }
+                    _ => false,
+                }
+            }
+            if !walk(&filter, &mut ids) || ids.len() > 50 {
+                return Err("Unsupported query: only 'id eq' clauses combined with 'or' (at most 50) can be used with delta.".into());
+            }
+            Ok(ids)
+        }
+    }
+}
+
+/// `GET /v1.0/users/delta` (app: User.Read.All): full state first, then changes only.
+async fn users_delta(
+    State(state): State<Arc<SimState>>,
+    app: AppPrincipal,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    if let Err(r) = app.require(&["User.Read.All"]) {
+        return r;
+    }
+    let q = Query::from_uri(&uri);
+    let page_size = super::prefer_max_page_size(&headers)
+        .unwrap_or(200)
+        .clamp(1, 999);
+    let tenant = state.tenant.read().await;
+    let settings = tenant.runtime.settings();
+    let now = chrono::Utc::now().timestamp();
+    let epoch = state.delta_epoch();
+    let (token, _first_call) = if let Some(t) = q.get("deltatoken") {
+        if t.eq_ignore_ascii_case("latest") {
+            // "sync from now": only a deltaLink (https://learn.microsoft.com/graph/delta-query-overview)
+            let tok = DeltaToken {
+                i: tenant.instance.clone(),
+                e: epoch,
+                s: tenant.seq,
+                sel: q.select(),
+                ids: None,
+                t: now,
+                a: None,
+                from: None,
+            };
+            let link = format!(
+                "{}/v1.0/users/delta?$deltatoken={}",
+                state.base_url,
+                encode_token(&tok)
+            );
+            return collection(&state, "users", vec![], None, Some(link));
+        }
+        (decode_token::<DeltaToken>(t), false)
+    } else if let Some(t) = q.get("skiptoken") {
+        (decode_token::<DeltaToken>(t), true)
+    } else {
+        let ids = match q.get("filter").map(parse_delta_ids) {
+            None => None,
+            Some(Ok(ids)) => Some(ids),
+            Some(Err(m)) => {
+                return graph_error(StatusCode::BAD_REQUEST, "Request_UnsupportedQuery", &m)
+            }
+        };
+        if q.get("top").is_some() || q.get("orderby").is_some() || q.get("expand").is_some() {
+            return graph_error(
+                StatusCode::BAD_REQUEST,
+                "Request_UnsupportedQuery",
+                "The $top, $orderby and $expand query options are not supported with delta.",
+            );
+        }
+        (
+            Some(DeltaToken {
+                i: tenant.instance.clone(),
+                e: epoch,
+                s: tenant.seq,
+                sel: q.select(),
+                ids,
+                t: now,
+                a: None,
+                from: None,
+            }),
+            true,
+        )
+    };
+    let Some(token) = token else {
+        return sync_state_not_found(true, &settings);
+    };
+    let stale = token.i != tenant.instance
+        || token.e < epoch
+        || now - token.t > settings.directory_delta_token_secs;
+    if stale {
+        return sync_state_not_found(true, &settings);
+    }
+    let props = user_props(token.sel.clone());
+    let in_scope = |id: &str| {
+        token
+            .ids
+            .as_ref()
+            .is_none_or(|ids| ids.iter().any(|i| i == id))
+    };
+    let delta_link = |s: u64| {
+        let tok = DeltaToken {
+            s,
+            a: None,
+            from: None,
+            t: now,
+            ..token.clone()
+        };
+        format!(
+            "{}/v1.0/users/delta?$deltatoken={}",
+            state.base_url,
+            encode_token(&tok)
+        )
+    };
+    let later_round = q.get("deltatoken").is_some() || token.from.is_some();
+    if !later_round {
+        // First round: the current state, paged by id.
+        let iter: Box<dyn Iterator<Item = &User>> = match &token.a {
+            Some(a) => Box::new(
+                tenant
+                    .users
+                    .range::<String, _>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))
+                    .map(|(_, u)| u),
+            ),
+            None => Box::new(tenant.users.values()),
+        };
+        let mut page = Vec::new();
+        let mut more = false;
+        for u in iter {
+            if !in_scope(&u.id) {
+                continue;
+            }
+            if page.len() == page_size {
+                more = true;
+                break;
+            }
+            page.push(u);
+        }
+        let value: Vec<Value> = page.iter().map(|u| delta_item(u, &props)).collect();
+        if more {
+            let tok = DeltaToken {
+                a: page.last().map(|u| u.id.clone()),
+                ..token.clone()
+            };
+            let next = format!(
+                "{}/v1.0/users/delta?$skiptoken={}",
+                state.base_url,
+                encode_token(&tok)
+            );
+            return collection(&state, "users", value, Some(next), None);
+        }
+        return collection(&state, "users", value, None, Some(delta_link(token.s)));
+    }
+    // Later rounds: changes with seq in (from, s'] where s' is the current seq.
+    let (lower, upper, offset) = match token.from {
+        Some(from) => (
+            from,
+            token.s,
+            token
+                .a
+                .as_deref()
+                .and_then(|a| a.parse::<usize>().ok())
+                .unwrap_or(0),
+        ),
+        None => (token.s, tenant.seq, 0),
+    };
+    let start = tenant.user_log.partition_point(|c| c.seq <= lower);
+    let end = tenant.user_log.partition_point(|c| c.seq <= upper);
+    // Collapse the log per id, keeping the order of each id's last change.
+    let mut order: Vec<String> = Vec::new();
+    let mut info: std::collections::HashMap<String, (bool, Vec<String>)> = Default::default();
+    for c in &tenant.user_log[start..end] {
+        let e = info.entry(c.id.clone()).or_insert((false, Vec::new()));
+        match &c.props {
+            None => e.0 = true,
+            Some(ps) => e.1.extend(ps.iter().cloned()),
+        }
+        order.retain(|x| x != &c.id);
+        order.push(c.id.clone());
+    }
+    let mut items = Vec::new();
+    for id in order {
+        if !in_scope(&id) {
+            continue;
+        }
+        let (created, changed) = &info[&id];
+        match tenant.users.get(&id) {
+            Some(u) => {
+                // A change outside $select does not bring the object back (graph-facts §4).
+                let relevant = *created || changed.iter().any(|p| props.contains(p));
+                if relevant {
+                    items.push(delta_item(u, &props));
+                }
+            }
+            None => items.push(json!({"id": id, "@removed": {"reason": "changed"}})),
+        }
+    }
+    let total = items.len();
+    let page: Vec<Value> = items.into_iter().skip(offset).take(page_size).collect();
+    if offset + page.len() < total {
+        let tok = DeltaToken {
+            from: Some(lower),
+            s: upper,
+            a: Some((offset + page.len()).to_string()),
+            ..token.clone()
+        };
+        let next = format!(
+            "{}/v1.0/users/delta?$skiptoken={}",
+            state.base_url,
+            encode_token(&tok)
+        );
+        return collection(&state, "users", page, Some(next), None);
+    }
+    collection(&state, "users", page, None, Some(delta_link(upper)))
+}
+
+/// A user in a delta response: selected properties that have a value (graph-facts §4).
+fn delta_item(u: &User, props: &[String]) -> Value {
+    let mut m = Map::new();
+    for p in props {
+        let v = u.get(p);
+        if !v.is_null() {
+            m.insert(p.clone(), v);
+        }
+    }
+    m.insert("id".into(), json!(u.id));
+    Value::Object(m)
+}
+
+// ----- photos -------------------------------------------------------------------------------
+
+fn image_not_found() -> Response {
+    // graph-facts §5: 404 ImageNotFound (OBSERVED code).
+    graph_error(
+        StatusCode::NOT_FOUND,
+        "ImageNotFound",
+        "Exception of type 'Microsoft.Fast.Profile.Core.Exception.ImageNotFoundException' was thrown.",
+    )
+}
+
+async fn load_photo(
+    state: &SimState,
+    app: &AppPrincipal,
+    id: &str,
+) -> Result<(Photo, String, super::runtime::MailboxGuard), Response> {
+    app.require(&["User.Read.All", "ProfilePhoto.Read.All"])?;
+    let tenant = state.tenant.read().await;
+    let u = tenant.find_user(id).ok_or_else(|| dir_not_found(id))?;
+    // Photos are served by the Outlook profile API: per-mailbox throttling applies (§5, §9).
+    let guard = tenant.runtime.enter_mailbox(&app.app_id, &u.id)?;
+    let p = u.photo.clone().ok_or_else(image_not_found)?;
+    Ok((p, u.id.clone(), guard))
+}
+
+fn photo_json(state: &SimState, uid: &str, p: &Photo) -> Response {
+    let (ct, w, h) = p.info();
+    json_response(
+        StatusCode::OK,
+        json!({
+            "@odata.context": format!("{}/v1.0/$metadata#users('{uid}')/photo/$entity", state.base_url),
+            "@odata.mediaContentType": ct,
+            "@odata.mediaEtag": p.etag,
+            "id": format!("{w}X{h}"),
+            "width": w,
+            "height": h,
+        }),
+    )
+}
+
+/// `GET /v1.0/users/{id}/photo` (app: User.Read.All): photo metadata.
+async fn photo_meta(
+    State(state): State<Arc<SimState>>,
+    app: AppPrincipal,
+    Path(id): Path<String>,
+) -> Response {
+    match load_photo(&state, &app, &id).await {
+        Ok((p, uid, _g)) => photo_json(&state, &uid, &p),
+        Err(r) => r,
+    }
+}
+
+/// Requested size must not exceed the stored photo (graph-facts §5).
+fn size_ok(p: &Photo, size: &str) -> bool {
+    let (_, w, h) = p.info();
+    let size = size.to_ascii_lowercase();
+    let Some((a, b)) = size.split_once('x') else {
+        return false;
+    };
+    match (a.parse::<u32>(), b.parse::<u32>()) {
+        (Ok(a), Ok(b)) => a <= w && b <= h,
+        _ => false,
+    }
+}
+
+/// `GET /v1.0/users/{id}/photos/{size}` (app: User.Read.All).
+async fn photo_meta_sized(
+    State(state): State<Arc<SimState>>,
+    app: AppPrincipal,
+    Path((id, size)): Path<(String, String)>,
+) -> Response {
+    match load_photo(&state, &app, &id).await {
+        Ok((p, uid, _g)) if size_ok(&p, &size) => photo_json(&state, &uid, &p),
+        Ok(_) => image_not_found(),
+        Err(r) => r,
+    }
+}
+
+fn photo_bytes(p: &Photo) -> Response {
+    let (ct, _, _) = p.info();
+    let mut r = (StatusCode::OK, p.bytes().as_ref().clone()).into_response();
+    if let Ok(v) = HeaderValue::from_str(ct) {
+        r.headers_mut().insert(axum::http::header::CONTENT_TYPE, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&p.etag) {
+        r.headers_mut().insert(axum::http::header::ETAG, v);
+    }
+    r
+}
+
+/// `GET /v1.0/users/{id}/photo/$value` (app: User.Read.All): the image bytes.
+async fn photo_value(
+    State(state): State<Arc<SimState>>,
+    app: AppPrincipal,
+    Path(id): Path<String>,
+) -> Response {
+    match load_photo(&state, &app, &id).await {
+        Ok((p, _, _g)) => photo_bytes(&p),
+        Err(r) => r,
+    }
+}
+
+/// `GET /v1.0/users/{id}/photos/{size}/$value` (app: User.Read.All).
+async fn photo_value_sized(
+    State(state): State<Arc<SimState>>,
+    app: AppPrincipal,
+    Path((id, size)): Path<(String, String)>,
+) -> Response {
+    match load_photo(&state, &app, &id).await {
+        Ok((p, _, _g)) if size_ok(&p, &size) => photo_bytes(&p),
+        Ok(_) => image_not_found(),
+        Err(r) => r,
+    }
+}
+
+/// `PUT /v1.0/users/{id}/photo/$value` (app: User.ReadWrite.All): replaces the photo → 200.
+async fn put_photo(
+    State(state): State<Arc<SimState>>,
+    app: AppPrincipal,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(r) = app.require(&["User.ReadWrite.All", "ProfilePhoto.ReadWrite.All"]) {
+        return r;
+    }
+    let Some(photo) = Photo::from_bytes(body.to_vec()) else {
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            "ErrorInvalidImage",
+            "The photo must be a PNG or JPEG image.",
+        );
+    };
+    let mut tenant = state.tenant.write().await;
+    match tenant.set_photo(&id, Some(photo)) {
+        // https://learn.microsoft.com/graph/api/profilephoto-update: 200 OK, no body.
+        Ok(_) => StatusCode::OK.into_response(),
+        Err(_) => dir_not_found(&id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_parses_the_documented_basic_queries() {
+        let f = Filter::parse("userType eq 'Member' and accountEnabled eq true").unwrap();
+        let mut u = User {
+            user_type: "Member".into(),
+            account_enabled: true,
+            display_name: Some("Adele Vance".into()),
+            ..Default::default()
+        };
+        assert!(f.matches(&u));
+        u.account_enabled = false;
+        assert!(!f.matches(&u));
+        let f = Filter::parse("startswith(displayName,'ad')").unwrap();
+        assert!(f.matches(&u));
+        assert!(Filter::parse("skills eq 'x'").is_err());
+        assert!(Filter::parse("userType ne 'Guest'").unwrap().is_advanced());
+    }
+}
