@@ -17,6 +17,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
+
+# requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's own `verify`, so MSAL's
+# `verify=<sim CA file>` would be ignored on machines that set them. Each test trusts exactly the
+# sim's CA instead.
+for _var in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+    os.environ.pop(_var, None)
 READY = re.compile(r"^m365-sim listening on (https?://\S+) tenant=([0-9a-f-]{36})$")
 
 

@@ -271,10 +271,11 @@ struct AssertionClaims {
     sub: Option<String>,
     #[serde(default)]
     jti: Option<String>,
+    /// NumericDate may be fractional (MSAL for Python sends floats).
     #[serde(default)]
-    exp: Option<i64>,
+    exp: Option<f64>,
     #[serde(default)]
-    nbf: Option<i64>,
+    nbf: Option<f64>,
 }
 
 fn hex_thumbprint(b64url: &str) -> String {
@@ -312,9 +313,12 @@ fn verify_assertion(state: &SimState, app: &App, assertion: &str) -> Result<(), 
         .clone()
         .or_else(|| header.x5t.clone())
         .unwrap_or_default();
+    // MSAL for Python sends the thumbprints base64url *with* padding; compare without it.
+    let unpadded = |v: &Option<String>| v.as_deref().map(|s| s.trim_end_matches('=').to_string());
+    let (want_s256, want_sha1) = (unpadded(&header.x5t_s256), unpadded(&header.x5t));
     let cert = app.certificates.iter().find(|c| {
-        header.x5t_s256.as_deref() == Some(c.x5t_s256.as_str())
-            || header.x5t.as_deref() == Some(c.x5t.as_str())
+        want_s256.as_deref() == Some(c.x5t_s256.as_str())
+            || want_sha1.as_deref() == Some(c.x5t.as_str())
     });
     let Some(cert) = cert else {
         return Err(invalid(
@@ -345,7 +349,13 @@ fn verify_assertion(state: &SimState, app: &App, assertion: &str) -> Result<(), 
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
     let claims = jsonwebtoken::decode::<AssertionClaims>(assertion, &key, &validation)
-        .map_err(|_| {
+        .map_err(|e| {
+            if let jsonwebtoken::errors::ErrorKind::Json(_) = e.kind() {
+                return invalid(
+                    50027,
+                    "JWT token is invalid or is malformed (the client assertion's claims cannot be read).".to_string(),
+                );
+            }
             invalid(
                 700027,
                 format!(
@@ -380,10 +390,10 @@ fn verify_assertion(state: &SimState, app: &App, assertion: &str) -> Result<(), 
         ));
     }
     let skew = state.config.clock_skew_secs as i64;
-    let exp = claims.exp.ok_or_else(|| {
+    let exp = claims.exp.map(|v| v as i64).ok_or_else(|| {
         invalid(700024, "Client assertion is missing the 'exp' claim.".to_string())
     })?;
-    let nbf = claims.nbf.unwrap_or(i64::MIN);
+    let nbf = claims.nbf.map(|v| v as i64).unwrap_or(i64::MIN);
     if now > exp + skew || now + skew < nbf {
         return Err(invalid(
             700024,
