@@ -1,0 +1,415 @@
+//! The console pages behind sign-in, and the web client start page.
+
+use super::auth::{audit, error_page, server_failure, ConsoleAdmin};
+use super::views::{
+    render, Chrome, ExtensionFields, ExtensionFormPage, ExtensionRow, ExtensionsPage, M365Page, PhonebookPage,
+    PhonebookRow, SyncPage, SyncRunRow, WebClientPage,
+};
+use crate::AppState;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{DateTime, Utc};
+use pbx365_domain::{
+    Extension, ExtensionNumber, ExtensionSource, NewExtension, PhoneKind, PhonebookOwner, SyncKind, SyncStatus,
+};
+use pbx365_store::StoreError;
+use serde::Deserialize;
+
+fn chrome(admin: &ConsoleAdmin, active: &'static str, notice: Option<String>) -> Chrome {
+    Chrome { admin: admin.name.clone(), csrf: admin.session.csrf_token.clone(), active, notice }
+}
+
+/// The web client start page (extension users). Anyone may call it.
+pub(crate) async fn webclient() -> Response {
+    render(StatusCode::OK, &WebClientPage)
+}
+
+/// `/console`: the extension list is the console's home. Admin only.
+pub(crate) async fn home(_admin: ConsoleAdmin) -> Response {
+    Redirect::to("/console/extensions").into_response()
+}
+
+/// `/console/settings`: the only settings page so far. Admin only.
+pub(crate) async fn settings_home(_admin: ConsoleAdmin) -> Response {
+    Redirect::to("/console/settings/integrations/microsoft365").into_response()
+}
+
+/// A confirmation after a change, named by a fixed key so no free text travels in the URL.
+#[derive(Deserialize, Default)]
+pub(crate) struct DoneQuery {
+    done: Option<String>,
+    number: Option<String>,
+}
+
+impl DoneQuery {
+    fn notice(&self) -> Option<String> {
+        let n = self.number.as_deref().filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))?;
+        match self.done.as_deref()? {
+            "added" => Some(format!("Extension {n} was added.")),
+            "saved" => Some(format!("Extension {n} was saved.")),
+            "deleted" => Some(format!("Extension {n} was deleted.")),
+            _ => None,
+        }
+    }
+}
+
+fn initials(e: &Extension) -> String {
+    let from = |s: &str| s.chars().find(|c| c.is_alphanumeric());
+    let pair: String = match (from(&e.first_name), from(&e.last_name)) {
+        (Some(a), Some(b)) => [a, b].into_iter().collect(),
+        _ => e.display_name.chars().filter(|c| c.is_alphanumeric()).take(2).collect(),
+    };
+    pair.to_uppercase()
+}
+
+/// The extension list with source, state, profile and photo. Admin only.
+pub(crate) async fn extensions(admin: ConsoleAdmin, State(state): State<AppState>, Query(q): Query<DoneQuery>) -> Response {
+    let list = match state.store.list_extensions().await {
+        Ok(l) => l,
+        Err(e) => return server_failure(e),
+    };
+    let rows = list
+        .iter()
+        .map(|e| ExtensionRow {
+            number: e.number.to_string(),
+            display_name: e.display_name.clone(),
+            initials: initials(e),
+            email: e.email.clone().unwrap_or_default(),
+            department: e.department.clone().unwrap_or_default(),
+            synced: e.source == ExtensionSource::M365,
+            enabled: e.enabled,
+            is_admin: e.is_admin,
+            profile_key: e.profile.profile.as_str(),
+            profile_label: e.profile.profile.label(),
+            has_photo: e.photo.is_some(),
+        })
+        .collect();
+    render(StatusCode::OK, &ExtensionsPage { chrome: chrome(&admin, "extensions", q.notice()), rows })
+}
+
+fn fields_of(e: &Extension) -> ExtensionFields {
+    let s = |v: &Option<String>| v.clone().unwrap_or_default();
+    ExtensionFields {
+        first_name: e.first_name.clone(),
+        last_name: e.last_name.clone(),
+        display_name: e.display_name.clone(),
+        email: s(&e.email),
+        mobile: s(&e.mobile),
+        outbound_caller_id: s(&e.outbound_caller_id),
+        department: s(&e.department),
+        job_title: s(&e.job_title),
+        office: s(&e.office),
+    }
+}
+
+fn to_new_extension(f: &ExtensionFields) -> NewExtension {
+    let opt = |v: &str| Some(v.to_string());
+    NewExtension {
+        first_name: f.first_name.clone(),
+        last_name: f.last_name.clone(),
+        display_name: f.display_name.clone(),
+        email: opt(&f.email),
+        mobile: opt(&f.mobile),
+        outbound_caller_id: opt(&f.outbound_caller_id),
+        department: opt(&f.department),
+        job_title: opt(&f.job_title),
+        office: opt(&f.office),
+    }
+}
+
+/// Capitalises the first letter of a domain sentence for display on its own.
+fn sentence(s: impl std::fmt::Display) -> String {
+    let s = s.to_string();
+    let mut c = s.chars();
+    let mut out: String = match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => s,
+    };
+    if !out.ends_with('.') {
+        out.push('.');
+    }
+    out
+}
+
+/// The empty "Add extension" form. Admin only.
+pub(crate) async fn extension_new(admin: ConsoleAdmin) -> Response {
+    render(
+        StatusCode::OK,
+        &ExtensionFormPage {
+            chrome: chrome(&admin, "extensions", None),
+            is_new: true,
+            read_only: false,
+            can_delete: false,
+            number: String::new(),
+            form: ExtensionFields::default(),
+            error: None,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct NumberField {
+    #[serde(default)]
+    number: String,
+}
+
+/// Creates a local extension from the form; a bad field re-shows the form with the sentence and
+/// everything typed. Admin only.
+pub(crate) async fn extension_create(admin: ConsoleAdmin, State(state): State<AppState>, body: Bytes) -> Response {
+    let (number, fields) = match (admin.form::<NumberField>(&body), admin.form::<ExtensionFields>(&body)) {
+        (Ok(n), Ok(f)) => (n.number.trim().to_string(), f),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let again = |error: String, number: String, form: ExtensionFields| {
+        render(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &ExtensionFormPage {
+                chrome: chrome(&admin, "extensions", None),
+                is_new: true,
+                read_only: false,
+                can_delete: false,
+                number,
+                form,
+                error: Some(error),
+            },
+        )
+    };
+    let parsed = match ExtensionNumber::parse(&number, state.number_rules()) {
+        Ok(n) => n,
+        Err(e) => return again(sentence(e), number, fields),
+    };
+    let new = match to_new_extension(&fields).validated() {
+        Ok(n) => n,
+        Err(e) => return again(sentence(e), number, fields),
+    };
+    match state.store.create_local_extension(parsed.as_str(), &new).await {
+        Ok(_) => {}
+        Err(StoreError::Conflict { .. }) => {
+            return again(format!("Extension {parsed} already exists; choose another number."), number, fields)
+        }
+        Err(e) => return server_failure(e),
+    }
+    audit(&state, &admin.name, "extension.create", parsed.as_str()).await;
+    Redirect::to(&format!("/console/extensions?done=added&number={parsed}")).into_response()
+}
+
+async fn load(state: &AppState, number: &str) -> Result<Extension, Response> {
+    match state.store.get_extension(number).await {
+        Ok(Some(e)) => Ok(e),
+        Ok(None) => Err(error_page(StatusCode::NOT_FOUND, "Not found", "There is no extension with this number.")),
+        Err(e) => Err(server_failure(e)),
+    }
+}
+
+/// One extension: editable when local, read-only when synced. Admin only.
+pub(crate) async fn extension_edit(admin: ConsoleAdmin, State(state): State<AppState>, Path(number): Path<String>) -> Response {
+    let ext = match load(&state, &number).await {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    let local = ext.source == ExtensionSource::Local;
+    render(
+        StatusCode::OK,
+        &ExtensionFormPage {
+            chrome: chrome(&admin, "extensions", None),
+            is_new: false,
+            read_only: !local,
+            can_delete: local,
+            number: ext.number.to_string(),
+            form: fields_of(&ext),
+            error: None,
+        },
+    )
+}
+
+/// Saves a local extension's fields. Admin only.
+pub(crate) async fn extension_update(
+    admin: ConsoleAdmin,
+    State(state): State<AppState>,
+    Path(number): Path<String>,
+    body: Bytes,
+) -> Response {
+    let fields = match admin.form::<ExtensionFields>(&body) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let ext = match load(&state, &number).await {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    if ext.source != ExtensionSource::Local {
+        return error_page(
+            StatusCode::CONFLICT,
+            "Read-only extension",
+            &sentence(pbx365_domain::ValidationError::ReadOnlySynced("this extension")),
+        );
+    }
+    let new = match to_new_extension(&fields).validated() {
+        Ok(n) => n,
+        Err(e) => {
+            return render(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &ExtensionFormPage {
+                    chrome: chrome(&admin, "extensions", None),
+                    is_new: false,
+                    read_only: false,
+                    can_delete: true,
+                    number: ext.number.to_string(),
+                    form: fields,
+                    error: Some(sentence(e)),
+                },
+            )
+        }
+    };
+    if let Err(e) = state.store.update_local_extension(ext.number.as_str(), &new).await {
+        return server_failure(e);
+    }
+    audit(&state, &admin.name, "extension.update", ext.number.as_str()).await;
+    Redirect::to(&format!("/console/extensions?done=saved&number={}", ext.number)).into_response()
+}
+
+/// Deletes a local extension. Admin only.
+pub(crate) async fn extension_delete(
+    admin: ConsoleAdmin,
+    State(state): State<AppState>,
+    Path(number): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = admin.form::<Vec<(String, String)>>(&body) {
+        return r;
+    }
+    let ext = match load(&state, &number).await {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    if ext.source != ExtensionSource::Local {
+        return error_page(
+            StatusCode::CONFLICT,
+            "Read-only extension",
+            "This extension comes from Microsoft 365 and cannot be deleted here; the sync disables it \
+             when the user leaves Microsoft 365.",
+        );
+    }
+    if let Err(e) = state.store.delete_extension(ext.number.as_str()).await {
+        return server_failure(e);
+    }
+    audit(&state, &admin.name, "extension.delete", ext.number.as_str()).await;
+    Redirect::to(&format!("/console/extensions?done=deleted&number={}", ext.number)).into_response()
+}
+
+/// An extension's photo for the list thumbnail. Admin only.
+pub(crate) async fn extension_photo(
+    _admin: ConsoleAdmin,
+    State(state): State<AppState>,
+    Path(number): Path<String>,
+) -> Response {
+    match state.store.get_photo(&number).await {
+        Ok(Some((content_type, bytes))) => {
+            // Only serve what the browser will treat as an image, whatever was stored.
+            let ct = if matches!(content_type.as_str(), "image/jpeg" | "image/png" | "image/gif" | "image/webp") {
+                content_type
+            } else {
+                "application/octet-stream".to_string()
+            };
+            ([(header::CONTENT_TYPE, ct), (header::CACHE_CONTROL, "private, max-age=300".to_string())], bytes)
+                .into_response()
+        }
+        Ok(None) => (StatusCode::NOT_FOUND, "no photo").into_response(),
+        Err(e) => server_failure(e),
+    }
+}
+
+fn kind_label(k: PhoneKind) -> &'static str {
+    match k {
+        PhoneKind::Business => "business",
+        PhoneKind::Mobile => "mobile",
+        PhoneKind::Home => "home",
+        PhoneKind::Other => "other",
+    }
+}
+
+/// The company phonebook. Admin only.
+pub(crate) async fn phonebook(admin: ConsoleAdmin, State(state): State<AppState>) -> Response {
+    let entries = match state.store.list_phonebook(&PhonebookOwner::Company).await {
+        Ok(l) => l,
+        Err(e) => return server_failure(e),
+    };
+    let entries = entries
+        .into_iter()
+        .map(|e| PhonebookRow {
+            display_name: e.display_name,
+            company: e.company.unwrap_or_default(),
+            numbers: e.numbers.into_iter().map(|n| (kind_label(n.kind), n.raw)).collect(),
+            emails: e.emails,
+            synced: e.m365_id.is_some(),
+        })
+        .collect();
+    render(StatusCode::OK, &PhonebookPage { chrome: chrome(&admin, "phonebook", None), entries })
+}
+
+fn when(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+fn status_label(s: SyncStatus) -> &'static str {
+    match s {
+        SyncStatus::Running => "Running",
+        SyncStatus::Completed => "Completed",
+        SyncStatus::Held => "Held (deletion guard)",
+        SyncStatus::Failed => "Failed",
+        SyncStatus::DryRun => "Dry run",
+    }
+}
+
+fn kind_name(k: SyncKind) -> &'static str {
+    match k {
+        SyncKind::Users => "Users",
+        SyncKind::Contacts => "Contacts",
+        SyncKind::Calendar => "Calendar",
+        SyncKind::All => "All",
+    }
+}
+
+/// Sync history, newest first. Admin only.
+pub(crate) async fn sync_runs(admin: ConsoleAdmin, State(state): State<AppState>) -> Response {
+    let runs = match state.store.list_sync_runs(50).await {
+        Ok(r) => r,
+        Err(e) => return server_failure(e),
+    };
+    let runs = runs
+        .into_iter()
+        .map(|r| SyncRunRow {
+            started: when(r.started_at),
+            finished: r.finished_at.map(when).unwrap_or_else(|| "—".into()),
+            kind: kind_name(r.kind),
+            status_key: r.status.as_str(),
+            status_label: status_label(r.status),
+            created: r.report.created.len(),
+            updated: r.report.updated.len(),
+            disabled: r.report.disabled.len(),
+            deleted: r.report.deleted.len(),
+            skipped: r.report.skipped.len(),
+            errors: r.report.errors.len(),
+        })
+        .collect();
+    render(StatusCode::OK, &SyncPage { chrome: chrome(&admin, "sync", None), runs })
+}
+
+/// Settings > Integrations > Microsoft 365: connection state and the Redirect URI. Admin only.
+pub(crate) async fn m365(admin: ConsoleAdmin, State(state): State<AppState>) -> Response {
+    let settings = state.settings();
+    let public_url = settings.effective_public_url();
+    let base = public_url.trim_end_matches('/');
+    render(
+        StatusCode::OK,
+        &M365Page {
+            chrome: chrome(&admin, "m365", None),
+            redirect_uri: format!("{base}/oauth2office2"),
+            https: base.to_ascii_lowercase().starts_with("https://"),
+            tenant_id: settings.m365.tenant_id.clone(),
+            client_id: settings.m365.client_id.clone(),
+        },
+    )
+}

@@ -1,0 +1,166 @@
+//! Askama templates of the console and web client, and their row types.
+
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+
+/// Renders a template as an HTML response with `status`.
+pub(crate) fn render<T: Template>(status: StatusCode, page: &T) -> Response {
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "template rendering failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "The page could not be rendered; the server log has details.")
+                .into_response()
+        }
+    }
+}
+
+/// What every console page shows around its content.
+pub(crate) struct Chrome {
+    /// Signed-in admin.
+    pub admin: String,
+    /// The session's CSRF token for the forms on the page.
+    pub csrf: String,
+    /// Navigation entry to highlight.
+    pub active: &'static str,
+    /// A one-off confirmation ("Extension 100 was added.").
+    pub notice: Option<String>,
+}
+
+/// The sign-in page.
+#[derive(Template)]
+#[template(path = "console/login.html")]
+pub(crate) struct LoginPage {
+    pub error: Option<String>,
+    pub notice: Option<String>,
+    pub return_to: String,
+    pub login_csrf: String,
+    pub username: String,
+}
+
+/// A full-page message (forbidden, not found, failure).
+#[derive(Template)]
+#[template(path = "error.html")]
+pub(crate) struct ErrorPage {
+    pub title: String,
+    pub message: String,
+    pub back_href: String,
+    pub back_label: String,
+}
+
+/// The web client start page.
+#[derive(Template)]
+#[template(path = "webclient.html")]
+pub(crate) struct WebClientPage;
+
+/// One row of the extension list.
+pub(crate) struct ExtensionRow {
+    pub number: String,
+    pub display_name: String,
+    pub initials: String,
+    pub email: String,
+    pub department: String,
+    pub synced: bool,
+    pub enabled: bool,
+    pub is_admin: bool,
+    pub profile_key: &'static str,
+    pub profile_label: &'static str,
+    pub has_photo: bool,
+}
+
+/// Extensions list.
+#[derive(Template)]
+#[template(path = "console/extensions.html")]
+pub(crate) struct ExtensionsPage {
+    pub chrome: Chrome,
+    pub rows: Vec<ExtensionRow>,
+}
+
+/// The editable fields of the extension form, as typed.
+#[derive(Default, serde::Deserialize)]
+pub(crate) struct ExtensionFields {
+    #[serde(default)]
+    pub first_name: String,
+    #[serde(default)]
+    pub last_name: String,
+    #[serde(default)]
+    pub display_name: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub mobile: String,
+    #[serde(default)]
+    pub outbound_caller_id: String,
+    #[serde(default)]
+    pub department: String,
+    #[serde(default)]
+    pub job_title: String,
+    #[serde(default)]
+    pub office: String,
+}
+
+/// Add / edit / view one extension.
+#[derive(Template)]
+#[template(path = "console/extension_form.html")]
+pub(crate) struct ExtensionFormPage {
+    pub chrome: Chrome,
+    pub is_new: bool,
+    pub read_only: bool,
+    pub can_delete: bool,
+    pub number: String,
+    pub form: ExtensionFields,
+    pub error: Option<String>,
+}
+
+/// One phonebook row.
+pub(crate) struct PhonebookRow {
+    pub display_name: String,
+    pub company: String,
+    /// (kind, number as written)
+    pub numbers: Vec<(&'static str, String)>,
+    pub emails: Vec<String>,
+    pub synced: bool,
+}
+
+/// The company phonebook.
+#[derive(Template)]
+#[template(path = "console/phonebook.html")]
+pub(crate) struct PhonebookPage {
+    pub chrome: Chrome,
+    pub entries: Vec<PhonebookRow>,
+}
+
+/// One sync run row.
+pub(crate) struct SyncRunRow {
+    pub started: String,
+    pub finished: String,
+    pub kind: &'static str,
+    pub status_key: &'static str,
+    pub status_label: &'static str,
+    pub created: usize,
+    pub updated: usize,
+    pub disabled: usize,
+    pub deleted: usize,
+    pub skipped: usize,
+    pub errors: usize,
+}
+
+/// Sync history.
+#[derive(Template)]
+#[template(path = "console/sync.html")]
+pub(crate) struct SyncPage {
+    pub chrome: Chrome,
+    pub runs: Vec<SyncRunRow>,
+}
+
+/// Settings > Integrations > Microsoft 365.
+#[derive(Template)]
+#[template(path = "console/m365.html")]
+pub(crate) struct M365Page {
+    pub chrome: Chrome,
+    pub redirect_uri: String,
+    pub https: bool,
+    pub tenant_id: Option<String>,
+    pub client_id: Option<String>,
+}

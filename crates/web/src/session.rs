@@ -1,0 +1,441 @@
+//! Console sessions (security checklist §5, OWASP ASVS 4.0.3 V3).
+//!
+//! - The session id is 256 random bits, sent only in the cookie; the store keeps its SHA-256
+//!   (`SessionRecord::id_hash`), so a database leak does not hand out live sessions (ASVS 3.2.2).
+//! - A new id is issued at every login; a cookie presented at login is deleted (ASVS 3.2.1).
+//! - Logout deletes the record on the server (ASVS 3.3.1).
+//! - Idle timeout 30 min, absolute timeout 12 h (ASVS 3.3.2 L2), measured with an injectable
+//!   [`Clock`] so tests can move time.
+//! - Cookie `HttpOnly; SameSite=Lax; Path=/`, plus `Secure` and the `__Host-` prefix when the
+//!   public URL is https or the server terminates TLS (ASVS 3.4.1–3.4.5).
+//! - Each session carries a CSRF token that every console form posts back.
+//!
+//! Session ids are secrets: they are never logged, and nothing here implements `Debug` over them.
+
+use axum::http::{header, HeaderMap, HeaderValue};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, Duration, Utc};
+use pbx365_store::{SessionRecord, Store, StoreError};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use subtle::ConstantTimeEq;
+
+/// Cookie name over plain http (development, loopback).
+pub const COOKIE_PLAIN: &str = "pbx365_session";
+/// Cookie name over https: the `__Host-` prefix makes the browser insist on `Secure`, `Path=/`
+/// and no `Domain`, so a sibling subdomain cannot plant or overwrite it.
+pub const COOKIE_SECURE: &str = "__Host-pbx365_session";
+/// Name of the pre-login cookie that carries the login form's CSRF token (double submit).
+pub const LOGIN_COOKIE_PLAIN: &str = "pbx365_login";
+/// `__Host-` variant of [`LOGIN_COOKIE_PLAIN`].
+pub const LOGIN_COOKIE_SECURE: &str = "__Host-pbx365_login";
+
+/// The time source: real in production, hand-moved in tests.
+pub trait Clock: Send + Sync + 'static {
+    /// Now, in UTC.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock that only moves when told to (tests).
+#[derive(Debug)]
+pub struct ManualClock {
+    now: Mutex<DateTime<Utc>>,
+}
+
+impl ManualClock {
+    /// A clock standing at `start`.
+    pub fn new(start: DateTime<Utc>) -> Self {
+        ManualClock { now: Mutex::new(start) }
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        let mut now = self.now.lock().unwrap_or_else(|e| e.into_inner());
+        *now += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.now.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Timeouts and cookie flavour of console sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionPolicy {
+    /// `Secure` + `__Host-` cookies (https public URL or TLS on the listener).
+    pub secure: bool,
+    /// Session ends after this long without a request.
+    pub idle: Duration,
+    /// Session ends this long after login, however active.
+    pub absolute: Duration,
+}
+
+impl SessionPolicy {
+    /// The ASVS L2 timeouts (30 min idle, 12 h absolute); secure cookies when `public_url` is
+    /// https or the listener itself speaks TLS.
+    pub fn new(public_url: &str, tls: bool) -> Self {
+        let https = public_url.trim().to_ascii_lowercase().starts_with("https://");
+        SessionPolicy { secure: https || tls, idle: Duration::minutes(30), absolute: Duration::hours(12) }
+    }
+
+    /// Name of the session cookie.
+    pub fn cookie_name(&self) -> &'static str {
+        if self.secure {
+            COOKIE_SECURE
+        } else {
+            COOKIE_PLAIN
+        }
+    }
+
+    /// Name of the pre-login CSRF cookie.
+    pub fn login_cookie_name(&self) -> &'static str {
+        if self.secure {
+            LOGIN_COOKIE_SECURE
+        } else {
+            LOGIN_COOKIE_PLAIN
+        }
+    }
+
+    fn cookie(&self, name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
+        let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
+        if let Some(secs) = max_age {
+            c.push_str(&format!("; Max-Age={secs}"));
+        }
+        if self.secure {
+            c.push_str("; Secure");
+        }
+        // Values are base64url or empty, so the header is always valid ASCII.
+        HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static("invalid=; Path=/"))
+    }
+
+    /// `Set-Cookie` value carrying a session id. No `Max-Age`: it is a browser-session cookie and
+    /// the server enforces the timeouts.
+    pub fn session_cookie(&self, id: &SessionId) -> HeaderValue {
+        self.cookie(self.cookie_name(), &id.0, None)
+    }
+
+    /// `Set-Cookie` value that removes the session cookie.
+    pub fn clear_session_cookie(&self) -> HeaderValue {
+        self.cookie(self.cookie_name(), "", Some(0))
+    }
+
+    /// `Set-Cookie` value for the pre-login CSRF token (lives 1 hour).
+    pub fn login_cookie(&self, token: &str) -> HeaderValue {
+        self.cookie(self.login_cookie_name(), token, Some(3600))
+    }
+
+    /// `Set-Cookie` value that removes the pre-login cookie.
+    pub fn clear_login_cookie(&self) -> HeaderValue {
+        self.cookie(self.login_cookie_name(), "", Some(0))
+    }
+}
+
+/// A session id as the browser holds it. Deliberately no `Debug`/`Display`: it must not reach logs.
+pub struct SessionId(String);
+
+impl SessionId {
+    /// The id's hex SHA-256, the only form the store sees.
+    pub fn hash(&self) -> String {
+        hash_secret(&self.0)
+    }
+
+    /// The raw value, for tests that replay a cookie.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// 256 random bits, base64url without padding (43 characters).
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Hex SHA-256 of a secret (session ids, API tokens).
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// Constant-time comparison of two secrets.
+pub fn secrets_equal(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// The value of cookie `name` from all `Cookie` headers.
+pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim().to_string())
+}
+
+/// A logged-in console session, as found for a request.
+#[derive(Clone)]
+pub struct ActiveSession {
+    /// The admin login name (or `ext:<number>` for an SSO session).
+    pub subject: String,
+    /// Token every console form (and cookie-authenticated API write) must send back.
+    pub csrf_token: String,
+    /// Hash of the id (store key); not secret, but not worth logging either.
+    pub id_hash: String,
+    /// Login time.
+    pub created_at: DateTime<Utc>,
+}
+
+impl ActiveSession {
+    /// True when `presented` equals this session's CSRF token (constant time).
+    pub fn csrf_ok(&self, presented: &str) -> bool {
+        secrets_equal(&self.csrf_token, presented)
+    }
+}
+
+/// Why a request has no session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoSession {
+    /// No cookie, or an id the server does not know (never issued, or logged out).
+    Missing,
+    /// The session was idle longer than allowed, or older than the absolute limit.
+    Expired,
+}
+
+/// Why the session layer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How long the login of one name is refused after a run of failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lockout {
+    /// Seconds to wait.
+    pub retry_after_secs: i64,
+}
+
+/// Failures allowed before the login of a name starts to back off.
+const FREE_FAILURES: u32 = 5;
+/// Longest back-off.
+const MAX_LOCKOUT_SECS: i64 = 15 * 60;
+
+#[derive(Default)]
+struct Failures {
+    count: u32,
+    locked_until: Option<DateTime<Utc>>,
+}
+
+/// Console sessions and login throttling: cheap to clone, shared through the app state.
+#[derive(Clone)]
+pub struct Sessions {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    policy: SessionPolicy,
+    failures: Arc<Mutex<HashMap<String, Failures>>>,
+}
+
+impl Sessions {
+    /// Sessions kept in `store`, timed by `clock`.
+    pub fn new(store: Store, clock: Arc<dyn Clock>, policy: SessionPolicy) -> Self {
+        Sessions { store, clock, policy, failures: Arc::default() }
+    }
+
+    /// Sessions on the system clock with the policy for `public_url` / TLS (production).
+    pub fn system(store: Store, public_url: &str, tls: bool) -> Self {
+        Sessions::new(store, Arc::new(SystemClock), SessionPolicy::new(public_url, tls))
+    }
+
+    /// The same sessions store and policy, timed by another clock (tests).
+    pub fn with_clock(&self, clock: Arc<dyn Clock>) -> Self {
+        Sessions::new(self.store.clone(), clock, self.policy)
+    }
+
+    /// The same store and clock with another cookie/timeout policy (tests, settings reload).
+    pub fn with_policy(&self, policy: SessionPolicy) -> Self {
+        Sessions::new(self.store.clone(), self.clock.clone(), policy)
+    }
+
+    /// The cookie and timeout policy.
+    pub fn policy(&self) -> &SessionPolicy {
+        &self.policy
+    }
+
+    /// The clock sessions are timed by.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Starts a session for `subject` (after a successful login): a fresh id, a fresh CSRF token.
+    /// Any session whose cookie came with the login request is deleted first, so an id planted
+    /// before login (fixation) is worthless afterwards.
+    pub async fn login(&self, subject: &str, request: &HeaderMap) -> Result<(SessionId, ActiveSession), SessionError> {
+        if let Some(old) = cookie_value(request, self.policy.cookie_name()) {
+            self.store.delete_session(&hash_secret(&old)).await?;
+        }
+        let id = SessionId(random_token());
+        let now = self.clock.now();
+        let record = SessionRecord {
+            id_hash: id.hash(),
+            subject: subject.to_string(),
+            created_at: now,
+            last_seen_at: now,
+            csrf_token: random_token(),
+        };
+        self.store.create_session(&record).await?;
+        let active = ActiveSession {
+            subject: record.subject,
+            csrf_token: record.csrf_token,
+            id_hash: record.id_hash,
+            created_at: now,
+        };
+        Ok((id, active))
+    }
+
+    /// The live session of a request, refreshing its idle timer; expired sessions are deleted.
+    pub async fn current(&self, headers: &HeaderMap) -> Result<Result<ActiveSession, NoSession>, SessionError> {
+        let Some(id) = cookie_value(headers, self.policy.cookie_name()).filter(|v| !v.is_empty()) else {
+            return Ok(Err(NoSession::Missing));
+        };
+        let id_hash = hash_secret(&id);
+        let Some(rec) = self.store.get_session(&id_hash).await? else {
+            return Ok(Err(NoSession::Missing));
+        };
+        let now = self.clock.now();
+        if now - rec.last_seen_at >= self.policy.idle || now - rec.created_at >= self.policy.absolute {
+            self.store.delete_session(&id_hash).await?;
+            return Ok(Err(NoSession::Expired));
+        }
+        // Refreshing on every request would turn each page view into a write; a minute of
+        // slack on a 30-minute idle limit does not matter.
+        if now - rec.last_seen_at >= Duration::seconds(60) {
+            self.store.touch_session(&id_hash, now).await?;
+        }
+        Ok(Ok(ActiveSession {
+            subject: rec.subject,
+            csrf_token: rec.csrf_token,
+            id_hash: rec.id_hash,
+            created_at: rec.created_at,
+        }))
+    }
+
+    /// Ends the session of this request on the server (logout). Unknown cookies are ignored.
+    pub async fn logout(&self, headers: &HeaderMap) -> Result<(), SessionError> {
+        if let Some(id) = cookie_value(headers, self.policy.cookie_name()) {
+            self.store.delete_session(&hash_secret(&id)).await?;
+        }
+        Ok(())
+    }
+
+    /// `Err` with the wait when logins for `name` are currently refused after repeated failures.
+    pub fn check_login_allowed(&self, name: &str) -> Result<(), Lockout> {
+        let now = self.clock.now();
+        let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get(&name.to_lowercase()).and_then(|f| f.locked_until) {
+            Some(until) if until > now => Err(Lockout { retry_after_secs: (until - now).num_seconds().max(1) }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records a failed login for `name`: after 5 failures each further one doubles the wait
+    /// (1 s, 2 s, 4 s … up to 15 min). Counted per name whether or not it exists, so the
+    /// throttle tells nothing about which names are real.
+    pub fn record_login_failure(&self, name: &str) {
+        let now = self.clock.now();
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        // Bound memory under a flood of made-up names.
+        if map.len() > 10_000 {
+            map.retain(|_, f| f.locked_until.is_some_and(|u| u > now));
+        }
+        let f = map.entry(name.to_lowercase()).or_default();
+        f.count += 1;
+        if f.count >= FREE_FAILURES {
+            let exp = (f.count - FREE_FAILURES).min(20);
+            let secs = (1i64 << exp).min(MAX_LOCKOUT_SECS);
+            f.locked_until = Some(now + Duration::seconds(secs));
+        }
+    }
+
+    /// Clears the failure count of `name` after a successful login.
+    pub fn record_login_success(&self, name: &str) {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&name.to_lowercase());
+    }
+}
+
+/// A console admin signed in through a session cookie.
+#[derive(Clone)]
+pub struct AdminSession {
+    /// The admin's login name.
+    pub admin: String,
+    /// The session's CSRF token (forms post it; cookie-authenticated API writes send it as a header).
+    pub csrf_token: String,
+}
+
+/// The console admin behind the request's session cookie, if any (for the API's extractor).
+/// Store failures count as "no session": the caller then answers 401 rather than leaking details.
+pub async fn current_admin(state: &crate::AppState, headers: &HeaderMap) -> Option<AdminSession> {
+    match state.sessions.current(headers).await {
+        Ok(Ok(s)) if !s.subject.starts_with("ext:") => {
+            Some(AdminSession { admin: s.subject, csrf_token: s.csrf_token })
+        }
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "session lookup failed");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_uses_the_plain_cookie_without_secure() {
+        let p = SessionPolicy::new("http://127.0.0.1:8080", false);
+        let c = p.session_cookie(&SessionId("abc".into()));
+        assert_eq!(c.to_str().unwrap(), "pbx365_session=abc; Path=/; HttpOnly; SameSite=Lax");
+    }
+
+    #[test]
+    fn https_uses_the_host_prefix_and_secure() {
+        for p in [SessionPolicy::new("https://pbx.example.com", false), SessionPolicy::new("http://x", true)] {
+            let c = p.session_cookie(&SessionId("abc".into()));
+            assert_eq!(c.to_str().unwrap(), "__Host-pbx365_session=abc; Path=/; HttpOnly; SameSite=Lax; Secure");
+        }
+    }
+
+    #[test]
+    fn tokens_carry_256_bits_and_differ() {
+        let a = random_token();
+        assert_eq!(URL_SAFE_NO_PAD.decode(&a).unwrap().len(), 32);
+        assert_ne!(a, random_token());
+    }
+
+    #[test]
+    fn cookie_value_finds_the_named_cookie_among_several_headers() {
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, HeaderValue::from_static("a=1; pbx365_session_x=no"));
+        h.append(header::COOKIE, HeaderValue::from_static("b=2;pbx365_session=yes"));
+        assert_eq!(cookie_value(&h, "pbx365_session").as_deref(), Some("yes"));
+        assert_eq!(cookie_value(&h, "c"), None);
+    }
+}

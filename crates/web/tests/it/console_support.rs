@@ -1,0 +1,121 @@
+//! A pbx365 web app running in-process for console and browser tests: temp SQLite store, one
+//! admin with a known password, a few extensions, a hand-moved clock.
+
+use chrono::{TimeZone, Utc};
+use pbx365_domain::settings::Settings;
+use pbx365_domain::{
+    Extension, ExtensionNumber, ExtensionSource, NewExtension, Profile, ProfileSource, ProfileState,
+};
+use pbx365_store::Store;
+use pbx365_web::session::{ManualClock, SessionPolicy};
+use pbx365_web::{password, AppState};
+use std::sync::Arc;
+
+/// The admin every test signs in as.
+pub const ADMIN: &str = "admin";
+/// Its password.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A running app.
+pub struct ConsoleApp {
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    /// The state the server uses (store, sessions).
+    pub state: AppState,
+    /// The sessions' clock.
+    pub clock: Arc<ManualClock>,
+    _dir: tempfile::TempDir,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ConsoleApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+fn ext(number: &str, first: &str, last: &str, dept: &str, source: ExtensionSource) -> Extension {
+    Extension {
+        number: ExtensionNumber::from_trusted(number.into()),
+        first_name: first.into(),
+        last_name: last.into(),
+        display_name: format!("{first} {last}"),
+        email: Some(format!("{}@contoso.com", first.to_lowercase())),
+        mobile: None,
+        outbound_caller_id: None,
+        department: Some(dept.into()),
+        job_title: None,
+        office: None,
+        enabled: true,
+        source,
+        m365_id: (source == ExtensionSource::M365).then(|| format!("6731de76-14a6-49ae-97bc-6eba6914{number:0>4}")),
+        photo: None,
+        is_admin: false,
+        groups: vec![],
+        profile: ProfileState::default(),
+        disabled_at: None,
+        updated_at: Utc::now(),
+    }
+}
+
+/// A 1x1 PNG.
+pub const PNG_1X1: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4, 0x89, 0x00, 0x00, 0x00, 0x0d, 0x49,
+    0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0, 0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x89, 0x99, 0x3d,
+    0x1d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+/// An HTTP client that does not follow redirects (so tests see each `Location`).
+pub fn http_client() -> reqwest::Client {
+    // reqwest is built without a bundled crypto provider; pick the one rustls ships with.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// Starts the app; `public_url` overrides the loopback URL (to test https cookie rules).
+pub async fn start(public_url: Option<&str>) -> ConsoleApp {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("pbx365.db").display());
+    let store = Store::connect(&db).await.unwrap();
+
+    store.create_admin(ADMIN, &password::hash_password(PASSWORD).unwrap()).await.unwrap();
+    let anna = NewExtension {
+        first_name: "Anna".into(),
+        last_name: "Berg".into(),
+        email: Some("anna@contoso.com".into()),
+        department: Some("Sales".into()),
+        ..Default::default()
+    }
+    .validated()
+    .unwrap();
+    store.create_local_extension("100", &anna).await.unwrap();
+    let mut ben = ext("101", "Ben", "Cole", "Support", ExtensionSource::M365);
+    ben.profile = ProfileState { profile: Profile::Dnd, source: ProfileSource::Manual, until: None, return_to: None };
+    let mut cleo = ext("102", "Cleo", "Dunn", "Finance", ExtensionSource::M365);
+    cleo.enabled = false;
+    store.upsert_extensions(&[ben, cleo]).await.unwrap();
+    store.put_photo("101", "etag-1", "image/png", PNG_1X1).await.unwrap();
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let mut settings = Settings::default();
+    settings.data_dir = dir.path().to_path_buf();
+    settings.public_url = Some(public_url.unwrap_or(&base).to_string());
+    let mut state = AppState::new(store.clone(), settings);
+    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()));
+    state.sessions = state.sessions.with_clock(clock.clone());
+    let app = pbx365_web::router(state.clone());
+    // The listener is bound before the server task starts, so connections queue until it serves.
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    ConsoleApp { base, state, clock, _dir: dir, server }
+}
+
+impl ConsoleApp {
+    /// The cookie policy in force.
+    pub fn policy(&self) -> SessionPolicy {
+        *self.state.sessions.policy()
+    }
+}
