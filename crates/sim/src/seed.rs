@@ -806,6 +806,7 @@ pub fn generate(t: &mut Tenant, n: usize, seed: u64) {
     t.gen_seed = Some(seed);
     let domain = t.domain.clone();
     let mut upns = std::collections::HashSet::new();
+    let mut next_suffix: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
     let mut dept_members: Vec<Vec<String>> = vec![Vec::new(); DEPARTMENTS.len()];
     let mut sales_emea = Vec::new();
     let mut managers = Vec::new();
@@ -850,7 +851,9 @@ pub fn generate(t: &mut Tenant, n: usize, seed: u64) {
                 family_ascii = ascii_of(f).unwrap_or(family_ascii);
             }
         }
-        names_seen.push((display.clone(), given.to_string(), family.to_string()));
+        if names_seen.len() < 3 {
+            names_seen.push((display.clone(), given.to_string(), family.to_string()));
+        }
         let roll: f64 = rng.gen();
         let guest = roll < 0.03;
         let disabled = (0.03..0.06).contains(&roll);
@@ -859,8 +862,11 @@ pub fn generate(t: &mut Tenant, n: usize, seed: u64) {
             (d, DEPARTMENTS[d].1)
         };
         let title = *titles.choose(&mut rng).expect("non-empty");
-        let mut local = format!("{given_ascii}.{family_ascii}");
-        let mut k = 1;
+        let base = format!("{given_ascii}.{family_ascii}");
+        // Remember the next free suffix per name so 100,000 users stay linear.
+        let k_ref = next_suffix.entry(base.clone()).or_insert(1u32);
+        let mut k = *k_ref;
+        let mut local = if k == 1 { base.clone() } else { format!("{base}{k}") };
         let upn = loop {
             let candidate = if guest {
                 format!("{local}_fabrikam.example#EXT#@{domain}")
@@ -868,10 +874,11 @@ pub fn generate(t: &mut Tenant, n: usize, seed: u64) {
                 format!("{local}@{domain}")
             };
             if upns.insert(candidate.to_ascii_lowercase()) {
+                *k_ref = k + 1;
                 break candidate;
             }
             k += 1;
-            local = format!("{given_ascii}.{family_ascii}{k}");
+            local = format!("{base}{k}");
         };
         let (business, mobile) = phones(office.country, &mut rng);
         let has_business = rng.gen_bool(0.9);
