@@ -866,7 +866,11 @@ pub fn generate(t: &mut Tenant, n: usize, seed: u64) {
         // Remember the next free suffix per name so 100,000 users stay linear.
         let k_ref = next_suffix.entry(base.clone()).or_insert(1u32);
         let mut k = *k_ref;
-        let mut local = if k == 1 { base.clone() } else { format!("{base}{k}") };
+        let mut local = if k == 1 {
+            base.clone()
+        } else {
+            format!("{base}{k}")
+        };
         let upn = loop {
             let candidate = if guest {
                 format!("{local}_fabrikam.example#EXT#@{domain}")

@@ -574,7 +574,7 @@ async fn calendar_view(
             all.push((inst.start_utc, instance_json(ev, &inst, resp, &resp_name)));
         }
     }
-    all.sort_by(|a, b| a.0.cmp(&b.0));
+    all.sort_by_key(|a| a.0);
     let total = all.len();
     let page: Vec<Value> = all
         .into_iter()
@@ -706,7 +706,7 @@ async fn calendar_view_delta(
                 all.push((inst.start_utc, instance_json(ev, &inst, resp, &resp_name)));
             }
         }
-        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all.sort_by_key(|a| a.0);
         (all.into_iter().map(|(_, v)| v).collect(), tok.s)
     } else {
         let (lower, upper) = match (is_delta_call, tok.from) {
