@@ -4,7 +4,9 @@
 //! Parameters are the `argon2` crate defaults (Argon2id, m=19 MiB, t=2, p=1), which match the
 //! OWASP Password Storage Cheat Sheet minimum.
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 use std::sync::OnceLock;
 
@@ -36,7 +38,10 @@ pub fn check_new_password(password: &str) -> Result<(), PasswordError> {
     if (MIN_LEN..=MAX_LEN).contains(&n) {
         Ok(())
     } else {
-        Err(PasswordError::Length { min: MIN_LEN, max: MAX_LEN })
+        Err(PasswordError::Length {
+            min: MIN_LEN,
+            max: MAX_LEN,
+        })
     }
 }
 
@@ -56,7 +61,9 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
         return false;
     }
     match PasswordHash::new(phc) {
-        Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Ok(parsed) => Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
         Err(_) => false,
     }
 }
@@ -91,6 +98,9 @@ mod tests {
     #[test]
     fn short_passwords_are_refused_with_a_sentence() {
         let err = hash_password("short").unwrap_err();
-        assert_eq!(err.to_string(), "the password must be 8 to 1024 characters long");
+        assert_eq!(
+            err.to_string(),
+            "the password must be 8 to 1024 characters long"
+        );
     }
 }

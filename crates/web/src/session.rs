@@ -58,7 +58,9 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock standing at `start`.
     pub fn new(start: DateTime<Utc>) -> Self {
-        ManualClock { now: Mutex::new(start) }
+        ManualClock {
+            now: Mutex::new(start),
+        }
     }
 
     /// Moves the clock forward.
@@ -89,8 +91,15 @@ impl SessionPolicy {
     /// The ASVS L2 timeouts (30 min idle, 12 h absolute); secure cookies when `public_url` is
     /// https or the listener itself speaks TLS.
     pub fn new(public_url: &str, tls: bool) -> Self {
-        let https = public_url.trim().to_ascii_lowercase().starts_with("https://");
-        SessionPolicy { secure: https || tls, idle: Duration::minutes(30), absolute: Duration::hours(12) }
+        let https = public_url
+            .trim()
+            .to_ascii_lowercase()
+            .starts_with("https://");
+        SessionPolicy {
+            secure: https || tls,
+            idle: Duration::minutes(30),
+            absolute: Duration::hours(12),
+        }
     }
 
     /// Name of the session cookie.
@@ -256,12 +265,21 @@ pub struct Sessions {
 impl Sessions {
     /// Sessions kept in `store`, timed by `clock`.
     pub fn new(store: Store, clock: Arc<dyn Clock>, policy: SessionPolicy) -> Self {
-        Sessions { store, clock, policy, failures: Arc::default() }
+        Sessions {
+            store,
+            clock,
+            policy,
+            failures: Arc::default(),
+        }
     }
 
     /// Sessions on the system clock with the policy for `public_url` / TLS (production).
     pub fn system(store: Store, public_url: &str, tls: bool) -> Self {
-        Sessions::new(store, Arc::new(SystemClock), SessionPolicy::new(public_url, tls))
+        Sessions::new(
+            store,
+            Arc::new(SystemClock),
+            SessionPolicy::new(public_url, tls),
+        )
     }
 
     /// The same sessions store and policy, timed by another clock (tests).
@@ -287,7 +305,11 @@ impl Sessions {
     /// Starts a session for `subject` (after a successful login): a fresh id, a fresh CSRF token.
     /// Any session whose cookie came with the login request is deleted first, so an id planted
     /// before login (fixation) is worthless afterwards.
-    pub async fn login(&self, subject: &str, request: &HeaderMap) -> Result<(SessionId, ActiveSession), SessionError> {
+    pub async fn login(
+        &self,
+        subject: &str,
+        request: &HeaderMap,
+    ) -> Result<(SessionId, ActiveSession), SessionError> {
         if let Some(old) = cookie_value(request, self.policy.cookie_name()) {
             self.store.delete_session(&hash_secret(&old)).await?;
         }
@@ -311,8 +333,12 @@ impl Sessions {
     }
 
     /// The live session of a request, refreshing its idle timer; expired sessions are deleted.
-    pub async fn current(&self, headers: &HeaderMap) -> Result<Result<ActiveSession, NoSession>, SessionError> {
-        let Some(id) = cookie_value(headers, self.policy.cookie_name()).filter(|v| !v.is_empty()) else {
+    pub async fn current(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<Result<ActiveSession, NoSession>, SessionError> {
+        let Some(id) = cookie_value(headers, self.policy.cookie_name()).filter(|v| !v.is_empty())
+        else {
             return Ok(Err(NoSession::Missing));
         };
         let id_hash = hash_secret(&id);
@@ -320,7 +346,9 @@ impl Sessions {
             return Ok(Err(NoSession::Missing));
         };
         let now = self.clock.now();
-        if now - rec.last_seen_at >= self.policy.idle || now - rec.created_at >= self.policy.absolute {
+        if now - rec.last_seen_at >= self.policy.idle
+            || now - rec.created_at >= self.policy.absolute
+        {
             self.store.delete_session(&id_hash).await?;
             return Ok(Err(NoSession::Expired));
         }
@@ -350,7 +378,9 @@ impl Sessions {
         let now = self.clock.now();
         let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         match map.get(&name.to_lowercase()).and_then(|f| f.locked_until) {
-            Some(until) if until > now => Err(Lockout { retry_after_secs: (until - now).num_seconds().max(1) }),
+            Some(until) if until > now => Err(Lockout {
+                retry_after_secs: (until - now).num_seconds().max(1),
+            }),
             _ => Ok(()),
         }
     }
@@ -376,7 +406,10 @@ impl Sessions {
 
     /// Clears the failure count of `name` after a successful login.
     pub fn record_login_success(&self, name: &str) {
-        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&name.to_lowercase());
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&name.to_lowercase());
     }
 }
 
@@ -393,9 +426,10 @@ pub struct AdminSession {
 /// Store failures count as "no session": the caller then answers 401 rather than leaking details.
 pub async fn current_admin(state: &crate::AppState, headers: &HeaderMap) -> Option<AdminSession> {
     match state.sessions.current(headers).await {
-        Ok(Ok(s)) if !s.subject.starts_with("ext:") => {
-            Some(AdminSession { admin: s.subject, csrf_token: s.csrf_token })
-        }
+        Ok(Ok(s)) if !s.subject.starts_with("ext:") => Some(AdminSession {
+            admin: s.subject,
+            csrf_token: s.csrf_token,
+        }),
         Ok(_) => None,
         Err(e) => {
             tracing::warn!(error = %e, "session lookup failed");
@@ -412,14 +446,23 @@ mod tests {
     fn plain_http_uses_the_plain_cookie_without_secure() {
         let p = SessionPolicy::new("http://127.0.0.1:8080", false);
         let c = p.session_cookie(&SessionId("abc".into()));
-        assert_eq!(c.to_str().unwrap(), "pbx365_session=abc; Path=/; HttpOnly; SameSite=Lax");
+        assert_eq!(
+            c.to_str().unwrap(),
+            "pbx365_session=abc; Path=/; HttpOnly; SameSite=Lax"
+        );
     }
 
     #[test]
     fn https_uses_the_host_prefix_and_secure() {
-        for p in [SessionPolicy::new("https://pbx.example.com", false), SessionPolicy::new("http://x", true)] {
+        for p in [
+            SessionPolicy::new("https://pbx.example.com", false),
+            SessionPolicy::new("http://x", true),
+        ] {
             let c = p.session_cookie(&SessionId("abc".into()));
-            assert_eq!(c.to_str().unwrap(), "__Host-pbx365_session=abc; Path=/; HttpOnly; SameSite=Lax; Secure");
+            assert_eq!(
+                c.to_str().unwrap(),
+                "__Host-pbx365_session=abc; Path=/; HttpOnly; SameSite=Lax; Secure"
+            );
         }
     }
 
@@ -433,8 +476,14 @@ mod tests {
     #[test]
     fn cookie_value_finds_the_named_cookie_among_several_headers() {
         let mut h = HeaderMap::new();
-        h.append(header::COOKIE, HeaderValue::from_static("a=1; pbx365_session_x=no"));
-        h.append(header::COOKIE, HeaderValue::from_static("b=2;pbx365_session=yes"));
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; pbx365_session_x=no"),
+        );
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("b=2;pbx365_session=yes"),
+        );
         assert_eq!(cookie_value(&h, "pbx365_session").as_deref(), Some("yes"));
         assert_eq!(cookie_value(&h, "c"), None);
     }

@@ -21,10 +21,14 @@ pub const DEFAULT_RETURN: &str = "/console";
 /// no `//`, no backslash, no encoded slash or backslash, no control characters or spaces, no `..`
 /// (RFC 9700 §4.11 open redirector; security checklist R3.4).
 pub fn safe_return_to(raw: Option<&str>) -> String {
-    let Some(r) = raw else { return DEFAULT_RETURN.to_string() };
+    let Some(r) = raw else {
+        return DEFAULT_RETURN.to_string();
+    };
     let lower = r.to_ascii_lowercase();
-    let under_console =
-        r == "/console" || r.starts_with("/console/") || r.starts_with("/console?") || r.starts_with("/console#");
+    let under_console = r == "/console"
+        || r.starts_with("/console/")
+        || r.starts_with("/console?")
+        || r.starts_with("/console#");
     let clean = r.len() <= 2048
         && !r.contains("//")
         && !r.contains('\\')
@@ -52,14 +56,24 @@ pub struct ConsoleAdmin {
 impl ConsoleAdmin {
     /// Parses a posted form after checking its `csrf` field against the session: a missing or
     /// wrong token answers 403 and changes nothing.
+    // The error is the finished page to send back; boxing it would only add noise at call sites.
+    #[allow(clippy::result_large_err)]
     pub(crate) fn form<T: DeserializeOwned>(&self, body: &Bytes) -> Result<T, Response> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap_or_default();
-        let sent = pairs.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str()).unwrap_or("");
+        let sent = pairs
+            .iter()
+            .find(|(k, _)| k == "csrf")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("");
         if sent.is_empty() || !self.session.csrf_ok(sent) {
             return Err(csrf_refused());
         }
         serde_urlencoded::from_bytes(body).map_err(|e| {
-            error_page(StatusCode::BAD_REQUEST, "Bad request", &format!("The form could not be read: {e}."))
+            error_page(
+                StatusCode::BAD_REQUEST,
+                "Bad request",
+                &format!("The form could not be read: {e}."),
+            )
         })
     }
 }
@@ -101,7 +115,11 @@ fn login_redirect(parts: &Parts, expired: bool) -> String {
     let mut target = String::from("/console/login");
     let mut sep = '?';
     if matches!(parts.method, Method::GET | Method::HEAD) {
-        let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/console");
+        let path = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/console");
         let back = safe_return_to(Some(path));
         if back != DEFAULT_RETURN {
             let enc: String = url::form_urlencoded::byte_serialize(back.as_bytes()).collect();
@@ -119,14 +137,23 @@ fn login_redirect(parts: &Parts, expired: bool) -> String {
 impl FromRequestParts<AppState> for ConsoleAdmin {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         match state.sessions.current(&parts.headers).await {
-            Ok(Ok(session)) if !session.subject.starts_with("ext:") => {
-                Ok(ConsoleAdmin { name: session.subject.clone(), session })
+            Ok(Ok(session)) if !session.subject.starts_with("ext:") => Ok(ConsoleAdmin {
+                name: session.subject.clone(),
+                session,
+            }),
+            Ok(Ok(_)) | Ok(Err(NoSession::Missing)) => {
+                Err(Redirect::to(&login_redirect(parts, false)).into_response())
             }
-            Ok(Ok(_)) | Ok(Err(NoSession::Missing)) => Err(Redirect::to(&login_redirect(parts, false)).into_response()),
             Ok(Err(NoSession::Expired)) => Err((
-                [(header::SET_COOKIE, state.sessions.policy().clear_session_cookie())],
+                [(
+                    header::SET_COOKIE,
+                    state.sessions.policy().clear_session_cookie(),
+                )],
                 Redirect::to(&login_redirect(parts, true)),
             )
                 .into_response()),
@@ -152,14 +179,27 @@ fn login_form(
     notice: Option<String>,
 ) -> Response {
     let token = random_token();
-    let page = LoginPage { error, notice, return_to, login_csrf: token.clone(), username };
+    let page = LoginPage {
+        error,
+        notice,
+        return_to,
+        login_csrf: token.clone(),
+        username,
+    };
     let mut res = render(status, &page);
-    res.headers_mut().append(header::SET_COOKIE, state.sessions.policy().login_cookie(&token));
+    res.headers_mut().append(
+        header::SET_COOKIE,
+        state.sessions.policy().login_cookie(&token),
+    );
     res
 }
 
 /// The sign-in page. Anyone may call it; a signed-in admin is sent on to `return_to`.
-pub(crate) async fn login_page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<LoginQuery>) -> Response {
+pub(crate) async fn login_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<LoginQuery>,
+) -> Response {
     let return_to = safe_return_to(q.return_to.as_deref());
     if let Ok(Ok(s)) = state.sessions.current(&headers).await {
         if !s.subject.starts_with("ext:") {
@@ -173,7 +213,14 @@ pub(crate) async fn login_page(State(state): State<AppState>, headers: HeaderMap
     } else {
         None
     };
-    login_form(&state, StatusCode::OK, return_to, String::new(), None, notice)
+    login_form(
+        &state,
+        StatusCode::OK,
+        return_to,
+        String::new(),
+        None,
+        notice,
+    )
 }
 
 /// Fields of the sign-in form.
@@ -194,7 +241,11 @@ struct LoginForm {
 pub const BAD_CREDENTIALS: &str = "The user name or password is not correct.";
 
 /// Checks a sign-in and starts a session. Anyone may call it.
-pub(crate) async fn login_submit(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn login_submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let form: LoginForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let return_to = safe_return_to(form.return_to.as_deref());
     let username = form.username.trim().to_string();
@@ -254,7 +305,14 @@ pub(crate) async fn login_submit(State(state): State<AppState>, headers: HeaderM
     if !ok {
         sessions.record_login_failure(&username);
         tracing::warn!(user = ?username, "console sign-in refused");
-        return login_form(&state, StatusCode::UNAUTHORIZED, return_to, username, Some(BAD_CREDENTIALS.into()), None);
+        return login_form(
+            &state,
+            StatusCode::UNAUTHORIZED,
+            return_to,
+            username,
+            Some(BAD_CREDENTIALS.into()),
+            None,
+        );
     }
     sessions.record_login_success(&username);
     let (id, _active) = match sessions.login(&username, &headers).await {
@@ -265,23 +323,35 @@ pub(crate) async fn login_submit(State(state): State<AppState>, headers: HeaderM
     audit(&state, &username, "console.login", &username).await;
     let mut res = Redirect::to(&return_to).into_response();
     // Two cookies: `append`, because a header array in a response tuple would replace the first.
-    res.headers_mut().append(header::SET_COOKIE, sessions.policy().session_cookie(&id));
-    res.headers_mut().append(header::SET_COOKIE, sessions.policy().clear_login_cookie());
+    res.headers_mut()
+        .append(header::SET_COOKIE, sessions.policy().session_cookie(&id));
+    res.headers_mut()
+        .append(header::SET_COOKIE, sessions.policy().clear_login_cookie());
     res
 }
 
 /// Ends the session on the server and clears the cookie. Called by a signed-in admin.
-pub(crate) async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let policy = *state.sessions.policy();
     let session = match state.sessions.current(&headers).await {
         Ok(Ok(s)) => s,
         Ok(Err(_)) => {
-            return ([(header::SET_COOKIE, policy.clear_session_cookie())], Redirect::to("/console/login"))
+            return (
+                [(header::SET_COOKIE, policy.clear_session_cookie())],
+                Redirect::to("/console/login"),
+            )
                 .into_response()
         }
         Err(e) => return server_failure(e),
     };
-    let admin = ConsoleAdmin { name: session.subject.clone(), session };
+    let admin = ConsoleAdmin {
+        name: session.subject.clone(),
+        session,
+    };
     if let Err(refused) = admin.form::<Vec<(String, String)>>(&body) {
         return refused;
     }
@@ -289,7 +359,11 @@ pub(crate) async fn logout(State(state): State<AppState>, headers: HeaderMap, bo
         return server_failure(e);
     }
     audit(&state, &admin.name, "console.logout", &admin.name).await;
-    ([(header::SET_COOKIE, policy.clear_session_cookie())], Redirect::to("/console/login?logged_out=1")).into_response()
+    (
+        [(header::SET_COOKIE, policy.clear_session_cookie())],
+        Redirect::to("/console/login?logged_out=1"),
+    )
+        .into_response()
 }
 
 /// Appends to the audit log; a failure is logged, not shown (the action itself succeeded).
@@ -334,7 +408,12 @@ mod tests {
 
     #[test]
     fn console_paths_are_kept() {
-        for good in ["/console", "/console/extensions", "/console/sync?x=1", "/console/extensions/100/edit"] {
+        for good in [
+            "/console",
+            "/console/extensions",
+            "/console/sync?x=1",
+            "/console/extensions/100/edit",
+        ] {
             assert_eq!(safe_return_to(Some(good)), good);
         }
     }

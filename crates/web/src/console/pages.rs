@@ -2,8 +2,8 @@
 
 use super::auth::{audit, error_page, server_failure, ConsoleAdmin};
 use super::views::{
-    render, Chrome, ExtensionFields, ExtensionFormPage, ExtensionRow, ExtensionsPage, M365Page, PhonebookPage,
-    PhonebookRow, SyncPage, SyncRunRow, WebClientPage,
+    render, Chrome, ExtensionFields, ExtensionFormPage, ExtensionRow, ExtensionsPage, M365Page,
+    PhonebookPage, PhonebookRow, SyncPage, SyncRunRow, WebClientPage,
 };
 use crate::AppState;
 use axum::body::Bytes;
@@ -12,13 +12,19 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
 use pbx365_domain::{
-    Extension, ExtensionNumber, ExtensionSource, NewExtension, PhoneKind, PhonebookOwner, SyncKind, SyncStatus,
+    Extension, ExtensionNumber, ExtensionSource, NewExtension, PhoneKind, PhonebookOwner, SyncKind,
+    SyncStatus,
 };
 use pbx365_store::StoreError;
 use serde::Deserialize;
 
 fn chrome(admin: &ConsoleAdmin, active: &'static str, notice: Option<String>) -> Chrome {
-    Chrome { admin: admin.name.clone(), csrf: admin.session.csrf_token.clone(), active, notice }
+    Chrome {
+        admin: admin.name.clone(),
+        csrf: admin.session.csrf_token.clone(),
+        active,
+        notice,
+    }
 }
 
 /// The web client start page (extension users). Anyone may call it.
@@ -45,7 +51,10 @@ pub(crate) struct DoneQuery {
 
 impl DoneQuery {
     fn notice(&self) -> Option<String> {
-        let n = self.number.as_deref().filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))?;
+        let n = self
+            .number
+            .as_deref()
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))?;
         match self.done.as_deref()? {
             "added" => Some(format!("Extension {n} was added.")),
             "saved" => Some(format!("Extension {n} was saved.")),
@@ -59,13 +68,22 @@ fn initials(e: &Extension) -> String {
     let from = |s: &str| s.chars().find(|c| c.is_alphanumeric());
     let pair: String = match (from(&e.first_name), from(&e.last_name)) {
         (Some(a), Some(b)) => [a, b].into_iter().collect(),
-        _ => e.display_name.chars().filter(|c| c.is_alphanumeric()).take(2).collect(),
+        _ => e
+            .display_name
+            .chars()
+            .filter(|c| c.is_alphanumeric())
+            .take(2)
+            .collect(),
     };
     pair.to_uppercase()
 }
 
 /// The extension list with source, state, profile and photo. Admin only.
-pub(crate) async fn extensions(admin: ConsoleAdmin, State(state): State<AppState>, Query(q): Query<DoneQuery>) -> Response {
+pub(crate) async fn extensions(
+    admin: ConsoleAdmin,
+    State(state): State<AppState>,
+    Query(q): Query<DoneQuery>,
+) -> Response {
     let list = match state.store.list_extensions().await {
         Ok(l) => l,
         Err(e) => return server_failure(e),
@@ -86,7 +104,13 @@ pub(crate) async fn extensions(admin: ConsoleAdmin, State(state): State<AppState
             has_photo: e.photo.is_some(),
         })
         .collect();
-    render(StatusCode::OK, &ExtensionsPage { chrome: chrome(&admin, "extensions", q.notice()), rows })
+    render(
+        StatusCode::OK,
+        &ExtensionsPage {
+            chrome: chrome(&admin, "extensions", q.notice()),
+            rows,
+        },
+    )
 }
 
 fn fields_of(e: &Extension) -> ExtensionFields {
@@ -157,8 +181,15 @@ struct NumberField {
 
 /// Creates a local extension from the form; a bad field re-shows the form with the sentence and
 /// everything typed. Admin only.
-pub(crate) async fn extension_create(admin: ConsoleAdmin, State(state): State<AppState>, body: Bytes) -> Response {
-    let (number, fields) = match (admin.form::<NumberField>(&body), admin.form::<ExtensionFields>(&body)) {
+pub(crate) async fn extension_create(
+    admin: ConsoleAdmin,
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Response {
+    let (number, fields) = match (
+        admin.form::<NumberField>(&body),
+        admin.form::<ExtensionFields>(&body),
+    ) {
         (Ok(n), Ok(f)) => (n.number.trim().to_string(), f),
         (Err(r), _) | (_, Err(r)) => return r,
     };
@@ -184,10 +215,18 @@ pub(crate) async fn extension_create(admin: ConsoleAdmin, State(state): State<Ap
         Ok(n) => n,
         Err(e) => return again(sentence(e), number, fields),
     };
-    match state.store.create_local_extension(parsed.as_str(), &new).await {
+    match state
+        .store
+        .create_local_extension(parsed.as_str(), &new)
+        .await
+    {
         Ok(_) => {}
         Err(StoreError::Conflict { .. }) => {
-            return again(format!("Extension {parsed} already exists; choose another number."), number, fields)
+            return again(
+                format!("Extension {parsed} already exists; choose another number."),
+                number,
+                fields,
+            )
         }
         Err(e) => return server_failure(e),
     }
@@ -198,13 +237,21 @@ pub(crate) async fn extension_create(admin: ConsoleAdmin, State(state): State<Ap
 async fn load(state: &AppState, number: &str) -> Result<Extension, Response> {
     match state.store.get_extension(number).await {
         Ok(Some(e)) => Ok(e),
-        Ok(None) => Err(error_page(StatusCode::NOT_FOUND, "Not found", "There is no extension with this number.")),
+        Ok(None) => Err(error_page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is no extension with this number.",
+        )),
         Err(e) => Err(server_failure(e)),
     }
 }
 
 /// One extension: editable when local, read-only when synced. Admin only.
-pub(crate) async fn extension_edit(admin: ConsoleAdmin, State(state): State<AppState>, Path(number): Path<String>) -> Response {
+pub(crate) async fn extension_edit(
+    admin: ConsoleAdmin,
+    State(state): State<AppState>,
+    Path(number): Path<String>,
+) -> Response {
     let ext = match load(&state, &number).await {
         Ok(e) => e,
         Err(r) => return r,
@@ -243,7 +290,9 @@ pub(crate) async fn extension_update(
         return error_page(
             StatusCode::CONFLICT,
             "Read-only extension",
-            &sentence(pbx365_domain::ValidationError::ReadOnlySynced("this extension")),
+            &sentence(pbx365_domain::ValidationError::ReadOnlySynced(
+                "this extension",
+            )),
         );
     }
     let new = match to_new_extension(&fields).validated() {
@@ -263,11 +312,19 @@ pub(crate) async fn extension_update(
             )
         }
     };
-    if let Err(e) = state.store.update_local_extension(ext.number.as_str(), &new).await {
+    if let Err(e) = state
+        .store
+        .update_local_extension(ext.number.as_str(), &new)
+        .await
+    {
         return server_failure(e);
     }
     audit(&state, &admin.name, "extension.update", ext.number.as_str()).await;
-    Redirect::to(&format!("/console/extensions?done=saved&number={}", ext.number)).into_response()
+    Redirect::to(&format!(
+        "/console/extensions?done=saved&number={}",
+        ext.number
+    ))
+    .into_response()
 }
 
 /// Deletes a local extension. Admin only.
@@ -296,7 +353,11 @@ pub(crate) async fn extension_delete(
         return server_failure(e);
     }
     audit(&state, &admin.name, "extension.delete", ext.number.as_str()).await;
-    Redirect::to(&format!("/console/extensions?done=deleted&number={}", ext.number)).into_response()
+    Redirect::to(&format!(
+        "/console/extensions?done=deleted&number={}",
+        ext.number
+    ))
+    .into_response()
 }
 
 /// An extension's photo for the list thumbnail. Admin only.
@@ -308,12 +369,21 @@ pub(crate) async fn extension_photo(
     match state.store.get_photo(&number).await {
         Ok(Some((content_type, bytes))) => {
             // Only serve what the browser will treat as an image, whatever was stored.
-            let ct = if matches!(content_type.as_str(), "image/jpeg" | "image/png" | "image/gif" | "image/webp") {
+            let ct = if matches!(
+                content_type.as_str(),
+                "image/jpeg" | "image/png" | "image/gif" | "image/webp"
+            ) {
                 content_type
             } else {
                 "application/octet-stream".to_string()
             };
-            ([(header::CONTENT_TYPE, ct), (header::CACHE_CONTROL, "private, max-age=300".to_string())], bytes)
+            (
+                [
+                    (header::CONTENT_TYPE, ct),
+                    (header::CACHE_CONTROL, "private, max-age=300".to_string()),
+                ],
+                bytes,
+            )
                 .into_response()
         }
         Ok(None) => (StatusCode::NOT_FOUND, "no photo").into_response(),
@@ -341,12 +411,22 @@ pub(crate) async fn phonebook(admin: ConsoleAdmin, State(state): State<AppState>
         .map(|e| PhonebookRow {
             display_name: e.display_name,
             company: e.company.unwrap_or_default(),
-            numbers: e.numbers.into_iter().map(|n| (kind_label(n.kind), n.raw)).collect(),
+            numbers: e
+                .numbers
+                .into_iter()
+                .map(|n| (kind_label(n.kind), n.raw))
+                .collect(),
             emails: e.emails,
             synced: e.m365_id.is_some(),
         })
         .collect();
-    render(StatusCode::OK, &PhonebookPage { chrome: chrome(&admin, "phonebook", None), entries })
+    render(
+        StatusCode::OK,
+        &PhonebookPage {
+            chrome: chrome(&admin, "phonebook", None),
+            entries,
+        },
+    )
 }
 
 fn when(t: DateTime<Utc>) -> String {
@@ -394,7 +474,13 @@ pub(crate) async fn sync_runs(admin: ConsoleAdmin, State(state): State<AppState>
             errors: r.report.errors.len(),
         })
         .collect();
-    render(StatusCode::OK, &SyncPage { chrome: chrome(&admin, "sync", None), runs })
+    render(
+        StatusCode::OK,
+        &SyncPage {
+            chrome: chrome(&admin, "sync", None),
+            runs,
+        },
+    )
 }
 
 /// Settings > Integrations > Microsoft 365: connection state and the Redirect URI. Admin only.

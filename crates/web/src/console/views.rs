@@ -10,7 +10,10 @@ pub(crate) fn render<T: Template>(status: StatusCode, page: &T) -> Response {
         Ok(html) => (status, Html(html)).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "template rendering failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "The page could not be rendered; the server log has details.")
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The page could not be rendered; the server log has details.",
+            )
                 .into_response()
         }
     }

@@ -19,7 +19,11 @@ struct Driver {
 
 async fn start_chromedriver() -> Driver {
     // Ask the OS for a free port, then hand it to chromedriver.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = tokio::process::Command::new(CHROMEDRIVER)
         .arg(format!("--port={port}"))
         .arg("--allowed-ips=127.0.0.1")
@@ -40,7 +44,10 @@ async fn start_chromedriver() -> Driver {
                 }
             }
         }
-        assert!(tokio::time::Instant::now() < deadline, "chromedriver did not become ready within 30 s");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "chromedriver did not become ready within 30 s"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Driver { url, _child: child }
@@ -98,34 +105,114 @@ async fn admin_signs_in_sees_extensions_with_profiles_and_sign_out_locks_the_con
 
     let run = async {
         // The console sends a stranger to the sign-in page.
-        c.goto(&format!("{}/console/extensions", app.base)).await.unwrap();
-        c.wait().for_element(Locator::Id("login-form")).await.unwrap();
+        c.goto(&format!("{}/console/extensions", app.base))
+            .await
+            .unwrap();
+        c.wait()
+            .for_element(Locator::Id("login-form"))
+            .await
+            .unwrap();
         assert_eq!(path_of(&c).await, "/console/login");
 
         // A wrong password shows the one sign-in error.
-        c.find(Locator::Id("username")).await.unwrap().send_keys(ADMIN).await.unwrap();
-        c.find(Locator::Id("password")).await.unwrap().send_keys("not the password").await.unwrap();
-        c.find(Locator::Id("sign-in")).await.unwrap().click().await.unwrap();
-        let err = c.wait().for_element(Locator::Id("login-error")).await.unwrap();
-        assert_eq!(err.text().await.unwrap(), "The user name or password is not correct.");
+        c.find(Locator::Id("username"))
+            .await
+            .unwrap()
+            .send_keys(ADMIN)
+            .await
+            .unwrap();
+        c.find(Locator::Id("password"))
+            .await
+            .unwrap()
+            .send_keys("not the password")
+            .await
+            .unwrap();
+        c.find(Locator::Id("sign-in"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let err = c
+            .wait()
+            .for_element(Locator::Id("login-error"))
+            .await
+            .unwrap();
+        assert_eq!(
+            err.text().await.unwrap(),
+            "The user name or password is not correct."
+        );
 
         // The right one leads to the page first asked for.
-        c.find(Locator::Id("username")).await.unwrap().clear().await.unwrap();
-        c.find(Locator::Id("username")).await.unwrap().send_keys(ADMIN).await.unwrap();
-        c.find(Locator::Id("password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
-        c.find(Locator::Id("sign-in")).await.unwrap().click().await.unwrap();
-        c.wait().for_element(Locator::Css("table#extensions")).await.unwrap();
+        c.find(Locator::Id("username"))
+            .await
+            .unwrap()
+            .clear()
+            .await
+            .unwrap();
+        c.find(Locator::Id("username"))
+            .await
+            .unwrap()
+            .send_keys(ADMIN)
+            .await
+            .unwrap();
+        c.find(Locator::Id("password"))
+            .await
+            .unwrap()
+            .send_keys(PASSWORD)
+            .await
+            .unwrap();
+        c.find(Locator::Id("sign-in"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        c.wait()
+            .for_element(Locator::Css("table#extensions"))
+            .await
+            .unwrap();
         assert_eq!(path_of(&c).await, "/console/extensions");
 
-        let ben = c.find(Locator::Css("tr[data-number='101']")).await.unwrap().text().await.unwrap();
-        assert!(ben.contains("Ben Cole") && ben.contains("Microsoft 365") && ben.contains("Do Not Disturb"), "{ben}");
-        let anna = c.find(Locator::Css("tr[data-number='100']")).await.unwrap().text().await.unwrap();
-        assert!(anna.contains("Anna Berg") && anna.contains("Local") && anna.contains("Available"), "{anna}");
-        let cleo = c.find(Locator::Css("tr[data-number='102']")).await.unwrap().text().await.unwrap();
+        let ben = c
+            .find(Locator::Css("tr[data-number='101']"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            ben.contains("Ben Cole")
+                && ben.contains("Microsoft 365")
+                && ben.contains("Do Not Disturb"),
+            "{ben}"
+        );
+        let anna = c
+            .find(Locator::Css("tr[data-number='100']"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            anna.contains("Anna Berg") && anna.contains("Local") && anna.contains("Available"),
+            "{anna}"
+        );
+        let cleo = c
+            .find(Locator::Css("tr[data-number='102']"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         assert!(cleo.contains("Disabled"), "{cleo}");
 
         // The embedded stylesheet and the photo load under the page's CSP.
-        let layout = script(&c, "return getComputedStyle(document.querySelector('.topbar')).display").await;
+        let layout = script(
+            &c,
+            "return getComputedStyle(document.querySelector('.topbar')).display",
+        )
+        .await;
         assert_eq!(layout, "flex", "console.css must apply");
         c.wait()
             .for_element(Locator::Css("tr[data-number='101'] img.avatar"))
@@ -140,26 +227,68 @@ async fn admin_signs_in_sees_extensions_with_profiles_and_sign_out_locks_the_con
         assert_eq!(width, 1, "the 1x1 photo is shown");
 
         // Navigation reaches Settings > Integrations > Microsoft 365 with the Redirect URI.
-        c.find(Locator::LinkText("Microsoft 365")).await.unwrap().click().await.unwrap();
-        let uri = c.wait().for_element(Locator::Id("redirect-uri")).await.unwrap();
-        assert_eq!(uri.prop("value").await.unwrap().unwrap(), format!("{}/oauth2office2", app.base));
+        c.find(Locator::LinkText("Microsoft 365"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let uri = c
+            .wait()
+            .for_element(Locator::Id("redirect-uri"))
+            .await
+            .unwrap();
+        assert_eq!(
+            uri.prop("value").await.unwrap().unwrap(),
+            format!("{}/oauth2office2", app.base)
+        );
 
-        c.find(Locator::LinkText("Extensions")).await.unwrap().click().await.unwrap();
-        c.wait().for_element(Locator::Css("table#extensions")).await.unwrap();
+        c.find(Locator::LinkText("Extensions"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        c.wait()
+            .for_element(Locator::Css("table#extensions"))
+            .await
+            .unwrap();
 
         // Sign out, then the back button and a typed URL both ask to sign in again.
-        c.find(Locator::Id("logout")).await.unwrap().click().await.unwrap();
-        c.wait().for_element(Locator::Id("login-form")).await.unwrap();
-        let body = c.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
+        c.find(Locator::Id("logout"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        c.wait()
+            .for_element(Locator::Id("login-form"))
+            .await
+            .unwrap();
+        let body = c
+            .find(Locator::Css("body"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         assert!(body.contains("You have signed out."), "{body}");
 
         c.back().await.unwrap();
-        c.wait().for_element(Locator::Id("login-form")).await.unwrap();
+        c.wait()
+            .for_element(Locator::Id("login-form"))
+            .await
+            .unwrap();
         assert_eq!(path_of(&c).await, "/console/login");
         assert!(c.find(Locator::Css("table#extensions")).await.is_err());
 
-        c.goto(&format!("{}/console/extensions", app.base)).await.unwrap();
-        c.wait().for_element(Locator::Id("login-form")).await.unwrap();
+        c.goto(&format!("{}/console/extensions", app.base))
+            .await
+            .unwrap();
+        c.wait()
+            .for_element(Locator::Id("login-form"))
+            .await
+            .unwrap();
         assert_eq!(path_of(&c).await, "/console/login");
     };
     let outcome = tokio::time::timeout(Duration::from_secs(120), run).await;

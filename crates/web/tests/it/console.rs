@@ -11,7 +11,11 @@ fn client() -> Client {
 }
 
 fn set_cookies(res: &Response) -> Vec<String> {
-    res.headers().get_all(SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_string()).collect()
+    res.headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect()
 }
 
 /// The value a `Set-Cookie` gives cookie `name`, if any.
@@ -25,12 +29,18 @@ fn cookie_set(res: &Response, name: &str) -> Option<String> {
 
 fn hidden(html: &str, field: &str) -> String {
     let marker = format!("name=\"{field}\" value=\"");
-    let start = html.find(&marker).unwrap_or_else(|| panic!("no {field} field in page")) + marker.len();
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {field} field in page"))
+        + marker.len();
     html[start..].split('"').next().unwrap().to_string()
 }
 
 fn location(res: &Response) -> String {
-    res.headers().get(LOCATION).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
+    res.headers()
+        .get(LOCATION)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
 }
 
 async fn get(app: &ConsoleApp, path: &str, cookie: Option<&str>) -> Response {
@@ -42,7 +52,13 @@ async fn get(app: &ConsoleApp, path: &str, cookie: Option<&str>) -> Response {
 }
 
 /// Fetches the sign-in form and posts it; returns the response of the POST.
-async fn sign_in(app: &ConsoleApp, user: &str, password: &str, return_to: &str, extra_cookie: Option<&str>) -> Response {
+async fn sign_in(
+    app: &ConsoleApp,
+    user: &str,
+    password: &str,
+    return_to: &str,
+    extra_cookie: Option<&str>,
+) -> Response {
     let page = get(app, "/console/login", None).await;
     let login_cookie_name = app.policy().login_cookie_name();
     let token = cookie_set(&page, login_cookie_name).expect("login page sets its CSRF cookie");
@@ -56,7 +72,12 @@ async fn sign_in(app: &ConsoleApp, user: &str, password: &str, return_to: &str, 
     client()
         .post(format!("{}/console/login", app.base))
         .header(COOKIE, cookie)
-        .form(&[("username", user), ("password", password), ("return_to", return_to), ("login_csrf", &login_csrf)])
+        .form(&[
+            ("username", user),
+            ("password", password),
+            ("return_to", return_to),
+            ("login_csrf", &login_csrf),
+        ])
         .send()
         .await
         .unwrap()
@@ -81,7 +102,11 @@ async fn is_signed_in(app: &ConsoleApp, cookie: &str) -> bool {
     match res.status() {
         StatusCode::OK => true,
         StatusCode::SEE_OTHER => {
-            assert!(location(&res).starts_with("/console/login"), "{}", location(&res));
+            assert!(
+                location(&res).starts_with("/console/login"),
+                "{}",
+                location(&res)
+            );
             false
         }
         s => panic!("unexpected status {s}"),
@@ -92,12 +117,18 @@ async fn is_signed_in(app: &ConsoleApp, cookie: &str) -> bool {
 async fn session_cookie_is_httponly_samesite_lax_path_root_over_plain_http() {
     let app = start(None).await;
     let res = sign_in(&app, ADMIN, PASSWORD, "", None).await;
-    let cookie = set_cookies(&res).into_iter().find(|c| c.starts_with("pbx365_session=")).expect("session cookie");
+    let cookie = set_cookies(&res)
+        .into_iter()
+        .find(|c| c.starts_with("pbx365_session="))
+        .expect("session cookie");
     let attrs: Vec<&str> = cookie.split(';').map(str::trim).collect();
     assert!(attrs.contains(&"HttpOnly"), "{cookie}");
     assert!(attrs.contains(&"SameSite=Lax"), "{cookie}");
     assert!(attrs.contains(&"Path=/"), "{cookie}");
-    assert!(!attrs.contains(&"Secure"), "plain http cannot carry a Secure cookie: {cookie}");
+    assert!(
+        !attrs.contains(&"Secure"),
+        "plain http cannot carry a Secure cookie: {cookie}"
+    );
     assert!(!cookie.to_ascii_lowercase().contains("domain="), "{cookie}");
     // 256 random bits, base64url.
     assert_eq!(attrs[0].len() - "pbx365_session=".len(), 43);
@@ -108,8 +139,10 @@ async fn https_public_url_gives_a_secure_host_prefixed_cookie() {
     let app = start(Some("https://pbx.contoso.com")).await;
     let res = sign_in(&app, ADMIN, PASSWORD, "", None).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let cookie =
-        set_cookies(&res).into_iter().find(|c| c.starts_with("__Host-pbx365_session=")).expect("__Host- cookie");
+    let cookie = set_cookies(&res)
+        .into_iter()
+        .find(|c| c.starts_with("__Host-pbx365_session="))
+        .expect("__Host- cookie");
     let attrs: Vec<&str> = cookie.split(';').map(str::trim).collect();
     for a in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
         assert!(attrs.contains(&a), "{a} missing: {cookie}");
@@ -123,16 +156,28 @@ async fn sign_in_issues_a_new_session_id_and_a_planted_one_stays_worthless() {
     let planted = "pbx365_session=attacker-chose-this-id-before-the-victim-signed-in";
     let res = sign_in(&app, ADMIN, PASSWORD, "", Some(planted)).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let fresh = format!("pbx365_session={}", cookie_set(&res, "pbx365_session").unwrap());
+    let fresh = format!(
+        "pbx365_session={}",
+        cookie_set(&res, "pbx365_session").unwrap()
+    );
     assert_ne!(fresh, planted);
-    assert!(!is_signed_in(&app, planted).await, "the planted id must not be signed in");
+    assert!(
+        !is_signed_in(&app, planted).await,
+        "the planted id must not be signed in"
+    );
     assert!(is_signed_in(&app, &fresh).await);
 
     // Signing in again with a live session replaces it: the pre-login cookie is dead afterwards.
     let res = sign_in(&app, ADMIN, PASSWORD, "", Some(&fresh)).await;
-    let second = format!("pbx365_session={}", cookie_set(&res, "pbx365_session").unwrap());
+    let second = format!(
+        "pbx365_session={}",
+        cookie_set(&res, "pbx365_session").unwrap()
+    );
     assert_ne!(second, fresh);
-    assert!(!is_signed_in(&app, &fresh).await, "the cookie from before the second sign-in must be dead");
+    assert!(
+        !is_signed_in(&app, &fresh).await,
+        "the cookie from before the second sign-in must be dead"
+    );
     assert!(is_signed_in(&app, &second).await);
 }
 
@@ -150,12 +195,23 @@ async fn sign_out_ends_the_session_on_the_server_so_a_replayed_cookie_is_refused
         .unwrap();
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&res), "/console/login?logged_out=1");
-    let cleared = set_cookies(&res).into_iter().find(|c| c.starts_with("pbx365_session=")).unwrap();
-    assert!(cleared.starts_with("pbx365_session=;") && cleared.contains("Max-Age=0"), "{cleared}");
+    let cleared = set_cookies(&res)
+        .into_iter()
+        .find(|c| c.starts_with("pbx365_session="))
+        .unwrap();
+    assert!(
+        cleared.starts_with("pbx365_session=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
 
     // The browser would drop the cookie; an attacker who copied it replays it.
     assert!(!is_signed_in(&app, &cookie).await);
-    let api = client().get(format!("{}/api/v1/extensions", app.base)).header(COOKIE, &cookie).send().await.unwrap();
+    let api = client()
+        .get(format!("{}/api/v1/extensions", app.base))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(api.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -164,15 +220,25 @@ async fn session_ends_after_30_minutes_idle() {
     let app = start(None).await;
     let cookie = session(&app).await;
     app.clock.advance(Duration::minutes(29));
-    assert!(is_signed_in(&app, &cookie).await, "29 minutes idle is still fine");
+    assert!(
+        is_signed_in(&app, &cookie).await,
+        "29 minutes idle is still fine"
+    );
     // That request reset the idle timer.
     app.clock.advance(Duration::minutes(29));
     assert!(is_signed_in(&app, &cookie).await);
     app.clock.advance(Duration::minutes(30));
     let res = get(&app, "/console/sync", Some(&cookie)).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&res), "/console/login?return_to=%2Fconsole%2Fsync&expired=1");
-    let page = get(&app, "/console/login?expired=1", None).await.text().await.unwrap();
+    assert_eq!(
+        location(&res),
+        "/console/login?return_to=%2Fconsole%2Fsync&expired=1"
+    );
+    let page = get(&app, "/console/login?expired=1", None)
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("Your session has expired. Please sign in again."));
     // Expired means gone, even if the clock could be turned back.
     assert!(!is_signed_in(&app, &cookie).await);
@@ -187,7 +253,10 @@ async fn an_active_session_still_ends_12_hours_after_sign_in() {
         assert!(is_signed_in(&app, &cookie).await);
     }
     app.clock.advance(Duration::minutes(20));
-    assert!(!is_signed_in(&app, &cookie).await, "12 h after sign-in the session must be over");
+    assert!(
+        !is_signed_in(&app, &cookie).await,
+        "12 h after sign-in the session must be over"
+    );
 }
 
 #[tokio::test]
@@ -195,7 +264,11 @@ async fn console_forms_without_the_csrf_token_are_refused_and_change_nothing() {
     let app = start(None).await;
     let cookie = session(&app).await;
     for csrf in [None, Some("forged-token")] {
-        let mut form = vec![("number", "555"), ("first_name", "Eve"), ("last_name", "Mallory")];
+        let mut form = vec![
+            ("number", "555"),
+            ("first_name", "Eve"),
+            ("last_name", "Mallory"),
+        ];
         if let Some(c) = csrf {
             form.push(("csrf", c));
         }
@@ -209,7 +282,13 @@ async fn console_forms_without_the_csrf_token_are_refused_and_change_nothing() {
         assert_eq!(res.status(), StatusCode::FORBIDDEN);
         assert!(res.text().await.unwrap().contains("nothing was changed"));
     }
-    assert!(app.state.store.get_extension("555").await.unwrap().is_none());
+    assert!(app
+        .state
+        .store
+        .get_extension("555")
+        .await
+        .unwrap()
+        .is_none());
 
     // Deleting and signing out are protected the same way.
     let res = client()
@@ -219,16 +298,36 @@ async fn console_forms_without_the_csrf_token_are_refused_and_change_nothing() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    assert!(app.state.store.get_extension("100").await.unwrap().is_some());
-    let res = client().post(format!("{}/console/logout", app.base)).header(COOKIE, &cookie).send().await.unwrap();
+    assert!(app
+        .state
+        .store
+        .get_extension("100")
+        .await
+        .unwrap()
+        .is_some());
+    let res = client()
+        .post(format!("{}/console/logout", app.base))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    assert!(is_signed_in(&app, &cookie).await, "a forged sign-out must not end the session");
+    assert!(
+        is_signed_in(&app, &cookie).await,
+        "a forged sign-out must not end the session"
+    );
 }
 
 #[tokio::test]
 async fn open_redirect_attempts_after_sign_in_land_on_the_console() {
     let app = start(None).await;
-    for evil in ["//evil.example", "https://evil.example", "/\\evil.example", "%2F%2Fevil.example", "/console/..//evil"] {
+    for evil in [
+        "//evil.example",
+        "https://evil.example",
+        "/\\evil.example",
+        "%2F%2Fevil.example",
+        "/console/..//evil",
+    ] {
         let res = sign_in(&app, ADMIN, PASSWORD, evil, None).await;
         assert_eq!(res.status(), StatusCode::SEE_OTHER, "{evil}");
         assert_eq!(location(&res), "/console", "{evil}");
@@ -253,7 +352,11 @@ async fn every_console_page_requires_sign_in() {
     ] {
         let res = get(&app, path, None).await;
         assert_eq!(res.status(), StatusCode::SEE_OTHER, "{path}");
-        assert!(location(&res).starts_with("/console/login"), "{path} -> {}", location(&res));
+        assert!(
+            location(&res).starts_with("/console/login"),
+            "{path} -> {}",
+            location(&res)
+        );
     }
     let res = client()
         .post(format!("{}/console/extensions", app.base))
@@ -262,10 +365,19 @@ async fn every_console_page_requires_sign_in() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    assert!(app.state.store.get_extension("556").await.unwrap().is_none());
+    assert!(app
+        .state
+        .store
+        .get_extension("556")
+        .await
+        .unwrap()
+        .is_none());
     // The web client page and the sign-in page are public.
     assert_eq!(get(&app, "/", None).await.status(), StatusCode::OK);
-    assert_eq!(get(&app, "/console/login", None).await.status(), StatusCode::OK);
+    assert_eq!(
+        get(&app, "/console/login", None).await.status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -276,7 +388,10 @@ async fn unknown_user_and_wrong_password_get_the_same_message_and_no_session() {
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
         assert!(cookie_set(&res, "pbx365_session").is_none());
         let html = res.text().await.unwrap();
-        assert!(html.contains("The user name or password is not correct."), "{user}");
+        assert!(
+            html.contains("The user name or password is not correct."),
+            "{user}"
+        );
         assert!(!html.contains(pw), "the password must not be echoed");
     }
 }
@@ -291,7 +406,11 @@ async fn repeated_failed_sign_ins_for_a_name_back_off() {
     // Even the right password waits now.
     let res = sign_in(&app, ADMIN, PASSWORD, "", None).await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert!(res.text().await.unwrap().contains("Too many failed sign-ins for this user name. Try again in"));
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("Too many failed sign-ins for this user name. Try again in"));
     app.clock.advance(Duration::seconds(2));
     let res = sign_in(&app, ADMIN, PASSWORD, "", None).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
@@ -314,40 +433,70 @@ async fn sign_in_without_the_login_form_token_is_refused() {
 async fn pages_carry_security_headers_and_are_not_cached() {
     let app = start(None).await;
     let cookie = session(&app).await;
-    for (path, cookie) in [("/console/login", None), ("/", None), ("/console/extensions", Some(cookie.as_str()))] {
+    for (path, cookie) in [
+        ("/console/login", None),
+        ("/", None),
+        ("/console/extensions", Some(cookie.as_str())),
+    ] {
         let res = get(&app, path, cookie).await;
         let h = res.headers();
         let csp = h.get("content-security-policy").unwrap().to_str().unwrap();
-        assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(
+            csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+            "{path}: {csp}"
+        );
         assert_eq!(h.get("x-content-type-options").unwrap(), "nosniff");
         assert_eq!(h.get("referrer-policy").unwrap(), "no-referrer");
         assert_eq!(h.get("cache-control").unwrap(), "no-store", "{path}");
     }
     let css = get(&app, "/static/console.css", None).await;
     assert_eq!(css.status(), StatusCode::OK);
-    assert!(css.headers().get(CONTENT_TYPE).unwrap().to_str().unwrap().starts_with("text/css"));
+    assert!(css
+        .headers()
+        .get(CONTENT_TYPE)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("text/css"));
 }
 
 #[tokio::test]
 async fn extension_list_shows_source_state_profile_and_photo() {
     let app = start(None).await;
     let cookie = session(&app).await;
-    let html = get(&app, "/console/extensions", Some(&cookie)).await.text().await.unwrap();
+    let html = get(&app, "/console/extensions", Some(&cookie))
+        .await
+        .text()
+        .await
+        .unwrap();
     let row = |n: &str| {
-        let start = html.find(&format!("data-number=\"{n}\"")).unwrap_or_else(|| panic!("row {n}"));
+        let start = html
+            .find(&format!("data-number=\"{n}\""))
+            .unwrap_or_else(|| panic!("row {n}"));
         html[start..html[start..].find("</tr>").unwrap() + start].to_string()
     };
     let anna = row("100");
-    assert!(anna.contains("Anna Berg") && anna.contains("anna@contoso.com") && anna.contains("Sales"));
+    assert!(
+        anna.contains("Anna Berg") && anna.contains("anna@contoso.com") && anna.contains("Sales")
+    );
     assert!(anna.contains(">Local<") && anna.contains(">Enabled<") && anna.contains(">Available<"));
     let ben = row("101");
-    assert!(ben.contains(">Microsoft 365<") && ben.contains(">Do Not Disturb<"), "{ben}");
-    assert!(ben.contains("src=\"/console/extensions/101/photo\""), "{ben}");
+    assert!(
+        ben.contains(">Microsoft 365<") && ben.contains(">Do Not Disturb<"),
+        "{ben}"
+    );
+    assert!(
+        ben.contains("src=\"/console/extensions/101/photo\""),
+        "{ben}"
+    );
     assert!(row("102").contains(">Disabled<"));
 
     let photo = get(&app, "/console/extensions/101/photo", Some(&cookie)).await;
     assert_eq!(photo.headers().get(CONTENT_TYPE).unwrap(), "image/png");
-    assert_eq!(&photo.bytes().await.unwrap()[..], crate::console_support::PNG_1X1);
+    assert_eq!(
+        &photo.bytes().await.unwrap()[..],
+        crate::console_support::PNG_1X1
+    );
 }
 
 #[tokio::test]
@@ -358,7 +507,15 @@ async fn adding_an_extension_with_a_bad_number_explains_why_and_keeps_the_input(
     let post = |form: Vec<(&'static str, String)>| {
         let cookie = cookie.clone();
         let url = format!("{}/console/extensions", app.base);
-        async move { client().post(url).header(COOKIE, cookie).form(&form).send().await.unwrap() }
+        async move {
+            client()
+                .post(url)
+                .header(COOKIE, cookie)
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+        }
     };
     let res = post(vec![
         ("csrf", csrf.clone()),
@@ -370,12 +527,24 @@ async fn adding_an_extension_with_a_bad_number_explains_why_and_keeps_the_input(
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = res.text().await.unwrap();
     let text = html.replace("&#39;", "'").replace("&#x27;", "'");
-    assert!(text.contains("Extension number '12a' is not valid: use 2 to 8 digits (0-9) only."), "{html}");
+    assert!(
+        text.contains("Extension number '12a' is not valid: use 2 to 8 digits (0-9) only."),
+        "{html}"
+    );
     assert!(html.contains("value=\"Legal\""), "typed input is kept");
 
-    let res = post(vec![("csrf", csrf.clone()), ("number", "100".into()), ("first_name", "Dora".into())]).await;
+    let res = post(vec![
+        ("csrf", csrf.clone()),
+        ("number", "100".into()),
+        ("first_name", "Dora".into()),
+    ])
+    .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(res.text().await.unwrap().contains("Extension 100 already exists"));
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("Extension 100 already exists"));
 
     let res = post(vec![
         ("csrf", csrf.clone()),
@@ -385,9 +554,19 @@ async fn adding_an_extension_with_a_bad_number_explains_why_and_keeps_the_input(
     ])
     .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let created = app.state.store.get_extension("120").await.unwrap().expect("created");
+    let created = app
+        .state
+        .store
+        .get_extension("120")
+        .await
+        .unwrap()
+        .expect("created");
     assert_eq!(created.display_name, "Dora Eck");
-    let list = get(&app, &location(&res), Some(&cookie)).await.text().await.unwrap();
+    let list = get(&app, &location(&res), Some(&cookie))
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(list.contains("Extension 120 was added."));
 }
 
@@ -395,9 +574,23 @@ async fn adding_an_extension_with_a_bad_number_explains_why_and_keeps_the_input(
 async fn microsoft_365_page_shows_the_redirect_uri_to_register() {
     let app = start(Some("https://pbx.contoso.com/")).await;
     let res = sign_in(&app, ADMIN, PASSWORD, "", None).await;
-    let cookie = format!("__Host-pbx365_session={}", cookie_set(&res, "__Host-pbx365_session").unwrap());
+    let cookie = format!(
+        "__Host-pbx365_session={}",
+        cookie_set(&res, "__Host-pbx365_session").unwrap()
+    );
     // reqwest sends the cookie over http here; the server does not know how it got there.
-    let html = get(&app, "/console/settings/integrations/microsoft365", Some(&cookie)).await.text().await.unwrap();
-    assert!(html.contains("value=\"https://pbx.contoso.com/oauth2office2\""), "{html}");
+    let html = get(
+        &app,
+        "/console/settings/integrations/microsoft365",
+        Some(&cookie),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(
+        html.contains("value=\"https://pbx.contoso.com/oauth2office2\""),
+        "{html}"
+    );
     assert!(html.contains("Not connected"));
 }

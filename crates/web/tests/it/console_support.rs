@@ -48,7 +48,8 @@ fn ext(number: &str, first: &str, last: &str, dept: &str, source: ExtensionSourc
         office: None,
         enabled: true,
         source,
-        m365_id: (source == ExtensionSource::M365).then(|| format!("6731de76-14a6-49ae-97bc-6eba6914{number:0>4}")),
+        m365_id: (source == ExtensionSource::M365)
+            .then(|| format!("6731de76-14a6-49ae-97bc-6eba6914{number:0>4}")),
         photo: None,
         is_admin: false,
         groups: vec![],
@@ -60,17 +61,21 @@ fn ext(number: &str, first: &str, last: &str, dept: &str, source: ExtensionSourc
 
 /// A 1x1 PNG.
 pub const PNG_1X1: &[u8] = &[
-    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00,
-    0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4, 0x89, 0x00, 0x00, 0x00, 0x0d, 0x49,
-    0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0, 0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x89, 0x99, 0x3d,
-    0x1d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0,
+    0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x89, 0x99, 0x3d, 0x1d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45,
+    0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
 ];
 
 /// An HTTP client that does not follow redirects (so tests see each `Location`).
 pub fn http_client() -> reqwest::Client {
     // reqwest is built without a bundled crypto provider; pick the one rustls ships with.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
 }
 
 /// Starts the app; `public_url` overrides the loopback URL (to test https cookie rules).
@@ -79,7 +84,10 @@ pub async fn start(public_url: Option<&str>) -> ConsoleApp {
     let db = format!("sqlite://{}", dir.path().join("pbx365.db").display());
     let store = Store::connect(&db).await.unwrap();
 
-    store.create_admin(ADMIN, &password::hash_password(PASSWORD).unwrap()).await.unwrap();
+    store
+        .create_admin(ADMIN, &password::hash_password(PASSWORD).unwrap())
+        .await
+        .unwrap();
     let anna = NewExtension {
         first_name: "Anna".into(),
         last_name: "Berg".into(),
@@ -91,26 +99,44 @@ pub async fn start(public_url: Option<&str>) -> ConsoleApp {
     .unwrap();
     store.create_local_extension("100", &anna).await.unwrap();
     let mut ben = ext("101", "Ben", "Cole", "Support", ExtensionSource::M365);
-    ben.profile = ProfileState { profile: Profile::Dnd, source: ProfileSource::Manual, until: None, return_to: None };
+    ben.profile = ProfileState {
+        profile: Profile::Dnd,
+        source: ProfileSource::Manual,
+        until: None,
+        return_to: None,
+    };
     let mut cleo = ext("102", "Cleo", "Dunn", "Finance", ExtensionSource::M365);
     cleo.enabled = false;
     store.upsert_extensions(&[ben, cleo]).await.unwrap();
-    store.put_photo("101", "etag-1", "image/png", PNG_1X1).await.unwrap();
+    store
+        .put_photo("101", "etag-1", "image/png", PNG_1X1)
+        .await
+        .unwrap();
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let mut settings = Settings::default();
-    settings.data_dir = dir.path().to_path_buf();
-    settings.public_url = Some(public_url.unwrap_or(&base).to_string());
+    let settings = Settings {
+        data_dir: dir.path().to_path_buf(),
+        public_url: Some(public_url.unwrap_or(&base).to_string()),
+        ..Settings::default()
+    };
     let mut state = AppState::new(store.clone(), settings);
-    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()));
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(),
+    ));
     state.sessions = state.sessions.with_clock(clock.clone());
     let app = pbx365_web::router(state.clone());
     // The listener is bound before the server task starts, so connections queue until it serves.
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    ConsoleApp { base, state, clock, _dir: dir, server }
+    ConsoleApp {
+        base,
+        state,
+        clock,
+        _dir: dir,
+        server,
+    }
 }
 
 impl ConsoleApp {
