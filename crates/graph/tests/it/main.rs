@@ -4,6 +4,7 @@
 mod doctor;
 mod errors;
 mod faults;
+mod graph_calls;
 mod harness;
 mod keys;
 mod secrets;
