@@ -796,9 +796,9 @@ impl Tenant {
                 "One or more added object references already exist for the following modified properties: 'members'.".into(),
             ));
         }
-        g.members.push(member_id);
+        g.members.push(member_id.clone());
         let gid = g.id.clone();
-        self.log_group(gid);
+        self.log_group(gid, format!("+{member_id}"));
         Ok(())
     }
 
@@ -817,16 +817,18 @@ impl Tenant {
             )));
         }
         let gid = g.id.clone();
-        self.log_group(gid);
+        self.log_group(gid, format!("-{member_id}"));
         Ok(())
     }
 
-    fn log_group(&mut self, gid: String) {
+    /// Logs a membership change; `change` is `+{id}` (added) or `-{id}` (removed), which group
+    /// delta reports as `members@delta`.
+    fn log_group(&mut self, gid: String, change: String) {
         let seq = self.next_seq();
         self.group_log.push(DirChange {
             seq,
             id: gid,
-            props: Some(vec!["members".into()]),
+            props: Some(vec!["members".into(), change]),
             removed: false,
         });
     }

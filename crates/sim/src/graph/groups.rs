@@ -28,6 +28,7 @@ use crate::tenant::{ChangeEvent, Tenant};
 pub fn routes() -> Router<Arc<SimState>> {
     Router::new()
         .route("/v1.0/groups", get(list_groups))
+        .route("/v1.0/groups/delta", get(groups_delta))
         .route("/v1.0/groups/{id}", get(get_group))
         .route("/v1.0/groups/{id}/members", get(members))
         .route(
@@ -324,4 +325,170 @@ async fn remove_member(
             &e.to_string(),
         ),
     }
+}
+
+/// State carried in group delta tokens.
+#[derive(Serialize, Deserialize, Clone)]
+struct GroupDeltaToken {
+    i: String,
+    e: u64,
+    s: u64,
+    #[serde(default)]
+    sel: Option<Vec<String>>,
+    t: i64,
+    #[serde(default)]
+    ids: Option<Vec<String>>,
+}
+
+fn member_ref(tenant: &Tenant, id: &str) -> Value {
+    let t = if tenant.groups.contains_key(id) {
+        "#microsoft.graph.group"
+    } else {
+        "#microsoft.graph.user"
+    };
+    json!({"@odata.type": t, "id": id})
+}
+
+fn group_delta_item(
+    tenant: &Tenant,
+    g: &crate::tenant::Group,
+    sel: &Option<Vec<String>>,
+    members: Vec<Value>,
+) -> Value {
+    let full = g.to_json();
+    let mut m = serde_json::Map::new();
+    m.insert("id".into(), json!(g.id));
+    let wants = |p: &str| {
+        sel.as_ref()
+            .is_none_or(|s| s.iter().any(|x| x.eq_ignore_ascii_case(p)))
+    };
+    for (k, v) in full {
+        if k != "id" && wants(&k) && !v.is_null() {
+            m.insert(k, v);
+        }
+    }
+    if wants("members") {
+        let _ = tenant;
+        m.insert("members@delta".into(), Value::Array(members));
+    }
+    Value::Object(m)
+}
+
+/// `GET /v1.0/groups/delta` (app: Group.Read.All): groups with `members@delta`; later rounds
+/// carry only membership changes, removed members with `@removed` (graph-facts §4).
+async fn groups_delta(State(state): State<Arc<SimState>>, app: AppPrincipal, uri: Uri) -> Response {
+    if let Err(r) = app.require(READ) {
+        return r;
+    }
+    let q = Query::from_uri(&uri);
+    let tenant = state.tenant.read().await;
+    let settings = tenant.runtime.settings();
+    let now = chrono::Utc::now().timestamp();
+    let epoch = state.delta_epoch();
+    let link = |tok: &GroupDeltaToken| {
+        format!(
+            "{}/v1.0/groups/delta?$deltatoken={}",
+            state.base_url,
+            encode_token(tok)
+        )
+    };
+    let ids_filter = match q.get("filter") {
+        None => None,
+        Some(f) => {
+            let ids: Vec<String> = f
+                .split(" or ")
+                .filter_map(|c| c.trim().strip_prefix("id eq "))
+                .map(|v| v.trim().trim_matches('\'').to_ascii_lowercase())
+                .collect();
+            if ids.is_empty() {
+                return super::graph_error(
+                    StatusCode::BAD_REQUEST,
+                    "Request_UnsupportedQuery",
+                    "Only 'id eq' clauses combined with 'or' can be used with delta.",
+                );
+            }
+            Some(ids)
+        }
+    };
+    let in_scope = |ids: &Option<Vec<String>>, id: &str| {
+        ids.as_ref().is_none_or(|v| v.iter().any(|x| x == id))
+    };
+    let Some(t) = q.get("deltatoken") else {
+        let tok = GroupDeltaToken {
+            i: tenant.instance.clone(),
+            e: epoch,
+            s: tenant.seq,
+            sel: q.select(),
+            t: now,
+            ids: ids_filter,
+        };
+        let items: Vec<Value> = tenant
+            .groups
+            .values()
+            .filter(|g| in_scope(&tok.ids, &g.id))
+            .map(|g| {
+                let members = g.members.iter().map(|m| member_ref(&tenant, m)).collect();
+                group_delta_item(&tenant, g, &tok.sel, members)
+            })
+            .collect();
+        return collection(&state, "groups", items, None, Some(link(&tok)));
+    };
+    let tok = match decode_token::<GroupDeltaToken>(t) {
+        Some(tok)
+            if tok.i == tenant.instance
+                && tok.e >= epoch
+                && now - tok.t <= settings.directory_delta_token_secs =>
+        {
+            tok
+        }
+        _ => return super::sync_state_not_found(true, &settings),
+    };
+    let start = tenant.group_log.partition_point(|c| c.seq <= tok.s);
+    let mut order: Vec<String> = Vec::new();
+    let mut changes: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for c in &tenant.group_log[start..] {
+        if !in_scope(&tok.ids, &c.id) {
+            continue;
+        }
+        if !order.contains(&c.id) {
+            order.push(c.id.clone());
+        }
+        let e = changes.entry(c.id.clone()).or_default();
+        for p in c.props.iter().flatten() {
+            if p.starts_with('+') || p.starts_with('-') {
+                e.push(p.clone());
+            }
+        }
+    }
+    let mut items = Vec::new();
+    for gid in order {
+        let Some(g) = tenant.groups.get(&gid) else {
+            items.push(json!({"id": gid, "@removed": {"reason": "changed"}}));
+            continue;
+        };
+        // Net effect per member: the last change wins.
+        let mut last: Vec<(String, bool)> = Vec::new();
+        for ch in &changes[&gid] {
+            let (added, mid) = (ch.starts_with('+'), ch[1..].to_string());
+            last.retain(|(m, _)| *m != mid);
+            last.push((mid, added));
+        }
+        let members = last
+            .into_iter()
+            .map(|(mid, added)| {
+                let mut v = member_ref(&tenant, &mid);
+                if !added {
+                    v["@removed"] = json!({"reason": "deleted"});
+                }
+                v
+            })
+            .collect();
+        items.push(group_delta_item(&tenant, g, &tok.sel, members));
+    }
+    let next = GroupDeltaToken {
+        s: tenant.seq,
+        t: now,
+        ..tok
+    };
+    collection(&state, "groups", items, None, Some(link(&next)))
 }

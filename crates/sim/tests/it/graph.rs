@@ -636,3 +636,67 @@ async fn bad_seeds_are_refused_with_the_json_path() {
     assert_eq!(g.get("/users").await["value"].as_array().unwrap().len(), 2);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn group_delta_reports_added_and_removed_members() {
+    let mut seed = test_seed();
+    seed["groups"] = json!([{"id": "55555555-5555-5555-5555-555555555555", "displayName": "Sales", "members": [ANN]}]);
+    let sim = start_sim_with(m365_sim::SimConfig {
+        seed: Some(seed),
+        ..Default::default()
+    })
+    .await;
+    let g = Graph::new(&sim).await;
+    let (first, delta) = g
+        .get_all("/groups/delta?$select=displayName,members", &[])
+        .await;
+    assert_eq!(first[0]["members@delta"][0]["id"], ANN);
+    let gid = "55555555-5555-5555-5555-555555555555";
+    g.send(
+        "POST",
+        &format!("/groups/{gid}/members/$ref"),
+        Some(json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{BOB}")})),
+        &[],
+    )
+    .await;
+    let (s, _) = g
+        .send(
+            "DELETE",
+            &format!("/groups/{gid}/members/{ANN}/$ref"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (changes, _) = g.get_all(&delta.unwrap(), &[]).await;
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    let members = changes[0]["members@delta"].as_array().unwrap();
+    assert_eq!(members.len(), 2);
+    let bob = members.iter().find(|m| m["id"] == BOB).unwrap();
+    assert!(bob.get("@removed").is_none());
+    let ann = members.iter().find(|m| m["id"] == ANN).unwrap();
+    assert_eq!(ann["@removed"]["reason"], "deleted");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn delta_token_latest_syncs_from_now() {
+    let sim = start_sim().await;
+    let g = Graph::new(&sim).await;
+    let page = g.get("/users/delta?$deltatoken=latest").await;
+    assert!(page["value"].as_array().unwrap().is_empty());
+    let delta = page["@odata.deltaLink"].as_str().unwrap().to_string();
+    let (s, _) = g
+        .send(
+            "PATCH",
+            &format!("/users/{ANN}"),
+            Some(json!({"displayName": "Ann A."})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (changes, _) = g.get_all(&delta, &[]).await;
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0]["displayName"], "Ann A.");
+    sim.shutdown().await;
+}

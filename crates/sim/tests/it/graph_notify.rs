@@ -326,3 +326,41 @@ async fn drop_notifications_fault_loses_them() {
     }
     panic!("the notification was not dropped");
 }
+
+#[tokio::test]
+async fn contact_subscription_is_notified_of_new_contacts() {
+    let sim = start_sim().await;
+    let g = Graph::new(&sim).await;
+    let (hook, mut rx) = receiver(0, false).await;
+    let (s, sub) = g
+        .send(
+            "POST",
+            "/subscriptions",
+            Some(json!({"changeType": "created,updated,deleted", "notificationUrl": format!("{hook}/hook"),
+                        "resource": "/users/ann@contoso.example/contacts", "expirationDateTime": in_an_hour(),
+                        "clientState": "c"})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 201, "{sub}");
+    assert!(matches!(next(&mut rx).await, Seen::Validation(_)));
+    let (s, c) = g
+        .send(
+            "POST",
+            "/users/ann@contoso.example/contacts",
+            Some(json!({"displayName": "Zed"})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 201);
+    let Seen::Notification(n) = next(&mut rx).await else {
+        panic!("expected a notification")
+    };
+    assert_eq!(n["value"][0]["changeType"], "created");
+    assert_eq!(n["value"][0]["resourceData"]["id"], c["id"]);
+    assert_eq!(
+        n["value"][0]["resourceData"]["@odata.type"],
+        "#Microsoft.Graph.Contact"
+    );
+    sim.shutdown().await;
+}
