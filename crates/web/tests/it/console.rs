@@ -594,3 +594,242 @@ async fn microsoft_365_page_shows_the_redirect_uri_to_register() {
     );
     assert!(html.contains("Not connected"));
 }
+
+#[tokio::test]
+async fn a_local_extension_can_be_edited_and_deleted_but_a_synced_one_cannot() {
+    let app = start(None).await;
+    let cookie = session(&app).await;
+    let csrf = csrf_of(&app, &cookie).await;
+    let post = |path: &str, form: Vec<(&'static str, &str)>| {
+        let req = client()
+            .post(format!("{}{path}", app.base))
+            .header(COOKIE, cookie.clone())
+            .form(&form);
+        async move { req.send().await.unwrap() }
+    };
+
+    // A bad email is explained and nothing is saved.
+    let res = post(
+        "/console/extensions/100",
+        vec![
+            ("csrf", &csrf),
+            ("first_name", "Anna"),
+            ("last_name", "Berg"),
+            ("email", "anna-at-contoso"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = res.text().await.unwrap().replace("&#39;", "'");
+    assert!(
+        html.contains("'anna-at-contoso' is not a valid email address"),
+        "{html}"
+    );
+    let anna = app.state.store.get_extension("100").await.unwrap().unwrap();
+    assert_eq!(anna.email.as_deref(), Some("anna@contoso.com"));
+
+    let res = post(
+        "/console/extensions/100",
+        vec![
+            ("csrf", &csrf),
+            ("first_name", "Anna"),
+            ("last_name", "Lind"),
+            ("department", "Marketing"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let anna = app.state.store.get_extension("100").await.unwrap().unwrap();
+    assert_eq!(
+        (anna.display_name.as_str(), anna.department.as_deref()),
+        ("Anna Lind", Some("Marketing"))
+    );
+
+    // Synced extensions are shown read-only and refuse changes and deletion.
+    let view = get(&app, "/console/extensions/101/edit", Some(&cookie))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(view.contains("comes from Microsoft 365"));
+    assert!(!view.contains("id=\"delete\""));
+    let res = post(
+        "/console/extensions/101",
+        vec![("csrf", &csrf), ("first_name", "Mallory")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    let res = post("/console/extensions/101/delete", vec![("csrf", &csrf)]).await;
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    let ben = app.state.store.get_extension("101").await.unwrap().unwrap();
+    assert_eq!(ben.first_name, "Ben");
+
+    let res = post("/console/extensions/100/delete", vec![("csrf", &csrf)]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(app
+        .state
+        .store
+        .get_extension("100")
+        .await
+        .unwrap()
+        .is_none());
+    let list = get(&app, &location(&res), Some(&cookie))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(list.contains("Extension 100 was deleted."));
+}
+
+#[tokio::test]
+async fn sync_history_and_phonebook_pages_list_what_the_store_holds() {
+    use pbx365_domain::{
+        PhoneKind, PhoneNumber, PhonebookEntry, PhonebookOwner, ReportItem, SyncKind, SyncReport,
+        SyncStatus,
+    };
+    let app = start(None).await;
+    let cookie = session(&app).await;
+
+    let empty = get(&app, "/console/sync", Some(&cookie))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(empty.contains("No sync has run yet."));
+    let run = app
+        .state
+        .store
+        .start_sync_run(SyncKind::Users)
+        .await
+        .unwrap();
+    let report = SyncReport {
+        created: vec![ReportItem {
+            extension: Some("103".into()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    app.state
+        .store
+        .finish_sync_run(&run.id, SyncStatus::Completed, &report)
+        .await
+        .unwrap();
+    let html = get(&app, "/console/sync", Some(&cookie))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("id=\"sync-runs\"") && html.contains("Users") && html.contains("Completed"),
+        "{html}"
+    );
+
+    app.state
+        .store
+        .create_phonebook_entry(&PhonebookEntry {
+            id: String::new(),
+            owner: PhonebookOwner::Company,
+            m365_id: None,
+            display_name: "Fabrikam Reception".into(),
+            first_name: String::new(),
+            last_name: String::new(),
+            company: Some("Fabrikam".into()),
+            emails: vec!["hello@fabrikam.com".into()],
+            numbers: vec![PhoneNumber::new(
+                PhoneKind::Business,
+                "+49 30 1234567",
+                "DE",
+            )],
+        })
+        .await
+        .unwrap();
+    let html = get(&app, "/console/phonebook", Some(&cookie))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("Fabrikam Reception")
+            && html.contains("+49 30 1234567")
+            && html.contains("hello@fabrikam.com")
+    );
+}
+
+/// Collects every event and span field on this thread as text (a stand-in for the log file).
+struct CaptureLogs {
+    out: std::sync::Arc<std::sync::Mutex<String>>,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+struct Fields<'a>(&'a mut String);
+
+impl tracing::field::Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.push_str(&format!("{}={:?} ", field.name(), value));
+    }
+}
+
+impl tracing::Subscriber for CaptureLogs {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        span.record(&mut Fields(&mut self.out.lock().unwrap()));
+        tracing::span::Id::from_u64(
+            self.next_id
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+    fn record(&self, _: &tracing::span::Id, values: &tracing::span::Record<'_>) {
+        values.record(&mut Fields(&mut self.out.lock().unwrap()));
+    }
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut out = self.out.lock().unwrap();
+        out.push_str(event.metadata().target());
+        out.push(' ');
+        event.record(&mut Fields(&mut out));
+        out.push('\n');
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[tokio::test]
+async fn passwords_session_ids_and_csrf_tokens_never_reach_the_log() {
+    let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    // The test runtime is single-threaded, so the server's tasks log through this subscriber.
+    let _guard = tracing::subscriber::set_default(CaptureLogs {
+        out: out.clone(),
+        next_id: std::sync::atomic::AtomicU64::new(1),
+    });
+    let app = start(None).await;
+    let wrong = "wrong-password-canary-7f3a";
+    sign_in(&app, ADMIN, wrong, "", None).await;
+    let cookie = session(&app).await;
+    let csrf = csrf_of(&app, &cookie).await;
+    let res = client()
+        .post(format!("{}/console/logout", app.base))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(!is_signed_in(&app, &cookie).await);
+
+    let logs = out.lock().unwrap().clone();
+    assert!(
+        logs.contains("console sign-in refused") && logs.contains("console sign-in"),
+        "{logs}"
+    );
+    let session_id = cookie.split_once('=').unwrap().1;
+    for (what, secret) in [
+        ("password", PASSWORD),
+        ("wrong password", wrong),
+        ("session id", session_id),
+        ("CSRF token", &csrf),
+    ] {
+        assert!(!logs.contains(secret), "the {what} is in the log:\n{logs}");
+    }
+}
