@@ -762,6 +762,9 @@ async fn users_delta(
         }
         return collection(&state, "users", value, None, Some(delta_link(token.s)));
     }
+    let minimal = super::prefer_values(&headers)
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("return") && v.eq_ignore_ascii_case("minimal"));
     // Later rounds: changes with seq in (from, s'] where s' is the current seq.
     let (lower, upper, offset) = match token.from {
         Some(from) => (
@@ -799,7 +802,15 @@ async fn users_delta(
             Some(u) => {
                 // A change outside $select does not bring the object back (graph-facts §4).
                 let relevant = *created || changed.iter().any(|p| props.contains(p));
-                if relevant {
+                if relevant && minimal && !*created {
+                    // `Prefer: return=minimal`: only the changed properties, nulls shown as null.
+                    let mut m = Map::new();
+                    for p in props.iter().filter(|p| changed.contains(p)) {
+                        m.insert(p.clone(), u.get(p));
+                    }
+                    m.insert("id".into(), json!(u.id));
+                    items.push(Value::Object(m));
+                } else if relevant {
                     items.push(delta_item(u, &props));
                 }
             }

@@ -695,8 +695,87 @@ async fn delta_token_latest_syncs_from_now() {
         )
         .await;
     assert_eq!(s, 204);
-    let (changes, _) = g.get_all(&delta, &[]).await;
+    let (changes, delta) = g.get_all(&delta, &[]).await;
     assert_eq!(changes.len(), 1);
     assert_eq!(changes[0]["displayName"], "Ann A.");
+    // `Prefer: return=minimal` returns only what changed.
+    let (s, _) = g
+        .send(
+            "PATCH",
+            &format!("/users/{ANN}"),
+            Some(json!({"jobTitle": "Lead"})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (changes, _) = g
+        .get_all(&delta.unwrap(), &[("Prefer", "return=minimal")])
+        .await;
+    assert_eq!(changes[0], json!({"id": ANN, "jobTitle": "Lead"}));
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn calendar_view_delta_reports_new_and_deleted_events() {
+    let sim = start_sim().await;
+    let g = Graph::new(&sim).await;
+    let window = "startDateTime=2025-03-01T00:00:00Z&endDateTime=2025-03-31T00:00:00Z";
+    let event = |subject: &str, day: u32| {
+        json!({"subject": subject,
+               "start": {"dateTime": format!("2025-03-{day:02}T10:00:00"), "timeZone": "UTC"},
+               "end": {"dateTime": format!("2025-03-{day:02}T11:00:00"), "timeZone": "UTC"}})
+    };
+    let (s, old) = g
+        .send(
+            "POST",
+            &format!("/users/{ANN}/events"),
+            Some(event("Old", 3)),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 201, "{old}");
+    let (first, delta) = g
+        .get_all(
+            &format!("/users/{ANN}/calendarView/delta?{window}"),
+            &[("Prefer", "odata.maxpagesize=1")],
+        )
+        .await;
+    assert_eq!(first.len(), 1);
+    let (s, new) = g
+        .send(
+            "POST",
+            &format!("/users/{ANN}/events"),
+            Some(event("New", 4)),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, _) = g
+        .send(
+            "DELETE",
+            &format!("/users/{ANN}/events/{}", old["id"].as_str().unwrap()),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (changes, _) = g.get_all(&delta.unwrap(), &[]).await;
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    assert!(changes
+        .iter()
+        .any(|c| c["id"] == new["id"] && c["subject"] == "New"));
+    assert!(changes
+        .iter()
+        .any(|c| c["id"] == old["id"] && c["@removed"]["reason"] == "deleted"));
+    let (s, body) = g
+        .send(
+            "GET",
+            &format!("/users/{ANN}/calendarView/delta?$deltatoken=bogus"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(s, 410, "{body}");
+    assert_eq!(body["error"]["code"], "SyncStateNotFound");
     sim.shutdown().await;
 }
