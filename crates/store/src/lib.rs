@@ -23,6 +23,7 @@ mod notifications;
 mod outbox;
 mod phonebook;
 mod runs;
+pub mod testing;
 
 use pbx365_domain::Extension;
 

@@ -381,7 +381,41 @@ async fn bulk_upsert_of_10000_extensions_is_all_readable(db: TestDb) {
     assert!(listed.iter().all(|e| e.display_name.ends_with("(new)")));
 }
 
+async fn concurrent_writers_all_succeed(db: TestDb) {
+    let tasks: Vec<_> = (0..16u32)
+        .map(|i| {
+            let store = db.store.clone();
+            tokio::spawn(async move {
+                let number = (500 + i).to_string();
+                store.create_local_extension(&number, &anna()).await?;
+                let ops = [pbx365_store::ExtensionOp::Upsert(synced_extension(
+                    &(600 + i).to_string(),
+                    &object_id(i),
+                ))];
+                store
+                    .apply_extension_ops(&ops, Some((&format!("cursor:{i}"), "x")))
+                    .await?;
+                store.add_group_member(AZURE_AD_GROUP, &number).await?;
+                store
+                    .set_profile(
+                        &number,
+                        &ProfileState {
+                            profile: Profile::Away,
+                            ..Default::default()
+                        },
+                    )
+                    .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(db.store.list_extensions().await.unwrap().len(), 32);
+}
+
 on_both!(
+    concurrent_writers_all_succeed,
     created_local_extension_reads_back_enabled_and_available,
     creating_a_taken_number_is_a_conflict,
     local_extension_update_replaces_directory_fields,

@@ -1,7 +1,6 @@
 //! Runs one test body on SQLite and on PostgreSQL.
 
-use pbx365_store::Store;
-use sqlx::{Connection, Executor};
+use pbx365_store::{testing, Store};
 use std::future::Future;
 
 /// What a test gets: the store and the URL it was opened with (to reopen it).
@@ -63,35 +62,6 @@ pub fn postgres_admin_url() -> Option<String> {
     }
 }
 
-/// Creates a fresh database `t_<random>` in the test server and returns its URL.
-pub async fn create_postgres_database(admin_url: &str) -> (String, String) {
-    sqlx::any::install_default_drivers();
-    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::AnyConnection::connect(admin_url)
-        .await
-        .expect("connect to the test PostgreSQL server");
-    conn.execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .expect("create test database");
-    conn.close().await.ok();
-    let (base, query) = match admin_url.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (admin_url, String::new()),
-    };
-    let base = base.rsplit_once('/').map(|(b, _)| b).unwrap_or(base);
-    (format!("{base}/{name}{query}"), name)
-}
-
-/// Drops a test database (best effort: the cluster is thrown away anyway).
-pub async fn drop_postgres_database(admin_url: &str, name: &str) {
-    if let Ok(mut conn) = sqlx::AnyConnection::connect(admin_url).await {
-        let _ = conn
-            .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-            .await;
-        let _ = conn.close().await;
-    }
-}
-
 /// Runs `test` on a store in a new PostgreSQL database.
 pub async fn on_postgres<F, Fut>(test: F)
 where
@@ -101,7 +71,10 @@ where
     let Some(admin) = postgres_admin_url() else {
         return;
     };
-    let (url, name) = create_postgres_database(&admin).await;
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let url = testing::create_postgres_database(&admin, &name)
+        .await
+        .expect("create a test database");
     let store = Store::connect(&url).await.expect("open PostgreSQL store");
     test(TestDb {
         store: store.clone(),
@@ -109,7 +82,8 @@ where
     })
     .await;
     store.close().await;
-    drop_postgres_database(&admin, &name).await;
+    // Best effort: the cluster is thrown away anyway.
+    let _ = testing::drop_postgres_database(&admin, &name).await;
 }
 
 /// A synced extension with every field filled.
