@@ -1,0 +1,190 @@
+//! Profile photos: metadata and bytes through `$batch` (20 sub-requests per call), bytes fetched
+//! only when the `@odata.mediaEtag` changed; any 404 means "no photo".
+//!
+//! https://learn.microsoft.com/graph/api/profilephoto-get · https://learn.microsoft.com/graph/json-batching
+
+use base64::Engine as _;
+use futures::StreamExt;
+use pbx365_domain::{PhotoRef, ReportItem, SyncReport};
+use pbx365_graph::client::seg;
+use pbx365_graph::{BatchRequest, BatchResponse, GraphClient, GraphError, PhotoMeta};
+use pbx365_store::Store;
+use std::collections::HashMap;
+
+use crate::error::SyncResult;
+
+/// Most sub-requests per `$batch` call (Microsoft's limit).
+pub const BATCH_SIZE: usize = 20;
+
+/// One extension whose photo is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhotoTarget {
+    /// Microsoft object id.
+    pub m365_id: String,
+    /// Extension number.
+    pub number: String,
+    /// Display name (for the report).
+    pub name: String,
+    /// The photo stored now.
+    pub current: Option<PhotoRef>,
+}
+
+/// What happened to one photo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PhotoChange {
+    /// New or changed photo stored.
+    Stored { m365_id: String, photo: PhotoRef },
+    /// The user has no photo any more; the stored one was removed.
+    Removed { m365_id: String },
+}
+
+enum Fetched {
+    Unchanged,
+    NoPhoto,
+    New { etag: String, content_type: String, bytes: Vec<u8> },
+    Failed(String),
+}
+
+/// Checks the photos of `targets` and stores what changed; returns the changes so the caller
+/// can update its snapshot. Unreadable photos become report errors, not a failed run.
+pub async fn sync_photos(
+    graph: &GraphClient,
+    store: &Store,
+    targets: Vec<PhotoTarget>,
+    concurrency: usize,
+    report: &mut SyncReport,
+) -> SyncResult<Vec<PhotoChange>> {
+    let chunks: Vec<Vec<PhotoTarget>> = targets.chunks(BATCH_SIZE).map(<[PhotoTarget]>::to_vec).collect();
+    let mut stream = futures::stream::iter(chunks.into_iter().map(|chunk| async move {
+        let fetched = fetch_chunk(graph, &chunk).await;
+        (chunk, fetched)
+    }))
+    .buffer_unordered(concurrency.max(1));
+    let mut changes = Vec::new();
+    while let Some((chunk, fetched)) = stream.next().await {
+        let fetched = fetched?;
+        for (target, result) in chunk.into_iter().zip(fetched) {
+            match result {
+                Fetched::Unchanged => {}
+                Fetched::NoPhoto => {
+                    if target.current.is_some() {
+                        store.delete_photo(&target.number).await?;
+                        changes.push(PhotoChange::Removed { m365_id: target.m365_id });
+                    }
+                }
+                Fetched::New { etag, content_type, bytes } => {
+                    store.put_photo(&target.number, &etag, &content_type, &bytes).await?;
+                    changes.push(PhotoChange::Stored { m365_id: target.m365_id, photo: PhotoRef { etag, content_type } });
+                }
+                Fetched::Failed(why) => report.errors.push(ReportItem {
+                    extension: Some(target.number),
+                    m365_id: Some(target.m365_id),
+                    name: Some(target.name),
+                    fields: vec!["photo".into()],
+                    reason: Some(format!("the photo could not be read: {why}")),
+                }),
+            }
+        }
+    }
+    Ok(changes)
+}
+
+/// Up to 20 photos: extensions that have a stored photo get a metadata batch first (etag
+/// compare), and only the changed ones plus those with no stored photo get their bytes, in one
+/// `$value` batch whose `ETag` header gives the etag. A first sync thus costs one batch per 20
+/// users. A whole-batch failure (after the client's retries) fails the run.
+async fn fetch_chunk(graph: &GraphClient, chunk: &[PhotoTarget]) -> Result<Vec<Fetched>, GraphError> {
+    let mut out: Vec<Fetched> = chunk.iter().map(|_| Fetched::Unchanged).collect();
+    // (index, etag from metadata if known, content type from metadata if known)
+    let mut wanted: Vec<(usize, Option<String>, Option<String>)> = Vec::new();
+    let known: Vec<usize> = (0..chunk.len()).filter(|&i| chunk[i].current.is_some()).collect();
+    if !known.is_empty() {
+        let metas = graph
+            .batch(
+                known
+                    .iter()
+                    .map(|&i| BatchRequest::get(i.to_string(), format!("/users/{}/photo", seg(&chunk[i].m365_id))))
+                    .collect(),
+            )
+            .await?;
+        for (&i, r) in known.iter().zip(metas) {
+            match classify_meta(&r) {
+                Ok(None) => out[i] = Fetched::NoPhoto,
+                Ok(Some(meta)) => {
+                    let etag = meta.media_etag.clone().unwrap_or_default();
+                    let same = !etag.is_empty() && chunk[i].current.as_ref().is_some_and(|c| c.etag == etag);
+                    if !same {
+                        wanted.push((i, Some(etag).filter(|e| !e.is_empty()), meta.media_content_type.clone()));
+                    }
+                }
+                Err(why) => out[i] = Fetched::Failed(why),
+            }
+        }
+    }
+    wanted.extend((0..chunk.len()).filter(|&i| chunk[i].current.is_none()).map(|i| (i, None, None)));
+    if wanted.is_empty() {
+        return Ok(out);
+    }
+    let values = graph
+        .batch(
+            wanted
+                .iter()
+                .map(|(i, _, _)| {
+                    BatchRequest::get(i.to_string(), format!("/users/{}/photo/$value", seg(&chunk[*i].m365_id)))
+                })
+                .collect(),
+        )
+        .await?;
+    for ((i, meta_etag, meta_type), r) in wanted.into_iter().zip(values) {
+        out[i] = match decode_value(&r) {
+            Ok(None) => Fetched::NoPhoto,
+            Ok(Some(v)) => Fetched::New {
+                // Without any etag the photo is stored with an empty one: the next run's metadata
+                // check then sees a difference and fetches it once more with its etag.
+                etag: meta_etag.or(v.etag).unwrap_or_default(),
+                content_type: v.content_type.or(meta_type).unwrap_or_else(|| "image/jpeg".into()),
+                bytes: v.bytes,
+            },
+            Err(why) => Fetched::Failed(why),
+        };
+    }
+    Ok(out)
+}
+
+fn classify_meta(r: &BatchResponse) -> Result<Option<PhotoMeta>, String> {
+    if r.status == 404 {
+        return Ok(None);
+    }
+    if let Some(err) = r.error("/users/{id}/photo") {
+        return Err(err.to_string());
+    }
+    let body = r.body.clone().unwrap_or(serde_json::Value::Null);
+    serde_json::from_value::<PhotoMeta>(body).map(Some).map_err(|e| format!("unreadable photo metadata ({e})"))
+}
+
+struct Value {
+    etag: Option<String>,
+    content_type: Option<String>,
+    bytes: Vec<u8>,
+}
+
+fn decode_value(r: &BatchResponse) -> Result<Option<Value>, String> {
+    if r.status == 404 {
+        return Ok(None);
+    }
+    if let Some(err) = r.error("/users/{id}/photo/$value") {
+        return Err(err.to_string());
+    }
+    let headers: HashMap<String, String> = r.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect();
+    let content_type = headers.get("content-type").cloned();
+    let etag = headers.get("etag").cloned();
+    // Binary bodies come back base64-encoded inside the batch response
+    // (https://learn.microsoft.com/graph/json-batching#response-format).
+    match &r.body {
+        Some(serde_json::Value::String(b64)) => base64::engine::general_purpose::STANDARD
+            .decode(b64.as_bytes())
+            .map(|bytes| Some(Value { etag, content_type, bytes }))
+            .map_err(|e| format!("photo bytes are not valid base64 ({e})")),
+        other => Err(format!("unexpected photo body {}", other.as_ref().map(|v| v.to_string()).unwrap_or_default())),
+    }
+}

@@ -1,0 +1,298 @@
+//! `SyncService`: when user sync runs. "Sync now" (one run at a time; a second request waits),
+//! the nightly full reconciliation, the delta poll fallback, the change-notification inbox
+//! (notifications are hints that trigger a delta round) and subscription upkeep.
+
+use chrono::{DateTime, Duration, Local, NaiveTime, TimeZone, Utc};
+use pbx365_domain::settings::{parse_time_of_day, SyncScope, SyncSettings};
+use pbx365_domain::{NumberRules, SyncKind, SyncRun, SyncStatus};
+use pbx365_graph::GraphClient;
+use pbx365_store::Store;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use tokio::sync::{watch, Mutex, Notify};
+use tokio::task::JoinHandle;
+
+use crate::engine::{RunOptions, UserSync, APPROVAL_KEY};
+use crate::error::{SyncError, SyncResult};
+use crate::subscriptions;
+
+/// How often the background loop looks at the notification inbox.
+const INBOX_TICK: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// How often subscriptions are checked (renewal has a margin of days, so hourly is plenty).
+const SUBSCRIPTION_CHECK: Duration = Duration::hours(1);
+
+struct Inner {
+    store: Store,
+    graph: Arc<GraphClient>,
+    settings: RwLock<SyncSettings>,
+    number_rules: NumberRules,
+    public_url: String,
+    subscriptions: AtomicBool,
+    /// Poll interval override in milliseconds (0 = `poll_minutes`); tests and demos use it.
+    poll_override_ms: AtomicU64,
+    run_lock: Mutex<()>,
+    wake: Notify,
+}
+
+/// The user sync service; cheap to clone.
+#[derive(Clone)]
+pub struct SyncService {
+    inner: Arc<Inner>,
+}
+
+/// The background tasks of a started service; dropping it does not stop them, `stop` does.
+pub struct Background {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Background {
+    /// Stops the loop after the current step and waits for it.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+impl SyncService {
+    /// A service for the tenant `graph` talks to. `public_url` is where Microsoft reaches
+    /// `/api/m365/notifications`.
+    pub fn new(
+        store: Store,
+        graph: Arc<GraphClient>,
+        settings: SyncSettings,
+        number_rules: NumberRules,
+        public_url: &str,
+    ) -> Self {
+        SyncService {
+            inner: Arc::new(Inner {
+                store,
+                graph,
+                settings: RwLock::new(settings),
+                number_rules,
+                public_url: public_url.trim_end_matches('/').to_string(),
+                subscriptions: AtomicBool::new(true),
+                poll_override_ms: AtomicU64::new(0),
+                run_lock: Mutex::new(()),
+                wake: Notify::new(),
+            }),
+        }
+    }
+
+    /// Turns change-notification subscriptions off (e.g. when Microsoft cannot reach us);
+    /// the delta poll still keeps extensions current.
+    pub fn without_subscriptions(self) -> Self {
+        self.inner.subscriptions.store(false, Ordering::Relaxed);
+        self
+    }
+
+    /// Polls Graph for changes at this interval instead of every `poll_minutes`.
+    pub fn with_poll_interval(self, every: std::time::Duration) -> Self {
+        self.inner.poll_override_ms.store(every.as_millis().max(1) as u64, Ordering::Relaxed);
+        self
+    }
+
+    fn poll_interval(&self) -> Duration {
+        match self.inner.poll_override_ms.load(Ordering::Relaxed) {
+            0 => poll_interval(&self.settings()),
+            ms => Duration::milliseconds(ms as i64),
+        }
+    }
+
+    /// The current sync settings.
+    pub fn settings(&self) -> SyncSettings {
+        self.inner.settings.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the sync settings (after a console change); the next run uses them.
+    pub fn set_settings(&self, settings: SyncSettings) {
+        *self.inner.settings.write().unwrap_or_else(|e| e.into_inner()) = settings;
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    fn engine(&self) -> UserSync {
+        UserSync::new(self.inner.store.clone(), self.inner.graph.clone(), self.settings(), self.inner.number_rules)
+    }
+
+    /// Runs a sync now and returns its report. Only one run happens at a time: a request made
+    /// while another runs waits for it, then runs.
+    pub async fn run_now(&self, kind: SyncKind, opts: RunOptions) -> SyncResult<SyncRun> {
+        match kind {
+            SyncKind::Users | SyncKind::All => {}
+            other => return Err(SyncError::Other(format!("{other} sync is not run by the user sync service"))),
+        }
+        let _one_at_a_time = self.inner.run_lock.lock().await;
+        self.engine().run(&opts).await
+    }
+
+    /// Approves the deletions of a held run, once: the next run whose deletions are among the
+    /// approved ones applies them, then the guard is armed again. Start a run afterwards.
+    pub async fn approve_held_run(&self, run_id: &str) -> SyncResult<()> {
+        let run = self
+            .inner
+            .store
+            .get_sync_run(run_id)
+            .await?
+            .ok_or_else(|| SyncError::Other(format!("sync run '{run_id}' does not exist")))?;
+        if run.status != SyncStatus::Held {
+            return Err(SyncError::Other(format!(
+                "sync run '{run_id}' was not held by the deletion guard (its status is {})",
+                run.status.as_str()
+            )));
+        }
+        self.inner.store.set_kv(APPROVAL_KEY, run_id).await?;
+        tracing::warn!(run = run_id, "an admin approved the held deletions");
+        Ok(())
+    }
+
+    /// Wakes the background loop (the notification receiver calls this after persisting).
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// The resources to subscribe to: `users`, plus `groups` when groups are the scope.
+    pub fn subscription_resources(&self) -> Vec<String> {
+        let mut r = vec!["users".to_string()];
+        if self.settings().scope == SyncScope::Groups {
+            r.push("groups".into());
+        }
+        r
+    }
+
+    /// Creates or renews the subscriptions now.
+    pub async fn ensure_subscriptions(&self, now: DateTime<Utc>) -> SyncResult<()> {
+        subscriptions::ensure(&self.inner.graph, &self.inner.store, &self.inner.public_url, &self.subscription_resources(), now)
+            .await
+    }
+
+    /// Processes the notification inbox once: lifecycle events are handled, then one delta round
+    /// (or a full resync after `missed`) covers every change notification taken. Returns the run.
+    pub async fn process_inbox(&self) -> SyncResult<Option<SyncRun>> {
+        let mut notes = Vec::new();
+        loop {
+            let batch = self.inner.store.take_notifications(500).await?;
+            let n = batch.len();
+            notes.extend(batch);
+            if n < 500 {
+                break;
+            }
+        }
+        if notes.is_empty() {
+            return Ok(None);
+        }
+        let actions = subscriptions::triage(
+            &self.inner.graph,
+            &self.inner.store,
+            &self.inner.public_url,
+            &notes,
+            &self.subscription_resources(),
+        )
+        .await?;
+        if actions.full || actions.delta {
+            let run = self.run_now(SyncKind::Users, RunOptions { full: actions.full, ..Default::default() }).await?;
+            return Ok(Some(run));
+        }
+        Ok(None)
+    }
+
+    /// Starts the background loop: inbox, delta poll every `poll_minutes`, nightly full round at
+    /// `nightly_at` (server time), subscription upkeep.
+    pub fn start(&self) -> Background {
+        let (stop, mut stopped) = watch::channel(false);
+        let svc = self.clone();
+        let task = tokio::spawn(async move {
+            let mut next_poll = Utc::now() + svc.poll_interval();
+            let mut next_nightly = next_nightly(Local::now(), &svc.settings().nightly_at);
+            let mut next_subs = Utc::now();
+            loop {
+                tokio::select! {
+                    _ = stopped.changed() => break,
+                    _ = svc.inner.wake.notified() => {}
+                    _ = tokio::time::sleep(INBOX_TICK) => {}
+                }
+                if *stopped.borrow() {
+                    break;
+                }
+                let now = Utc::now();
+                if svc.inner.subscriptions.load(Ordering::Relaxed) && now >= next_subs {
+                    if let Err(e) = svc.ensure_subscriptions(now).await {
+                        tracing::warn!(error = %e, "change-notification subscriptions could not be set up; the delta poll keeps extensions current");
+                    }
+                    next_subs = now + SUBSCRIPTION_CHECK;
+                }
+                match svc.process_inbox().await {
+                    Ok(Some(_)) => next_poll = Utc::now() + svc.poll_interval(),
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "processing change notifications failed"),
+                }
+                if Local::now() >= next_nightly {
+                    next_nightly = next_nightly_after(Local::now(), &svc.settings().nightly_at);
+                    svc.log_run(svc.run_now(SyncKind::Users, RunOptions { full: true, ..Default::default() }).await);
+                    next_poll = Utc::now() + svc.poll_interval();
+                } else if Utc::now() >= next_poll {
+                    svc.log_run(svc.run_now(SyncKind::Users, RunOptions::default()).await);
+                    next_poll = Utc::now() + svc.poll_interval();
+                }
+            }
+        });
+        Background { stop, task }
+    }
+
+    fn log_run(&self, r: SyncResult<SyncRun>) {
+        match r {
+            Ok(run) => tracing::info!(run = %run.id, status = run.status.as_str(), created = run.report.created.len(),
+                updated = run.report.updated.len(), disabled = run.report.disabled.len(), "scheduled user sync done"),
+            Err(e) => tracing::warn!(error = %e, "scheduled user sync could not run"),
+        }
+    }
+}
+
+fn poll_interval(s: &SyncSettings) -> Duration {
+    Duration::minutes(i64::from(s.poll_minutes.max(1)))
+}
+
+/// The next `HH:MM` (server time) at or after `now`; an unreadable setting falls back to 02:00.
+pub fn next_nightly<Tz: TimeZone>(now: DateTime<Tz>, at: &str) -> DateTime<Tz> {
+    next_at(now, at, false)
+}
+
+/// The next `HH:MM` strictly after `now`.
+pub fn next_nightly_after<Tz: TimeZone>(now: DateTime<Tz>, at: &str) -> DateTime<Tz> {
+    next_at(now, at, true)
+}
+
+fn next_at<Tz: TimeZone>(now: DateTime<Tz>, at: &str, strictly_after: bool) -> DateTime<Tz> {
+    let (h, m) = parse_time_of_day(at).unwrap_or((2, 0));
+    let time = NaiveTime::from_hms_opt(h, m, 0).unwrap_or_default();
+    let tz = now.timezone();
+    for days in 0..3 {
+        let date = now.date_naive() + Duration::days(days);
+        // A time skipped by a DST change falls back to the earliest valid instant after it.
+        let Some(candidate) = tz.from_local_datetime(&date.and_time(time)).earliest() else { continue };
+        if candidate > now || (!strictly_after && candidate == now) {
+            return candidate;
+        }
+    }
+    now + Duration::days(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nightly_is_today_when_still_ahead_else_tomorrow() {
+        let now: DateTime<Utc> = "2026-01-10T01:30:00Z".parse().unwrap();
+        assert_eq!(next_nightly(now, "02:00").to_rfc3339(), "2026-01-10T02:00:00+00:00");
+        let now: DateTime<Utc> = "2026-01-10T02:00:00Z".parse().unwrap();
+        assert_eq!(next_nightly(now, "02:00").to_rfc3339(), "2026-01-10T02:00:00+00:00");
+        assert_eq!(next_nightly_after(now, "02:00").to_rfc3339(), "2026-01-11T02:00:00+00:00");
+        let now: DateTime<Utc> = "2026-01-10T23:59:00Z".parse().unwrap();
+        assert_eq!(next_nightly(now, "bad").to_rfc3339(), "2026-01-11T02:00:00+00:00");
+    }
+}
