@@ -610,13 +610,20 @@ impl GraphClient {
         let mut items = Vec::new();
         let mut next = Some(req.url.clone());
         let mut pages = 0u32;
+        let retries_before = self.retry_count();
         while let Some(url) = next {
             let page: ODataPage<T> = self.get_page(GraphRequest { url, ..req.clone() }).await?;
             pages += 1;
             items.extend(page.value);
             next = page.next_link;
         }
-        tracing::debug!(path = %self.relative_path(&req.url), pages, items = items.len(), "read a collection");
+        let retries = self.retry_count().saturating_sub(retries_before);
+        if retries > 0 {
+            tracing::info!(path = %self.relative_path(&req.url), pages, items = items.len(), retries,
+                "read a collection; Microsoft throttled or failed some requests, which were retried");
+        } else {
+            tracing::debug!(path = %self.relative_path(&req.url), pages, items = items.len(), "read a collection");
+        }
         Ok(items)
     }
 

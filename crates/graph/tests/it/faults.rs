@@ -6,8 +6,18 @@ use pbx365_domain::settings::AssertionAlg;
 use pbx365_graph::{GraphRequest, GraphUser, USER_SELECT};
 use std::collections::HashSet;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn paged_read_of_5000_users_survives_429s_503s_and_latency_spikes() {
+    // Everything runs on this test's thread, so a thread-local subscriber sees pbx365's log.
+    let log = Buffer::default();
+    let writer = log.clone();
+    let _guard = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish(),
+    );
     let sim = sim(5000).await;
     let pbx = register(&sim, &ALL_PERMISSIONS, true).await;
     let client = client(&sim, &pbx, AssertionAlg::PS256);

@@ -3,21 +3,6 @@
 use crate::harness::*;
 use pbx365_domain::settings::AssertionAlg;
 use pbx365_graph::keys::Slot;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[test]
 fn private_key_tokens_and_assertions_never_appear_in_trace_logs() {
@@ -33,6 +18,9 @@ fn private_key_tokens_and_assertions_never_appear_in_trace_logs() {
     });
     let sim = rx.recv().unwrap();
 
+    // rustls and friends log through the `log` crate: forward those records too (to this
+    // thread's subscriber only; other tests' threads have none).
+    let _ = tracing_log::LogTracer::init();
     let buffer = Buffer::default();
     let writer = buffer.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -60,7 +48,7 @@ fn private_key_tokens_and_assertions_never_appear_in_trace_logs() {
             (token, key_file, pending)
         })
     });
-    let log = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let log = buffer.text();
     assert!(
         log.contains("acquired a Microsoft 365 app-only token"),
         "the capture works: {log}"
