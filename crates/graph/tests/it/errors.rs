@@ -2,6 +2,7 @@
 
 use crate::harness::*;
 use chrono::{Duration, Utc};
+use m365_sim::faults::FaultSpec;
 use pbx365_domain::settings::AssertionAlg;
 use pbx365_graph::keys::{generate_pair, generate_pair_valid, Slot};
 use pbx365_graph::{GraphClient, GraphError};
@@ -174,4 +175,96 @@ async fn each_failure_has_a_distinct_sentence() {
     sentences.sort();
     sentences.dedup();
     assert_eq!(sentences.len(), 3, "{sentences:?}");
+}
+
+#[tokio::test]
+async fn unreachable_identity_platform_names_the_host() {
+    let sim = sim(0).await;
+    let pbx = register(&sim, &ALL_PERMISSIONS, true).await;
+    // A port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut cfg = config(&sim, &pbx.client_id, AssertionAlg::PS256);
+    cfg.authority_url = format!("https://{closed}");
+    cfg.retry.max_attempts = 2;
+    let err = GraphClient::new(cfg, pbx.keys.clone())
+        .unwrap()
+        .token()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, GraphError::Network { .. }), "{err:?}");
+    assert!(
+        err.to_string().starts_with("cannot reach 127.0.0.1: "),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn untrusted_tls_certificate_points_at_m365_ca_file() {
+    let sim = sim(0).await;
+    let pbx = register(&sim, &ALL_PERMISSIONS, true).await;
+    let mut cfg = config(&sim, &pbx.client_id, AssertionAlg::PS256);
+    cfg.extra_ca_pem = None;
+    let err = GraphClient::new(cfg, pbx.keys.clone())
+        .unwrap()
+        .token()
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("TLS certificate is not trusted") && text.contains("m365.ca_file"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn throttling_and_outages_beyond_the_retry_budget_say_the_next_run_continues() {
+    let sim = sim(2).await;
+    let pbx = register(&sim, &ALL_PERMISSIONS, true).await;
+    let mut cfg = config(&sim, &pbx.client_id, AssertionAlg::PS256);
+    cfg.retry.max_attempts = 3;
+    let client = GraphClient::new(cfg, pbx.keys.clone()).unwrap();
+    let control = sim.control();
+    control
+        .add_fault(&FaultSpec {
+            path: "/v1.0/users".into(),
+            status: Some(429),
+            retry_after: Some(0.2),
+            ..FaultSpec::default()
+        })
+        .await
+        .unwrap();
+    let err = client.list_users().await.unwrap_err();
+    assert!(
+        matches!(err, GraphError::Throttled { attempts: 3, .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("kept throttling pbx365 after 3 attempts"),
+        "{err}"
+    );
+
+    control.clear_faults().await.unwrap();
+    control
+        .add_fault(&FaultSpec {
+            path: "/v1.0/users".into(),
+            status: Some(500),
+            ..FaultSpec::default()
+        })
+        .await
+        .unwrap();
+    let err = client.list_users().await.unwrap_err();
+    assert!(
+        matches!(err, GraphError::ServiceUnavailable { attempts: 3, .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("service problem (HTTP 500) after 3 attempts"),
+        "{err}"
+    );
+    assert_eq!(client.retry_count(), 4);
 }
