@@ -37,6 +37,11 @@ pub fn routes() -> Router<Arc<SimState>> {
                 .patch(update_contact)
                 .delete(delete_contact),
         )
+        .route("/v1.0/users/{id}/contacts/{cid}/photo", get(contact_photo))
+        .route(
+            "/v1.0/users/{id}/contacts/{cid}/photo/$value",
+            get(contact_photo),
+        )
         .route(
             "/v1.0/users/{id}/contactFolders",
             get(list_folders).post(create_folder),
@@ -767,4 +772,29 @@ async fn delta_in_folder(
     uri: Uri,
 ) -> Response {
     delta(state, app, id, Some(fid), headers, uri).await
+}
+
+/// `GET /v1.0/users/{id}/contacts/{cid}/photo[/$value]` (app: Contacts.Read): the sim stores no
+/// contact photos, so an existing contact answers 404 `ImageNotFound` like a contact without one.
+async fn contact_photo(
+    State(state): State<Arc<SimState>>,
+    app: AppPrincipal,
+    Path((id, cid)): Path<(String, String)>,
+) -> Response {
+    if let Err(r) = app.require(READ) {
+        return r;
+    }
+    let tenant = state.tenant.read().await;
+    let uid = match mailbox_user(&tenant, &id) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    if !tenant.mailbox(&uid).contacts.contains_key(&cid) {
+        return item_not_found();
+    }
+    graph_error(
+        StatusCode::NOT_FOUND,
+        "ImageNotFound",
+        "The photo wasn't found.",
+    )
 }
