@@ -38,7 +38,7 @@ impl Store {
         Ok(Admin {
             name: name.to_string(),
             password_hash: password_hash.to_string(),
-            created_at: parse_ts(&ts(created_at))?,
+            created_at,
         })
     }
 
@@ -94,7 +94,7 @@ impl Store {
         name: &str,
         token_hash: &str,
     ) -> StoreResult<ApiTokenRecord> {
-        let created_at = parse_ts(&ts(Utc::now()))?;
+        let created_at = Utc::now();
         sqlx::query("INSERT INTO api_tokens (token_hash, name, created_at) VALUES ($1, $2, $3)")
             .bind(token_hash)
             .bind(name)

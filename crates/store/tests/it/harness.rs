@@ -53,10 +53,16 @@ pub fn postgres_admin_url() -> Option<String> {
              run them through scripts/with-postgres"
         ),
         _ => {
-            eprintln!(
-                "notice: PBX365_TEST_POSTGRES_URL is not set, so the PostgreSQL variant is skipped; \
-                 run `scripts/with-postgres cargo test -p pbx365-store` to include it"
-            );
+            // Written to the real stderr (not captured by the test harness), once per run.
+            static NOTICE: std::sync::Once = std::sync::Once::new();
+            NOTICE.call_once(|| {
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "notice: PBX365_TEST_POSTGRES_URL is not set, so the PostgreSQL variants are skipped; \
+                     run `scripts/with-postgres cargo test -p pbx365-store` to include them"
+                );
+            });
             None
         }
     }
