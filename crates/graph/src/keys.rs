@@ -187,6 +187,24 @@ pub fn expiry_status(not_after: DateTime<Utc>, now: DateTime<Utc>) -> ExpiryStat
     }
 }
 
+/// The threshold (30/14/7/1) to warn about now, if it is smaller than the last one warned about;
+/// callers persist the returned value so each warning goes out once.
+pub fn expiry_warning_due(
+    not_after: DateTime<Utc>,
+    now: DateTime<Utc>,
+    last_warned: Option<u32>,
+) -> Option<u32> {
+    let threshold = match expiry_status(not_after, now) {
+        ExpiryStatus::Valid { .. } => return None,
+        ExpiryStatus::Warning { threshold_days, .. } => threshold_days,
+        ExpiryStatus::Expired => 0,
+    };
+    match last_warned {
+        Some(last) if last <= threshold => None,
+        _ => Some(threshold),
+    }
+}
+
 /// A private key with its certificate, ready to sign client assertions.
 pub struct Credential {
     key: RsaKeyPair,
@@ -333,6 +351,8 @@ pub fn self_signed_certificate(
     if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(KeyError::BadHost(host.to_string()));
     }
+    // rcgen keeps its own copy of the DER for the few milliseconds of signing; it is dropped
+    // (not zeroized, rcgen offers no way) when this function returns.
     let der = rustls::pki_types::PrivatePkcs8KeyDer::from(pkcs8);
     let signer = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&der, &rcgen::PKCS_RSA_SHA256)
         .map_err(|_| KeyError::Crypto("load the key for the certificate"))?;
@@ -701,6 +721,28 @@ mod tests {
             }
         ));
         assert_eq!(at(0, -1), ExpiryStatus::Expired);
+    }
+
+    #[test]
+    fn each_expiry_warning_is_due_once() {
+        let now = Utc::now();
+        let end = now + Duration::days(10);
+        assert_eq!(expiry_warning_due(end, now, None), Some(14));
+        assert_eq!(expiry_warning_due(end, now, Some(30)), Some(14));
+        assert_eq!(expiry_warning_due(end, now, Some(14)), None);
+        assert_eq!(
+            expiry_warning_due(end, now + Duration::days(4), Some(14)),
+            Some(7)
+        );
+        assert_eq!(
+            expiry_warning_due(end, now + Duration::days(11), Some(1)),
+            Some(0),
+            "expired"
+        );
+        assert_eq!(
+            expiry_warning_due(now + Duration::days(90), now, None),
+            None
+        );
     }
 
     #[test]

@@ -194,7 +194,10 @@ impl TokenProvider {
         match self.keys.load(Slot::Pending) {
             Ok(Some(pending)) => match self.request(&pending).await {
                 Ok(token) => {
-                    self.keys.promote()?;
+                    // The token is good either way; a failed rename is retried on the next refresh.
+                    if let Err(e) = self.keys.promote() {
+                        tracing::error!(error = %e, "the new key pair works but could not be made the active one");
+                    }
                     return Ok(token);
                 }
                 Err(e) if self.keys.exists(Slot::Active) => {
