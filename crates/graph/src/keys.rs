@@ -529,6 +529,29 @@ impl KeyStore {
         Credential::from_pem(text, &shown).map(Some)
     }
 
+    /// Checks that no key file (active, pending, previous) is readable or writable by other
+    /// users; `pbx365 serve` calls this at start-up and refuses to start otherwise.
+    pub fn check_file_modes(&self) -> Result<(), KeyError> {
+        for path in [
+            self.path(Slot::Active),
+            self.path(Slot::Pending),
+            self.dir.join("credential.previous.pem"),
+        ] {
+            match std::fs::metadata(&path) {
+                Ok(meta) => check_mode(&meta, &path.display().to_string())?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(KeyError::Io {
+                        action: "read",
+                        path: path.display().to_string(),
+                        source,
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Loads the active pair, or says none was generated.
     pub fn load_active(&self) -> Result<Credential, KeyError> {
         self.load(Slot::Active)?.ok_or(KeyError::Missing)

@@ -24,7 +24,9 @@ async fn key_file_is_private_and_a_group_readable_one_is_refused() {
         0o700
     );
 
+    pbx.keys.check_file_modes().unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(pbx.keys.check_file_modes().is_err(), "start-up refuses it");
     let err = pbx.keys.load_active().unwrap_err();
     assert!(matches!(err, KeyError::ReadableByOthers { .. }));
     let text = err.to_string();
