@@ -60,8 +60,15 @@ impl Bound {
     }
 }
 
+/// Makes aws-lc-rs the process's rustls provider. Needed once other crates in the build also
+/// compile ring, when rustls can no longer pick a provider by itself; idempotent.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
 /// Binds `addr` and loads the TLS files, so every start-up problem surfaces before serving.
 pub async fn bind(addr: &str, tls: Option<&TlsFiles>) -> Result<Bound, ServeError> {
+    install_crypto_provider();
     let bind_err = |e: std::io::Error| ServeError::Bind { addr: addr.to_string(), reason: e.to_string() };
     let listener = TcpListener::bind(addr).map_err(bind_err)?;
     listener.set_nonblocking(true).map_err(bind_err)?;

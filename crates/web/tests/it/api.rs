@@ -123,7 +123,7 @@ async fn bad_input_body(db: crate::db::TestDb) {
     assert_eq!(r.status(), 415);
     assert!(error_message(&r.json().await.unwrap()).contains("Content-Type: application/json"));
 
-    let (status, resp) = s.send_json(Method::PUT, "/api/v1/extensions/300", json!({"mobile": "call me"})).await;
+    let (status, resp) = s.send_json(Method::PUT, "/api/v1/extensions/300", json!({"display_name": "Front Desk", "mobile": "call me"})).await;
     assert_eq!(status, 422);
     assert!(error_message(&resp).contains("'call me' is not a phone number"));
     let (status, resp) = s.send_json(Method::PUT, "/api/v1/extensions/300/profile", json!({"profile": "busy"})).await;

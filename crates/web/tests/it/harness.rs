@@ -20,6 +20,7 @@ pub struct TestServer {
 impl TestServer {
     /// Starts the server on `db`.
     pub async fn start(db: crate::db::TestDb) -> TestServer {
+        pbx365_web::server::install_crypto_provider();
         let store = Store::connect(&db.url).await.expect("open store");
         let token = auth::new_token();
         store.create_api_token("tests", &auth::hash_token(&token)).await.expect("token");
