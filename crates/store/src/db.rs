@@ -28,6 +28,8 @@ pub(crate) async fn connect(url: &str) -> StoreResult<Store> {
         reason,
     };
 
+    let in_memory =
+        strip_sqlite_scheme(url).is_some_and(|r| r.split('?').next() == Some(":memory:"));
     let (options, sqlite) = if let Some(rest) = strip_sqlite_scheme(url) {
         (sqlite_options(rest).map_err(fail)?, true)
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -42,18 +44,27 @@ pub(crate) async fn connect(url: &str) -> StoreResult<Store> {
 
     let pool_options = if sqlite {
         // One writer at a time is all SQLite allows; a few readers run alongside thanks to WAL.
-        AnyPoolOptions::new()
-            .max_connections(4)
-            .after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    conn.execute("PRAGMA journal_mode = WAL").await?;
-                    conn.execute("PRAGMA synchronous = NORMAL").await?;
-                    conn.execute("PRAGMA foreign_keys = ON").await?;
-                    conn.execute(format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}").as_str())
-                        .await?;
-                    Ok(())
-                })
+        // An in-memory database lives in its one connection (each new one would be empty), so
+        // that connection is kept for the life of the pool.
+        let base = if in_memory {
+            AnyPoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            AnyPoolOptions::new().max_connections(4)
+        };
+        base.after_connect(|conn, _meta| {
+            Box::pin(async move {
+                conn.execute("PRAGMA journal_mode = WAL").await?;
+                conn.execute("PRAGMA synchronous = NORMAL").await?;
+                conn.execute("PRAGMA foreign_keys = ON").await?;
+                conn.execute(format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}").as_str())
+                    .await?;
+                Ok(())
             })
+        })
     } else {
         AnyPoolOptions::new().max_connections(10)
     };
@@ -98,7 +109,19 @@ fn sqlite_options(rest: &str) -> Result<AnyConnectOptions, String> {
         })
         .unwrap_or_default();
     params.push("mode=rwc".into());
-    let url = format!("sqlite://{path}?{}", params.join("&"));
+    // `sqlite:PATH` (not `sqlite://PATH`, which the URL parser reads as a host name); sqlx
+    // percent-decodes the path, so the characters a URL gives meaning to are encoded.
+    let mut encoded = String::with_capacity(path.len());
+    for c in path.chars() {
+        match c {
+            '%' => encoded.push_str("%25"),
+            '?' => encoded.push_str("%3F"),
+            '#' => encoded.push_str("%23"),
+            ' ' => encoded.push_str("%20"),
+            c => encoded.push(c),
+        }
+    }
+    let url = format!("sqlite:{encoded}?{}", params.join("&"));
     AnyConnectOptions::from_str(&url).map_err(|e| format!("the URL is not valid: {e}"))
 }
 

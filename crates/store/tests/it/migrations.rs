@@ -119,3 +119,31 @@ async fn postgres_tests_are_not_skipped_in_ci() {
         assert_eq!(one, 1);
     }
 }
+
+#[tokio::test]
+async fn in_memory_and_relative_sqlite_urls_work() {
+    let store = Store::connect("sqlite::memory:").await.unwrap();
+    let fields = NewExtension {
+        display_name: "A".into(),
+        ..Default::default()
+    };
+    store.create_local_extension("100", &fields).await.unwrap();
+    let (a, b) = tokio::join!(store.get_extension("100"), store.list_groups());
+    assert!(a.unwrap().is_some());
+    assert_eq!(b.unwrap().len(), 1);
+
+    // The default `database_url` is relative to the working directory; a name with a space,
+    // `#` and `%` stays one file name.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/odd dir #1 %41/pbx365.db", dir.path().display());
+    let store = Store::connect(&url).await.unwrap();
+    store.create_local_extension("100", &fields).await.unwrap();
+    assert!(dir.path().join("odd dir #1 %41/pbx365.db").exists());
+    let rel = std::path::PathBuf::from(format!("tmp-store-test-{}", uuid::Uuid::new_v4().simple()));
+    let store = Store::connect(&format!("sqlite://./{}/pbx365.db", rel.display()))
+        .await
+        .unwrap();
+    assert!(store.list_extensions().await.unwrap().is_empty());
+    store.close().await;
+    std::fs::remove_dir_all(&rel).unwrap();
+}
