@@ -46,6 +46,10 @@ pub fn router() -> Router<AppState> {
             get(pages::extension_edit),
         )
         .route(
+            "/console/extensions/{number}/profile",
+            post(pages::extension_profile),
+        )
+        .route(
             "/console/extensions/{number}/delete",
             post(pages::extension_delete),
         )

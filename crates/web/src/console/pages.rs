@@ -12,8 +12,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
 use pbx365_domain::{
-    Extension, ExtensionNumber, ExtensionSource, NewExtension, PhoneKind, PhonebookOwner, SyncKind,
-    SyncStatus,
+    Extension, ExtensionNumber, ExtensionSource, NewExtension, PhoneKind, PhonebookOwner, Profile,
+    ProfileSource, ProfileState, SyncKind, SyncStatus,
 };
 use pbx365_store::StoreError;
 use serde::Deserialize;
@@ -59,6 +59,7 @@ impl DoneQuery {
             "added" => Some(format!("Extension {n} was added.")),
             "saved" => Some(format!("Extension {n} was saved.")),
             "deleted" => Some(format!("Extension {n} was deleted.")),
+            "profile" => Some(format!("The profile of extension {n} was set.")),
             _ => None,
         }
     }
@@ -157,6 +158,79 @@ fn sentence(s: impl std::fmt::Display) -> String {
     out
 }
 
+/// (value, label, selected) of every profile, the extension's own one selected.
+fn profile_choices(e: &Extension) -> Vec<(&'static str, &'static str, bool)> {
+    Profile::ALL
+        .into_iter()
+        .map(|p| (p.as_str(), p.label(), p == e.profile.profile))
+        .collect()
+}
+
+/// Says so when the calendar set the current profile (a manual change replaces it).
+fn profile_note(e: &Extension) -> Option<String> {
+    (e.profile.source == ProfileSource::Calendar).then(|| match e.profile.until {
+        Some(until) => format!(
+            "The Outlook calendar set the current profile until {}.",
+            when(until)
+        ),
+        None => "The Outlook calendar set the current profile.".to_string(),
+    })
+}
+
+#[derive(Deserialize)]
+struct ProfileField {
+    #[serde(default)]
+    profile: String,
+}
+
+/// Sets an extension's profile by hand (local and synced extensions alike). Admin only.
+pub(crate) async fn extension_profile(
+    admin: ConsoleAdmin,
+    State(state): State<AppState>,
+    Path(number): Path<String>,
+    body: Bytes,
+) -> Response {
+    let field = match admin.form::<ProfileField>(&body) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let ext = match load(&state, &number).await {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    let profile: Profile = match field.profile.parse() {
+        Ok(p) => p,
+        Err(e) => {
+            return error_page(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Unknown profile",
+                &sentence(e),
+            )
+        }
+    };
+    let new = ProfileState {
+        profile,
+        source: ProfileSource::Manual,
+        until: None,
+        return_to: None,
+    };
+    if let Err(e) = state.store.set_profile(ext.number.as_str(), &new).await {
+        return server_failure(e);
+    }
+    audit(
+        &state,
+        &admin.name,
+        "extension.profile",
+        ext.number.as_str(),
+    )
+    .await;
+    Redirect::to(&format!(
+        "/console/extensions?done=profile&number={}",
+        ext.number
+    ))
+    .into_response()
+}
+
 /// The empty "Add extension" form. Admin only.
 pub(crate) async fn extension_new(admin: ConsoleAdmin) -> Response {
     render(
@@ -169,6 +243,8 @@ pub(crate) async fn extension_new(admin: ConsoleAdmin) -> Response {
             number: String::new(),
             form: ExtensionFields::default(),
             error: None,
+            profiles: vec![],
+            profile_note: None,
         },
     )
 }
@@ -204,6 +280,8 @@ pub(crate) async fn extension_create(
                 number,
                 form,
                 error: Some(error),
+                profiles: vec![],
+                profile_note: None,
             },
         )
     };
@@ -267,6 +345,8 @@ pub(crate) async fn extension_edit(
             number: ext.number.to_string(),
             form: fields_of(&ext),
             error: None,
+            profiles: profile_choices(&ext),
+            profile_note: profile_note(&ext),
         },
     )
 }
@@ -308,6 +388,8 @@ pub(crate) async fn extension_update(
                     number: ext.number.to_string(),
                     form: fields,
                     error: Some(sentence(e)),
+                    profiles: profile_choices(&ext),
+                    profile_note: profile_note(&ext),
                 },
             )
         }

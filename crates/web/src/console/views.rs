@@ -114,6 +114,10 @@ pub(crate) struct ExtensionFormPage {
     pub number: String,
     pub form: ExtensionFields,
     pub error: Option<String>,
+    /// (value, label, selected) for the profile picker.
+    pub profiles: Vec<(&'static str, &'static str, bool)>,
+    /// Who set the current profile, when it was not a person.
+    pub profile_note: Option<String>,
 }
 
 /// One phonebook row.

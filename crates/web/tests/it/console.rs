@@ -833,3 +833,56 @@ async fn passwords_session_ids_and_csrf_tokens_never_reach_the_log() {
         assert!(!logs.contains(secret), "the {what} is in the log:\n{logs}");
     }
 }
+
+#[tokio::test]
+async fn an_admin_sets_the_profile_of_a_synced_extension_by_hand() {
+    let app = start(None).await;
+    let cookie = session(&app).await;
+    let csrf = csrf_of(&app, &cookie).await;
+    let page = get(&app, "/console/extensions/101/edit", Some(&cookie))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("<option value=\"dnd\" selected>Do Not Disturb</option>"),
+        "{page}"
+    );
+
+    let res = client()
+        .post(format!("{}/console/extensions/101/profile", app.base))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", csrf.as_str()), ("profile", "lunch")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let ben = app.state.store.get_extension("101").await.unwrap().unwrap();
+    assert_eq!(ben.profile.profile, pbx365_domain::Profile::Lunch);
+    let list = get(&app, &location(&res), Some(&cookie))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(list.contains("The profile of extension 101 was set.") && list.contains(">Lunch<"));
+
+    let res = client()
+        .post(format!("{}/console/extensions/101/profile", app.base))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", csrf.as_str()), ("profile", "busy")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = res.text().await.unwrap().replace("&#39;", "'");
+    assert!(
+        html.contains("'busy' is not a profile: use available, away, dnd, lunch or business_trip."),
+        "{html}"
+    );
+    let ben = app.state.store.get_extension("101").await.unwrap().unwrap();
+    assert_eq!(
+        ben.profile.profile,
+        pbx365_domain::Profile::Lunch,
+        "nothing changed"
+    );
+}
