@@ -94,7 +94,7 @@ async fn script(c: &fantoccini::Client, js: &str) -> serde_json::Value {
 }
 
 #[tokio::test]
-async fn admin_signs_in_sees_extensions_with_profiles_and_sign_out_locks_the_console() {
+async fn admin_signs_in_sees_extensions_with_profiles_adds_one_and_sign_out_locks_the_console() {
     if !browser_available() {
         return;
     }
@@ -225,6 +225,97 @@ async fn admin_signs_in_sees_extensions_with_profiles_and_sign_out_locks_the_con
         )
         .await;
         assert_eq!(width, 1, "the 1x1 photo is shown");
+
+        // Adding a local extension: a bad number is explained and the typed name kept.
+        c.find(Locator::Id("add-extension"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        c.wait()
+            .for_element(Locator::Id("extension-form"))
+            .await
+            .unwrap();
+        c.find(Locator::Id("number"))
+            .await
+            .unwrap()
+            .send_keys("12a")
+            .await
+            .unwrap();
+        c.find(Locator::Id("first_name"))
+            .await
+            .unwrap()
+            .send_keys("Dora")
+            .await
+            .unwrap();
+        c.find(Locator::Id("last_name"))
+            .await
+            .unwrap()
+            .send_keys("Eck")
+            .await
+            .unwrap();
+        c.find(Locator::Id("save"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let err = c
+            .wait()
+            .for_element(Locator::Id("form-error"))
+            .await
+            .unwrap();
+        assert_eq!(
+            err.text().await.unwrap(),
+            "Extension number '12a' is not valid: use 2 to 8 digits (0-9) only."
+        );
+        let kept = c
+            .find(Locator::Id("first_name"))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap();
+        assert_eq!(kept.as_deref(), Some("Dora"));
+        c.find(Locator::Id("number"))
+            .await
+            .unwrap()
+            .clear()
+            .await
+            .unwrap();
+        c.find(Locator::Id("number"))
+            .await
+            .unwrap()
+            .send_keys("130")
+            .await
+            .unwrap();
+        c.find(Locator::Id("save"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let dora = c
+            .wait()
+            .for_element(Locator::Css("tr[data-number='130']"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            dora.contains("Dora Eck") && dora.contains("Local"),
+            "{dora}"
+        );
+        let notice = c
+            .find(Locator::Css(".flash-ok"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(notice, "Extension 130 was added.");
 
         // Navigation reaches Settings > Integrations > Microsoft 365 with the Redirect URI.
         c.find(Locator::LinkText("Microsoft 365"))
