@@ -2,6 +2,7 @@
 
 mod commands;
 mod config;
+mod m365;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -43,6 +44,9 @@ enum Command {
     /// Console administrators and API tokens.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Microsoft 365 connection: key pair + certificate, end-to-end check.
+    #[command(subcommand)]
+    M365(m365::M365Command),
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,6 +117,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(AdminCommand::Token(TokenCommand::Create { name })) => {
             commands::token_create(settings, &name).await
         }
+        Command::M365(command) => m365::run(settings, command).await,
     }
 }
 

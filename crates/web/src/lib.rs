@@ -8,6 +8,7 @@ pub mod api;
 pub mod auth;
 pub mod console;
 pub mod error;
+pub mod m365;
 pub mod metrics;
 pub mod openapi;
 pub mod overrides;
@@ -27,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api::router())
         .merge(server::ops_router())
         .merge(console::router())
+        .merge(m365::router())
         .layer(axum::middleware::from_fn(metrics::track_requests))
         .layer(server::trace_layer())
         .with_state(state)

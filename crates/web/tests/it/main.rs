@@ -8,3 +8,6 @@ mod api;
 mod browser;
 mod console;
 mod console_support;
+mod m365;
+mod m365_support;
+mod browser_m365;
