@@ -268,6 +268,8 @@ impl UserSync {
             let last: Vec<String> = self.load_seen(pages - 1).await?;
             self.photos_for(planner, &last, &HashSet::new(), report).await?;
         }
+        // Taken before the pages: planning marks not-wanted extensions disabled in the snapshot.
+        let enabled_before = planner.synced().filter(|e| e.enabled).count();
         let mut deferred = PlanStep::default();
         let mut done: u64 = wanted.len() as u64;
         let delta_link = if finishing {
@@ -330,14 +332,14 @@ impl UserSync {
                 }
             }
         }
-        let implausible = wanted.is_empty() && planner.synced().any(|e| e.enabled);
+        let implausible = wanted.is_empty() && enabled_before > 0;
         destructive.extend(planner.plan_absent(&wanted));
         destructive.extend(planner.plan_expired(&wanted));
         let implausible = implausible.then(|| {
             format!(
                 "Microsoft 365 returned no users for the sync while {} synced extensions exist; \
                  this is treated as a failed read, not as everyone leaving",
-                planner.synced_at_start()
+                enabled_before
             )
         });
         match self.decide(planner, &destructive.report, destructive.destructive.len(), implausible, dry).await? {

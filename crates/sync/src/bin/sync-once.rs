@@ -21,6 +21,8 @@ fn var(name: &str) -> String {
 
 #[tokio::main]
 async fn main() {
+    // reqwest is built without a default rustls provider: the binary picks aws-lc-rs.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let store = Store::connect(&var("SYNC_DB_URL")).await.unwrap_or_else(|e| {
         eprintln!("sync-once: {e}");
         std::process::exit(1)

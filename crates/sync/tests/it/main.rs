@@ -1,0 +1,10 @@
+//! Integration tests of the sync engine against the in-process m365-sim. Every test runs on
+//! SQLite and on PostgreSQL (`PBX365_TEST_POSTGRES_URL`; skipped with a notice locally when
+//! unset, a failure when `CI` is set).
+
+mod harness;
+
+mod crash;
+mod guard;
+mod notifications;
+mod users;
