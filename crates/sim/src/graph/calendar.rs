@@ -482,6 +482,21 @@ fn instance_json(ev: &Event, inst: &Instance, resp: Zone, resp_name: &str) -> Va
     Value::Object(m)
 }
 
+/// Applies `$select` (`id` always kept).
+fn select_event(v: Value, select: &Option<Vec<String>>) -> Value {
+    let Some(sel) = select else {
+        return v;
+    };
+    let Value::Object(m) = v else {
+        return v;
+    };
+    Value::Object(
+        m.into_iter()
+            .filter(|(k, _)| k == "id" || sel.iter().any(|s| s.eq_ignore_ascii_case(k)))
+            .collect(),
+    )
+}
+
 /// The response zone from `Prefer: outlook.timezone` (UTC by default; unknown names fall back to UTC).
 fn response_zone(headers: &HeaderMap) -> (Zone, String, bool) {
     for (k, v) in prefer_values(headers) {
@@ -568,10 +583,12 @@ async fn calendar_view(
         Err(r) => return r,
     };
     let mb = tenant.mailbox(&uid);
+    let select = q.select();
     let mut all: Vec<(NaiveDateTime, Value)> = Vec::new();
     for ev in mb.events.values() {
         for inst in instances(ev, from, to, resp) {
-            all.push((inst.start_utc, instance_json(ev, &inst, resp, &resp_name)));
+            let v = instance_json(ev, &inst, resp, &resp_name);
+            all.push((inst.start_utc, select_event(v, &select)));
         }
     }
     all.sort_by_key(|a| a.0);
@@ -590,8 +607,10 @@ async fn calendar_view(
             ),
             format!("endDateTime={}", enc(q.get("enddatetime").unwrap_or(""))),
         ];
-        if let Some(t) = q.get("top") {
-            params.push(format!("$top={}", enc(t)));
+        for k in ["top", "select"] {
+            if let Some(t) = q.get(k) {
+                params.push(format!("${k}={}", enc(t)));
+            }
         }
         params.push(format!(
             "$skiptoken={}",

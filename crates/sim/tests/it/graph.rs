@@ -507,6 +507,13 @@ async fn calendar_view_expands_series_and_honours_the_time_zone_preference() {
     let holiday = items.iter().find(|i| i["subject"] == "Holiday").unwrap();
     assert_eq!(holiday["isAllDay"], true);
     assert_eq!(holiday["start"]["dateTime"], "2025-06-04T00:00:00.0000000");
+    let sel = g
+        .get(&format!("/users/{ANN}/calendarView?startDateTime=2025-06-01T00:00:00Z&endDateTime=2025-06-10T00:00:00Z&$select=subject,showAs&$top=2"))
+        .await;
+    assert_eq!(sel["value"].as_array().unwrap().len(), 2);
+    assert!(sel["value"][0].get("start").is_none());
+    assert!(sel["value"][0]["id"].is_string());
+    assert!(sel["@odata.nextLink"].as_str().unwrap().contains("select"));
     let (s, body) = g
         .send("GET", &format!("/users/{ANN}/calendarView"), None, &[])
         .await;
