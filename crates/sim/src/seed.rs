@@ -811,7 +811,7 @@ pub fn generate(t: &mut Tenant, n: usize, seed: u64) {
     let mut sales_emea = Vec::new();
     let mut managers = Vec::new();
     let mut members = Vec::new();
-    let mut names_seen: Vec<(String, String, String)> = Vec::new();
+    let mut names_seen: Vec<(usize, usize, usize)> = Vec::new();
     for i in 0..n {
         let id = guid(&mut rng);
         if i as u32 == RECEPTION_INDEX {
@@ -833,27 +833,29 @@ pub fn generate(t: &mut Tenant, n: usize, seed: u64) {
             continue;
         }
         let office = &OFFICES[rng.gen_range(0..OFFICES.len())];
-        let culture = &CULTURES[*office.cultures.choose(&mut rng).expect("non-empty")];
-        let (mut given, mut given_ascii) = *culture.given.choose(&mut rng).expect("non-empty");
-        let (mut family, mut family_ascii) = *culture.family.choose(&mut rng).expect("non-empty");
-        let mut display = if culture.family_first {
+        let mut names = (
+            *office.cultures.choose(&mut rng).expect("non-empty"),
+            rng.gen_range(0..16usize),
+            rng.gen_range(0..16usize),
+        );
+        // Make sure a small organisation has a duplicate display name too (the 9th person
+        // is named like the 2nd).
+        if i == 9 {
+            if let Some(first) = names_seen.get(1) {
+                names = *first;
+            }
+        }
+        if names_seen.len() < 2 {
+            names_seen.push(names);
+        }
+        let culture = &CULTURES[names.0];
+        let (given, given_ascii) = culture.given[names.1 % culture.given.len()];
+        let (family, family_ascii) = culture.family[names.2 % culture.family.len()];
+        let display = if culture.family_first {
             format!("{family}{}{given}", culture.sep)
         } else {
             format!("{given}{}{family}", culture.sep)
         };
-        // Make sure a small organisation has a duplicate display name too.
-        if i == 9 {
-            if let Some((d, g, f)) = names_seen.get(2) {
-                display = d.clone();
-                given = leak_free(g, culture.given).unwrap_or(given);
-                family = leak_free(f, culture.family).unwrap_or(family);
-                given_ascii = ascii_of(g).unwrap_or(given_ascii);
-                family_ascii = ascii_of(f).unwrap_or(family_ascii);
-            }
-        }
-        if names_seen.len() < 3 {
-            names_seen.push((display.clone(), given.to_string(), family.to_string()));
-        }
         let roll: f64 = rng.gen();
         let guest = roll < 0.03;
         let disabled = (0.03..0.06).contains(&roll);
@@ -1004,18 +1006,6 @@ pub fn generate(t: &mut Tenant, n: usize, seed: u64) {
         "All people managers (Leadership nested)",
         mgr,
     );
-}
-
-fn leak_free(name: &str, list: &'static [(&'static str, &'static str)]) -> Option<&'static str> {
-    list.iter().find(|(d, _)| *d == name).map(|(d, _)| *d)
-}
-
-fn ascii_of(name: &str) -> Option<&'static str> {
-    CULTURES
-        .iter()
-        .flat_map(|c| c.given.iter().chain(c.family.iter()))
-        .find(|(d, _)| *d == name)
-        .map(|(_, a)| *a)
 }
 
 const COMPANIES: &[&str] = &[
@@ -1295,6 +1285,21 @@ mod tests {
             .groups
             .values()
             .any(|g| g.members.iter().any(|m| a.groups.contains_key(m))));
+    }
+
+    #[test]
+    fn even_ten_users_include_two_with_the_same_display_name() {
+        let mut t = tenant();
+        generate(&mut t, 10, 7);
+        let mut names: Vec<_> = t
+            .users
+            .values()
+            .filter_map(|u| u.display_name.clone())
+            .collect();
+        let n = names.len();
+        names.sort();
+        names.dedup();
+        assert!(names.len() < n, "{names:?}");
     }
 
     #[test]

@@ -350,7 +350,6 @@ fn member_ref(tenant: &Tenant, id: &str) -> Value {
 }
 
 fn group_delta_item(
-    tenant: &Tenant,
     g: &crate::tenant::Group,
     sel: &Option<Vec<String>>,
     members: Vec<Value>,
@@ -368,7 +367,6 @@ fn group_delta_item(
         }
     }
     if wants("members") {
-        let _ = tenant;
         m.insert("members@delta".into(), Value::Array(members));
     }
     Value::Object(m)
@@ -428,7 +426,7 @@ async fn groups_delta(State(state): State<Arc<SimState>>, app: AppPrincipal, uri
             .filter(|g| in_scope(&tok.ids, &g.id))
             .map(|g| {
                 let members = g.members.iter().map(|m| member_ref(&tenant, m)).collect();
-                group_delta_item(&tenant, g, &tok.sel, members)
+                group_delta_item(g, &tok.sel, members)
             })
             .collect();
         return collection(&state, "groups", items, None, Some(link(&tok)));
@@ -483,7 +481,7 @@ async fn groups_delta(State(state): State<Arc<SimState>>, app: AppPrincipal, uri
                 v
             })
             .collect();
-        items.push(group_delta_item(&tenant, g, &tok.sel, members));
+        items.push(group_delta_item(g, &tok.sel, members));
     }
     let next = GroupDeltaToken {
         s: tenant.seq,

@@ -786,3 +786,39 @@ async fn calendar_view_delta_reports_new_and_deleted_events() {
     assert_eq!(body["error"]["code"], "SyncStateNotFound");
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn outlook_requests_over_the_mailbox_budget_get_429_with_retry_after() {
+    let sim = start_sim().await;
+    let resp = sim
+        .http_client()
+        .put(format!("{}/_sim/graph-settings", sim.base_url))
+        .json(&json!({"mailbox_requests_per_10_min": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let g = Graph::new(&sim).await;
+    for _ in 0..3 {
+        g.get(&format!("/users/{ANN}/contacts")).await;
+    }
+    let resp = sim
+        .http_client()
+        .get(format!("{}/v1.0/users/{ANN}/contacts", sim.base_url))
+        .bearer_auth(&g.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    let retry_after: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after >= 1);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "ApplicationThrottled");
+    // Another mailbox is not affected (limits are per app + mailbox).
+    g.get(&format!("/users/{BOB}/contacts")).await;
+    sim.shutdown().await;
+}
