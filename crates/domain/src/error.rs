@@ -5,7 +5,11 @@
 pub enum ValidationError {
     /// An extension number that is not a digit string of the allowed length.
     #[error("extension number '{value}' is not valid: use {min} to {max} digits (0-9) only")]
-    ExtensionNumber { value: String, min: usize, max: usize },
+    ExtensionNumber {
+        value: String,
+        min: usize,
+        max: usize,
+    },
     /// An email address that cannot be one.
     #[error("'{0}' is not a valid email address (expected name@domain)")]
     Email(String),
@@ -29,7 +33,11 @@ pub enum ValidationError {
     TimeOfDay(String),
     /// A range whose start lies after its end.
     #[error("{what}: the start ({start}) must not be greater than the end ({end})")]
-    Range { what: &'static str, start: String, end: String },
+    Range {
+        what: &'static str,
+        start: String,
+        end: String,
+    },
     /// A field that a synced (Microsoft 365) record does not allow to change.
     #[error("{0} comes from Microsoft 365 and is read-only here; change it in Microsoft 365")]
     ReadOnlySynced(&'static str),
@@ -70,7 +78,15 @@ mod tests {
     fn email_shapes() {
         assert!(check_email("anna@contoso.com").is_ok());
         assert!(check_email("anna.b+x@sub.contoso.de").is_ok());
-        for bad in ["", "anna", "anna@", "@contoso.com", "anna@contoso", "an na@contoso.com", "a@b@c.com"] {
+        for bad in [
+            "",
+            "anna",
+            "anna@",
+            "@contoso.com",
+            "anna@contoso",
+            "an na@contoso.com",
+            "a@b@c.com",
+        ] {
             let err = check_email(bad).unwrap_err();
             assert!(err.to_string().contains("not a valid email"), "{bad}");
         }
@@ -79,6 +95,9 @@ mod tests {
     #[test]
     fn length_limit_names_the_field() {
         let err = check_len("display name", &"x".repeat(300), 256).unwrap_err();
-        assert_eq!(err.to_string(), "display name is too long: at most 256 characters");
+        assert_eq!(
+            err.to_string(),
+            "display name is too long: at most 256 characters"
+        );
     }
 }

@@ -46,12 +46,17 @@ pub struct NumberRules {
 
 impl Default for NumberRules {
     fn default() -> Self {
-        NumberRules { min_len: 2, max_len: 8 }
+        NumberRules {
+            min_len: 2,
+            max_len: 8,
+        }
     }
 }
 
 /// An extension number: a digit string of a configured length range.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(transparent)]
 pub struct ExtensionNumber(String);
 
@@ -180,7 +185,11 @@ impl NewExtension {
         fn clean(v: &mut Option<String>) {
             if let Some(s) = v {
                 let t = s.trim();
-                *v = if t.is_empty() { None } else { Some(t.to_string()) };
+                *v = if t.is_empty() {
+                    None
+                } else {
+                    Some(t.to_string())
+                };
             }
         }
         self.first_name = self.first_name.trim().to_string();
@@ -197,7 +206,9 @@ impl NewExtension {
             clean(v);
         }
         if self.display_name.is_empty() {
-            self.display_name = format!("{} {}", self.first_name, self.last_name).trim().to_string();
+            self.display_name = format!("{} {}", self.first_name, self.last_name)
+                .trim()
+                .to_string();
         }
         if self.display_name.is_empty() {
             return Err(ValidationError::Empty("display name (or first/last name)"));
@@ -217,7 +228,10 @@ impl NewExtension {
         if let Some(e) = &self.email {
             check_email(e)?;
         }
-        for v in [&self.mobile, &self.outbound_caller_id].into_iter().flatten() {
+        for v in [&self.mobile, &self.outbound_caller_id]
+            .into_iter()
+            .flatten()
+        {
             crate::phonebook::check_dialable(v)?;
         }
         Ok(self)
@@ -230,7 +244,10 @@ mod tests {
 
     #[test]
     fn numbers_are_digit_strings_within_the_length_range() {
-        let rules = NumberRules { min_len: 3, max_len: 5 };
+        let rules = NumberRules {
+            min_len: 3,
+            max_len: 5,
+        };
         assert!(ExtensionNumber::parse("100", rules).is_ok());
         assert!(ExtensionNumber::parse("99999", rules).is_ok());
         for bad in ["10", "123456", "10a", " 100", "", "+100"] {
@@ -261,9 +278,13 @@ mod tests {
 
     #[test]
     fn bad_email_is_refused() {
-        let err = NewExtension { display_name: "X".into(), email: Some("nope".into()), ..Default::default() }
-            .validated()
-            .unwrap_err();
+        let err = NewExtension {
+            display_name: "X".into(),
+            email: Some("nope".into()),
+            ..Default::default()
+        }
+        .validated()
+        .unwrap_err();
         assert!(matches!(err, ValidationError::Email(_)));
     }
 }

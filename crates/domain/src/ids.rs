@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A GUID in canonical lower-case 8-4-4-4-12 form.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct Guid(String);
 
@@ -17,7 +19,10 @@ impl Guid {
             .ok()
             .filter(|_| trimmed.len() == 36)
             .map(|u| Guid(u.hyphenated().to_string()))
-            .ok_or_else(|| ValidationError::Guid { what, value: value.to_string() })
+            .ok_or_else(|| ValidationError::Guid {
+                what,
+                value: value.to_string(),
+            })
     }
 
     /// A fresh random GUID.
@@ -62,9 +67,18 @@ mod tests {
 
     #[test]
     fn refuses_non_guids_with_a_sentence_naming_the_field() {
-        for bad in ["", "abc", "6731de7614a649ae97bc6eba6914391e", "6731de76-14a6-49ae-97bc-6eba6914391"] {
+        for bad in [
+            "",
+            "abc",
+            "6731de7614a649ae97bc6eba6914391e",
+            "6731de76-14a6-49ae-97bc-6eba6914391",
+        ] {
             let err = Guid::parse("Application (client) ID", bad).unwrap_err();
-            assert!(err.to_string().contains("not a valid Application (client) ID"), "{bad}: {err}");
+            assert!(
+                err.to_string()
+                    .contains("not a valid Application (client) ID"),
+                "{bad}: {err}"
+            );
         }
     }
 }

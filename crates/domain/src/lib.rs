@@ -18,7 +18,9 @@ pub mod sync_run;
 pub use audit::AuditEntry;
 pub use directory_user::DirectoryUser;
 pub use error::ValidationError;
-pub use extension::{Extension, ExtensionNumber, ExtensionSource, NewExtension, NumberRules, PhotoRef};
+pub use extension::{
+    Extension, ExtensionNumber, ExtensionSource, NewExtension, NumberRules, PhotoRef,
+};
 pub use group::{ExtensionGroup, AZURE_AD_GROUP};
 pub use ids::Guid;
 pub use outbox::{OutboxMail, OutboxStatus};

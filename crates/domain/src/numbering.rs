@@ -25,11 +25,17 @@ impl NumberAllocator {
     /// An allocator over `range` that never returns a number in `taken`
     /// (all existing extensions, local and synced, including disabled ones).
     pub fn new(range: NumberRange, taken: impl IntoIterator<Item = u64>) -> Self {
-        NumberAllocator { range, taken: taken.into_iter().collect(), next: range.start }
+        NumberAllocator {
+            range,
+            taken: taken.into_iter().collect(),
+            next: range.start,
+        }
     }
 
     fn last(&self) -> u64 {
-        let by_len = 10u64.saturating_pow(self.range.max_len.min(19) as u32).saturating_sub(1);
+        let by_len = 10u64
+            .saturating_pow(self.range.max_len.min(19) as u32)
+            .saturating_sub(1);
         self.range.end.map_or(by_len, |e| e.min(by_len))
     }
 
@@ -53,7 +59,11 @@ mod tests {
 
     #[test]
     fn skips_taken_numbers_and_stops_at_the_end() {
-        let range = NumberRange { start: 100, end: Some(104), max_len: 8 };
+        let range = NumberRange {
+            start: 100,
+            end: Some(104),
+            max_len: 8,
+        };
         let mut a = NumberAllocator::new(range, [101, 103, 50]);
         assert_eq!(a.allocate(), Some(100));
         assert_eq!(a.allocate(), Some(102));
@@ -63,7 +73,11 @@ mod tests {
 
     #[test]
     fn open_range_is_bounded_by_the_number_length() {
-        let range = NumberRange { start: 98, end: None, max_len: 2 };
+        let range = NumberRange {
+            start: 98,
+            end: None,
+            max_len: 2,
+        };
         let mut a = NumberAllocator::new(range, []);
         assert_eq!(a.allocate(), Some(98));
         assert_eq!(a.allocate(), Some(99));

@@ -42,13 +42,20 @@ impl PhoneNumber {
     /// Builds a number, normalising it to E.164 with `default_country` (ISO 3166 alpha-2) for
     /// numbers written without a country code.
     pub fn new(kind: PhoneKind, raw: &str, default_country: &str) -> Self {
-        PhoneNumber { kind, raw: raw.trim().to_string(), e164: to_e164(raw, default_country) }
+        PhoneNumber {
+            kind,
+            raw: raw.trim().to_string(),
+            e164: to_e164(raw, default_country),
+        }
     }
 }
 
 /// Normalises a number to E.164, or `None` when it is not a valid number.
 pub fn to_e164(raw: &str, default_country: &str) -> Option<String> {
-    let country = default_country.to_ascii_uppercase().parse::<phonenumber::country::Id>().ok();
+    let country = default_country
+        .to_ascii_uppercase()
+        .parse::<phonenumber::country::Id>()
+        .ok();
     let parsed = phonenumber::parse(country, raw.trim()).ok()?;
     if !phonenumber::is_valid(&parsed) {
         return None;
@@ -61,7 +68,9 @@ pub fn check_dialable(raw: &str) -> Result<(), ValidationError> {
     let ok = !raw.trim().is_empty()
         && raw.len() <= 64
         && raw.chars().any(|c| c.is_ascii_digit())
-        && raw.chars().all(|c| c.is_ascii_digit() || " +-()/.*#".contains(c));
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_digit() || " +-()/.*#".contains(c));
     if ok {
         Ok(())
     } else {
@@ -98,8 +107,14 @@ mod tests {
 
     #[test]
     fn numbers_are_normalised_with_the_default_country() {
-        assert_eq!(to_e164("030 1234567", "DE").as_deref(), Some("+49301234567"));
-        assert_eq!(to_e164("+1 (425) 555-0100", "DE").as_deref(), Some("+14255550100"));
+        assert_eq!(
+            to_e164("030 1234567", "DE").as_deref(),
+            Some("+49301234567")
+        );
+        assert_eq!(
+            to_e164("+1 (425) 555-0100", "DE").as_deref(),
+            Some("+14255550100")
+        );
         assert_eq!(to_e164("hello", "DE"), None);
     }
 

@@ -7,7 +7,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// The status of an extension, which decides how calls to it are handled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Profile {
     /// Reachable.
@@ -25,8 +27,13 @@ pub enum Profile {
 
 impl Profile {
     /// Every profile, in the order the console lists them.
-    pub const ALL: [Profile; 5] =
-        [Profile::Available, Profile::Away, Profile::Dnd, Profile::Lunch, Profile::BusinessTrip];
+    pub const ALL: [Profile; 5] = [
+        Profile::Available,
+        Profile::Away,
+        Profile::Dnd,
+        Profile::Lunch,
+        Profile::BusinessTrip,
+    ];
 
     /// The stored and API text form.
     pub fn as_str(self) -> &'static str {
@@ -120,11 +127,16 @@ mod tests {
             assert_eq!(p.as_str().parse::<Profile>().unwrap(), p);
         }
         let err = "busy".parse::<Profile>().unwrap_err();
-        assert!(err.to_string().contains("use available, away, dnd, lunch or business_trip"));
+        assert!(err
+            .to_string()
+            .contains("use available, away, dnd, lunch or business_trip"));
     }
 
     #[test]
     fn serde_uses_snake_case() {
-        assert_eq!(serde_json::to_string(&Profile::BusinessTrip).unwrap(), "\"business_trip\"");
+        assert_eq!(
+            serde_json::to_string(&Profile::BusinessTrip).unwrap(),
+            "\"business_trip\""
+        );
     }
 }

@@ -237,7 +237,11 @@ pub struct ContactSettings {
 
 impl Default for ContactSettings {
     fn default() -> Self {
-        ContactSettings { personal: false, shared_mailboxes: Vec::new(), default_country: "US".into() }
+        ContactSettings {
+            personal: false,
+            shared_mailboxes: Vec::new(),
+            default_country: "US".into(),
+        }
     }
 }
 
@@ -291,7 +295,10 @@ fn check_url(key: &'static str, value: &str) -> Result<(), SettingsError> {
     if ok {
         Ok(())
     } else {
-        Err(SettingsError { key, message: format!("'{value}' is not an http(s) URL") })
+        Err(SettingsError {
+            key,
+            message: format!("'{value}' is not an http(s) URL"),
+        })
     }
 }
 
@@ -339,14 +346,20 @@ impl Settings {
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(SettingsError {
                 key: "listen",
-                message: format!("'{}' is not an address: use IP:PORT, e.g. 127.0.0.1:8080", self.listen),
+                message: format!(
+                    "'{}' is not an address: use IP:PORT, e.g. 127.0.0.1:8080",
+                    self.listen
+                ),
             });
         }
         if let Some(u) = &self.public_url {
             check_url("public_url", u)?;
         }
         if let Some(db) = &self.database_url {
-            if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
+            if !(db.starts_with("sqlite:")
+                || db.starts_with("postgres://")
+                || db.starts_with("postgresql://"))
+            {
                 return Err(SettingsError {
                     key: "database_url",
                     message: format!("'{db}' is not supported: use sqlite://FILE or postgres://…"),
@@ -357,52 +370,78 @@ impl Settings {
         if d.min == 0 || d.min > d.max || d.max > 18 {
             return Err(SettingsError {
                 key: "extension_digits",
-                message: format!("min {} / max {} must satisfy 1 <= min <= max <= 18", d.min, d.max),
+                message: format!(
+                    "min {} / max {} must satisfy 1 <= min <= max <= 18",
+                    d.min, d.max
+                ),
             });
         }
         check_url("m365.authority_url", &self.m365.authority_url)?;
         check_url("m365.graph_url", &self.m365.graph_url)?;
         if let Some(t) = &self.m365.tenant_id {
-            Guid::parse("tenant id", t)
-                .map_err(|e| SettingsError { key: "m365.tenant_id", message: e.to_string() })?;
+            Guid::parse("tenant id", t).map_err(|e| SettingsError {
+                key: "m365.tenant_id",
+                message: e.to_string(),
+            })?;
         }
         if let Some(c) = &self.m365.client_id {
-            Guid::parse("Application (client) ID", c)
-                .map_err(|e| SettingsError { key: "m365.client_id", message: e.to_string() })?;
+            Guid::parse("Application (client) ID", c).map_err(|e| SettingsError {
+                key: "m365.client_id",
+                message: e.to_string(),
+            })?;
         }
         let s = &self.sync;
         let digits = |n: u64| n.to_string().len();
         if !(d.min..=d.max).contains(&digits(s.start_extension)) {
             return Err(SettingsError {
                 key: "sync.start_extension",
-                message: format!("{} must have {} to {} digits", s.start_extension, d.min, d.max),
+                message: format!(
+                    "{} must have {} to {} digits",
+                    s.start_extension, d.min, d.max
+                ),
             });
         }
         if let Some(end) = s.end_extension {
             if end < s.start_extension {
                 return Err(SettingsError {
                     key: "sync.end_extension",
-                    message: format!("{end} is below sync.start_extension ({})", s.start_extension),
+                    message: format!(
+                        "{end} is below sync.start_extension ({})",
+                        s.start_extension
+                    ),
                 });
             }
         }
-        parse_time_of_day(&s.nightly_at)
-            .map_err(|e| SettingsError { key: "sync.nightly_at", message: e.to_string() })?;
+        parse_time_of_day(&s.nightly_at).map_err(|e| SettingsError {
+            key: "sync.nightly_at",
+            message: e.to_string(),
+        })?;
         if s.poll_minutes == 0 {
-            return Err(SettingsError { key: "sync.poll_minutes", message: "must be at least 1".into() });
+            return Err(SettingsError {
+                key: "sync.poll_minutes",
+                message: "must be at least 1".into(),
+            });
         }
         if s.max_deletion_percent > 100 {
-            return Err(SettingsError { key: "sync.max_deletion_percent", message: "must be 0 to 100".into() });
+            return Err(SettingsError {
+                key: "sync.max_deletion_percent",
+                message: "must be 0 to 100".into(),
+            });
         }
         if s.scope != SyncScope::All {
             for id in &s.scope_ids {
-                Guid::parse("object id", id)
-                    .map_err(|e| SettingsError { key: "sync.scope_ids", message: e.to_string() })?;
+                Guid::parse("object id", id).map_err(|e| SettingsError {
+                    key: "sync.scope_ids",
+                    message: e.to_string(),
+                })?;
             }
         }
         if self.edition == Edition::Standard {
             if self.contacts.personal || !self.contacts.shared_mailboxes.is_empty() {
-                return Err(SettingsError { key: "contacts", message: "contact sync needs the PRO edition".into() });
+                return Err(SettingsError {
+                    key: "contacts",
+                    message: "contact sync needs the PRO edition".into(),
+                });
             }
             if self.calendar.enabled {
                 return Err(SettingsError {
@@ -424,7 +463,10 @@ mod tests {
         let s = Settings::default();
         s.validate().unwrap();
         assert_eq!(s.effective_public_url(), "http://127.0.0.1:8080");
-        assert_eq!(s.effective_database_url(), "sqlite://./pbx365-data/pbx365.db");
+        assert_eq!(
+            s.effective_database_url(),
+            "sqlite://./pbx365-data/pbx365.db"
+        );
     }
 
     #[test]
@@ -440,6 +482,10 @@ mod tests {
         let mut s = Settings::default();
         s.edition = Edition::Standard;
         s.contacts.personal = true;
-        assert!(s.validate().unwrap_err().to_string().contains("contact sync needs the PRO edition"));
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("contact sync needs the PRO edition"));
     }
 }

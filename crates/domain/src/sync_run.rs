@@ -128,7 +128,10 @@ pub struct SyncReport {
 impl SyncReport {
     /// True when the run changed nothing.
     pub fn is_noop(&self) -> bool {
-        self.created.is_empty() && self.updated.is_empty() && self.disabled.is_empty() && self.deleted.is_empty()
+        self.created.is_empty()
+            && self.updated.is_empty()
+            && self.disabled.is_empty()
+            && self.deleted.is_empty()
     }
 }
 
