@@ -42,7 +42,9 @@ fn load_with_env(explicit: Option<&Path>, env: Env) -> Result<Settings, ConfigEr
         // Parse first ourselves: toml's error carries the position, which we turn into a line.
         if let Err(e) = text.parse::<toml::Table>() {
             let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
-            let msg = e.message().trim().trim_end_matches('.').to_string();
+            // toml's message may span lines ("invalid string\nexpected ..."): keep one sentence.
+            let msg = e.message().lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(": ");
+            let msg = msg.trim_end_matches('.').to_string();
             return Err(ConfigError(match line {
                 Some(l) => format!("{file_name} is not valid TOML: line {l}: {msg}"),
                 None => format!("{file_name} is not valid TOML: {msg}"),
@@ -64,7 +66,10 @@ fn describe(err: figment::Error, file_name: &str) -> ConfigError {
     let from_env = err.metadata.as_ref().is_some_and(|m| m.name.contains("environment"));
     let mut path = err.path.clone();
     if let Kind::UnknownField(field, _) = &err.kind {
-        path.push(field.clone());
+        // figment usually records the unknown key in the path already.
+        if path.last() != Some(field) {
+            path.push(field.clone());
+        }
     }
     let key = path.join(".");
     let source = if from_env {

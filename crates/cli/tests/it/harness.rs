@@ -11,6 +11,7 @@ use tokio::process::{Child, Command};
 
 /// The binary under test.
 pub fn bin() -> &'static str {
+    pbx365_web::server::install_crypto_provider();
     env!("CARGO_BIN_EXE_pbx365")
 }
 
