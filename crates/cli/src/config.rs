@@ -35,15 +35,28 @@ fn load_with_env(explicit: Option<&Path>, env: Env) -> Result<Settings, ConfigEr
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => Some(t),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => None,
-        Err(e) => return Err(ConfigError(format!("cannot read the configuration file {file_name}: {}", io_reason(&e)))),
+        Err(e) => {
+            return Err(ConfigError(format!(
+                "cannot read the configuration file {file_name}: {}",
+                io_reason(&e)
+            )))
+        }
     };
     let mut figment = Figment::new();
     if let Some(text) = &text {
         // Parse first ourselves: toml's error carries the position, which we turn into a line.
         if let Err(e) = text.parse::<toml::Table>() {
-            let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
             // toml's message may span lines ("invalid string\nexpected ..."): keep one sentence.
-            let msg = e.message().lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(": ");
+            let msg = e
+                .message()
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(": ");
             let msg = msg.trim_end_matches('.').to_string();
             return Err(ConfigError(match line {
                 Some(l) => format!("{file_name} is not valid TOML: line {l}: {msg}"),
@@ -54,7 +67,9 @@ fn load_with_env(explicit: Option<&Path>, env: Env) -> Result<Settings, ConfigEr
     }
     figment = figment.merge(env.ignore(ENV_NOT_SETTINGS).split("__"));
     let settings: Settings = figment.extract().map_err(|e| describe(e, &file_name))?;
-    settings.validate().map_err(|e| ConfigError(format!("{e}")))?;
+    settings
+        .validate()
+        .map_err(|e| ConfigError(format!("{e}")))?;
     check_files(&settings)?;
     Ok(settings)
 }
@@ -62,8 +77,14 @@ fn load_with_env(explicit: Option<&Path>, env: Env) -> Result<Settings, ConfigEr
 /// Turns figment's error into a sentence naming the key and where it was written.
 fn describe(err: figment::Error, file_name: &str) -> ConfigError {
     use figment::error::Kind;
-    let err = err.into_iter().next().expect("an error holds at least one error");
-    let from_env = err.metadata.as_ref().is_some_and(|m| m.name.contains("environment"));
+    let err = err
+        .into_iter()
+        .next()
+        .expect("an error holds at least one error");
+    let from_env = err
+        .metadata
+        .as_ref()
+        .is_some_and(|m| m.name.contains("environment"));
     let mut path = err.path.clone();
     if let Kind::UnknownField(field, _) = &err.kind {
         // figment usually records the unknown key in the path already.
@@ -73,17 +94,29 @@ fn describe(err: figment::Error, file_name: &str) -> ConfigError {
     }
     let key = path.join(".");
     let source = if from_env {
-        format!("environment variable {ENV_PREFIX}{}", path.iter().map(|p| p.to_ascii_uppercase()).collect::<Vec<_>>().join("__"))
+        format!(
+            "environment variable {ENV_PREFIX}{}",
+            path.iter()
+                .map(|p| p.to_ascii_uppercase())
+                .collect::<Vec<_>>()
+                .join("__")
+        )
     } else {
         file_name.to_string()
     };
     let sentence = match &err.kind {
         Kind::UnknownField(..) => format!("unknown setting `{key}` in {source}"),
         Kind::InvalidType(actual, expected) => {
-            format!("setting `{key}` in {source} has the wrong type: found {actual}, expected {}", plain(expected))
+            format!(
+                "setting `{key}` in {source} has the wrong type: found {actual}, expected {}",
+                plain(expected)
+            )
         }
         Kind::InvalidValue(actual, expected) => {
-            format!("setting `{key}` in {source} has an invalid value {actual}: expected {}", plain(expected))
+            format!(
+                "setting `{key}` in {source} has an invalid value {actual}: expected {}",
+                plain(expected)
+            )
         }
         Kind::UnknownVariant(actual, expected) => format!(
             "setting `{key}` in {source} is '{actual}': use one of {}",
@@ -119,7 +152,11 @@ fn check_files(settings: &Settings) -> Result<(), ConfigError> {
         let mut contents = Vec::new();
         for (what, path) in [("certificate", &tls.cert_file), ("key", &tls.key_file)] {
             let bytes = std::fs::read(path).map_err(|e| {
-                ConfigError(format!("cannot read TLS {what} file {}: {}", path.display(), io_reason(&e)))
+                ConfigError(format!(
+                    "cannot read TLS {what} file {}: {}",
+                    path.display(),
+                    io_reason(&e)
+                ))
             })?;
             contents.push((what, path, bytes));
         }
@@ -130,13 +167,20 @@ fn check_files(settings: &Settings) -> Result<(), ConfigError> {
                 (b"-----BEGIN CERTIFICATE-----", "certificate")
             };
             if !bytes.windows(marker.len()).any(|w| w == marker) {
-                return Err(ConfigError(format!("TLS {what} file {} holds no PEM {kind}", path.display())));
+                return Err(ConfigError(format!(
+                    "TLS {what} file {} holds no PEM {kind}",
+                    path.display()
+                )));
             }
         }
     }
     if let Some(ca) = &settings.m365.ca_file {
         std::fs::read(ca).map_err(|e| {
-            ConfigError(format!("cannot read setting `m365.ca_file` {}: {}", ca.display(), io_reason(&e)))
+            ConfigError(format!(
+                "cannot read setting `m365.ca_file` {}: {}",
+                ca.display(),
+                io_reason(&e)
+            ))
         })?;
     }
     Ok(())
@@ -161,12 +205,21 @@ mod tests {
         for (k, _) in env {
             std::env::remove_var(format!("{prefix}{k}"));
         }
-        r.map_err(|e| ConfigError(e.0.replace(&file.display().to_string(), "pbx365.toml").replace(&prefix, "PBX365_")))
+        r.map_err(|e| {
+            ConfigError(
+                e.0.replace(&file.display().to_string(), "pbx365.toml")
+                    .replace(&prefix, "PBX365_"),
+            )
+        })
     }
 
     #[test]
     fn file_and_environment_merge_with_environment_winning() {
-        let s = load_text("listen = \"127.0.0.1:9000\"\n[sync]\npoll_minutes = 3\n", &[("SYNC__POLL_MINUTES", "9")]).unwrap();
+        let s = load_text(
+            "listen = \"127.0.0.1:9000\"\n[sync]\npoll_minutes = 3\n",
+            &[("SYNC__POLL_MINUTES", "9")],
+        )
+        .unwrap();
         assert_eq!(s.listen, "127.0.0.1:9000");
         assert_eq!(s.sync.poll_minutes, 9);
     }
@@ -180,31 +233,53 @@ mod tests {
     #[test]
     fn unknown_environment_key_names_the_variable() {
         let err = load_text("", &[("M365__CLIENTID", "x")]).unwrap_err();
-        assert_eq!(err.0, "unknown setting `m365.clientid` in environment variable PBX365_M365__CLIENTID");
+        assert_eq!(
+            err.0,
+            "unknown setting `m365.clientid` in environment variable PBX365_M365__CLIENTID"
+        );
     }
 
     #[test]
     fn bad_url_names_the_key() {
         let err = load_text("[m365]\ngraph_url = \"graph.microsoft.com\"\n", &[]).unwrap_err();
-        assert!(err.0.contains("m365.graph_url") && err.0.contains("not an http(s) URL"), "{}", err.0);
+        assert!(
+            err.0.contains("m365.graph_url") && err.0.contains("not an http(s) URL"),
+            "{}",
+            err.0
+        );
     }
 
     #[test]
     fn broken_toml_names_the_line() {
         let err = load_text("listen = \"127.0.0.1:1\"\n\nedition = \n", &[]).unwrap_err();
-        assert!(err.0.starts_with("pbx365.toml is not valid TOML: line 3"), "{}", err.0);
+        assert!(
+            err.0.starts_with("pbx365.toml is not valid TOML: line 3"),
+            "{}",
+            err.0
+        );
     }
 
     #[test]
     fn wrong_type_is_explained() {
         let err = load_text("[sync]\npoll_minutes = \"often\"\n", &[]).unwrap_err();
-        assert!(err.0.contains("`sync.poll_minutes`") && err.0.contains("whole number"), "{}", err.0);
+        assert!(
+            err.0.contains("`sync.poll_minutes`") && err.0.contains("whole number"),
+            "{}",
+            err.0
+        );
     }
 
     #[test]
     fn unreadable_tls_key_is_named() {
-        let err = load_text("[tls]\ncert_file = \"/etc/hostname\"\nkey_file = \"/nonexistent/k.pem\"\n", &[]).unwrap_err();
-        assert_eq!(err.0, "cannot read TLS key file /nonexistent/k.pem: No such file or directory");
+        let err = load_text(
+            "[tls]\ncert_file = \"/etc/hostname\"\nkey_file = \"/nonexistent/k.pem\"\n",
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.0,
+            "cannot read TLS key file /nonexistent/k.pem: No such file or directory"
+        );
     }
 
     #[test]

@@ -43,34 +43,53 @@ pub fn new_token() -> String {
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
             // A bearer header is decisive: a bad token is refused even if a cookie is present.
             let token = value
                 .to_str()
                 .ok()
-                .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+                .and_then(|v| {
+                    v.strip_prefix("Bearer ")
+                        .or_else(|| v.strip_prefix("bearer "))
+                })
                 .map(str::trim)
                 .filter(|t| !t.is_empty())
                 .ok_or_else(ApiError::unauthorized)?;
             let record = state.store.find_api_token(&hash_token(token)).await?;
             return match record {
-                Some(r) => Ok(Authenticated { actor: format!("api-token:{}", r.name), kind: CallerKind::ApiToken }),
+                Some(r) => Ok(Authenticated {
+                    actor: format!("api-token:{}", r.name),
+                    kind: CallerKind::ApiToken,
+                }),
                 None => Err(ApiError::unauthorized()),
             };
         }
-        let info = session::current_admin(state, &parts.headers).await.ok_or_else(ApiError::unauthorized)?;
+        let info = session::current_admin(state, &parts.headers)
+            .await
+            .ok_or_else(ApiError::unauthorized)?;
         if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
             // Cookies ride along on cross-site requests; the CSRF token proves the page is ours.
-            let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
-            let ok: bool = subtle::ConstantTimeEq::ct_eq(sent.as_bytes(), info.csrf_token.as_bytes()).into();
+            let sent = parts
+                .headers
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let ok: bool =
+                subtle::ConstantTimeEq::ct_eq(sent.as_bytes(), info.csrf_token.as_bytes()).into();
             if !ok || info.csrf_token.is_empty() {
                 return Err(ApiError::forbidden(format!(
                     "send the session's CSRF token in the {CSRF_HEADER} header with cookie-authenticated changes"
                 )));
             }
         }
-        Ok(Authenticated { actor: info.admin, kind: CallerKind::Session })
+        Ok(Authenticated {
+            actor: info.admin,
+            kind: CallerKind::Session,
+        })
     }
 }
 
@@ -79,5 +98,7 @@ pub fn random_password() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut rng = rand::rngs::OsRng;
-    (0..20).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
+    (0..20)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
 }

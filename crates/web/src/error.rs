@@ -37,7 +37,11 @@ pub struct ErrorDetail {
 impl ApiError {
     /// Builds an error.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     /// 422: the input was understood but a value is not acceptable.
@@ -98,17 +102,24 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound { .. } => ApiError::not_found(e.to_string()),
-            StoreError::Conflict { .. } | StoreError::ReadOnly { .. } | StoreError::BuiltIn { .. } => {
-                ApiError::conflict(e.to_string())
+            StoreError::Conflict { .. }
+            | StoreError::ReadOnly { .. }
+            | StoreError::BuiltIn { .. } => ApiError::conflict(e.to_string()),
+            StoreError::Connect { .. } | StoreError::Migrate(_) | StoreError::Db(_) => {
+                ApiError::internal(&e)
             }
-            StoreError::Connect { .. } | StoreError::Migrate(_) | StoreError::Db(_) => ApiError::internal(&e),
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorDetail { code: self.code.to_string(), message: self.message } };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+            },
+        };
         (self.status, axum::Json(body)).into_response()
     }
 }

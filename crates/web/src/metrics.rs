@@ -28,11 +28,16 @@ pub async fn track_requests(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().as_str().to_owned();
     // The matched route, not the raw path: keeps label cardinality bounded and ids out of metrics.
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
     let labels = [("method", method), ("route", route), ("status", status)];
     metrics::counter!("pbx365_http_requests_total", &labels).increment(1);
-    metrics::histogram!("pbx365_http_request_duration_seconds", &labels).record(start.elapsed().as_secs_f64());
+    metrics::histogram!("pbx365_http_request_duration_seconds", &labels)
+        .record(start.elapsed().as_secs_f64());
     response
 }

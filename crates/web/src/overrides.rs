@@ -58,24 +58,42 @@ pub fn kv_key(key: &str) -> String {
 }
 
 /// Applies `(key, JSON value)` overrides to `base`, then validates the result.
-pub fn apply(base: &Settings, overrides: &[(String, serde_json::Value)]) -> Result<Settings, OverrideError> {
-    let mut tree = serde_json::to_value(base).map_err(|e| OverrideError::Value { key: "*".into(), reason: e.to_string() })?;
+pub fn apply(
+    base: &Settings,
+    overrides: &[(String, serde_json::Value)],
+) -> Result<Settings, OverrideError> {
+    let mut tree = serde_json::to_value(base).map_err(|e| OverrideError::Value {
+        key: "*".into(),
+        reason: e.to_string(),
+    })?;
     for (key, value) in overrides {
         if !CONSOLE_KEYS.contains(&key.as_str()) {
-            return Err(OverrideError::Value { key: key.clone(), reason: "the console cannot change this setting".into() });
+            return Err(OverrideError::Value {
+                key: key.clone(),
+                reason: "the console cannot change this setting".into(),
+            });
         }
         let mut node = &mut tree;
         for part in key.split('.') {
             node = node
                 .as_object_mut()
-                .ok_or_else(|| OverrideError::Value { key: key.clone(), reason: "not a table".into() })?
+                .ok_or_else(|| OverrideError::Value {
+                    key: key.clone(),
+                    reason: "not a table".into(),
+                })?
                 .entry(part.to_string())
                 .or_insert(serde_json::Value::Null);
         }
         *node = value.clone();
     }
-    let settings: Settings = serde_json::from_value(tree)
-        .map_err(|e| OverrideError::Value { key: overrides.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", "), reason: e.to_string() })?;
+    let settings: Settings = serde_json::from_value(tree).map_err(|e| OverrideError::Value {
+        key: overrides
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        reason: e.to_string(),
+    })?;
     settings.validate()?;
     Ok(settings)
 }
@@ -85,8 +103,10 @@ pub async fn load(store: &Store, base: &Settings) -> Result<Settings, OverrideEr
     let mut overrides = Vec::new();
     for key in CONSOLE_KEYS {
         if let Some(raw) = store.get_kv(&kv_key(key)).await? {
-            let value = serde_json::from_str(&raw)
-                .map_err(|e| OverrideError::Value { key: key.to_string(), reason: e.to_string() })?;
+            let value = serde_json::from_str(&raw).map_err(|e| OverrideError::Value {
+                key: key.to_string(),
+                reason: e.to_string(),
+            })?;
             overrides.push((key.to_string(), value));
         }
     }
@@ -102,16 +122,28 @@ mod tests {
         let mut base = Settings::default();
         base.sync.poll_minutes = 7;
         base.listen = "127.0.0.1:9999".into();
-        let s = apply(&base, &[("sync.poll_minutes".into(), serde_json::json!(15))]).unwrap();
+        let s = apply(
+            &base,
+            &[("sync.poll_minutes".into(), serde_json::json!(15))],
+        )
+        .unwrap();
         assert_eq!(s.sync.poll_minutes, 15);
         assert_eq!(s.listen, "127.0.0.1:9999");
     }
 
     #[test]
     fn bad_console_values_name_the_key() {
-        let err = apply(&Settings::default(), &[("sync.nightly_at".into(), serde_json::json!("25:99"))]).unwrap_err();
+        let err = apply(
+            &Settings::default(),
+            &[("sync.nightly_at".into(), serde_json::json!("25:99"))],
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("sync.nightly_at"), "{err}");
-        let err = apply(&Settings::default(), &[("listen".into(), serde_json::json!("0.0.0.0:1"))]).unwrap_err();
+        let err = apply(
+            &Settings::default(),
+            &[("listen".into(), serde_json::json!("0.0.0.0:1"))],
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("cannot change"), "{err}");
     }
 }

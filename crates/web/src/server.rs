@@ -22,7 +22,11 @@ pub enum ServeError {
     Bind { addr: String, reason: String },
     /// The TLS certificate or key could not be loaded.
     #[error("cannot use the TLS certificate {cert} with key {key}: {reason}")]
-    Tls { cert: String, key: String, reason: String },
+    Tls {
+        cert: String,
+        key: String,
+        reason: String,
+    },
     /// The server stopped with an I/O error.
     #[error("the server stopped: {0}")]
     Io(#[from] std::io::Error),
@@ -69,7 +73,10 @@ pub fn install_crypto_provider() {
 /// Binds `addr` and loads the TLS files, so every start-up problem surfaces before serving.
 pub async fn bind(addr: &str, tls: Option<&TlsFiles>) -> Result<Bound, ServeError> {
     install_crypto_provider();
-    let bind_err = |e: std::io::Error| ServeError::Bind { addr: addr.to_string(), reason: e.to_string() };
+    let bind_err = |e: std::io::Error| ServeError::Bind {
+        addr: addr.to_string(),
+        reason: e.to_string(),
+    };
     let listener = TcpListener::bind(addr).map_err(bind_err)?;
     listener.set_nonblocking(true).map_err(bind_err)?;
     let local = listener.local_addr().map_err(bind_err)?;
@@ -85,12 +92,20 @@ pub async fn bind(addr: &str, tls: Option<&TlsFiles>) -> Result<Bound, ServeErro
         ),
         None => None,
     };
-    Ok(Bound { listener, addr: local, tls })
+    Ok(Bound {
+        listener,
+        addr: local,
+        tls,
+    })
 }
 
 /// Serves `app` on `bound` until `shutdown` resolves, then lets in-flight requests finish
 /// (for at most 10 seconds).
-pub async fn serve(bound: Bound, app: Router, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+pub async fn serve(
+    bound: Bound,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let handle = axum_server::Handle::new();
     let h = handle.clone();
     tokio::spawn(async move {
@@ -101,10 +116,16 @@ pub async fn serve(bound: Bound, app: Router, shutdown: impl Future<Output = ()>
     let service = app.into_make_service_with_connect_info::<SocketAddr>();
     match bound.tls {
         Some(config) => {
-            axum_server::from_tcp_rustls(bound.listener, config).handle(handle).serve(service).await?;
+            axum_server::from_tcp_rustls(bound.listener, config)
+                .handle(handle)
+                .serve(service)
+                .await?;
         }
         None => {
-            axum_server::from_tcp(bound.listener).handle(handle).serve(service).await?;
+            axum_server::from_tcp(bound.listener)
+                .handle(handle)
+                .serve(service)
+                .await?;
         }
     }
     Ok(())
@@ -112,14 +133,19 @@ pub async fn serve(bound: Bound, app: Router, shutdown: impl Future<Output = ()>
 
 /// `GET /healthz` and `GET /metrics`.
 pub fn ops_router() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics))
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
 }
 
 /// Health of the server and its database. Anyone (load balancers, monitoring) may call it.
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     // A cheap read proves the database answers.
     match state.store.count_admins().await {
-        Ok(_) => (StatusCode::OK, Json(serde_json::json!({"status": "ok", "database": "ok"}))),
+        Ok(_) => (
+            StatusCode::OK,
+            Json(serde_json::json!({"status": "ok", "database": "ok"})),
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "health check: database unavailable");
             (
@@ -133,12 +159,16 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
 /// Prometheus metrics in text format. Anyone who can reach the server may call it (bind it
 /// privately or filter it at the proxy); it holds no secrets.
 async fn metrics() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::metrics::handle().render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::handle().render(),
+    )
 }
 
 /// Request logging that never records headers, cookies, query strings or bodies: only the
 /// method, the route pattern and the outcome.
-pub fn trace_layer() -> TraceLayer<SharedClassifier<ServerErrorsAsFailures>, MakeSpan, (), DefaultOnResponse> {
+pub fn trace_layer(
+) -> TraceLayer<SharedClassifier<ServerErrorsAsFailures>, MakeSpan, (), DefaultOnResponse> {
     TraceLayer::new_for_http()
         .make_span_with(MakeSpan)
         .on_request(())

@@ -24,10 +24,23 @@ fn payload(i: usize) -> Value {
     })
 }
 
-const FIELDS: [&str; 10] =
-    ["number", "first_name", "last_name", "display_name", "email", "mobile", "outbound_caller_id", "department", "job_title", "office"];
+const FIELDS: [&str; 10] = [
+    "number",
+    "first_name",
+    "last_name",
+    "display_name",
+    "email",
+    "mobile",
+    "outbound_caller_id",
+    "department",
+    "job_title",
+    "office",
+];
 
-on_both_databases!(sigkill_during_bulk_import_loses_no_committed_extension_and_leaves_no_partial_one, sigkill_body);
+on_both_databases!(
+    sigkill_during_bulk_import_loses_no_committed_extension_and_leaves_no_partial_one,
+    sigkill_body
+);
 async fn sigkill_body(db: crate::db::TestDb) {
     const TOTAL: usize = 400;
     const KILL_AFTER: usize = 60;
@@ -47,14 +60,20 @@ async fn sigkill_body(db: crate::db::TestDb) {
     let mut workers = Vec::new();
     for _ in 0..16 {
         let (client, base, token) = (client.clone(), base.clone(), token.clone());
-        let (committed, ok, kill_tx, next) = (committed.clone(), ok.clone(), kill_tx.clone(), next.clone());
+        let (committed, ok, kill_tx, next) =
+            (committed.clone(), ok.clone(), kill_tx.clone(), next.clone());
         workers.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 if i >= TOTAL {
                     return;
                 }
-                let sent = client.post(format!("{base}/api/v1/extensions")).bearer_auth(&token).json(&payload(i)).send().await;
+                let sent = client
+                    .post(format!("{base}/api/v1/extensions"))
+                    .bearer_auth(&token)
+                    .json(&payload(i))
+                    .send()
+                    .await;
                 match sent {
                     Ok(r) if r.status() == 201 => {
                         committed.lock().unwrap().push(i);
@@ -64,7 +83,11 @@ async fn sigkill_body(db: crate::db::TestDb) {
                             }
                         }
                     }
-                    Ok(r) => panic!("import of {i} refused: {} {}", r.status(), r.text().await.unwrap_or_default()),
+                    Ok(r) => panic!(
+                        "import of {i} refused: {} {}",
+                        r.status(),
+                        r.text().await.unwrap_or_default()
+                    ),
                     // The server is gone: everything after the kill fails to connect.
                     Err(_) => return,
                 }
@@ -78,7 +101,11 @@ async fn sigkill_body(db: crate::db::TestDb) {
         w.await.unwrap();
     }
     let committed = committed.lock().unwrap().clone();
-    assert!(committed.len() >= KILL_AFTER && committed.len() < TOTAL, "the kill did not land mid-import: {}", committed.len());
+    assert!(
+        committed.len() >= KILL_AFTER && committed.len() < TOTAL,
+        "the kill did not land mid-import: {}",
+        committed.len()
+    );
 
     // Restart on the same database and read everything back through the API.
     let server = Server::start(dir, &["--config", &cfg_arg]).await;
@@ -91,11 +118,17 @@ async fn sigkill_body(db: crate::db::TestDb) {
         .json()
         .await
         .unwrap();
-    let stored: BTreeMap<String, Value> = list.into_iter().map(|e| (e["number"].as_str().unwrap().to_string(), e)).collect();
+    let stored: BTreeMap<String, Value> = list
+        .into_iter()
+        .map(|e| (e["number"].as_str().unwrap().to_string(), e))
+        .collect();
     for i in &committed {
         let want = payload(*i);
         let number = want["number"].as_str().unwrap();
-        assert!(stored.contains_key(number), "extension {number} got 201 but is gone after the crash");
+        assert!(
+            stored.contains_key(number),
+            "extension {number} got 201 but is gone after the crash"
+        );
     }
     // Every stored extension is complete: exactly what one POST sent (some may have committed
     // without their 201 reaching us; those must be whole too).
@@ -103,7 +136,10 @@ async fn sigkill_body(db: crate::db::TestDb) {
         let i: usize = number.parse::<usize>().unwrap() - 10000;
         let want = payload(i);
         for f in FIELDS {
-            assert_eq!(got[f], want[f], "extension {number} is half-written: field {f}");
+            assert_eq!(
+                got[f], want[f],
+                "extension {number} is half-written: field {f}"
+            );
         }
         assert_eq!(got["enabled"], true);
         assert_eq!(got["source"], "local");

@@ -18,7 +18,9 @@ pub fn bin() -> &'static str {
 /// A `pbx365` command in `dir` with a clean environment (no inherited `PBX365_*` settings).
 pub fn command(dir: &Path) -> Command {
     let mut cmd = Command::new(bin());
-    cmd.current_dir(dir).kill_on_drop(true).env("RUST_LOG", "info");
+    cmd.current_dir(dir)
+        .kill_on_drop(true)
+        .env("RUST_LOG", "info");
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("PBX365_") {
             cmd.env_remove(key);
@@ -76,7 +78,11 @@ impl Server {
 
     /// Starts a prepared command; `client` is used for the readiness probe (TLS tests).
     pub async fn start_with(cmd: &mut Command, client: Option<reqwest::Client>) -> Server {
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn pbx365");
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn pbx365");
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -89,11 +95,19 @@ impl Server {
                     return rest.split_whitespace().next().unwrap().to_string();
                 }
             }
-            panic!("pbx365 exited before serving; stderr: {:?}", stderr.lock().unwrap());
+            panic!(
+                "pbx365 exited before serving; stderr: {:?}",
+                stderr.lock().unwrap()
+            );
         })
         .await
         .expect("pbx365 did not start within 60 s");
-        let server = Server { child, base, stdout, stderr };
+        let server = Server {
+            child,
+            base,
+            stdout,
+            stderr,
+        };
         server.await_healthy(client.unwrap_or_default()).await;
         server
     }
@@ -115,8 +129,14 @@ impl Server {
     /// Sends SIGTERM and waits for the exit code.
     pub async fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().expect("running").to_string();
-        std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
-        tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await.expect("exit after SIGTERM").unwrap()
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("exit after SIGTERM")
+            .unwrap()
     }
 
     /// Everything on stdout joined.
@@ -145,7 +165,10 @@ pub async fn run(dir: &Path, args: &[&str], stdin: Option<&str>) -> (i32, String
         input.write_all(text.as_bytes()).await.unwrap();
     }
     drop(input);
-    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await.expect("finishes").unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("finishes")
+        .unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -155,7 +178,20 @@ pub async fn run(dir: &Path, args: &[&str], stdin: Option<&str>) -> (i32, String
 
 /// Creates an API token through the CLI.
 pub async fn token(dir: &Path, config: &Path) -> String {
-    let (code, out, err) = run(dir, &["admin", "token", "create", "--name", "tests", "--config", config.to_str().unwrap()], None).await;
+    let (code, out, err) = run(
+        dir,
+        &[
+            "admin",
+            "token",
+            "create",
+            "--name",
+            "tests",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        None,
+    )
+    .await;
     assert_eq!(code, 0, "token create failed: {err}");
     out.trim().to_string()
 }

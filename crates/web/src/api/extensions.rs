@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use pbx365_domain::{
-    Extension, ExtensionNumber, ExtensionSource, NewExtension, Profile, ProfileSource, ProfileState, ValidationError,
+    Extension, ExtensionNumber, ExtensionSource, NewExtension, Profile, ProfileSource,
+    ProfileState, ValidationError,
 };
 use serde::{Deserialize, Serialize};
 
@@ -159,7 +160,11 @@ pub struct ProfileInput {
 
 impl From<&ProfileState> for ProfileView {
     fn from(p: &ProfileState) -> Self {
-        ProfileView { profile: p.profile, source: p.source, until: p.until }
+        ProfileView {
+            profile: p.profile,
+            source: p.source,
+            until: p.until,
+        }
     }
 }
 
@@ -182,7 +187,10 @@ fn read_only_synced() -> ApiError {
 /// Lists every extension ordered by number. Admins (console session or API token).
 #[utoipa::path(get, path = "/api/v1/extensions", tag = "extensions",
     responses((status = 200, body = [ExtensionView]), (status = 401, body = ErrorBody)))]
-pub async fn list(_: Authenticated, State(state): State<AppState>) -> Result<Json<Vec<ExtensionView>>, ApiError> {
+pub async fn list(
+    _: Authenticated,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<ExtensionView>>, ApiError> {
     let all = state.store.list_extensions().await?;
     Ok(Json(all.iter().map(ExtensionView::from).collect()))
 }
@@ -207,11 +215,24 @@ pub async fn create(
     State(state): State<AppState>,
     ApiJson(input): ApiJson<ExtensionInput>,
 ) -> Result<(StatusCode, Json<ExtensionView>), ApiError> {
-    let raw = input.number.clone().ok_or(ValidationError::Empty("number"))?;
+    let raw = input
+        .number
+        .clone()
+        .ok_or(ValidationError::Empty("number"))?;
     let number = ExtensionNumber::parse(raw.trim(), state.number_rules())?;
     let fields = input.fields()?;
-    let ext = state.store.create_local_extension(number.as_str(), &fields).await?;
-    audit(&state, &who.actor, "extension.create", number.as_str(), &ext.display_name).await;
+    let ext = state
+        .store
+        .create_local_extension(number.as_str(), &fields)
+        .await?;
+    audit(
+        &state,
+        &who.actor,
+        "extension.create",
+        number.as_str(),
+        &ext.display_name,
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(ExtensionView::from(&ext))))
 }
 
@@ -241,7 +262,14 @@ pub async fn update(
     }
     let fields = input.fields()?;
     let ext = state.store.update_local_extension(&number, &fields).await?;
-    audit(&state, &who.actor, "extension.update", &number, &ext.display_name).await;
+    audit(
+        &state,
+        &who.actor,
+        "extension.update",
+        &number,
+        &ext.display_name,
+    )
+    .await;
     Ok(Json(ExtensionView::from(&ext)))
 }
 
@@ -260,7 +288,14 @@ pub async fn delete(
         return Err(read_only_synced());
     }
     state.store.delete_extension(&number).await?;
-    audit(&state, &who.actor, "extension.delete", &number, &current.display_name).await;
+    audit(
+        &state,
+        &who.actor,
+        "extension.delete",
+        &number,
+        &current.display_name,
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -275,8 +310,15 @@ pub async fn set_admin(
     ApiJson(input): ApiJson<AdminInput>,
 ) -> Result<Json<ExtensionView>, ApiError> {
     load(&state, &number).await?;
-    state.store.set_extension_admin(&number, input.is_admin).await?;
-    let action = if input.is_admin { "extension.admin.grant" } else { "extension.admin.revoke" };
+    state
+        .store
+        .set_extension_admin(&number, input.is_admin)
+        .await?;
+    let action = if input.is_admin {
+        "extension.admin.grant"
+    } else {
+        "extension.admin.revoke"
+    };
     audit(&state, &who.actor, action, &number, "").await;
     Ok(Json(ExtensionView::from(&load(&state, &number).await?)))
 }
@@ -290,7 +332,9 @@ pub async fn get_profile(
     State(state): State<AppState>,
     ApiPath(number): ApiPath<String>,
 ) -> Result<Json<ProfileView>, ApiError> {
-    Ok(Json(ProfileView::from(&load(&state, &number).await?.profile)))
+    Ok(Json(ProfileView::from(
+        &load(&state, &number).await?.profile,
+    )))
 }
 
 /// Sets the profile manually (also on synced extensions); a manual change wins over the
@@ -320,9 +364,21 @@ pub async fn put_profile(
         }
     }
     load(&state, &number).await?;
-    let new_state = ProfileState { profile, source: ProfileSource::Manual, until: input.until, return_to: None };
+    let new_state = ProfileState {
+        profile,
+        source: ProfileSource::Manual,
+        until: input.until,
+        return_to: None,
+    };
     state.store.set_profile(&number, &new_state).await?;
-    audit(&state, &who.actor, "extension.profile", &number, profile.as_str()).await;
+    audit(
+        &state,
+        &who.actor,
+        "extension.profile",
+        &number,
+        profile.as_str(),
+    )
+    .await;
     Ok(Json(ProfileView::from(&new_state)))
 }
 
@@ -336,11 +392,9 @@ pub async fn photo(
     ApiPath(number): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     load(&state, &number).await?;
-    let (content_type, bytes) = state
-        .store
-        .get_photo(&number)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("extension '{}' has no photo", clip(&number))))?;
+    let (content_type, bytes) = state.store.get_photo(&number).await?.ok_or_else(|| {
+        ApiError::not_found(format!("extension '{}' has no photo", clip(&number)))
+    })?;
     // Only image types are served as such; anything else would let stored bytes act as a page.
     let content_type = if content_type.starts_with("image/") && !content_type.contains("svg") {
         content_type

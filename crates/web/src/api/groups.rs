@@ -29,7 +29,12 @@ async fn find(state: &AppState, name: &str) -> Result<ExtensionGroup, ApiError> 
         .await?
         .into_iter()
         .find(|g| g.name == name)
-        .ok_or_else(|| ApiError::not_found(format!("group '{}' does not exist", name.chars().take(64).collect::<String>())))
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "group '{}' does not exist",
+                name.chars().take(64).collect::<String>()
+            ))
+        })
 }
 
 fn builtin(name: &str) -> ApiError {
@@ -40,7 +45,10 @@ fn builtin(name: &str) -> ApiError {
 
 /// All extension groups with their members. Admins.
 #[utoipa::path(get, path = "/api/v1/groups", tag = "groups", responses((status = 200, body = [ExtensionGroup])))]
-pub async fn list(_: Authenticated, State(state): State<AppState>) -> Result<Json<Vec<ExtensionGroup>>, ApiError> {
+pub async fn list(
+    _: Authenticated,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<ExtensionGroup>>, ApiError> {
     Ok(Json(state.store.list_groups().await?))
 }
 
@@ -59,9 +67,14 @@ pub async fn create(
     check_len("group name", name, 64)?;
     check_len("group description", &input.description, 1024)?;
     if name.chars().any(char::is_control) {
-        return Err(ApiError::invalid("the group name must not contain control characters"));
+        return Err(ApiError::invalid(
+            "the group name must not contain control characters",
+        ));
     }
-    let group = state.store.create_group(name, input.description.trim()).await?;
+    let group = state
+        .store
+        .create_group(name, input.description.trim())
+        .await?;
     audit(&state, &who.actor, "group.create", name, "").await;
     Ok((StatusCode::CREATED, Json(group)))
 }

@@ -49,10 +49,18 @@ pub struct EntryInput {
 
 impl EntryInput {
     /// Checks every field and builds the entry (numbers normalised with `default_country`).
-    fn into_entry(self, id: String, owner: PhonebookOwner, default_country: &str) -> Result<PhonebookEntry, ApiError> {
+    fn into_entry(
+        self,
+        id: String,
+        owner: PhonebookOwner,
+        default_country: &str,
+    ) -> Result<PhonebookEntry, ApiError> {
         let first_name = self.first_name.trim().to_string();
         let last_name = self.last_name.trim().to_string();
-        let company = self.company.map(|c| c.trim().to_string()).filter(|c| !c.is_empty());
+        let company = self
+            .company
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty());
         let mut display_name = self.display_name.trim().to_string();
         if display_name.is_empty() {
             display_name = format!("{first_name} {last_name}").trim().to_string();
@@ -61,7 +69,9 @@ impl EntryInput {
             display_name = company.clone().unwrap_or_default();
         }
         if display_name.is_empty() {
-            return Err(ValidationError::Empty("display name (or first/last name or company)").into());
+            return Err(
+                ValidationError::Empty("display name (or first/last name or company)").into(),
+            );
         }
         check_len("display name", &display_name, MAX_FIELD_LEN)?;
         check_len("first name", &first_name, MAX_FIELD_LEN)?;
@@ -70,7 +80,9 @@ impl EntryInput {
             check_len("company", c, MAX_FIELD_LEN)?;
         }
         if self.emails.len() > 20 || self.numbers.len() > 20 {
-            return Err(ApiError::invalid("an entry holds at most 20 mail addresses and 20 numbers"));
+            return Err(ApiError::invalid(
+                "an entry holds at most 20 mail addresses and 20 numbers",
+            ));
         }
         let mut emails = Vec::new();
         for e in self.emails {
@@ -84,9 +96,21 @@ impl EntryInput {
             numbers.push(PhoneNumber::new(n.kind, &n.number, default_country));
         }
         if numbers.is_empty() && emails.is_empty() {
-            return Err(ApiError::invalid("a phonebook entry needs at least one number or mail address"));
+            return Err(ApiError::invalid(
+                "a phonebook entry needs at least one number or mail address",
+            ));
         }
-        Ok(PhonebookEntry { id, owner, m365_id: None, display_name, first_name, last_name, company, emails, numbers })
+        Ok(PhonebookEntry {
+            id,
+            owner,
+            m365_id: None,
+            display_name,
+            first_name,
+            last_name,
+            company,
+            emails,
+            numbers,
+        })
     }
 }
 
@@ -95,14 +119,23 @@ async fn personal_owner(state: &AppState, number: &str) -> Result<PhonebookOwner
     Ok(PhonebookOwner::Personal(number.to_string()))
 }
 
-async fn find_local(state: &AppState, owner: &PhonebookOwner, id: &str) -> Result<PhonebookEntry, ApiError> {
+async fn find_local(
+    state: &AppState,
+    owner: &PhonebookOwner,
+    id: &str,
+) -> Result<PhonebookEntry, ApiError> {
     let entry = state
         .store
         .list_phonebook(owner)
         .await?
         .into_iter()
         .find(|e| e.id == id)
-        .ok_or_else(|| ApiError::not_found(format!("phonebook entry '{}' does not exist", id.chars().take(64).collect::<String>())))?;
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "phonebook entry '{}' does not exist",
+                id.chars().take(64).collect::<String>()
+            ))
+        })?;
     if entry.m365_id.is_some() {
         return Err(ValidationError::ReadOnlySynced("this phonebook entry").into());
     }
@@ -118,7 +151,14 @@ async fn create(
     let country = state.settings().contacts.default_country.clone();
     let entry = input.into_entry(String::new(), owner, &country)?;
     let created = state.store.create_phonebook_entry(&entry).await?;
-    audit(state, actor, "phonebook.create", &created.id, &created.display_name).await;
+    audit(
+        state,
+        actor,
+        "phonebook.create",
+        &created.id,
+        &created.display_name,
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -137,7 +177,12 @@ async fn update(
     Ok(Json(updated))
 }
 
-async fn delete(state: &AppState, actor: &str, owner: PhonebookOwner, id: &str) -> Result<StatusCode, ApiError> {
+async fn delete(
+    state: &AppState,
+    actor: &str,
+    owner: PhonebookOwner,
+    id: &str,
+) -> Result<StatusCode, ApiError> {
     let entry = find_local(state, &owner, id).await?;
     state.store.delete_phonebook_entry(&owner, id).await?;
     audit(state, actor, "phonebook.delete", id, &entry.display_name).await;
@@ -147,8 +192,13 @@ async fn delete(state: &AppState, actor: &str, owner: PhonebookOwner, id: &str) 
 /// The company phonebook ordered by name. Admins.
 #[utoipa::path(get, path = "/api/v1/phonebook/company", tag = "phonebooks",
     responses((status = 200, body = [PhonebookEntry])))]
-pub async fn list_company(_: Authenticated, State(state): State<AppState>) -> Result<Json<Vec<PhonebookEntry>>, ApiError> {
-    Ok(Json(state.store.list_phonebook(&PhonebookOwner::Company).await?))
+pub async fn list_company(
+    _: Authenticated,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<PhonebookEntry>>, ApiError> {
+    Ok(Json(
+        state.store.list_phonebook(&PhonebookOwner::Company).await?,
+    ))
 }
 
 /// Adds a local entry to the company phonebook. Admins.

@@ -34,12 +34,20 @@ pub async fn postgres() -> Option<TestDb> {
         return None;
     };
     let name = format!("pbx365_t_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to the test PostgreSQL server");
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("connect to the test PostgreSQL server");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
     let _ = conn.close().await;
     let mut url = url::Url::parse(&admin).expect("PBX365_TEST_POSTGRES_URL is a URL");
     url.set_path(&format!("/{name}"));
-    Some(TestDb { url: url.to_string(), dir: tempfile::tempdir().expect("temp dir") })
+    Some(TestDb {
+        url: url.to_string(),
+        dir: tempfile::tempdir().expect("temp dir"),
+    })
 }
 
 /// Defines `mod $name { sqlite, postgres }`: the same async test body on both databases.
@@ -49,11 +57,11 @@ macro_rules! on_both_databases {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                super::$body(crate::db::sqlite().await).await
+                super::$body($crate::db::sqlite().await).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                if let Some(db) = crate::db::postgres().await {
+                if let Some(db) = $crate::db::postgres().await {
                     super::$body(db).await
                 }
             }
