@@ -1,6 +1,6 @@
 //! The admin commands: `admin create`, `admin token create`, `ext list`.
 
-use crate::harness::{run, write_config, Server};
+use crate::harness::{command, run, write_config, Server};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,7 +35,14 @@ async fn token_is_printed_alone_and_works_and_ext_list_shows_api_fields() {
         "the token is stored in clear"
     );
 
-    let server = Server::start(dir.path(), &["--config", cfg_arg]).await;
+    // TRACE level: even the most verbose log must not contain the token (checked at the end).
+    let server = Server::start_with(
+        command(dir.path())
+            .env("RUST_LOG", "trace")
+            .args(["serve", "--config", cfg_arg]),
+        None,
+    )
+    .await;
     let client = reqwest::Client::new();
     let r = client
         .post(format!("{}/api/v1/extensions", server.base))
@@ -74,7 +81,14 @@ async fn token_is_printed_alone_and_works_and_ext_list_shows_api_fields() {
             && lines[1].contains("Lee Gu"),
         "{out}"
     );
+    let log = server.stderr_text();
     assert!(server.terminate().await.success());
+    assert!(log.len() > 1000, "expected a verbose log");
+    assert!(!log.contains(&token), "the API token reached the log");
+    assert!(
+        !log.contains(&token["pbx365_".len()..]),
+        "the API token reached the log"
+    );
 }
 
 #[tokio::test]

@@ -71,7 +71,12 @@ on_both_databases!(
 );
 async fn configured_database_body(db: crate::db::TestDb) {
     let cfg = write_config(db.dir.path(), &db.url, "");
-    let server = Server::start(db.dir.path(), &["--config", cfg.to_str().unwrap()]).await;
+    let cfg_arg = cfg.to_str().unwrap();
+    let server = Server::start(
+        db.dir.path(),
+        &["--config", cfg_arg, "--log-format", "json"],
+    )
+    .await;
     let r = reqwest::get(format!("{}/healthz", server.base))
         .await
         .unwrap();
@@ -83,7 +88,16 @@ async fn configured_database_body(db: crate::db::TestDb) {
         .await
         .unwrap();
     assert!(metrics.contains("pbx365_http_requests_total"), "{metrics}");
+    let log = server.stderr_text();
     assert!(server.terminate().await.success());
+    // Structured logs: one JSON object per line, request lines carry the route, not the URL.
+    assert!(!log.is_empty());
+    for line in log.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        assert!(v.get("level").is_some(), "{line}");
+    }
+    assert!(log.contains("\"route\":\"/healthz\""), "{log}");
 }
 
 /// Runs `serve` with `config_text` and returns (exit code, stderr).
