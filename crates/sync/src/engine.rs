@@ -14,7 +14,9 @@
 use chrono::Utc;
 use pbx365_domain::settings::{SyncScope, SyncSettings};
 use pbx365_domain::{NumberRules, ReportItem, SyncKind, SyncReport, SyncRun, SyncStatus};
-use pbx365_graph::{DeltaPage, GraphClient, GraphError, GraphRequest, GraphUser, NextOrDelta, UserChange};
+use pbx365_graph::{
+    DeltaPage, GraphClient, GraphError, GraphRequest, GraphUser, NextOrDelta, UserChange,
+};
 use pbx365_store::{ExtensionOp, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -67,7 +69,10 @@ pub struct RunOptions {
 
 impl std::fmt::Debug for RunOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunOptions").field("full", &self.full).field("dry_run", &self.dry_run).finish()
+        f.debug_struct("RunOptions")
+            .field("full", &self.full)
+            .field("dry_run", &self.dry_run)
+            .finish()
     }
 }
 
@@ -112,8 +117,19 @@ pub struct UserSync {
 
 impl UserSync {
     /// An engine over `store` and `graph` with these settings.
-    pub fn new(store: Store, graph: Arc<GraphClient>, settings: SyncSettings, number_rules: NumberRules) -> Self {
-        UserSync { store, graph, settings, number_rules, photo_concurrency: 16 }
+    pub fn new(
+        store: Store,
+        graph: Arc<GraphClient>,
+        settings: SyncSettings,
+        number_rules: NumberRules,
+    ) -> Self {
+        UserSync {
+            store,
+            graph,
+            settings,
+            number_rules,
+            photo_concurrency: 16,
+        }
     }
 
     /// How many photo batches run at once (default 16).
@@ -134,23 +150,35 @@ impl UserSync {
             return Err(SyncError::Disabled);
         }
         let started_at = Utc::now();
-        let record = if opts.dry_run { None } else { Some(self.store.start_sync_run(SyncKind::Users).await?) };
+        let record = if opts.dry_run {
+            None
+        } else {
+            Some(self.store.start_sync_run(SyncKind::Users).await?)
+        };
         let mut report = SyncReport::default();
         let status = match self.run_inner(opts, &mut report).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "user sync failed");
-                report.errors.push(ReportItem { reason: Some(e.to_string()), ..Default::default() });
+                report.errors.push(ReportItem {
+                    reason: Some(e.to_string()),
+                    ..Default::default()
+                });
                 SyncStatus::Failed
             }
         };
-        metrics::counter!("pbx365_sync_runs_total", "kind" => "users", "status" => status.as_str()).increment(1);
+        metrics::counter!("pbx365_sync_runs_total", "kind" => "users", "status" => status.as_str())
+            .increment(1);
         match record {
             Some(run) => Ok(self.store.finish_sync_run(&run.id, status, &report).await?),
             None => Ok(SyncRun {
                 id: format!("dry-run-{}", uuid::Uuid::new_v4()),
                 kind: SyncKind::Users,
-                status: if status == SyncStatus::Failed { SyncStatus::Failed } else { SyncStatus::DryRun },
+                status: if status == SyncStatus::Failed {
+                    SyncStatus::Failed
+                } else {
+                    SyncStatus::DryRun
+                },
                 started_at,
                 finished_at: Some(Utc::now()),
                 report,
@@ -158,18 +186,32 @@ impl UserSync {
         }
     }
 
-    async fn run_inner(&self, opts: &RunOptions, report: &mut SyncReport) -> SyncResult<SyncStatus> {
+    async fn run_inner(
+        &self,
+        opts: &RunOptions,
+        report: &mut SyncReport,
+    ) -> SyncResult<SyncStatus> {
         let scope = self.resolve_scope().await?;
         let fingerprint = self.fingerprint(&scope);
         let existing = self.store.list_extensions().await?;
-        let synced_now = existing.iter().filter(|e| e.m365_id.is_some() && e.source == pbx365_domain::ExtensionSource::M365).count();
+        let synced_now = existing
+            .iter()
+            .filter(|e| e.m365_id.is_some() && e.source == pbx365_domain::ExtensionSource::M365)
+            .count();
         let cfg = PlanConfig::from_settings(&self.settings, self.number_rules);
         let mut planner = Planner::new(cfg, Utc::now(), existing);
 
-        let cursor: Option<Cursor> =
-            self.store.get_kv(CURSOR_KEY).await?.and_then(|v| serde_json::from_str(&v).ok());
+        let cursor: Option<Cursor> = self
+            .store
+            .get_kv(CURSOR_KEY)
+            .await?
+            .and_then(|v| serde_json::from_str(&v).ok());
         let stored_fp = self.store.get_kv(FINGERPRINT_KEY).await?;
-        let expected: Option<usize> = self.store.get_kv(EXPECTED_KEY).await?.and_then(|v| v.parse().ok());
+        let expected: Option<usize> = self
+            .store
+            .get_kv(EXPECTED_KEY)
+            .await?
+            .and_then(|v| v.parse().ok());
 
         let delta_link = match &cursor {
             Some(c) if c.phase == Phase::Delta => Some(c.link.clone()),
@@ -177,8 +219,13 @@ impl UserSync {
         };
         let locally_deleted = expected.is_some_and(|e| synced_now < e);
         let settings_changed = stored_fp.as_deref() != Some(fingerprint.as_str());
-        if let (Some(link), false, false, false) = (&delta_link, opts.full, locally_deleted, settings_changed) {
-            match self.delta_round(&mut planner, &scope, link, opts, report).await {
+        if let (Some(link), false, false, false) =
+            (&delta_link, opts.full, locally_deleted, settings_changed)
+        {
+            match self
+                .delta_round(&mut planner, &scope, link, opts, report)
+                .await
+            {
                 Err(SyncError::Graph(GraphError::DeltaExpired { .. })) => {
                     tracing::info!("the users delta link expired; running a full resync");
                     // A fresh planner: the failed delta round planned nothing that was applied.
@@ -188,24 +235,44 @@ impl UserSync {
                 }
                 other => return other,
             }
-            return self.full_round(&mut planner, &scope, None, &fingerprint, opts, report).await;
+            return self
+                .full_round(&mut planner, &scope, None, &fingerprint, opts, report)
+                .await;
         }
         if locally_deleted {
-            tracing::info!(synced_now, expected = expected.unwrap_or(0), "synced extensions were deleted locally; running a full round to bring them back");
+            tracing::info!(
+                synced_now,
+                expected = expected.unwrap_or(0),
+                "synced extensions were deleted locally; running a full round to bring them back"
+            );
         }
         // Resume an interrupted full round unless a fresh one was asked for or settings changed.
         let resume = match cursor {
-            Some(c) if matches!(c.phase, Phase::Full | Phase::Finishing) && !opts.full && !opts.dry_run && !settings_changed => Some(c),
+            Some(c)
+                if matches!(c.phase, Phase::Full | Phase::Finishing)
+                    && !opts.full
+                    && !opts.dry_run
+                    && !settings_changed =>
+            {
+                Some(c)
+            }
             _ => None,
         };
-        self.full_round(&mut planner, &scope, resume, &fingerprint, opts, report).await
+        self.full_round(&mut planner, &scope, resume, &fingerprint, opts, report)
+            .await
     }
 
     /// The users in scope: everyone, the listed users, or the transitive members of the groups.
     async fn resolve_scope(&self) -> SyncResult<Scope> {
         Ok(match self.settings.scope {
             SyncScope::All => Scope::All,
-            SyncScope::Users => Scope::Ids(self.settings.scope_ids.iter().map(|s| s.trim().to_ascii_lowercase()).collect()),
+            SyncScope::Users => Scope::Ids(
+                self.settings
+                    .scope_ids
+                    .iter()
+                    .map(|s| s.trim().to_ascii_lowercase())
+                    .collect(),
+            ),
             SyncScope::Groups => {
                 let mut ids = HashSet::new();
                 for g in &self.settings.scope_ids {
@@ -224,7 +291,13 @@ impl UserSync {
     fn fingerprint(&self, scope: &Scope) -> String {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         let s = &self.settings;
-        (s.start_extension, s.end_extension, s.caller_id_from_office_phone, s.photos).hash(&mut h);
+        (
+            s.start_extension,
+            s.end_extension,
+            s.caller_id_from_office_phone,
+            s.photos,
+        )
+            .hash(&mut h);
         (self.number_rules.min_len, self.number_rules.max_len).hash(&mut h);
         match scope {
             Scope::All => "all".hash(&mut h),
@@ -240,7 +313,10 @@ impl UserSync {
     async fn fetch_page(&self, link: &str) -> SyncResult<DeltaPage<UserChange>> {
         let req = GraphRequest::get(link).header("Prefer", PAGE_SIZE_PREFER);
         let page: DeltaPage<GraphUser> = self.graph.delta_page(req).await?;
-        Ok(DeltaPage { items: page.items.into_iter().map(UserChange::from).collect(), next: page.next })
+        Ok(DeltaPage {
+            items: page.items.into_iter().map(UserChange::from).collect(),
+            next: page.next,
+        })
     }
 
     /// A full reconciliation (first sync, nightly, after an expired link or a settings change).
@@ -266,7 +342,8 @@ impl UserSync {
         if pages > 0 && self.settings.photos && !dry {
             // The page applied last before the interruption may not have its photos yet.
             let last: Vec<String> = self.load_seen(pages - 1).await?;
-            self.photos_for(planner, &last, &HashSet::new(), report).await?;
+            self.photos_for(planner, &last, &HashSet::new(), report)
+                .await?;
         }
         // Taken before the pages: planning marks not-wanted extensions disabled in the snapshot.
         let enabled_before = planner.synced().filter(|e| e.enabled).count();
@@ -279,7 +356,9 @@ impl UserSync {
                 let page = match self.fetch_page(&link).await {
                     Ok(p) => p,
                     Err(SyncError::Graph(GraphError::DeltaExpired { .. })) if pages > 0 => {
-                        tracing::info!("the interrupted full round's link expired; starting the round again");
+                        tracing::info!(
+                            "the interrupted full round's link expired; starting the round again"
+                        );
                         link = start.clone();
                         pages = 0;
                         wanted.clear();
@@ -293,17 +372,35 @@ impl UserSync {
                 deferred.destructive.append(&mut step.destructive);
                 deferred.report.disabled.append(&mut step.report.disabled);
                 let next_cursor = match &page.next {
-                    NextOrDelta::Next(l) => Cursor { phase: Phase::Full, link: l.clone(), pages: pages + 1 },
-                    NextOrDelta::Delta(l) => Cursor { phase: Phase::Finishing, link: l.clone(), pages: pages + 1 },
+                    NextOrDelta::Next(l) => Cursor {
+                        phase: Phase::Full,
+                        link: l.clone(),
+                        pages: pages + 1,
+                    },
+                    NextOrDelta::Delta(l) => Cursor {
+                        phase: Phase::Finishing,
+                        link: l.clone(),
+                        pages: pages + 1,
+                    },
                 };
-                let created: HashSet<String> = step.report.created.iter().filter_map(|i| i.m365_id.clone()).collect();
+                let created: HashSet<String> = step
+                    .report
+                    .created
+                    .iter()
+                    .filter_map(|i| i.m365_id.clone())
+                    .collect();
                 if !dry {
                     let ids = serde_json::to_string(&step.wanted).unwrap_or_else(|_| "[]".into());
-                    self.store.set_kv(&format!("{SEEN_PREFIX}{pages}"), &ids).await?;
-                    self.store.apply_extension_ops(&step.ops, Some((CURSOR_KEY, &next_cursor.encode()))).await?;
+                    self.store
+                        .set_kv(&format!("{SEEN_PREFIX}{pages}"), &ids)
+                        .await?;
+                    self.store
+                        .apply_extension_ops(&step.ops, Some((CURSOR_KEY, &next_cursor.encode())))
+                        .await?;
                     if self.settings.photos {
                         merge_report(report, std::mem::take(&mut step.report));
-                        self.photos_for(planner, &step.wanted, &created, report).await?;
+                        self.photos_for(planner, &step.wanted, &created, report)
+                            .await?;
                     }
                 }
                 merge_report(report, step.report);
@@ -311,7 +408,11 @@ impl UserSync {
                 pages += 1;
                 wanted.extend(step.wanted);
                 if let Some(p) = &opts.progress {
-                    p(Progress { stage: "users", done, total: None });
+                    p(Progress {
+                        stage: "users",
+                        done,
+                        total: None,
+                    });
                 }
                 match page.next {
                     NextOrDelta::Next(l) => link = l,
@@ -321,10 +422,17 @@ impl UserSync {
         };
 
         // End of the round: everyone not wanted is disabled; long-disabled ones are deleted.
-        let still_disabled: HashSet<String> =
-            planner.synced().filter(|e| !e.enabled).map(|e| e.number.to_string()).collect();
+        let still_disabled: HashSet<String> = planner
+            .synced()
+            .filter(|e| !e.enabled)
+            .map(|e| e.number.to_string())
+            .collect();
         let mut destructive = PlanStep::default();
-        for (op, line) in deferred.destructive.into_iter().zip(deferred.report.disabled) {
+        for (op, line) in deferred
+            .destructive
+            .into_iter()
+            .zip(deferred.report.disabled)
+        {
             if let ExtensionOp::Disable { number, .. } = &op {
                 if still_disabled.contains(number) {
                     destructive.destructive.push(op);
@@ -342,13 +450,33 @@ impl UserSync {
                 enabled_before
             )
         });
-        match self.decide(planner, &destructive.report, destructive.destructive.len(), implausible, dry).await? {
+        match self
+            .decide(
+                planner,
+                &destructive.report,
+                destructive.destructive.len(),
+                implausible,
+                dry,
+            )
+            .await?
+        {
             Decision::Apply => {
                 if !dry {
-                    let cursor = Cursor { phase: Phase::Delta, link: delta_link, pages: 0 };
-                    self.store.apply_extension_ops(&destructive.destructive, Some((CURSOR_KEY, &cursor.encode()))).await?;
+                    let cursor = Cursor {
+                        phase: Phase::Delta,
+                        link: delta_link,
+                        pages: 0,
+                    };
+                    self.store
+                        .apply_extension_ops(
+                            &destructive.destructive,
+                            Some((CURSOR_KEY, &cursor.encode())),
+                        )
+                        .await?;
                     self.store.set_kv(FINGERPRINT_KEY, fingerprint).await?;
-                    self.store.set_kv(EXPECTED_KEY, &planner.synced().count().to_string()).await?;
+                    self.store
+                        .set_kv(EXPECTED_KEY, &planner.synced().count().to_string())
+                        .await?;
                     self.clear_seen(pages).await?;
                 }
                 merge_report(report, destructive.report);
@@ -357,12 +485,19 @@ impl UserSync {
             Decision::Hold(why) => {
                 if !dry {
                     // The disables were not applied, so the next run must see the whole tenant again.
-                    let cursor = Cursor { phase: Phase::Full, link: start, pages: 0 };
+                    let cursor = Cursor {
+                        phase: Phase::Full,
+                        link: start,
+                        pages: 0,
+                    };
                     self.store.set_kv(CURSOR_KEY, &cursor.encode()).await?;
                     self.clear_seen(pages).await?;
                 }
                 merge_report(report, destructive.report);
-                report.errors.push(ReportItem { reason: Some(why), ..Default::default() });
+                report.errors.push(ReportItem {
+                    reason: Some(why),
+                    ..Default::default()
+                });
                 Ok(SyncStatus::Held)
             }
         }
@@ -398,7 +533,10 @@ impl UserSync {
                 NextOrDelta::Delta(l) => break l,
             }
         };
-        let items: Vec<UserChange> = order.into_iter().filter_map(|id| latest.remove(&id)).collect();
+        let items: Vec<UserChange> = order
+            .into_iter()
+            .filter_map(|id| latest.remove(&id))
+            .collect();
         let (users, removed) = split(items);
         let mut step = planner.plan_users(&users, &removed, scope);
         let wanted: HashSet<String> = step.wanted.iter().cloned().collect();
@@ -407,31 +545,54 @@ impl UserSync {
         let mut would = SyncReport::default();
         would.disabled = step.report.disabled.clone();
         would.deleted = step.report.deleted.clone();
-        match self.decide(planner, &would, step.destructive.len(), None, opts.dry_run).await? {
+        match self
+            .decide(planner, &would, step.destructive.len(), None, opts.dry_run)
+            .await?
+        {
             Decision::Apply => {
                 if !opts.dry_run {
                     let mut ops = std::mem::take(&mut step.ops);
                     ops.append(&mut step.destructive);
-                    let cursor = Cursor { phase: Phase::Delta, link: delta_link, pages: 0 };
-                    self.store.apply_extension_ops(&ops, Some((CURSOR_KEY, &cursor.encode()))).await?;
-                    self.store.set_kv(EXPECTED_KEY, &planner.synced().count().to_string()).await?;
+                    let cursor = Cursor {
+                        phase: Phase::Delta,
+                        link: delta_link,
+                        pages: 0,
+                    };
+                    self.store
+                        .apply_extension_ops(&ops, Some((CURSOR_KEY, &cursor.encode())))
+                        .await?;
+                    self.store
+                        .set_kv(EXPECTED_KEY, &planner.synced().count().to_string())
+                        .await?;
                     if self.settings.photos {
-                        let created: HashSet<String> =
-                            step.report.created.iter().filter_map(|i| i.m365_id.clone()).collect();
+                        let created: HashSet<String> = step
+                            .report
+                            .created
+                            .iter()
+                            .filter_map(|i| i.m365_id.clone())
+                            .collect();
                         merge_report(report, std::mem::take(&mut step.report));
-                        self.photos_for(planner, &step.wanted, &created, report).await?;
+                        self.photos_for(planner, &step.wanted, &created, report)
+                            .await?;
                     }
                 }
                 merge_report(report, step.report);
                 if let Some(p) = &opts.progress {
                     let n = (users.len() + removed.len()) as u64;
-                    p(Progress { stage: "users", done: n, total: Some(n) });
+                    p(Progress {
+                        stage: "users",
+                        done: n,
+                        total: Some(n),
+                    });
                 }
                 Ok(SyncStatus::Completed)
             }
             Decision::Hold(why) => {
                 merge_report(report, step.report);
-                report.errors.push(ReportItem { reason: Some(why), ..Default::default() });
+                report.errors.push(ReportItem {
+                    reason: Some(why),
+                    ..Default::default()
+                });
                 Ok(SyncStatus::Held)
             }
         }
@@ -499,7 +660,14 @@ impl UserSync {
         if targets.is_empty() {
             return Ok(());
         }
-        let changes = sync_photos(&self.graph, &self.store, targets, self.photo_concurrency, report).await?;
+        let changes = sync_photos(
+            &self.graph,
+            &self.store,
+            targets,
+            self.photo_concurrency,
+            report,
+        )
+        .await?;
         for change in changes {
             let (id, photo) = match change {
                 PhotoChange::Stored { m365_id, photo } => (m365_id, Some(photo)),
@@ -535,7 +703,12 @@ impl UserSync {
         }
         // Leftovers of an older, longer round.
         let mut k = pages;
-        while self.store.get_kv(&format!("{SEEN_PREFIX}{k}")).await?.is_some() {
+        while self
+            .store
+            .get_kv(&format!("{SEEN_PREFIX}{k}"))
+            .await?
+            .is_some()
+        {
             self.store.delete_kv(&format!("{SEEN_PREFIX}{k}")).await?;
             k += 1;
         }

@@ -41,7 +41,11 @@ pub enum PhotoChange {
 enum Fetched {
     Unchanged,
     NoPhoto,
-    New { etag: String, content_type: String, bytes: Vec<u8> },
+    New {
+        etag: String,
+        content_type: String,
+        bytes: Vec<u8>,
+    },
     Failed(String),
 }
 
@@ -54,7 +58,10 @@ pub async fn sync_photos(
     concurrency: usize,
     report: &mut SyncReport,
 ) -> SyncResult<Vec<PhotoChange>> {
-    let chunks: Vec<Vec<PhotoTarget>> = targets.chunks(BATCH_SIZE).map(<[PhotoTarget]>::to_vec).collect();
+    let chunks: Vec<Vec<PhotoTarget>> = targets
+        .chunks(BATCH_SIZE)
+        .map(<[PhotoTarget]>::to_vec)
+        .collect();
     let mut stream = futures::stream::iter(chunks.into_iter().map(|chunk| async move {
         let fetched = fetch_chunk(graph, &chunk).await;
         (chunk, fetched)
@@ -69,12 +76,23 @@ pub async fn sync_photos(
                 Fetched::NoPhoto => {
                     if target.current.is_some() {
                         store.delete_photo(&target.number).await?;
-                        changes.push(PhotoChange::Removed { m365_id: target.m365_id });
+                        changes.push(PhotoChange::Removed {
+                            m365_id: target.m365_id,
+                        });
                     }
                 }
-                Fetched::New { etag, content_type, bytes } => {
-                    store.put_photo(&target.number, &etag, &content_type, &bytes).await?;
-                    changes.push(PhotoChange::Stored { m365_id: target.m365_id, photo: PhotoRef { etag, content_type } });
+                Fetched::New {
+                    etag,
+                    content_type,
+                    bytes,
+                } => {
+                    store
+                        .put_photo(&target.number, &etag, &content_type, &bytes)
+                        .await?;
+                    changes.push(PhotoChange::Stored {
+                        m365_id: target.m365_id,
+                        photo: PhotoRef { etag, content_type },
+                    });
                 }
                 Fetched::Failed(why) => report.errors.push(ReportItem {
                     extension: Some(target.number),
@@ -93,17 +111,27 @@ pub async fn sync_photos(
 /// compare), and only the changed ones plus those with no stored photo get their bytes, in one
 /// `$value` batch whose `ETag` header gives the etag. A first sync thus costs one batch per 20
 /// users. A whole-batch failure (after the client's retries) fails the run.
-async fn fetch_chunk(graph: &GraphClient, chunk: &[PhotoTarget]) -> Result<Vec<Fetched>, GraphError> {
+async fn fetch_chunk(
+    graph: &GraphClient,
+    chunk: &[PhotoTarget],
+) -> Result<Vec<Fetched>, GraphError> {
     let mut out: Vec<Fetched> = chunk.iter().map(|_| Fetched::Unchanged).collect();
     // (index, etag from metadata if known, content type from metadata if known)
     let mut wanted: Vec<(usize, Option<String>, Option<String>)> = Vec::new();
-    let known: Vec<usize> = (0..chunk.len()).filter(|&i| chunk[i].current.is_some()).collect();
+    let known: Vec<usize> = (0..chunk.len())
+        .filter(|&i| chunk[i].current.is_some())
+        .collect();
     if !known.is_empty() {
         let metas = graph
             .batch(
                 known
                     .iter()
-                    .map(|&i| BatchRequest::get(i.to_string(), format!("/users/{}/photo", seg(&chunk[i].m365_id))))
+                    .map(|&i| {
+                        BatchRequest::get(
+                            i.to_string(),
+                            format!("/users/{}/photo", seg(&chunk[i].m365_id)),
+                        )
+                    })
                     .collect(),
             )
             .await?;
@@ -112,16 +140,25 @@ async fn fetch_chunk(graph: &GraphClient, chunk: &[PhotoTarget]) -> Result<Vec<F
                 Ok(None) => out[i] = Fetched::NoPhoto,
                 Ok(Some(meta)) => {
                     let etag = meta.media_etag.clone().unwrap_or_default();
-                    let same = !etag.is_empty() && chunk[i].current.as_ref().is_some_and(|c| c.etag == etag);
+                    let same = !etag.is_empty()
+                        && chunk[i].current.as_ref().is_some_and(|c| c.etag == etag);
                     if !same {
-                        wanted.push((i, Some(etag).filter(|e| !e.is_empty()), meta.media_content_type.clone()));
+                        wanted.push((
+                            i,
+                            Some(etag).filter(|e| !e.is_empty()),
+                            meta.media_content_type.clone(),
+                        ));
                     }
                 }
                 Err(why) => out[i] = Fetched::Failed(why),
             }
         }
     }
-    wanted.extend((0..chunk.len()).filter(|&i| chunk[i].current.is_none()).map(|i| (i, None, None)));
+    wanted.extend(
+        (0..chunk.len())
+            .filter(|&i| chunk[i].current.is_none())
+            .map(|i| (i, None, None)),
+    );
     if wanted.is_empty() {
         return Ok(out);
     }
@@ -130,7 +167,10 @@ async fn fetch_chunk(graph: &GraphClient, chunk: &[PhotoTarget]) -> Result<Vec<F
             wanted
                 .iter()
                 .map(|(i, _, _)| {
-                    BatchRequest::get(i.to_string(), format!("/users/{}/photo/$value", seg(&chunk[*i].m365_id)))
+                    BatchRequest::get(
+                        i.to_string(),
+                        format!("/users/{}/photo/$value", seg(&chunk[*i].m365_id)),
+                    )
                 })
                 .collect(),
         )
@@ -142,7 +182,10 @@ async fn fetch_chunk(graph: &GraphClient, chunk: &[PhotoTarget]) -> Result<Vec<F
                 // Without any etag the photo is stored with an empty one: the next run's metadata
                 // check then sees a difference and fetches it once more with its etag.
                 etag: meta_etag.or(v.etag).unwrap_or_default(),
-                content_type: v.content_type.or(meta_type).unwrap_or_else(|| "image/jpeg".into()),
+                content_type: v
+                    .content_type
+                    .or(meta_type)
+                    .unwrap_or_else(|| "image/jpeg".into()),
                 bytes: v.bytes,
             },
             Err(why) => Fetched::Failed(why),
@@ -159,7 +202,9 @@ fn classify_meta(r: &BatchResponse) -> Result<Option<PhotoMeta>, String> {
         return Err(err.to_string());
     }
     let body = r.body.clone().unwrap_or(serde_json::Value::Null);
-    serde_json::from_value::<PhotoMeta>(body).map(Some).map_err(|e| format!("unreadable photo metadata ({e})"))
+    serde_json::from_value::<PhotoMeta>(body)
+        .map(Some)
+        .map_err(|e| format!("unreadable photo metadata ({e})"))
 }
 
 struct Value {
@@ -175,7 +220,11 @@ fn decode_value(r: &BatchResponse) -> Result<Option<Value>, String> {
     if let Some(err) = r.error("/users/{id}/photo/$value") {
         return Err(err.to_string());
     }
-    let headers: HashMap<String, String> = r.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect();
+    let headers: HashMap<String, String> = r
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .collect();
     let content_type = headers.get("content-type").cloned();
     let etag = headers.get("etag").cloned();
     // Binary bodies come back base64-encoded inside the batch response
@@ -183,8 +232,17 @@ fn decode_value(r: &BatchResponse) -> Result<Option<Value>, String> {
     match &r.body {
         Some(serde_json::Value::String(b64)) => base64::engine::general_purpose::STANDARD
             .decode(b64.as_bytes())
-            .map(|bytes| Some(Value { etag, content_type, bytes }))
+            .map(|bytes| {
+                Some(Value {
+                    etag,
+                    content_type,
+                    bytes,
+                })
+            })
             .map_err(|e| format!("photo bytes are not valid base64 ({e})")),
-        other => Err(format!("unexpected photo body {}", other.as_ref().map(|v| v.to_string()).unwrap_or_default())),
+        other => Err(format!(
+            "unexpected photo body {}",
+            other.as_ref().map(|v| v.to_string()).unwrap_or_default()
+        )),
     }
 }

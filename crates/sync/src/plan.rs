@@ -9,8 +9,8 @@ use chrono::{DateTime, Duration, Utc};
 use pbx365_domain::numbering::{NumberAllocator, NumberRange};
 use pbx365_domain::settings::SyncSettings;
 use pbx365_domain::{
-    DirectoryUser, Extension, ExtensionNumber, ExtensionSource, NewExtension, NumberRules, PhotoRef, ReportItem, SyncReport,
-    AZURE_AD_GROUP,
+    DirectoryUser, Extension, ExtensionNumber, ExtensionSource, NewExtension, NumberRules,
+    PhotoRef, ReportItem, SyncReport, AZURE_AD_GROUP,
 };
 use pbx365_store::ExtensionOp;
 use std::collections::{HashMap, HashSet};
@@ -58,11 +58,20 @@ impl std::fmt::Display for SkipReason {
             SkipReason::Disabled => f.write_str("disabled"),
             SkipReason::OutOfScope => f.write_str("out of scope"),
             SkipReason::Deleted => f.write_str("deleted in Microsoft 365"),
-            SkipReason::RangeFull { start, end: Some(end) } => {
-                write!(f, "range full: no free extension number from {start} to {end}")
+            SkipReason::RangeFull {
+                start,
+                end: Some(end),
+            } => {
+                write!(
+                    f,
+                    "range full: no free extension number from {start} to {end}"
+                )
             }
             SkipReason::RangeFull { start, end: None } => {
-                write!(f, "range full: no free extension number from {start} upward")
+                write!(
+                    f,
+                    "range full: no free extension number from {start} upward"
+                )
             }
             SkipReason::InvalidData(why) => write!(f, "invalid data: {why}"),
         }
@@ -117,7 +126,11 @@ pub enum Verdict {
 /// Decides what a user should be, per SPEC §3: members only, enabled only, in scope only,
 /// fields mapped as mail-else-UPN, office phone as caller ID when the option is on.
 pub fn classify(user: &DirectoryUser, scope: &Scope, cfg: &PlanConfig) -> Verdict {
-    if user.user_type.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("member")) {
+    if user
+        .user_type
+        .as_deref()
+        .is_some_and(|t| !t.eq_ignore_ascii_case("member"))
+    {
         return Verdict::NotWanted(SkipReason::Guest);
     }
     if user.account_enabled == Some(false) {
@@ -134,10 +147,19 @@ pub fn classify(user: &DirectoryUser, scope: &Scope, cfg: &PlanConfig) -> Verdic
 
 /// The extension fields a user maps to (validated, trimmed).
 pub fn desired_fields(user: &DirectoryUser, cfg: &PlanConfig) -> Result<NewExtension, String> {
-    let nonempty = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+    let nonempty = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
     let email = nonempty(&user.mail).or_else(|| nonempty(&user.user_principal_name));
     let caller_id = if cfg.caller_id_from_office_phone {
-        user.business_phones.iter().map(|p| p.trim()).find(|p| !p.is_empty()).map(str::to_string)
+        user.business_phones
+            .iter()
+            .map(|p| p.trim())
+            .find(|p| !p.is_empty())
+            .map(str::to_string)
     } else {
         None
     };
@@ -169,7 +191,10 @@ pub fn changed_fields(ext: &Extension, want: &NewExtension) -> Vec<String> {
     check("display_name", ext.display_name == want.display_name);
     check("email", ext.email == want.email);
     check("mobile", ext.mobile == want.mobile);
-    check("outbound_caller_id", ext.outbound_caller_id == want.outbound_caller_id);
+    check(
+        "outbound_caller_id",
+        ext.outbound_caller_id == want.outbound_caller_id,
+    );
     check("department", ext.department == want.department);
     check("job_title", ext.job_title == want.job_title);
     check("office", ext.office == want.office);
@@ -206,7 +231,10 @@ fn user_item(user: &DirectoryUser, reason: &SkipReason) -> ReportItem {
     ReportItem {
         extension: None,
         m365_id: Some(user.id.clone()),
-        name: user.display_name.clone().or_else(|| user.user_principal_name.clone()),
+        name: user
+            .display_name
+            .clone()
+            .or_else(|| user.user_principal_name.clone()),
         fields: Vec::new(),
         reason: Some(reason.to_string()),
     }
@@ -275,7 +303,11 @@ pub struct Planner {
 
 impl Planner {
     /// A planner over the store's current extensions (local and synced).
-    pub fn new(cfg: PlanConfig, now: DateTime<Utc>, existing: impl IntoIterator<Item = Extension>) -> Self {
+    pub fn new(
+        cfg: PlanConfig,
+        now: DateTime<Utc>,
+        existing: impl IntoIterator<Item = Extension>,
+    ) -> Self {
         let mut taken = Vec::new();
         let mut by_id = HashMap::new();
         for ext in existing {
@@ -286,9 +318,19 @@ impl Planner {
                 }
             }
         }
-        let range = NumberRange { start: cfg.start_extension, end: cfg.end_extension, max_len: cfg.number_rules.max_len };
+        let range = NumberRange {
+            start: cfg.start_extension,
+            end: cfg.end_extension,
+            max_len: cfg.number_rules.max_len,
+        };
         let synced_at_start = by_id.len();
-        Planner { allocator: NumberAllocator::new(range, taken), cfg, now, by_id, synced_at_start }
+        Planner {
+            allocator: NumberAllocator::new(range, taken),
+            cfg,
+            now,
+            by_id,
+            synced_at_start,
+        }
     }
 
     /// Synced extensions when the run started (the base of the percentage guard).
@@ -315,14 +357,22 @@ impl Planner {
 
     /// Plans the users of one page (full round) or the changed users (delta round).
     /// `removed` are object ids Microsoft reported as deleted (`@removed`).
-    pub fn plan_users(&mut self, users: &[DirectoryUser], removed: &[String], scope: &Scope) -> PlanStep {
+    pub fn plan_users(
+        &mut self,
+        users: &[DirectoryUser],
+        removed: &[String],
+        scope: &Scope,
+    ) -> PlanStep {
         let mut step = PlanStep::default();
         for user in users {
             let verdict = classify(user, scope, &self.cfg);
             self.plan_one(user, verdict, &mut step);
         }
         for id in removed {
-            let user = DirectoryUser { id: id.clone(), ..Default::default() };
+            let user = DirectoryUser {
+                id: id.clone(),
+                ..Default::default()
+            };
             self.plan_one(&user, Verdict::NotWanted(SkipReason::Deleted), &mut step);
         }
         step
@@ -351,7 +401,10 @@ impl Planner {
                     step.report.updated.push(line);
                 } else {
                     let Some(number) = self.allocate() else {
-                        let reason = SkipReason::RangeFull { start: self.cfg.start_extension, end: self.cfg.end_extension };
+                        let reason = SkipReason::RangeFull {
+                            start: self.cfg.start_extension,
+                            end: self.cfg.end_extension,
+                        };
                         step.report.skipped.push(user_item(user, &reason));
                         step.wanted.pop();
                         return;
@@ -405,13 +458,18 @@ impl Planner {
     }
 
     fn disable(&mut self, id: &str, reason: &SkipReason, step: &mut PlanStep) {
-        let Some(ext) = self.by_id.get_mut(id) else { return };
+        let Some(ext) = self.by_id.get_mut(id) else {
+            return;
+        };
         if !ext.enabled {
             return;
         }
         ext.enabled = false;
         ext.disabled_at = Some(self.now);
-        step.destructive.push(ExtensionOp::Disable { number: ext.number.to_string(), at: self.now });
+        step.destructive.push(ExtensionOp::Disable {
+            number: ext.number.to_string(),
+            at: self.now,
+        });
         let mut line = item(ext);
         line.reason = Some(reason.to_string());
         step.report.disabled.push(line);
@@ -430,8 +488,12 @@ impl Planner {
     /// (reason: deleted when `seen` does not hold it, else it was reported as not wanted already).
     pub fn plan_absent(&mut self, wanted: &HashSet<String>) -> PlanStep {
         let mut step = PlanStep::default();
-        let mut gone: Vec<String> =
-            self.by_id.iter().filter(|(id, e)| e.enabled && !wanted.contains(*id)).map(|(id, _)| id.clone()).collect();
+        let mut gone: Vec<String> = self
+            .by_id
+            .iter()
+            .filter(|(id, e)| e.enabled && !wanted.contains(*id))
+            .map(|(id, _)| id.clone())
+            .collect();
         gone.sort_by_key(|id| self.by_id[id].number.value());
         for id in gone {
             self.disable(&id, &SkipReason::Deleted, &mut step);
@@ -447,15 +509,22 @@ impl Planner {
         let mut expired: Vec<String> = self
             .by_id
             .iter()
-            .filter(|(id, e)| !e.enabled && !wanted.contains(*id) && e.disabled_at.is_some_and(|at| at <= limit))
+            .filter(|(id, e)| {
+                !e.enabled && !wanted.contains(*id) && e.disabled_at.is_some_and(|at| at <= limit)
+            })
             .map(|(id, _)| id.clone())
             .collect();
         expired.sort_by_key(|id| self.by_id[id].number.value());
         for id in expired {
             if let Some(ext) = self.by_id.remove(&id) {
-                step.destructive.push(ExtensionOp::Delete { number: ext.number.to_string() });
+                step.destructive.push(ExtensionOp::Delete {
+                    number: ext.number.to_string(),
+                });
                 let mut line = item(&ext);
-                line.reason = Some(format!("disabled for more than {} days", self.cfg.delete_after_days));
+                line.reason = Some(format!(
+                    "disabled for more than {} days",
+                    self.cfg.delete_after_days
+                ));
                 step.report.deleted.push(line);
             }
         }
@@ -465,7 +534,12 @@ impl Planner {
     /// The mass-deletion guard over `destructive` ops (SPEC §3: more than `max_deletions` or
     /// `max_deletion_percent`% of the synced extensions holds the run).
     pub fn guard(&self, destructive: usize) -> Guard {
-        guard(destructive, self.synced_at_start, self.cfg.max_deletions, self.cfg.max_deletion_percent)
+        guard(
+            destructive,
+            self.synced_at_start,
+            self.cfg.max_deletions,
+            self.cfg.max_deletion_percent,
+        )
     }
 }
 
@@ -490,7 +564,12 @@ pub fn deletion_keys(report: &SyncReport) -> HashSet<String> {
         .disabled
         .iter()
         .map(|i| format!("disable:{}", i.extension.as_deref().unwrap_or("")))
-        .chain(report.deleted.iter().map(|i| format!("delete:{}", i.extension.as_deref().unwrap_or(""))))
+        .chain(
+            report
+                .deleted
+                .iter()
+                .map(|i| format!("delete:{}", i.extension.as_deref().unwrap_or(""))),
+        )
         .collect()
 }
 
@@ -557,12 +636,18 @@ mod tests {
                     exts.push(e.clone());
                 }
                 ExtensionOp::Disable { number, at } => {
-                    let e = exts.iter_mut().find(|x| x.number.as_str() == number).unwrap();
+                    let e = exts
+                        .iter_mut()
+                        .find(|x| x.number.as_str() == number)
+                        .unwrap();
                     e.enabled = false;
                     e.disabled_at = Some(*at);
                 }
                 ExtensionOp::Enable { number } => {
-                    let e = exts.iter_mut().find(|x| x.number.as_str() == number).unwrap();
+                    let e = exts
+                        .iter_mut()
+                        .find(|x| x.number.as_str() == number)
+                        .unwrap();
                     e.enabled = true;
                     e.disabled_at = None;
                 }
@@ -571,7 +656,12 @@ mod tests {
         }
     }
 
-    fn full_round(exts: &mut Vec<Extension>, users: &[DirectoryUser], scope: &Scope, cfg: PlanConfig) -> PlanStep {
+    fn full_round(
+        exts: &mut Vec<Extension>,
+        users: &[DirectoryUser],
+        scope: &Scope,
+        cfg: PlanConfig,
+    ) -> PlanStep {
         full_round_at(exts, users, scope, cfg, now())
     }
 
@@ -640,9 +730,17 @@ mod tests {
     #[test]
     fn numbers_skip_local_extensions_and_never_reuse_taken_numbers() {
         let mut exts = vec![local("100"), local("102")];
-        full_round(&mut exts, &[user("a", "A A"), user("b", "B B"), user("c", "C C")], &Scope::All, cfg());
-        let mut synced: Vec<&str> =
-            exts.iter().filter(|e| e.source == ExtensionSource::M365).map(|e| e.number.as_str()).collect();
+        full_round(
+            &mut exts,
+            &[user("a", "A A"), user("b", "B B"), user("c", "C C")],
+            &Scope::All,
+            cfg(),
+        );
+        let mut synced: Vec<&str> = exts
+            .iter()
+            .filter(|e| e.source == ExtensionSource::M365)
+            .map(|e| e.number.as_str())
+            .collect();
         synced.sort();
         assert_eq!(synced, vec!["101", "103", "104"]);
     }
@@ -650,16 +748,32 @@ mod tests {
     #[test]
     fn renaming_upn_and_mail_keeps_the_number_and_reports_changed_fields() {
         let mut exts = vec![];
-        full_round(&mut exts, &[user("a", "Anna Berg"), user("b", "Bob Lee")], &Scope::All, cfg());
+        full_round(
+            &mut exts,
+            &[user("a", "Anna Berg"), user("b", "Bob Lee")],
+            &Scope::All,
+            cfg(),
+        );
         let mut renamed = user("a", "Anna Svensson");
         renamed.mail = Some("anna.svensson@contoso.com".into());
         renamed.user_principal_name = Some("anna.svensson@contoso.onmicrosoft.com".into());
-        let step = full_round(&mut exts, &[renamed, user("b", "Bob Lee")], &Scope::All, cfg());
+        let step = full_round(
+            &mut exts,
+            &[renamed, user("b", "Bob Lee")],
+            &Scope::All,
+            cfg(),
+        );
         assert!(step.report.created.is_empty());
         assert_eq!(step.report.updated.len(), 1);
         assert_eq!(step.report.updated[0].extension.as_deref(), Some("100"));
-        assert_eq!(step.report.updated[0].fields, vec!["last_name", "display_name", "email"]);
-        let a = exts.iter().find(|e| e.m365_id.as_deref() == Some("a")).unwrap();
+        assert_eq!(
+            step.report.updated[0].fields,
+            vec!["last_name", "display_name", "email"]
+        );
+        let a = exts
+            .iter()
+            .find(|e| e.m365_id.as_deref() == Some("a"))
+            .unwrap();
         assert_eq!(a.number.as_str(), "100");
         assert_eq!(a.email.as_deref(), Some("anna.svensson@contoso.com"));
     }
@@ -670,7 +784,10 @@ mod tests {
         let mut exts = vec![local("150")];
         full_round(&mut exts, &users, &Scope::All, cfg());
         let step = full_round(&mut exts, &users, &Scope::All, cfg());
-        assert!(step.ops.is_empty() && step.destructive.is_empty(), "{step:?}");
+        assert!(
+            step.ops.is_empty() && step.destructive.is_empty(),
+            "{step:?}"
+        );
         assert!(step.report.is_noop());
     }
 
@@ -682,7 +799,12 @@ mod tests {
         off.account_enabled = Some(false);
         let scope = Scope::Ids(["a".to_string(), "g".to_string(), "d".to_string()].into());
         let mut exts = vec![];
-        let step = full_round(&mut exts, &[user("a", "A A"), guest, off, user("o", "Out Side")], &scope, cfg());
+        let step = full_round(
+            &mut exts,
+            &[user("a", "A A"), guest, off, user("o", "Out Side")],
+            &scope,
+            cfg(),
+        );
         assert_eq!(exts.len(), 1);
         let reasons: Vec<(&str, &str)> = step
             .report
@@ -690,12 +812,21 @@ mod tests {
             .iter()
             .map(|i| (i.m365_id.as_deref().unwrap(), i.reason.as_deref().unwrap()))
             .collect();
-        assert_eq!(reasons, vec![("g", "guest"), ("d", "disabled"), ("o", "out of scope")]);
+        assert_eq!(
+            reasons,
+            vec![("g", "guest"), ("d", "disabled"), ("o", "out of scope")]
+        );
     }
 
     #[test]
     fn deleted_disabled_guest_and_out_of_scope_users_are_disabled_at_once_not_deleted() {
-        let users = [user("a", "A A"), user("b", "B B"), user("c", "C C"), user("d", "D D"), user("e", "E E")];
+        let users = [
+            user("a", "A A"),
+            user("b", "B B"),
+            user("c", "C C"),
+            user("d", "D D"),
+            user("e", "E E"),
+        ];
         let mut exts = vec![];
         let mut c = cfg();
         c.max_deletion_percent = 100;
@@ -713,7 +844,12 @@ mod tests {
             }
             s => s,
         };
-        let step = full_round(&mut exts, &[user("a", "A A"), b, cc, user("e", "E E")], &scope, c);
+        let step = full_round(
+            &mut exts,
+            &[user("a", "A A"), b, cc, user("e", "E E")],
+            &scope,
+            c,
+        );
         let mut disabled: Vec<(String, String)> = step
             .report
             .disabled
@@ -739,11 +875,28 @@ mod tests {
         let mut c = cfg();
         c.max_deletion_percent = 100;
         let mut exts = vec![];
-        full_round(&mut exts, &[user("a", "A A"), user("b", "B B")], &Scope::All, c.clone());
+        full_round(
+            &mut exts,
+            &[user("a", "A A"), user("b", "B B")],
+            &Scope::All,
+            c.clone(),
+        );
         full_round(&mut exts, &[user("a", "A A")], &Scope::All, c.clone());
-        let step = full_round_at(&mut exts, &[user("a", "A A")], &Scope::All, c.clone(), now() + Duration::days(29));
+        let step = full_round_at(
+            &mut exts,
+            &[user("a", "A A")],
+            &Scope::All,
+            c.clone(),
+            now() + Duration::days(29),
+        );
         assert!(step.report.deleted.is_empty());
-        let step = full_round_at(&mut exts, &[user("a", "A A")], &Scope::All, c, now() + Duration::days(30));
+        let step = full_round_at(
+            &mut exts,
+            &[user("a", "A A")],
+            &Scope::All,
+            c,
+            now() + Duration::days(30),
+        );
         assert_eq!(step.report.deleted.len(), 1);
         assert_eq!(step.report.deleted[0].m365_id.as_deref(), Some("b"));
         assert_eq!(exts.len(), 1);
@@ -754,12 +907,25 @@ mod tests {
         let mut c = cfg();
         c.max_deletion_percent = 100;
         let mut exts = vec![];
-        full_round(&mut exts, &[user("a", "A A"), user("b", "B B")], &Scope::All, c.clone());
+        full_round(
+            &mut exts,
+            &[user("a", "A A"), user("b", "B B")],
+            &Scope::All,
+            c.clone(),
+        );
         full_round(&mut exts, &[user("a", "A A")], &Scope::All, c.clone());
-        let step = full_round(&mut exts, &[user("a", "A A"), user("b", "B B")], &Scope::All, c);
+        let step = full_round(
+            &mut exts,
+            &[user("a", "A A"), user("b", "B B")],
+            &Scope::All,
+            c,
+        );
         assert_eq!(step.report.updated.len(), 1);
         assert_eq!(step.report.updated[0].fields, vec!["enabled"]);
-        let b = exts.iter().find(|e| e.m365_id.as_deref() == Some("b")).unwrap();
+        let b = exts
+            .iter()
+            .find(|e| e.m365_id.as_deref() == Some("b"))
+            .unwrap();
         assert!(b.enabled && b.disabled_at.is_none());
         assert_eq!(b.number.as_str(), "101");
     }
@@ -767,9 +933,19 @@ mod tests {
     #[test]
     fn a_locally_deleted_extension_is_recreated() {
         let mut exts = vec![];
-        full_round(&mut exts, &[user("a", "A A"), user("b", "B B")], &Scope::All, cfg());
+        full_round(
+            &mut exts,
+            &[user("a", "A A"), user("b", "B B")],
+            &Scope::All,
+            cfg(),
+        );
         exts.retain(|e| e.m365_id.as_deref() != Some("a"));
-        let step = full_round(&mut exts, &[user("a", "A A"), user("b", "B B")], &Scope::All, cfg());
+        let step = full_round(
+            &mut exts,
+            &[user("a", "A A"), user("b", "B B")],
+            &Scope::All,
+            cfg(),
+        );
         assert_eq!(step.report.created.len(), 1);
         assert_eq!(step.report.created[0].m365_id.as_deref(), Some("a"));
         assert_eq!(exts.len(), 2);
@@ -781,7 +957,12 @@ mod tests {
         c.start_extension = 100;
         c.end_extension = Some(101);
         let mut exts = vec![];
-        let step = full_round(&mut exts, &[user("a", "A A"), user("b", "B B"), user("c", "Cy Young")], &Scope::All, c);
+        let step = full_round(
+            &mut exts,
+            &[user("a", "A A"), user("b", "B B"), user("c", "Cy Young")],
+            &Scope::All,
+            c,
+        );
         assert_eq!(exts.len(), 2);
         assert_eq!(step.report.skipped.len(), 1);
         assert_eq!(step.report.skipped[0].name.as_deref(), Some("Cy Young"));
@@ -802,7 +983,11 @@ mod tests {
         let step = full_round(&mut exts, &[bad, bad_new], &Scope::All, cfg());
         assert!(step.destructive.is_empty() && step.ops.is_empty());
         assert_eq!(step.report.skipped.len(), 2);
-        assert!(step.report.skipped[0].reason.as_deref().unwrap().starts_with("invalid data: 'not-a-mail'"));
+        assert!(step.report.skipped[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("invalid data: 'not-a-mail'"));
         assert_eq!(step.report.skipped[0].extension.as_deref(), Some("100"));
         assert!(exts[0].enabled);
     }
@@ -812,18 +997,40 @@ mod tests {
         let mut exts = vec![];
         let mut c = cfg();
         c.max_deletion_percent = 100;
-        full_round(&mut exts, &[user("a", "A A"), user("b", "B B")], &Scope::All, c.clone());
+        full_round(
+            &mut exts,
+            &[user("a", "A A"), user("b", "B B")],
+            &Scope::All,
+            c.clone(),
+        );
         let mut p = Planner::new(c, now(), exts.clone());
         let step = p.plan_users(&[], &["a".into(), "zz".into()], &Scope::All);
-        assert_eq!(step.destructive, vec![ExtensionOp::Disable { number: "100".into(), at: now() }]);
-        assert_eq!(step.report.disabled[0].reason.as_deref(), Some("deleted in Microsoft 365"));
-        assert!(step.report.skipped.is_empty(), "an unknown removed id is not news");
+        assert_eq!(
+            step.destructive,
+            vec![ExtensionOp::Disable {
+                number: "100".into(),
+                at: now()
+            }]
+        );
+        assert_eq!(
+            step.report.disabled[0].reason.as_deref(),
+            Some("deleted in Microsoft 365")
+        );
+        assert!(
+            step.report.skipped.is_empty(),
+            "an unknown removed id is not news"
+        );
     }
 
     #[test]
     fn the_same_user_twice_in_one_round_is_planned_once() {
         let mut exts = vec![];
-        let step = full_round(&mut exts, &[user("a", "A A"), user("a", "A A")], &Scope::All, cfg());
+        let step = full_round(
+            &mut exts,
+            &[user("a", "A A"), user("a", "A A")],
+            &Scope::All,
+            cfg(),
+        );
         assert_eq!(step.report.created.len(), 1);
         assert_eq!(exts.len(), 1);
     }
@@ -832,10 +1039,28 @@ mod tests {
     fn guard_counts_absolute_and_percentage_limits() {
         assert_eq!(guard(0, 0, 50, 10), Guard::Pass);
         assert_eq!(guard(50, 10_000, 50, 10), Guard::Pass);
-        assert_eq!(guard(51, 10_000, 50, 10), Guard::Exceeded { count: 51, synced: 10_000 });
+        assert_eq!(
+            guard(51, 10_000, 50, 10),
+            Guard::Exceeded {
+                count: 51,
+                synced: 10_000
+            }
+        );
         assert_eq!(guard(10, 100, 50, 10), Guard::Pass);
-        assert_eq!(guard(11, 100, 50, 10), Guard::Exceeded { count: 11, synced: 100 });
-        assert_eq!(guard(1, 5, 50, 10), Guard::Exceeded { count: 1, synced: 5 });
+        assert_eq!(
+            guard(11, 100, 50, 10),
+            Guard::Exceeded {
+                count: 11,
+                synced: 100
+            }
+        );
+        assert_eq!(
+            guard(1, 5, 50, 10),
+            Guard::Exceeded {
+                count: 1,
+                synced: 5
+            }
+        );
     }
 
     #[test]
@@ -852,8 +1077,14 @@ mod tests {
     #[test]
     fn deletion_keys_name_extensions() {
         let mut r = SyncReport::default();
-        r.disabled.push(ReportItem { extension: Some("100".into()), ..Default::default() });
-        r.deleted.push(ReportItem { extension: Some("101".into()), ..Default::default() });
+        r.disabled.push(ReportItem {
+            extension: Some("100".into()),
+            ..Default::default()
+        });
+        r.deleted.push(ReportItem {
+            extension: Some("101".into()),
+            ..Default::default()
+        });
         let keys = deletion_keys(&r);
         assert!(keys.contains("disable:100") && keys.contains("delete:101"));
     }

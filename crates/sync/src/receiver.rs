@@ -30,7 +30,11 @@ pub struct Reply {
 
 impl Reply {
     fn text(status: u16, body: impl Into<String>) -> Self {
-        Reply { status, text: Some(body.into()), persisted: false }
+        Reply {
+            status,
+            text: Some(body.into()),
+            persisted: false,
+        }
     }
 }
 
@@ -38,13 +42,22 @@ impl Reply {
 pub async fn handle(store: &Store, query: Option<&str>, body: &[u8]) -> Reply {
     // Validation: POST ?validationToken=… -> 200 text/plain with exactly the decoded token.
     if let Some(q) = query {
-        let named = q.split('&').any(|p| p == "validationToken" || p.starts_with("validationToken="));
+        let named = q
+            .split('&')
+            .any(|p| p == "validationToken" || p.starts_with("validationToken="));
         if named {
             let token = serde_urlencoded::from_str::<Vec<(String, String)>>(q)
                 .ok()
-                .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "validationToken").map(|(_, v)| v));
+                .and_then(|pairs| {
+                    pairs
+                        .into_iter()
+                        .find(|(k, _)| k == "validationToken")
+                        .map(|(_, v)| v)
+                });
             return match token {
-                Some(t) if t.len() > MAX_TOKEN_LEN => Reply::text(400, "the validation token is too long"),
+                Some(t) if t.len() > MAX_TOKEN_LEN => {
+                    Reply::text(400, "the validation token is too long")
+                }
                 Some(t) if !t.is_empty() => Reply::text(200, t),
                 _ => Reply::text(400, "the validation token is missing or empty"),
             };
@@ -86,19 +99,32 @@ pub async fn handle(store: &Store, query: Option<&str>, body: &[u8]) -> Reply {
     if forged > 0 {
         // A wrong or missing clientState is treated as forged: dropped, counted, still answered 2xx.
         metrics::counter!("pbx365_notifications_forged_total").increment(forged as u64);
-        tracing::warn!(count = forged, "dropped change notifications with an unknown subscription or a wrong clientState");
+        tracing::warn!(
+            count = forged,
+            "dropped change notifications with an unknown subscription or a wrong clientState"
+        );
     }
     metrics::counter!("pbx365_notifications_received_total").increment(persisted as u64);
     if failed > 0 && persisted == 0 {
         return Reply::text(503, "try again later");
     }
-    Reply { status: 202, text: None, persisted: persisted > 0 }
+    Reply {
+        status: 202,
+        text: None,
+        persisted: persisted > 0,
+    }
 }
 
 /// The stored subscription the item names, when its clientState matches (compared in constant time).
-fn matching_subscription<'a>(subs: &'a [SubscriptionRecord], item: &serde_json::Value) -> Option<&'a SubscriptionRecord> {
+fn matching_subscription<'a>(
+    subs: &'a [SubscriptionRecord],
+    item: &serde_json::Value,
+) -> Option<&'a SubscriptionRecord> {
     let id = item.get("subscriptionId")?.as_str()?;
-    let given = item.get("clientState").and_then(|v| v.as_str()).unwrap_or("");
+    let given = item
+        .get("clientState")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
     let sub = subs.iter().find(|s| s.id.eq_ignore_ascii_case(id))?;
     bool::from(sub.client_state.as_bytes().ct_eq(given.as_bytes())).then_some(sub)
 }
@@ -106,12 +132,23 @@ fn matching_subscription<'a>(subs: &'a [SubscriptionRecord], item: &serde_json::
 /// Graph may deliver the same notification more than once: the key is a hash of what makes it
 /// the same event (subscription, change type, resource, etag / lifecycle event and time).
 fn dedup_key(sub_id: &str, item: &serde_json::Value) -> String {
-    let s = |k: &str| item.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
-    let etag = item.pointer("/resourceData/@odata.etag").and_then(|v| v.as_str()).unwrap_or("");
+    let s = |k: &str| {
+        item.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    let etag = item
+        .pointer("/resourceData/@odata.etag")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
     // Without an id or etag two different changes would look alike: then no dedup (the time is
     // part of the key), which is safe because processing is idempotent.
     let unique = if s("id").is_empty() && etag.is_empty() && s("lifecycleEvent").is_empty() {
-        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default().to_string()
+        chrono::Utc::now()
+            .timestamp_nanos_opt()
+            .unwrap_or_default()
+            .to_string()
     } else {
         String::new()
     };

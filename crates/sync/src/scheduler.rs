@@ -89,7 +89,9 @@ impl SyncService {
 
     /// Polls Graph for changes at this interval instead of every `poll_minutes`.
     pub fn with_poll_interval(self, every: std::time::Duration) -> Self {
-        self.inner.poll_override_ms.store(every.as_millis().max(1) as u64, Ordering::Relaxed);
+        self.inner
+            .poll_override_ms
+            .store(every.as_millis().max(1) as u64, Ordering::Relaxed);
         self
     }
 
@@ -102,12 +104,20 @@ impl SyncService {
 
     /// The current sync settings.
     pub fn settings(&self) -> SyncSettings {
-        self.inner.settings.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.inner
+            .settings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Replaces the sync settings (after a console change); the next run uses them.
     pub fn set_settings(&self, settings: SyncSettings) {
-        *self.inner.settings.write().unwrap_or_else(|e| e.into_inner()) = settings;
+        *self
+            .inner
+            .settings
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = settings;
     }
 
     /// The store.
@@ -116,7 +126,12 @@ impl SyncService {
     }
 
     fn engine(&self) -> UserSync {
-        UserSync::new(self.inner.store.clone(), self.inner.graph.clone(), self.settings(), self.inner.number_rules)
+        UserSync::new(
+            self.inner.store.clone(),
+            self.inner.graph.clone(),
+            self.settings(),
+            self.inner.number_rules,
+        )
     }
 
     /// Runs a sync now and returns its report. Only one run happens at a time: a request made
@@ -124,7 +139,11 @@ impl SyncService {
     pub async fn run_now(&self, kind: SyncKind, opts: RunOptions) -> SyncResult<SyncRun> {
         match kind {
             SyncKind::Users | SyncKind::All => {}
-            other => return Err(SyncError::Other(format!("{other} sync is not run by the user sync service"))),
+            other => {
+                return Err(SyncError::Other(format!(
+                    "{other} sync is not run by the user sync service"
+                )))
+            }
         }
         let _one_at_a_time = self.inner.run_lock.lock().await;
         self.engine().run(&opts).await
@@ -166,8 +185,14 @@ impl SyncService {
 
     /// Creates or renews the subscriptions now.
     pub async fn ensure_subscriptions(&self, now: DateTime<Utc>) -> SyncResult<()> {
-        subscriptions::ensure(&self.inner.graph, &self.inner.store, &self.inner.public_url, &self.subscription_resources(), now)
-            .await
+        subscriptions::ensure(
+            &self.inner.graph,
+            &self.inner.store,
+            &self.inner.public_url,
+            &self.subscription_resources(),
+            now,
+        )
+        .await
     }
 
     /// Processes the notification inbox once: lifecycle events are handled, then one delta round
@@ -194,7 +219,15 @@ impl SyncService {
         )
         .await?;
         if actions.full || actions.delta {
-            let run = self.run_now(SyncKind::Users, RunOptions { full: actions.full, ..Default::default() }).await?;
+            let run = self
+                .run_now(
+                    SyncKind::Users,
+                    RunOptions {
+                        full: actions.full,
+                        ..Default::default()
+                    },
+                )
+                .await?;
             return Ok(Some(run));
         }
         Ok(None)
@@ -232,7 +265,16 @@ impl SyncService {
                 }
                 if Local::now() >= next_nightly {
                     next_nightly = next_nightly_after(Local::now(), &svc.settings().nightly_at);
-                    svc.log_run(svc.run_now(SyncKind::Users, RunOptions { full: true, ..Default::default() }).await);
+                    svc.log_run(
+                        svc.run_now(
+                            SyncKind::Users,
+                            RunOptions {
+                                full: true,
+                                ..Default::default()
+                            },
+                        )
+                        .await,
+                    );
                     next_poll = Utc::now() + svc.poll_interval();
                 } else if Utc::now() >= next_poll {
                     svc.log_run(svc.run_now(SyncKind::Users, RunOptions::default()).await);
@@ -245,8 +287,10 @@ impl SyncService {
 
     fn log_run(&self, r: SyncResult<SyncRun>) {
         match r {
-            Ok(run) => tracing::info!(run = %run.id, status = run.status.as_str(), created = run.report.created.len(),
-                updated = run.report.updated.len(), disabled = run.report.disabled.len(), "scheduled user sync done"),
+            Ok(run) => {
+                tracing::info!(run = %run.id, status = run.status.as_str(), created = run.report.created.len(),
+                updated = run.report.updated.len(), disabled = run.report.disabled.len(), "scheduled user sync done")
+            }
             Err(e) => tracing::warn!(error = %e, "scheduled user sync could not run"),
         }
     }
@@ -273,7 +317,9 @@ fn next_at<Tz: TimeZone>(now: DateTime<Tz>, at: &str, strictly_after: bool) -> D
     for days in 0..3 {
         let date = now.date_naive() + Duration::days(days);
         // A time skipped by a DST change falls back to the earliest valid instant after it.
-        let Some(candidate) = tz.from_local_datetime(&date.and_time(time)).earliest() else { continue };
+        let Some(candidate) = tz.from_local_datetime(&date.and_time(time)).earliest() else {
+            continue;
+        };
         if candidate > now || (!strictly_after && candidate == now) {
             return candidate;
         }
@@ -288,11 +334,23 @@ mod tests {
     #[test]
     fn nightly_is_today_when_still_ahead_else_tomorrow() {
         let now: DateTime<Utc> = "2026-01-10T01:30:00Z".parse().unwrap();
-        assert_eq!(next_nightly(now, "02:00").to_rfc3339(), "2026-01-10T02:00:00+00:00");
+        assert_eq!(
+            next_nightly(now, "02:00").to_rfc3339(),
+            "2026-01-10T02:00:00+00:00"
+        );
         let now: DateTime<Utc> = "2026-01-10T02:00:00Z".parse().unwrap();
-        assert_eq!(next_nightly(now, "02:00").to_rfc3339(), "2026-01-10T02:00:00+00:00");
-        assert_eq!(next_nightly_after(now, "02:00").to_rfc3339(), "2026-01-11T02:00:00+00:00");
+        assert_eq!(
+            next_nightly(now, "02:00").to_rfc3339(),
+            "2026-01-10T02:00:00+00:00"
+        );
+        assert_eq!(
+            next_nightly_after(now, "02:00").to_rfc3339(),
+            "2026-01-11T02:00:00+00:00"
+        );
         let now: DateTime<Utc> = "2026-01-10T23:59:00Z".parse().unwrap();
-        assert_eq!(next_nightly(now, "bad").to_rfc3339(), "2026-01-11T02:00:00+00:00");
+        assert_eq!(
+            next_nightly(now, "bad").to_rfc3339(),
+            "2026-01-11T02:00:00+00:00"
+        );
     }
 }

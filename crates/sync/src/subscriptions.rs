@@ -51,8 +51,16 @@ pub async fn triage(
 ) -> SyncResult<InboxActions> {
     let mut actions = InboxActions::default();
     for n in notes {
-        let event = n.payload.get("lifecycleEvent").and_then(|v| v.as_str()).unwrap_or("");
-        let sub_id = n.payload.get("subscriptionId").and_then(|v| v.as_str()).unwrap_or("");
+        let event = n
+            .payload
+            .get("lifecycleEvent")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
+        let sub_id = n
+            .payload
+            .get("subscriptionId")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
         match event {
             "" => actions.delta = true,
             e if e.eq_ignore_ascii_case("reauthorizationRequired") => {
@@ -87,7 +95,12 @@ pub async fn triage(
 }
 
 async fn update_expiry(store: &Store, id: &str, exp: DateTime<Utc>) -> SyncResult<()> {
-    if let Some(mut rec) = store.list_subscriptions().await?.into_iter().find(|s| s.id == id) {
+    if let Some(mut rec) = store
+        .list_subscriptions()
+        .await?
+        .into_iter()
+        .find(|s| s.id == id)
+    {
         rec.expires_at = exp;
         store.put_subscription(&rec).await?;
     }
@@ -123,7 +136,9 @@ pub async fn ensure(
         }
     }
     for resource in resources {
-        let current = existing.iter().find(|s| &s.resource == resource && s.expires_at > now);
+        let current = existing
+            .iter()
+            .find(|s| &s.resource == resource && s.expires_at > now);
         if let Some(rec) = current {
             if rec.expires_at - now > Duration::hours(RENEW_MARGIN_HOURS) {
                 continue;
@@ -142,7 +157,10 @@ pub async fn ensure(
                 }
             }
         }
-        for stale in existing.iter().filter(|s| &s.resource == resource && s.expires_at <= now) {
+        for stale in existing
+            .iter()
+            .filter(|s| &s.resource == resource && s.expires_at <= now)
+        {
             store.delete_subscription(&stale.id).await?;
         }
         let client_state = new_client_state();
@@ -161,7 +179,12 @@ pub async fn ensure(
             .map(|t| t.with_timezone(&Utc))
             .unwrap_or(exp);
         store
-            .put_subscription(&SubscriptionRecord { id: created.id, resource: resource.clone(), client_state, expires_at })
+            .put_subscription(&SubscriptionRecord {
+                id: created.id,
+                resource: resource.clone(),
+                client_state,
+                expires_at,
+            })
             .await?;
         tracing::info!(resource = %resource, "created a change-notification subscription");
     }

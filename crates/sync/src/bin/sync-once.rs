@@ -23,17 +23,21 @@ fn var(name: &str) -> String {
 async fn main() {
     // reqwest is built without a default rustls provider: the binary picks aws-lc-rs.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let store = Store::connect(&var("SYNC_DB_URL")).await.unwrap_or_else(|e| {
-        eprintln!("sync-once: {e}");
-        std::process::exit(1)
-    });
+    let store = Store::connect(&var("SYNC_DB_URL"))
+        .await
+        .unwrap_or_else(|e| {
+            eprintln!("sync-once: {e}");
+            std::process::exit(1)
+        });
     let graph_url = var("SYNC_GRAPH_URL");
     let config = GraphConfig {
         authority_url: graph_url.clone(),
         graph_url,
         tenant_id: Some(var("SYNC_TENANT")),
         client_id: Some(var("SYNC_CLIENT_ID")),
-        extra_ca_pem: std::env::var("SYNC_CA_FILE").ok().and_then(|p| std::fs::read(p).ok()),
+        extra_ca_pem: std::env::var("SYNC_CA_FILE")
+            .ok()
+            .and_then(|p| std::fs::read(p).ok()),
         ..GraphConfig::default()
     };
     let keys = KeyStore::new(std::path::Path::new(&var("SYNC_DATA_DIR")));
@@ -41,8 +45,16 @@ async fn main() {
         eprintln!("sync-once: {e}");
         std::process::exit(1)
     }));
-    let engine = UserSync::new(store, graph, SyncSettings::default(), NumberRules::default());
-    let opts = RunOptions { full: std::env::var("SYNC_FULL").is_ok_and(|v| v == "1"), ..Default::default() };
+    let engine = UserSync::new(
+        store,
+        graph,
+        SyncSettings::default(),
+        NumberRules::default(),
+    );
+    let opts = RunOptions {
+        full: std::env::var("SYNC_FULL").is_ok_and(|v| v == "1"),
+        ..Default::default()
+    };
     match engine.run(&opts).await {
         Ok(run) => println!("{}", serde_json::to_string(&run).unwrap_or_default()),
         Err(e) => {

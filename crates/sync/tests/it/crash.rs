@@ -27,9 +27,18 @@ async fn sigkill_during_a_10000_user_first_sync_then_restart_equals_a_clean_sync
     loop {
         if let Some(status) = first.try_wait().unwrap() {
             let out = first.wait_with_output().await.unwrap();
-            panic!("sync-once ended ({status}) before it was killed: {}", String::from_utf8_lossy(&out.stderr));
+            panic!(
+                "sync-once ended ({status}) before it was killed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
-        if db.store.list_extensions().await.map(|v| v.len() > 1500).unwrap_or(false) {
+        if db
+            .store
+            .list_extensions()
+            .await
+            .map(|v| v.len() > 1500)
+            .unwrap_or(false)
+        {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -40,14 +49,29 @@ async fn sigkill_during_a_10000_user_first_sync_then_restart_equals_a_clean_sync
     let partial = synced(&db.store).await.len();
     eprintln!("killed after {partial} extensions");
 
-    let out = child(&w, &db.url).output().await.expect("restart sync-once");
-    assert!(out.status.success(), "restart failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = child(&w, &db.url)
+        .output()
+        .await
+        .expect("restart sync-once");
+    assert!(
+        out.status.success(),
+        "restart failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let after = synced(&db.store).await;
 
     // A clean sync of the same tenant into a fresh SQLite database.
     let dir = tempfile::tempdir().unwrap();
-    let clean_store = pbx365_store::Store::connect(&format!("sqlite://{}/clean.db", dir.path().display())).await.unwrap();
-    let engine = UserSync::new(clean_store.clone(), w.graph.clone(), settings(), NumberRules::default());
+    let clean_store =
+        pbx365_store::Store::connect(&format!("sqlite://{}/clean.db", dir.path().display()))
+            .await
+            .unwrap();
+    let engine = UserSync::new(
+        clean_store.clone(),
+        w.graph.clone(),
+        settings(),
+        NumberRules::default(),
+    );
     engine.run(&RunOptions::default()).await.unwrap();
     let clean = synced(&clean_store).await;
 
@@ -64,7 +88,12 @@ async fn sigkill_during_a_10000_user_first_sync_then_restart_equals_a_clean_sync
         assert_eq!(strip(a), strip(c), "{id} differs from a clean sync");
     }
     // And the restarted store has no pending full-round state left.
-    assert!(db.store.get_kv("sync:users:seen:0").await.unwrap().is_none());
+    assert!(db
+        .store
+        .get_kv("sync:users:seen:0")
+        .await
+        .unwrap()
+        .is_none());
 }
 
 on_both!(sigkill_during_a_10000_user_first_sync_then_restart_equals_a_clean_sync);

@@ -18,18 +18,42 @@ async fn deleting_60_users_holds_the_run_until_approved_once_and_the_guard_rearm
     }
     let held = run(&svc, false).await;
     assert_eq!(held.status, SyncStatus::Held, "{:?}", held.report.errors);
-    assert_eq!(held.report.disabled.len(), 60, "the report lists what would be disabled");
-    assert!(held.report.errors[0].reason.as_deref().unwrap().contains("held"));
-    assert_eq!(db.store.list_extensions().await.unwrap(), before, "nothing applied");
+    assert_eq!(
+        held.report.disabled.len(),
+        60,
+        "the report lists what would be disabled"
+    );
+    assert!(held.report.errors[0]
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("held"));
+    assert_eq!(
+        db.store.list_extensions().await.unwrap(),
+        before,
+        "nothing applied"
+    );
     // Held again while nobody approves.
     assert_eq!(run(&svc, false).await.status, SyncStatus::Held);
     assert_eq!(db.store.list_extensions().await.unwrap(), before);
 
     svc.approve_held_run(&held.id).await.unwrap();
     let applied = run(&svc, false).await;
-    assert_eq!(applied.status, SyncStatus::Completed, "{:?}", applied.report.errors);
+    assert_eq!(
+        applied.status,
+        SyncStatus::Completed,
+        "{:?}",
+        applied.report.errors
+    );
     assert_eq!(applied.report.disabled.len(), 60);
-    let disabled = db.store.list_extensions().await.unwrap().iter().filter(|e| !e.enabled).count();
+    let disabled = db
+        .store
+        .list_extensions()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| !e.enabled)
+        .count();
     assert_eq!(disabled, 60);
 
     // The approval was one-shot: the next mass delete is held again.
@@ -38,7 +62,16 @@ async fn deleting_60_users_holds_the_run_until_approved_once_and_the_guard_rearm
     }
     let again = run(&svc, false).await;
     assert_eq!(again.status, SyncStatus::Held);
-    assert_eq!(db.store.list_extensions().await.unwrap().iter().filter(|e| !e.enabled).count(), 60);
+    assert_eq!(
+        db.store
+            .list_extensions()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| !e.enabled)
+            .count(),
+        60
+    );
 }
 
 async fn a_scope_group_that_reads_empty_is_not_everyone_leaving(db: TestDb) {
@@ -63,7 +96,11 @@ async fn a_scope_group_that_reads_empty_is_not_everyone_leaving(db: TestDb) {
         r.report.created.len(),
         r.report.skipped.len()
     );
-    assert!(r.report.errors[0].reason.as_deref().unwrap().contains("no users"));
+    assert!(r.report.errors[0]
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("no users"));
     assert_eq!(db.store.list_extensions().await.unwrap(), before);
 }
 
@@ -72,7 +109,11 @@ async fn a_forbidden_read_fails_the_run_with_a_reason_and_deletes_nothing(db: Te
     let svc = w.service(&db.store, settings());
     run(&svc, true).await;
     let before = db.store.list_extensions().await.unwrap();
-    w.sim.control().set_permissions(&w.reader_client_id, &[], true).await.unwrap();
+    w.sim
+        .control()
+        .set_permissions(&w.reader_client_id, &[], true)
+        .await
+        .unwrap();
     w.graph.tokens().invalidate().await;
     let r = run(&svc, true).await;
     assert_eq!(r.status, SyncStatus::Failed);
@@ -85,15 +126,25 @@ async fn an_expired_delta_token_leads_to_a_full_resync_that_still_applies_change
     let svc = w.service(&db.store, settings());
     run(&svc, false).await;
     let some = synced(&db.store).await.into_iter().next().unwrap().0;
-    w.patch_user(&some, serde_json::json!({"department": "Expired Tokens"})).await;
+    w.patch_user(&some, serde_json::json!({"department": "Expired Tokens"}))
+        .await;
     w.sim
         .control()
-        .add_fault(&FaultSpec { path: "/v1.0/users/delta".into(), expire_delta_tokens: Some(true), ..Default::default() })
+        .add_fault(&FaultSpec {
+            path: "/v1.0/users/delta".into(),
+            expire_delta_tokens: Some(true),
+            ..Default::default()
+        })
         .await
         .unwrap();
     let r = run(&svc, false).await;
     assert_eq!(r.status, SyncStatus::Completed, "{:?}", r.report.errors);
-    let e = db.store.get_extension_by_m365_id(&some).await.unwrap().unwrap();
+    let e = db
+        .store
+        .get_extension_by_m365_id(&some)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(e.department.as_deref(), Some("Expired Tokens"));
     assert!(r.report.disabled.is_empty());
 }
@@ -116,7 +167,10 @@ async fn a_429_storm_is_ridden_out_and_the_run_completes(db: TestDb) {
     let r = run(&svc, false).await;
     assert_eq!(r.status, SyncStatus::Completed, "{:?}", r.report.errors);
     let users = w.users().await;
-    let members = users.iter().filter(|u| u.user_type.as_deref() == Some("Member") && u.account_enabled == Some(true)).count();
+    let members = users
+        .iter()
+        .filter(|u| u.user_type.as_deref() == Some("Member") && u.account_enabled == Some(true))
+        .count();
     assert_eq!(synced(&db.store).await.len(), members);
 }
 
@@ -132,14 +186,26 @@ async fn persistent_503s_fail_the_run_clearly_and_never_delete_partly(db: TestDb
     }
     w.sim
         .control()
-        .add_fault(&FaultSpec { path: "/v1.0/users/delta".into(), status: Some(503), retry_after: Some(0.01), ..Default::default() })
+        .add_fault(&FaultSpec {
+            path: "/v1.0/users/delta".into(),
+            status: Some(503),
+            retry_after: Some(0.01),
+            ..Default::default()
+        })
         .await
         .unwrap();
     let r = run(&svc, true).await;
     assert_eq!(r.status, SyncStatus::Failed);
     let why = r.report.errors[0].reason.clone().unwrap();
-    assert!(why.contains("service problem") || why.contains("503"), "{why}");
-    assert_eq!(db.store.list_extensions().await.unwrap(), before, "no partial delete");
+    assert!(
+        why.contains("service problem") || why.contains("503"),
+        "{why}"
+    );
+    assert_eq!(
+        db.store.list_extensions().await.unwrap(),
+        before,
+        "no partial delete"
+    );
     w.sim.control().clear_faults().await.unwrap();
     let r = run(&svc, false).await;
     assert_eq!(r.status, SyncStatus::Completed, "{:?}", r.report.errors);

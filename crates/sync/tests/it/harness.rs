@@ -57,7 +57,9 @@ pub fn postgres_admin_url() -> Option<String> {
             panic!("PBX365_TEST_POSTGRES_URL is not set but CI is: the PostgreSQL tests must run in CI")
         }
         _ => {
-            eprintln!("notice: PBX365_TEST_POSTGRES_URL is not set, so the PostgreSQL variant is skipped");
+            eprintln!(
+                "notice: PBX365_TEST_POSTGRES_URL is not set, so the PostgreSQL variant is skipped"
+            );
             None
         }
     }
@@ -69,22 +71,33 @@ where
     F: FnOnce(TestDb) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let Some(admin) = postgres_admin_url() else { return };
+    let Some(admin) = postgres_admin_url() else {
+        return;
+    };
     sqlx::any::install_default_drivers();
     let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::AnyConnection::connect(&admin).await.expect("connect to the test PostgreSQL server");
-    conn.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create test database");
+    let mut conn = sqlx::AnyConnection::connect(&admin)
+        .await
+        .expect("connect to the test PostgreSQL server");
+    conn.execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .expect("create test database");
     conn.close().await.ok();
     let (base, query) = match admin.split_once('?') {
         Some((b, q)) => (b.to_string(), format!("?{q}")),
         None => (admin.clone(), String::new()),
     };
-    let base = base.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(base);
+    let base = base
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_string())
+        .unwrap_or(base);
     let url = format!("{base}/{name}{query}");
     let store = Store::connect(&url).await.expect("open PostgreSQL store");
     test(TestDb { store, url }).await;
     if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin).await {
-        let _ = conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await;
+        let _ = conn
+            .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+            .await;
     }
 }
 
@@ -100,7 +113,13 @@ pub struct World {
 }
 
 /// The permissions pbx365 asks for.
-pub const PERMISSIONS: [&str; 5] = ["Calendars.Read", "Contacts.Read", "Directory.Read.All", "Mail.Send", "User.Read.All"];
+pub const PERMISSIONS: [&str; 5] = [
+    "Calendars.Read",
+    "Contacts.Read",
+    "Directory.Read.All",
+    "Mail.Send",
+    "User.Read.All",
+];
 
 async fn register(sim: &SimHandle, permissions: &[&str]) -> (tempfile::TempDir, KeyStore, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -141,18 +160,37 @@ pub fn config(sim: &SimHandle, client_id: &str) -> GraphConfig {
 
 /// Starts a sim with `users` generated users (plain HTTP on loopback when `https` is false).
 pub async fn world(users: usize) -> World {
-    world_with(SimConfig { users, https: false, ..SimConfig::default() }).await
+    world_with(SimConfig {
+        users,
+        https: false,
+        ..SimConfig::default()
+    })
+    .await
 }
 
 /// Starts a sim with this configuration.
 pub async fn world_with(cfg: SimConfig) -> World {
     let sim = m365_sim::start(cfg).await.expect("m365-sim starts");
     let (d1, keys, reader_id) = register(&sim, &PERMISSIONS).await;
-    let (d2, wkeys, writer_id) =
-        register(&sim, &["User.ReadWrite.All", "Directory.ReadWrite.All", "GroupMember.ReadWrite.All"]).await;
+    let (d2, wkeys, writer_id) = register(
+        &sim,
+        &[
+            "User.ReadWrite.All",
+            "Directory.ReadWrite.All",
+            "GroupMember.ReadWrite.All",
+        ],
+    )
+    .await;
     let graph = Arc::new(GraphClient::new(config(&sim, &reader_id), keys).unwrap());
     let writer = GraphClient::new(config(&sim, &writer_id), wkeys).unwrap();
-    World { reader_keys_dir: d1.path().to_path_buf(), sim, graph, writer, _dirs: vec![d1, d2], reader_client_id: reader_id }
+    World {
+        reader_keys_dir: d1.path().to_path_buf(),
+        sim,
+        graph,
+        writer,
+        _dirs: vec![d1, d2],
+        reader_client_id: reader_id,
+    }
 }
 
 impl World {
@@ -163,27 +201,52 @@ impl World {
 
     /// A service over `store` with `settings`.
     pub fn service(&self, store: &Store, settings: SyncSettings) -> SyncService {
-        SyncService::new(store.clone(), self.graph.clone(), settings, NumberRules::default(), "http://127.0.0.1:9")
-            .without_subscriptions()
+        SyncService::new(
+            store.clone(),
+            self.graph.clone(),
+            settings,
+            NumberRules::default(),
+            "http://127.0.0.1:9",
+        )
+        .without_subscriptions()
     }
 
     /// Creates a user through Graph; returns its id.
     pub async fn create_user(&self, body: serde_json::Value) -> String {
-        let r = self.writer.send(GraphRequest::with_json(reqwest::Method::POST, "/users", body)).await.unwrap();
+        let r = self
+            .writer
+            .send(GraphRequest::with_json(
+                reqwest::Method::POST,
+                "/users",
+                body,
+            ))
+            .await
+            .unwrap();
         let v: serde_json::Value = r.json().unwrap();
         v["id"].as_str().unwrap().to_string()
     }
 
     /// Changes a user through Graph.
     pub async fn patch_user(&self, id: &str, body: serde_json::Value) {
-        self.writer.send(GraphRequest::with_json(reqwest::Method::PATCH, format!("/users/{id}"), body)).await.unwrap();
+        self.writer
+            .send(GraphRequest::with_json(
+                reqwest::Method::PATCH,
+                format!("/users/{id}"),
+                body,
+            ))
+            .await
+            .unwrap();
     }
 
     /// Adds a user to a group through Graph.
     pub async fn add_member(&self, group: &str, user: &str) {
         let body = serde_json::json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{user}")});
         self.writer
-            .send(GraphRequest::with_json(reqwest::Method::POST, format!("/groups/{group}/members/$ref"), body))
+            .send(GraphRequest::with_json(
+                reqwest::Method::POST,
+                format!("/groups/{group}/members/$ref"),
+                body,
+            ))
             .await
             .unwrap();
     }
@@ -198,10 +261,16 @@ impl World {
     /// A generated group with exactly the users `ids` as its direct members (others removed).
     pub async fn group_with_members(&self, ids: &[String]) -> String {
         let groups = self.graph.list_groups().await.unwrap();
-        let group = groups.first().expect("the generated tenant has groups").id.clone();
+        let group = groups
+            .first()
+            .expect("the generated tenant has groups")
+            .id
+            .clone();
         let direct: Vec<pbx365_graph::DirectoryObject> = self
             .graph
-            .get_all(GraphRequest::get(format!("/groups/{group}/members?$top=999")))
+            .get_all(GraphRequest::get(format!(
+                "/groups/{group}/members?$top=999"
+            )))
             .await
             .unwrap();
         let current: Vec<String> = direct.into_iter().map(|m| m.id).collect();
@@ -226,14 +295,33 @@ impl World {
     pub async fn graph_requests(&self) -> u64 {
         let stats = self.sim.control().stats().await.unwrap();
         // Photo routes are only ever reached as `$batch` sub-requests.
-        let sub: u64 = stats.by_route.iter().filter(|(k, _)| k.contains("/photo")).map(|(_, v)| v).sum();
-        stats.by_route.iter().filter(|(k, _)| k.contains(" /v1.0/")).map(|(_, v)| v).sum::<u64>() - sub
+        let sub: u64 = stats
+            .by_route
+            .iter()
+            .filter(|(k, _)| k.contains("/photo"))
+            .map(|(_, v)| v)
+            .sum();
+        stats
+            .by_route
+            .iter()
+            .filter(|(k, _)| k.contains(" /v1.0/"))
+            .map(|(_, v)| v)
+            .sum::<u64>()
+            - sub
     }
 }
 
 /// Runs a users sync now.
 pub async fn run(svc: &SyncService, full: bool) -> SyncRun {
-    svc.run_now(SyncKind::Users, RunOptions { full, ..Default::default() }).await.unwrap()
+    svc.run_now(
+        SyncKind::Users,
+        RunOptions {
+            full,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
 }
 
 /// The synced extensions by Microsoft id.
@@ -249,7 +337,11 @@ pub async fn synced(store: &Store) -> std::collections::BTreeMap<String, Extensi
 
 /// Settings for tests: defaults, quick poll.
 pub fn settings() -> SyncSettings {
-    SyncSettings { max_deletions: 50, max_deletion_percent: 10, ..SyncSettings::default() }
+    SyncSettings {
+        max_deletions: 50,
+        max_deletion_percent: 10,
+        ..SyncSettings::default()
+    }
 }
 
 /// Waits until `check` holds (polling), failing after `secs`.

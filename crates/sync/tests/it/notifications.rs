@@ -23,11 +23,19 @@ async fn serve_receiver(store: Store) -> String {
             Some(t) => (status, t).into_response(),
             None => status.into_response(),
         };
-        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-        resp.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        resp.headers_mut().insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
         resp
     }
-    let app = axum::Router::new().route("/api/m365/notifications", axum::routing::post(handler)).with_state(store);
+    let app = axum::Router::new()
+        .route("/api/m365/notifications", axum::routing::post(handler))
+        .with_state(store);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -42,7 +50,9 @@ fn new_user(domain: &str, nick: &str) -> serde_json::Value {
     })
 }
 
-async fn a_user_created_in_microsoft_365_arrives_within_5_seconds_through_a_notification(db: TestDb) {
+async fn a_user_created_in_microsoft_365_arrives_within_5_seconds_through_a_notification(
+    db: TestDb,
+) {
     let w = world(30).await;
     let url = serve_receiver(db.store.clone()).await;
     let svc = pbx365_sync::SyncService::new(
@@ -58,7 +68,14 @@ async fn a_user_created_in_microsoft_365_arrives_within_5_seconds_through_a_noti
     let store = db.store.clone();
     eventually(10, "a users subscription exists", || {
         let store = store.clone();
-        async move { store.list_subscriptions().await.unwrap().iter().any(|s| s.resource == "users") }
+        async move {
+            store
+                .list_subscriptions()
+                .await
+                .unwrap()
+                .iter()
+                .any(|s| s.resource == "users")
+        }
     })
     .await;
     let id = w.create_user(new_user(&w.sim.domain, "notified")).await;
@@ -74,7 +91,11 @@ async fn a_user_created_in_microsoft_365_arrives_within_5_seconds_through_a_noti
     // With notifications dropped, the delta poll picks the change up.
     w.sim
         .control()
-        .add_fault(&FaultSpec { path: "/v1.0/subscriptions".into(), drop_notifications: Some(true), ..Default::default() })
+        .add_fault(&FaultSpec {
+            path: "/v1.0/subscriptions".into(),
+            drop_notifications: Some(true),
+            ..Default::default()
+        })
         .await
         .unwrap();
     bg.stop().await;
@@ -94,16 +115,29 @@ async fn the_validation_handshake_echoes_the_token_as_plain_text_only(db: TestDb
     let url = serve_receiver(db.store.clone()).await;
     let http = reqwest::Client::new();
     let r = http
-        .post(format!("{url}/api/m365/notifications?validationToken=%3Cscript%3Ealert(1)%3C%2Fscript%3E"))
+        .post(format!(
+            "{url}/api/m365/notifications?validationToken=%3Cscript%3Ealert(1)%3C%2Fscript%3E"
+        ))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     assert_eq!(r.text().await.unwrap(), "<script>alert(1)</script>");
-    for bad in ["validationToken=", "validationToken", &format!("validationToken={}", "a".repeat(5000))] {
-        let r = http.post(format!("{url}/api/m365/notifications?{bad}")).send().await.unwrap();
+    for bad in [
+        "validationToken=",
+        "validationToken",
+        &format!("validationToken={}", "a".repeat(5000)),
+    ] {
+        let r = http
+            .post(format!("{url}/api/m365/notifications?{bad}"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 400, "{bad:.40}");
     }
 }
@@ -124,21 +158,119 @@ async fn a_forged_client_state_is_dropped_and_duplicates_are_stored_once(db: Tes
         json!({"value": [{"subscriptionId": "sub-1", "clientState": state, "changeType": "updated",
             "resource": "Users/abc", "resourceData": {"@odata.etag": "W/\"1\"", "id": "abc"}}]})
     };
-    let r = http.post(format!("{url}/api/m365/notifications")).json(&note("wrong-secret")).send().await.unwrap();
+    let r = http
+        .post(format!("{url}/api/m365/notifications"))
+        .json(&note("wrong-secret"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 202, "a forged notification still gets 2xx");
-    assert!(db.store.take_notifications(10).await.unwrap().is_empty(), "and is not stored");
+    assert!(
+        db.store.take_notifications(10).await.unwrap().is_empty(),
+        "and is not stored"
+    );
     for _ in 0..3 {
-        let r = http.post(format!("{url}/api/m365/notifications")).json(&note("right-secret")).send().await.unwrap();
+        let r = http
+            .post(format!("{url}/api/m365/notifications"))
+            .json(&note("right-secret"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 202);
     }
     let stored = db.store.take_notifications(10).await.unwrap();
     assert_eq!(stored.len(), 1, "redeliveries are deduplicated");
-    assert!(stored[0].payload.get("clientState").is_none(), "the secret is not stored");
-    let r = http.post(format!("{url}/api/m365/notifications")).body("not json").send().await.unwrap();
+    assert!(
+        stored[0].payload.get("clientState").is_none(),
+        "the secret is not stored"
+    );
+    let r = http
+        .post(format!("{url}/api/m365/notifications"))
+        .body("not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
 }
 
+async fn lifecycle_events_recreate_reauthorize_and_resync(db: TestDb) {
+    let w = world(20).await;
+    let url = serve_receiver(db.store.clone()).await;
+    let svc = pbx365_sync::SyncService::new(
+        db.store.clone(),
+        w.graph.clone(),
+        settings(),
+        pbx365_domain::NumberRules::default(),
+        &url,
+    )
+    .with_poll_interval(Duration::from_secs(3600));
+    crate::harness::run(&svc, false).await;
+    let bg = svc.start();
+    let store = db.store.clone();
+    eventually(10, "a users subscription exists", || {
+        let store = store.clone();
+        async move { !store.list_subscriptions().await.unwrap().is_empty() }
+    })
+    .await;
+    let old = db.store.list_subscriptions().await.unwrap()[0].clone();
+    let runs_before = db.store.list_sync_runs(100).await.unwrap().len();
+
+    // subscriptionRemoved: a new subscription replaces it, and a delta round runs.
+    w.sim
+        .control()
+        .post_json(
+            &format!("/_sim/subscriptions/{}/lifecycle", old.id),
+            &json!({"event": "subscriptionRemoved"}),
+        )
+        .await
+        .unwrap();
+    eventually(10, "the subscription is recreated", || {
+        let store = store.clone();
+        let old = old.id.clone();
+        async move {
+            let subs = store.list_subscriptions().await.unwrap();
+            subs.len() == 1 && subs[0].id != old && subs[0].resource == "users"
+        }
+    })
+    .await;
+
+    // missed: a full resync runs.
+    let current = db.store.list_subscriptions().await.unwrap()[0].clone();
+    w.sim
+        .control()
+        .post_json(
+            &format!("/_sim/subscriptions/{}/lifecycle", current.id),
+            &json!({"event": "missed"}),
+        )
+        .await
+        .unwrap();
+    eventually(10, "a resync ran after the lifecycle events", || {
+        let store = store.clone();
+        async move { store.list_sync_runs(100).await.unwrap().len() >= runs_before + 2 }
+    })
+    .await;
+
+    // reauthorizationRequired: the subscription stays usable.
+    w.sim
+        .control()
+        .post_json(
+            &format!("/_sim/subscriptions/{}/lifecycle", current.id),
+            &json!({"event": "reauthorizationRequired"}),
+        )
+        .await
+        .unwrap();
+    let id = w.create_user(new_user(&w.sim.domain, "afterreauth")).await;
+    eventually(5, "notifications still arrive", || {
+        let store = store.clone();
+        let id = id.clone();
+        async move { store.get_extension_by_m365_id(&id).await.unwrap().is_some() }
+    })
+    .await;
+    bg.stop().await;
+}
+
 on_both!(
+    lifecycle_events_recreate_reauthorize_and_resync,
     a_user_created_in_microsoft_365_arrives_within_5_seconds_through_a_notification,
     the_validation_handshake_echoes_the_token_as_plain_text_only,
     a_forged_client_state_is_dropped_and_duplicates_are_stored_once,

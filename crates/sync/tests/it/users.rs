@@ -11,32 +11,77 @@ use std::collections::{BTreeMap, HashSet};
 
 /// The extension fields SPEC §3 says a member maps to (the test's own oracle).
 fn expected_fields(u: &DirectoryUser) -> (String, Option<String>, Option<String>, Option<String>) {
-    let email = u.mail.clone().filter(|m| !m.is_empty()).or_else(|| u.user_principal_name.clone());
-    (u.display_name.clone().unwrap_or_default(), email, u.mobile_phone.clone(), u.business_phones.first().cloned())
+    let email = u
+        .mail
+        .clone()
+        .filter(|m| !m.is_empty())
+        .or_else(|| u.user_principal_name.clone());
+    (
+        u.display_name.clone().unwrap_or_default(),
+        email,
+        u.mobile_phone.clone(),
+        u.business_phones.first().cloned(),
+    )
 }
 
 fn wanted(u: &DirectoryUser) -> bool {
     u.user_type.as_deref() == Some("Member") && u.account_enabled == Some(true)
 }
 
-async fn tenant_of_2500_syncs_to_exactly_the_expected_extensions_and_a_second_run_writes_nothing(db: TestDb) {
+async fn tenant_of_2500_syncs_to_exactly_the_expected_extensions_and_a_second_run_writes_nothing(
+    db: TestDb,
+) {
     let w = world(2500).await;
     let users = w.users().await;
-    assert!(users.iter().any(|u| u.user_type.as_deref() == Some("Guest")), "the tenant has guests");
-    assert!(users.iter().any(|u| u.account_enabled == Some(false)), "the tenant has disabled users");
-    assert!(users.iter().any(|u| u.business_phones.is_empty()), "the tenant has users without an office phone");
-    assert!(users.iter().any(|u| u.mail.is_none()), "the tenant has users without mail");
-    assert!(users.iter().any(|u| u.display_name.as_deref().is_some_and(|n| !n.is_ascii())), "non-Latin names");
+    assert!(
+        users
+            .iter()
+            .any(|u| u.user_type.as_deref() == Some("Guest")),
+        "the tenant has guests"
+    );
+    assert!(
+        users.iter().any(|u| u.account_enabled == Some(false)),
+        "the tenant has disabled users"
+    );
+    assert!(
+        users.iter().any(|u| u.business_phones.is_empty()),
+        "the tenant has users without an office phone"
+    );
+    assert!(
+        users.iter().any(|u| u.mail.is_none()),
+        "the tenant has users without mail"
+    );
+    assert!(
+        users
+            .iter()
+            .any(|u| u.display_name.as_deref().is_some_and(|n| !n.is_ascii())),
+        "non-Latin names"
+    );
     let mut names = HashSet::new();
-    assert!(users.iter().any(|u| !names.insert(u.display_name.clone())), "duplicate display names");
+    assert!(
+        users.iter().any(|u| !names.insert(u.display_name.clone())),
+        "duplicate display names"
+    );
 
     let svc = w.service(&db.store, settings());
     let first = run(&svc, false).await;
-    assert_eq!(first.status, SyncStatus::Completed, "{:?}", first.report.errors);
+    assert_eq!(
+        first.status,
+        SyncStatus::Completed,
+        "{:?}",
+        first.report.errors
+    );
     let exts = synced(&db.store).await;
-    let expected: BTreeMap<String, &DirectoryUser> =
-        users.iter().filter(|u| wanted(u)).map(|u| (u.id.clone(), u)).collect();
-    assert_eq!(exts.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>(), "exactly the enabled members");
+    let expected: BTreeMap<String, &DirectoryUser> = users
+        .iter()
+        .filter(|u| wanted(u))
+        .map(|u| (u.id.clone(), u))
+        .collect();
+    assert_eq!(
+        exts.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>(),
+        "exactly the enabled members"
+    );
     let mut numbers = HashSet::new();
     for (id, e) in &exts {
         let u = expected[id];
@@ -56,22 +101,51 @@ async fn tenant_of_2500_syncs_to_exactly_the_expected_extensions_and_a_second_ru
         assert!(e.number.value() >= 100);
         assert!(numbers.insert(e.number.clone()), "no number twice");
     }
-    let skipped: HashSet<&str> = first.report.skipped.iter().filter_map(|i| i.reason.as_deref()).collect();
-    assert!(skipped.contains("guest") && skipped.contains("disabled"), "{skipped:?}");
+    let skipped: HashSet<&str> = first
+        .report
+        .skipped
+        .iter()
+        .filter_map(|i| i.reason.as_deref())
+        .collect();
+    assert!(
+        skipped.contains("guest") && skipped.contains("disabled"),
+        "{skipped:?}"
+    );
     let with_photo = exts.values().filter(|e| e.photo.is_some()).count();
-    assert!(with_photo > exts.len() / 2, "photos were stored ({with_photo} of {})", exts.len());
+    assert!(
+        with_photo > exts.len() / 2,
+        "photos were stored ({with_photo} of {})",
+        exts.len()
+    );
     let some = exts.values().find(|e| e.photo.is_some()).unwrap();
-    let (ctype, bytes) = db.store.get_photo(some.number.as_str()).await.unwrap().unwrap();
+    let (ctype, bytes) = db
+        .store
+        .get_photo(some.number.as_str())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(ctype.starts_with("image/") && !bytes.is_empty());
 
     w.sim.control().clear_stats().await.unwrap();
     let before = db.store.list_extensions().await.unwrap();
     let second = run(&svc, false).await;
     assert_eq!(second.status, SyncStatus::Completed);
-    assert!(second.report.is_noop(), "second run changed something: {:?}", second.report.updated.first());
-    assert_eq!(db.store.list_extensions().await.unwrap(), before, "nothing was written");
+    assert!(
+        second.report.is_noop(),
+        "second run changed something: {:?}",
+        second.report.updated.first()
+    );
+    assert_eq!(
+        db.store.list_extensions().await.unwrap(),
+        before,
+        "nothing was written"
+    );
     let stats = w.sim.control().stats().await.unwrap();
-    assert_eq!(stats.route("GET /v1.0/users/{id}/photo/$value"), 0, "unchanged photos are not downloaded again");
+    assert_eq!(
+        stats.route("GET /v1.0/users/{id}/photo/$value"),
+        0,
+        "unchanged photos are not downloaded again"
+    );
 
     // A full reconciliation of an unchanged tenant changes nothing either, photos included.
     let full = run(&svc, true).await;
@@ -81,7 +155,11 @@ async fn tenant_of_2500_syncs_to_exactly_the_expected_extensions_and_a_second_ru
     let photoless = before.iter().filter(|e| e.photo.is_none()).count() as u64;
     // Extensions without a photo are probed with `$value` (a 404, no bytes); none with a photo is
     // downloaded again because the etags did not change.
-    assert_eq!(stats.route("GET /v1.0/users/{id}/photo/$value"), photoless, "photo etags unchanged: no download");
+    assert_eq!(
+        stats.route("GET /v1.0/users/{id}/photo/$value"),
+        photoless,
+        "photo etags unchanged: no download"
+    );
 }
 
 async fn members_of_a_scope_group_of_300_are_the_only_extensions(db: TestDb) {
@@ -100,12 +178,20 @@ async fn members_of_a_scope_group_of_300_are_the_only_extensions(db: TestDb) {
     assert_eq!(r.status, SyncStatus::Completed, "{:?}", r.report.errors);
     let exts = synced(&db.store).await;
     let expected: Vec<String> = {
-        let mut v: Vec<String> = members.iter().filter(|u| wanted(u)).map(|u| u.id.clone()).collect();
+        let mut v: Vec<String> = members
+            .iter()
+            .filter(|u| wanted(u))
+            .map(|u| u.id.clone())
+            .collect();
         v.sort();
         v
     };
     assert_eq!(exts.keys().cloned().collect::<Vec<_>>(), expected);
-    assert!(r.report.skipped.iter().any(|i| i.reason.as_deref() == Some("out of scope")));
+    assert!(r
+        .report
+        .skipped
+        .iter()
+        .any(|i| i.reason.as_deref() == Some("out of scope")));
     let again = run(&svc, false).await;
     assert!(again.report.is_noop());
 }
@@ -128,7 +214,12 @@ async fn changes_made_in_microsoft_365_reach_the_extensions_in_the_next_delta_ro
         .await;
     let r = run(&svc, false).await;
     assert_eq!(r.report.created.len(), 1, "{:?}", r.report);
-    let e = db.store.get_extension_by_m365_id(&id).await.unwrap().expect("created");
+    let e = db
+        .store
+        .get_extension_by_m365_id(&id)
+        .await
+        .unwrap()
+        .expect("created");
     let number = e.number.clone();
     assert_eq!(e.outbound_caller_id.as_deref(), Some("+1 425 555 0142"));
 
@@ -141,22 +232,44 @@ async fn changes_made_in_microsoft_365_reach_the_extensions_in_the_next_delta_ro
     .await;
     let r = run(&svc, false).await;
     assert_eq!(r.report.updated.len(), 1);
-    assert_eq!(r.report.updated[0].fields, vec!["last_name", "display_name", "email"]);
-    let e = db.store.get_extension_by_m365_id(&id).await.unwrap().unwrap();
+    assert_eq!(
+        r.report.updated[0].fields,
+        vec!["last_name", "display_name", "email"]
+    );
+    let e = db
+        .store
+        .get_extension_by_m365_id(&id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(e.number, number);
-    assert_eq!(e.email.as_deref(), Some(format!("nora.lind@{domain}").as_str()));
+    assert_eq!(
+        e.email.as_deref(),
+        Some(format!("nora.lind@{domain}").as_str())
+    );
 
     // A new office phone becomes the caller ID.
-    w.patch_user(&id, json!({"businessPhones": ["+1 425 555 0199"]})).await;
+    w.patch_user(&id, json!({"businessPhones": ["+1 425 555 0199"]}))
+        .await;
     run(&svc, false).await;
-    let e = db.store.get_extension_by_m365_id(&id).await.unwrap().unwrap();
+    let e = db
+        .store
+        .get_extension_by_m365_id(&id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(e.outbound_caller_id.as_deref(), Some("+1 425 555 0199"));
 
     // Deleted: disabled at once, not deleted.
     w.delete_user(&id).await;
     let r = run(&svc, false).await;
     assert_eq!(r.report.disabled.len(), 1, "{:?}", r.report);
-    let e = db.store.get_extension_by_m365_id(&id).await.unwrap().expect("kept, disabled");
+    let e = db
+        .store
+        .get_extension_by_m365_id(&id)
+        .await
+        .unwrap()
+        .expect("kept, disabled");
     assert!(!e.enabled && e.disabled_at.is_some());
 }
 
@@ -165,12 +278,24 @@ async fn a_locally_deleted_extension_comes_back_at_the_next_run(db: TestDb) {
     let svc = w.service(&db.store, settings());
     run(&svc, false).await;
     let before = synced(&db.store).await;
-    let (id, victim) = before.iter().next().map(|(k, v)| (k.clone(), v.clone())).unwrap();
-    db.store.delete_extension(victim.number.as_str()).await.unwrap();
+    let (id, victim) = before
+        .iter()
+        .next()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .unwrap();
+    db.store
+        .delete_extension(victim.number.as_str())
+        .await
+        .unwrap();
     let r = run(&svc, false).await;
     assert_eq!(r.status, SyncStatus::Completed);
     assert_eq!(r.report.created.len(), 1);
-    let back = db.store.get_extension_by_m365_id(&id).await.unwrap().expect("it came back");
+    let back = db
+        .store
+        .get_extension_by_m365_id(&id)
+        .await
+        .unwrap()
+        .expect("it came back");
     assert_eq!(back.display_name, victim.display_name);
     assert_eq!(synced(&db.store).await.len(), before.len());
 }
@@ -178,24 +303,63 @@ async fn a_locally_deleted_extension_comes_back_at_the_next_run(db: TestDb) {
 async fn a_dry_run_reports_the_plan_and_writes_nothing(db: TestDb) {
     let w = world(60).await;
     let svc = w.service(&db.store, settings());
-    let dry = svc.run_now(SyncKind::Users, RunOptions { dry_run: true, ..Default::default() }).await.unwrap();
+    let dry = svc
+        .run_now(
+            SyncKind::Users,
+            RunOptions {
+                dry_run: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(dry.status, SyncStatus::DryRun);
     assert!(!dry.report.created.is_empty());
-    assert!(db.store.list_extensions().await.unwrap().is_empty(), "no extension written");
-    assert!(db.store.get_kv(pbx365_sync::CURSOR_KEY).await.unwrap().is_none(), "no cursor written");
-    assert!(db.store.list_sync_runs(10).await.unwrap().is_empty(), "a dry run is not recorded");
+    assert!(
+        db.store.list_extensions().await.unwrap().is_empty(),
+        "no extension written"
+    );
+    assert!(
+        db.store
+            .get_kv(pbx365_sync::CURSOR_KEY)
+            .await
+            .unwrap()
+            .is_none(),
+        "no cursor written"
+    );
+    assert!(
+        db.store.list_sync_runs(10).await.unwrap().is_empty(),
+        "a dry run is not recorded"
+    );
     let real = run(&svc, false).await;
-    assert_eq!(real.report.created.len(), dry.report.created.len(), "the dry run predicted the real one");
+    assert_eq!(
+        real.report.created.len(),
+        dry.report.created.len(),
+        "the dry run predicted the real one"
+    );
 
     // After a change, a dry delta run shows it but leaves the store as it was.
     let some = synced(&db.store).await.into_iter().next().unwrap().0;
-    w.patch_user(&some, json!({"jobTitle": "Chief Dry Runner"})).await;
+    w.patch_user(&some, json!({"jobTitle": "Chief Dry Runner"}))
+        .await;
     let before = db.store.list_extensions().await.unwrap();
     let cursor = db.store.get_kv(pbx365_sync::CURSOR_KEY).await.unwrap();
-    let dry = svc.run_now(SyncKind::Users, RunOptions { dry_run: true, ..Default::default() }).await.unwrap();
+    let dry = svc
+        .run_now(
+            SyncKind::Users,
+            RunOptions {
+                dry_run: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(dry.report.updated.len(), 1);
     assert_eq!(db.store.list_extensions().await.unwrap(), before);
-    assert_eq!(db.store.get_kv(pbx365_sync::CURSOR_KEY).await.unwrap(), cursor);
+    assert_eq!(
+        db.store.get_kv(pbx365_sync::CURSOR_KEY).await.unwrap(),
+        cursor
+    );
     let real = run(&svc, false).await;
     assert_eq!(real.report.updated.len(), 1);
 }
