@@ -8,3 +8,4 @@ mod harness;
 mod commands;
 mod crash;
 mod server;
+mod m365;

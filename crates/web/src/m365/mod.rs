@@ -231,6 +231,41 @@ pub fn expiry_banner(data_dir: &Path, now: DateTime<Utc>) -> Option<String> {
     }
 }
 
+/// kv key of the last expiry warning sent: `{thumbprint}:{threshold}`.
+const KV_EXPIRY_WARNED: &str = "m365:expiry_warned";
+
+/// Logs the certificate-expiry warning once per threshold (30, 14, 7, 1 days, then expired) and
+/// returns its sentence when it was due now (for a mail, once mail exists). The scheduler calls
+/// it daily; the Configure page calls it too, so an admin looking at the page is never ahead of
+/// the log.
+pub async fn warn_certificate_expiry(
+    store: &pbx365_store::Store,
+    data_dir: &Path,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    let cred = KeyStore::new(data_dir).load(Slot::Active).ok().flatten()?;
+    let cert = cred.certificate();
+    let last: Option<u32> = store
+        .get_kv(KV_EXPIRY_WARNED)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|v| {
+            v.strip_prefix(&format!("{}:", cert.thumbprint_hex))
+                .and_then(|t| t.parse().ok())
+        });
+    let due = pbx365_graph::keys::expiry_warning_due(cert.not_after, now, last)?;
+    let sentence = expiry_banner(data_dir, now)?;
+    tracing::warn!(thumbprint = %cert.thumbprint_hex, threshold_days = due, "{sentence}");
+    if let Err(e) = store
+        .set_kv(KV_EXPIRY_WARNED, &format!("{}:{due}", cert.thumbprint_hex))
+        .await
+    {
+        tracing::warn!(error = %e, "could not remember the certificate-expiry warning");
+    }
+    Some(sentence)
+}
+
 fn permissions_view(last: LastPermissions) -> PermissionsView {
     let rows: Vec<PermissionRow> = required_permissions()
         .iter()
@@ -263,6 +298,7 @@ async fn page(
     let settings = state.settings();
     let base = settings.effective_public_url();
     let now = Utc::now();
+    warn_certificate_expiry(&state.store, state.data_dir(), now).await;
     let keys = KeyStore::new(state.data_dir());
     let mut outcome = take_flash(state, &admin.session.id_hash)
         .await

@@ -257,6 +257,22 @@ async fn certificate_expiring_soon_shows_a_banner() {
         page.contains("The Microsoft 365 certificate expires on") && page.contains("(in 5 days)"),
         "{page}"
     );
+    // The log warning goes out once per threshold (the page view above sent the 7-day one).
+    let dir = app.state.data_dir();
+    assert_eq!(
+        pbx365_web::m365::warn_certificate_expiry(&app.store, dir, now).await,
+        None
+    );
+    let later = now + Duration::days(5) + Duration::hours(12);
+    let one_day = pbx365_web::m365::warn_certificate_expiry(&app.store, dir, later).await;
+    assert!(
+        one_day.is_some_and(|s| s.contains("(in 0 days)")),
+        "one-day warning"
+    );
+    assert_eq!(
+        pbx365_web::m365::warn_certificate_expiry(&app.store, dir, later).await,
+        None
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -542,8 +558,71 @@ async fn public_key_pem_is_a_certificate_and_the_private_key_is_never_served() {
     assert_eq!(res.status().as_u16(), 303, "sign-in required");
 }
 
-/// Parses `pem` with Python `cryptography`; `None` (with a notice) when it is not installed,
-/// except under CI, where it must be.
+/// The Python with Microsoft's client libraries: the test script's venv (`$venv`, or `.venv` at
+/// the repository root), else the system `python3`.
+fn python() -> String {
+    let root_venv = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python");
+    std::env::var("venv")
+        .ok()
+        .map(|v| format!("{v}/bin/python"))
+        .filter(|p| std::path::Path::new(p).exists())
+        .or_else(|| {
+            std::path::Path::new(root_venv)
+                .exists()
+                .then(|| root_venv.to_string())
+        })
+        .unwrap_or_else(|| "python3".to_string())
+}
+
+/// Runs a Python script with `stdin`; `None` (with a notice) when Python or `module` is missing,
+/// except under CI, where they must be there.
+fn run_python(script: &str, stdin: &str, module: &str) -> Option<serde_json::Value> {
+    use std::io::Write;
+    // requests lets these override MSAL's own `verify=<sim CA>`: trust exactly the sim's CA.
+    let child = std::process::Command::new(python())
+        .env_remove("REQUESTS_CA_BUNDLE")
+        .env_remove("CURL_CA_BUNDLE")
+        .arg("-c")
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "Python is needed in CI: {e}"
+            );
+            eprintln!("notice: Python not available ({e}); skipping the {module} check");
+            return None;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && stderr.contains(&format!("No module named '{module}'")) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "Python {module} is needed in CI (scripts/test installs it)"
+        );
+        eprintln!("notice: Python {module} not installed; skipping this check");
+        return None;
+    }
+    assert!(out.status.success(), "the {module} check failed: {stderr}");
+    Some(
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout))),
+    )
+}
+
+/// Parses `pem` with Python `cryptography`.
 fn python_x509(pem: &str) -> Option<serde_json::Value> {
     let script = r#"
 import json, sys
@@ -556,48 +635,7 @@ c.public_key().verify(c.signature, c.tbs_certificate_bytes, padding.PKCS1v15(), 
 print(json.dumps({"version": c.version.name, "key_size": k.key_size if ok else 0,
   "self_signed": c.issuer == c.subject, "days": (c.not_valid_after_utc - c.not_valid_before_utc).days}))
 "#;
-    use std::io::Write;
-    let child = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "python3 is needed in CI: {e}"
-            );
-            eprintln!("notice: python3 not available ({e}); skipping the independent X.509 check");
-            return None;
-        }
-    };
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(pem.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() && stderr.contains("No module named 'cryptography'") {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "python3-cryptography is needed in CI"
-        );
-        eprintln!(
-            "notice: Python cryptography not installed; skipping the independent X.509 check"
-        );
-        return None;
-    }
-    assert!(
-        out.status.success(),
-        "python cryptography rejected the certificate: {stderr}"
-    );
-    Some(serde_json::from_slice(&out.stdout).unwrap())
+    run_python(script, pem, "cryptography")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -673,4 +711,49 @@ async fn sign_in_sends_the_browser_to_admin_consent_with_a_single_use_state() {
         .unwrap();
     assert_eq!(res.status().as_u16(), 403);
     let _ = hidden;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn msal_python_gets_a_token_with_the_key_pair_pbx365_generated() {
+    let app = start(crate::db::sqlite().await, Opts::default()).await;
+    let b = Browser::signed_in(&app).await;
+    prepare(&app, &b).await;
+    consent_round(&app, &b, true).await;
+    // The pair as pbx365 stored it: private key + certificate in one 0600 file.
+    let stored =
+        std::fs::read_to_string(KeyStore::new(app.state.data_dir()).path(Slot::Active)).unwrap();
+    let thumb = KeyStore::new(app.state.data_dir())
+        .load(Slot::Active)
+        .unwrap()
+        .unwrap()
+        .certificate()
+        .thumbprint_hex
+        .clone();
+    let input = serde_json::json!({
+        "pem": stored,
+        "thumbprint": thumb,
+        "authority": format!("{}/{}", app.sim.authority_url(), app.sim.tenant_id),
+        "client_id": app.client_id,
+        "ca_file": app.state.settings().m365.ca_file.clone().unwrap(),
+    });
+    let script = r#"
+import json, sys, base64
+import msal
+i = json.load(sys.stdin)
+pem = i["pem"]
+key = pem[pem.index("-----BEGIN PRIVATE KEY-----"):pem.index("-----END PRIVATE KEY-----") + 25]
+cert = pem[pem.index("-----BEGIN CERTIFICATE-----"):]
+app = msal.ConfidentialClientApplication(i["client_id"], authority=i["authority"],
+    client_credential={"private_key": key, "thumbprint": i["thumbprint"], "public_certificate": cert},
+    verify=i["ca_file"], instance_discovery=False, token_cache=msal.TokenCache())
+r = app.acquire_token_for_client(scopes=["https://graph.microsoft.com/.default"])
+t = r.get("access_token")
+claims = json.loads(base64.urlsafe_b64decode(t.split(".")[1] + "==")) if t else {}
+print(json.dumps({"ok": bool(t), "error": r.get("error_description"), "roles": claims.get("roles", []), "tid": claims.get("tid")}))
+"#;
+    if let Some(r) = run_python(script, &input.to_string(), "msal") {
+        assert_eq!(r["ok"], true, "{r}");
+        assert_eq!(r["tid"], app.sim.tenant_id.as_str(), "{r}");
+        assert_eq!(r["roles"].as_array().unwrap().len(), 5, "{r}");
+    }
 }
