@@ -9,7 +9,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
 /// Creates the data directory (mode 0700: it holds the private key and the SQLite file).
-fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
@@ -17,39 +17,78 @@ fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(dir)
-        .map_err(|e| anyhow!("cannot create the data directory {}: {}", dir.display(), crate::config::io_reason(&e)))
+    builder.create(dir).map_err(|e| {
+        anyhow!(
+            "cannot create the data directory {}: {}",
+            dir.display(),
+            crate::config::io_reason(&e)
+        )
+    })
 }
 
 /// Opens the database and applies the settings stored by the console over file and environment.
-async fn open(settings: Settings) -> anyhow::Result<(Store, Settings)> {
+pub(crate) async fn open(settings: Settings) -> anyhow::Result<(Store, Settings)> {
     ensure_data_dir(&settings.data_dir)?;
-    let store = Store::connect(&settings.effective_database_url()).await.map_err(|e| anyhow!("{e}"))?;
-    let effective = overrides::load(&store, &settings).await.map_err(|e| anyhow!("{e}"))?;
+    let store = Store::connect(&settings.effective_database_url())
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    let effective = overrides::load(&store, &settings)
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
     Ok((store, effective))
 }
 
 /// `pbx365 serve`.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let (store, mut settings) = open(settings).await?;
+    let (store, settings) = open(settings).await?;
     first_admin(&store).await?;
-    let tls = settings
-        .tls
-        .as_ref()
-        .map(|t| server::TlsFiles { cert_file: t.cert_file.clone(), key_file: t.key_file.clone() });
-    let bound = server::bind(&settings.listen, tls.as_ref()).await.map_err(|e| anyhow!("{e}"))?;
-    let addr = bound.local_addr();
+    let bound = bind(&settings).await?;
+    let state = server_state(store, settings, &bound);
+    serve_state(state, bound).await
+}
+
+/// Binds the listen address (and loads the TLS files) of `settings`.
+pub(crate) async fn bind(settings: &Settings) -> anyhow::Result<server::Bound> {
+    let tls = settings.tls.as_ref().map(|t| server::TlsFiles {
+        cert_file: t.cert_file.clone(),
+        key_file: t.key_file.clone(),
+    });
+    server::bind(&settings.listen, tls.as_ref())
+        .await
+        .map_err(|e| anyhow!("{e}"))
+}
+
+/// The application state for a server bound at `bound`.
+pub(crate) fn server_state(
+    store: Store,
+    mut settings: Settings,
+    bound: &server::Bound,
+) -> AppState {
     // With port 0 the real port is known only now; the default public URL must carry it.
-    settings.listen = addr.to_string();
-    let public_url = settings.effective_public_url();
-    let state = AppState::new(store, settings);
+    settings.listen = bound.local_addr().to_string();
+    AppState::new(store, settings)
+}
+
+/// Starts the user sync's background work (when Microsoft 365 is connected) and serves until
+/// SIGINT/SIGTERM (`pbx365 serve` and `pbx365 demo`).
+pub(crate) async fn serve_state(state: AppState, bound: server::Bound) -> anyhow::Result<()> {
+    let addr = bound.local_addr();
+    let public_url = state.settings().effective_public_url();
+    state.sync.enable_background();
+    state.sync.refresh(&state).await;
     let _ = pbx365_web::metrics::handle();
-    let app = pbx365_web::router(state);
-    println!("pbx365 is serving on {}://{addr} (public URL {public_url})", bound.scheme());
+    let app = pbx365_web::router(state.clone());
+    println!(
+        "pbx365 is serving on {}://{addr} (public URL {public_url})",
+        bound.scheme()
+    );
     std::io::stdout().flush().ok();
     tracing::info!(%addr, %public_url, "serving");
-    server::serve(bound, app, shutdown_signal()).await.map_err(|e| anyhow!("{e}"))?;
+    let served = server::serve(bound, app, shutdown_signal())
+        .await
+        .map_err(|e| anyhow!("{e}"));
+    state.sync.stop().await;
+    served?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -122,7 +161,9 @@ pub async fn ext_list(settings: Settings, json: bool) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    let header = ["NUMBER", "NAME", "EMAIL", "SOURCE", "ENABLED", "PROFILE", "GROUPS"];
+    let header = [
+        "NUMBER", "NAME", "EMAIL", "SOURCE", "ENABLED", "PROFILE", "GROUPS",
+    ];
     let mut widths = header.map(|h| h.chars().count());
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -150,14 +191,24 @@ pub async fn ext_list(settings: Settings, json: bool) -> anyhow::Result<()> {
 }
 
 /// `pbx365 admin create`.
-pub async fn admin_create(settings: Settings, name: &str, password_stdin: bool) -> anyhow::Result<()> {
+pub async fn admin_create(
+    settings: Settings,
+    name: &str,
+    password_stdin: bool,
+) -> anyhow::Result<()> {
     let name = name.trim();
-    if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if name.is_empty()
+        || name.len() > 64
+        || name.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         bail!("the admin name must be 1 to 64 characters without spaces");
     }
     let password = if password_stdin {
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).context("cannot read the password from stdin")?;
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password from stdin")?;
         line.trim_end_matches(['\r', '\n']).to_string()
     } else {
         let first = prompt_password("Password: ")?;
@@ -169,7 +220,10 @@ pub async fn admin_create(settings: Settings, name: &str, password_stdin: bool) 
     };
     let hash = password::hash_password(&password).map_err(|e| anyhow!("{e}"))?;
     let (store, _) = open(settings).await?;
-    store.create_admin(name, &hash).await.map_err(|e| anyhow!("{e}"))?;
+    store
+        .create_admin(name, &hash)
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
     eprintln!("Created the console admin `{name}`.");
     Ok(())
 }
@@ -182,7 +236,12 @@ fn prompt_password(prompt: &str) -> anyhow::Result<String> {
     }
     eprint!("{prompt}");
     std::io::stderr().flush().ok();
-    let stty = |arg: &str| std::process::Command::new("stty").arg(arg).stdin(std::process::Stdio::inherit()).status();
+    let stty = |arg: &str| {
+        std::process::Command::new("stty")
+            .arg(arg)
+            .stdin(std::process::Stdio::inherit())
+            .status()
+    };
     let _ = stty("-echo");
     let mut line = String::new();
     let read = stdin.lock().read_line(&mut line);
@@ -200,7 +259,10 @@ pub async fn token_create(settings: Settings, name: &str) -> anyhow::Result<()> 
     }
     let (store, _) = open(settings).await?;
     let token = auth::new_token();
-    store.create_api_token(name, &auth::hash_token(&token)).await.map_err(|e| anyhow!("{e}"))?;
+    store
+        .create_api_token(name, &auth::hash_token(&token))
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
     // The token alone on stdout, so `TOKEN=$(pbx365 admin token create)` works.
     println!("{token}");
     Ok(())

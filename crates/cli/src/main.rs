@@ -2,7 +2,9 @@
 
 mod commands;
 mod config;
+mod demo;
 mod m365;
+mod sync_cmd;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -47,6 +49,33 @@ enum Command {
     /// Microsoft 365 connection: key pair + certificate, end-to-end check.
     #[command(subcommand)]
     M365(m365::M365Command),
+    /// One sync run with a progress bar, then its report.
+    Sync {
+        /// What to sync: users or all (contacts and calendar are not available yet).
+        #[arg(default_value = "users", value_parser = ["users", "contacts", "calendar", "all"])]
+        kind: String,
+        /// Full reconciliation even when changes could be read as a delta.
+        #[arg(long)]
+        full: bool,
+        /// Compute the report without writing anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as the JSON object of GET /api/v1/sync/runs/{id}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start an embedded simulated Microsoft 365 tenant, connect to it, sync, and serve the console.
+    Demo {
+        /// Address of the console.
+        #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+        listen: String,
+        /// Users in the sample organisation.
+        #[arg(long, default_value_t = 50, value_name = "N")]
+        users: usize,
+        /// Data directory (default: a fresh temporary directory).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -119,6 +148,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             commands::token_create(settings, &name).await
         }
         Command::M365(command) => m365::run(settings, command).await,
+        Command::Sync { kind, full, dry_run, json } => {
+            sync_cmd::run(settings, sync_cmd::SyncArgs { kind, full, dry_run, json }).await
+        }
+        Command::Demo { listen, users, data_dir } => demo::run(settings, demo::DemoArgs { listen, users, data_dir }).await,
     }
 }
 

@@ -10,12 +10,14 @@ pub mod console;
 pub mod error;
 pub mod m365;
 pub mod metrics;
+pub mod notifications;
 pub mod openapi;
 pub mod overrides;
 pub mod password;
 pub mod server;
 pub mod session;
 pub mod state;
+pub mod sync_handle;
 
 pub use error::ApiError;
 pub use state::AppState;
@@ -29,6 +31,8 @@ pub fn router(state: AppState) -> Router {
         .merge(server::ops_router())
         .merge(console::router())
         .merge(m365::router())
+        .merge(notifications::router())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), console::sync::held_banner))
         .layer(axum::middleware::from_fn(metrics::track_requests))
         .layer(server::trace_layer())
         .with_state(state)

@@ -20,7 +20,7 @@ use utoipa::{Modify, OpenApi};
         groups::list, groups::create, groups::delete, groups::add_member, groups::remove_member,
         phonebook::list_company, phonebook::create_company, phonebook::update_company, phonebook::delete_company,
         phonebook::list_personal, phonebook::create_personal, phonebook::update_personal, phonebook::delete_personal,
-        sync::list_runs, sync::get_run,
+        sync::list_runs, sync::get_run, sync::start_run,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     modifiers(&BearerAuth),
@@ -33,6 +33,9 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
     }
 }

@@ -14,6 +14,8 @@ pub struct AppState {
     pub store: Store,
     /// Console sessions and login throttling.
     pub sessions: Sessions,
+    /// The user sync service, built once Microsoft 365 is connected.
+    pub sync: crate::sync_handle::SyncHandle,
     settings: Arc<RwLock<Arc<Settings>>>,
     data_dir: Arc<PathBuf>,
     tls: bool,
@@ -25,12 +27,22 @@ impl AppState {
         let data_dir = Arc::new(settings.data_dir.clone());
         let tls = settings.tls.is_some();
         let sessions = Sessions::system(store.clone(), &settings.effective_public_url(), tls);
-        AppState { store, sessions, settings: Arc::new(RwLock::new(Arc::new(settings))), data_dir, tls }
+        AppState {
+            store,
+            sessions,
+            sync: Default::default(),
+            settings: Arc::new(RwLock::new(Arc::new(settings))),
+            data_dir,
+            tls,
+        }
     }
 
     /// The current effective settings (a snapshot; console changes replace it).
     pub fn settings(&self) -> Arc<Settings> {
-        self.settings.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.settings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Replaces the effective settings (after a console change was stored and validated).
@@ -57,6 +69,9 @@ impl AppState {
     /// The configured extension number lengths.
     pub fn number_rules(&self) -> NumberRules {
         let d = self.settings().extension_digits;
-        NumberRules { min_len: d.min, max_len: d.max }
+        NumberRules {
+            min_len: d.min,
+            max_len: d.max,
+        }
     }
 }

@@ -9,3 +9,4 @@ mod commands;
 mod crash;
 mod server;
 mod m365;
+mod sync_wiring;

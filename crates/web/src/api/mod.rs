@@ -19,27 +19,50 @@ use serde::de::DeserializeOwned;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/openapi.json", get(openapi_json))
-        .route("/extensions", get(extensions::list).post(extensions::create))
+        .route(
+            "/extensions",
+            get(extensions::list).post(extensions::create),
+        )
         .route(
             "/extensions/{number}",
-            get(extensions::get_one).put(extensions::update).delete(extensions::delete),
+            get(extensions::get_one)
+                .put(extensions::update)
+                .delete(extensions::delete),
         )
         .route("/extensions/{number}/admin", put(extensions::set_admin))
-        .route("/extensions/{number}/profile", get(extensions::get_profile).put(extensions::put_profile))
+        .route(
+            "/extensions/{number}/profile",
+            get(extensions::get_profile).put(extensions::put_profile),
+        )
         .route("/extensions/{number}/photo", get(extensions::photo))
-        .route("/extensions/{number}/phonebook", get(phonebook::list_personal).post(phonebook::create_personal))
+        .route(
+            "/extensions/{number}/phonebook",
+            get(phonebook::list_personal).post(phonebook::create_personal),
+        )
         .route(
             "/extensions/{number}/phonebook/{id}",
             put(phonebook::update_personal).delete(phonebook::delete_personal),
         )
-        .route("/phonebook/company", get(phonebook::list_company).post(phonebook::create_company))
-        .route("/phonebook/company/{id}", put(phonebook::update_company).delete(phonebook::delete_company))
+        .route(
+            "/phonebook/company",
+            get(phonebook::list_company).post(phonebook::create_company),
+        )
+        .route(
+            "/phonebook/company/{id}",
+            put(phonebook::update_company).delete(phonebook::delete_company),
+        )
         .route("/groups", get(groups::list).post(groups::create))
         .route("/groups/{name}", axum::routing::delete(groups::delete))
-        .route("/groups/{name}/members/{number}", put(groups::add_member).delete(groups::remove_member))
+        .route(
+            "/groups/{name}/members/{number}",
+            put(groups::add_member).delete(groups::remove_member),
+        )
         .route("/sync/runs", get(sync::list_runs))
         .route("/sync/runs/{id}", get(sync::get_run))
-        .fallback(|| async { ApiError::not_found("there is no such API endpoint; see /api/v1/openapi.json") })
+        .route("/sync/{kind}", axum::routing::post(sync::start_run))
+        .fallback(|| async {
+            ApiError::not_found("there is no such API endpoint; see /api/v1/openapi.json")
+        })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 axum::http::StatusCode::METHOD_NOT_ALLOWED,
@@ -78,14 +101,21 @@ fn json_rejection(r: JsonRejection) -> ApiError {
             "unsupported_media_type",
             "send the body as JSON with the header Content-Type: application/json",
         ),
-        JsonRejection::JsonSyntaxError(e) => {
-            ApiError::bad_request(format!("the request body is not valid JSON: {}", serde_cause(&e.body_text())))
+        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(format!(
+            "the request body is not valid JSON: {}",
+            serde_cause(&e.body_text())
+        )),
+        JsonRejection::JsonDataError(e) => ApiError::invalid(format!(
+            "the request body does not fit: {}",
+            serde_cause(&e.body_text())
+        )),
+        JsonRejection::BytesRejection(e) => {
+            ApiError::bad_request(format!("the request body could not be read: {e}"))
         }
-        JsonRejection::JsonDataError(e) => {
-            ApiError::invalid(format!("the request body does not fit: {}", serde_cause(&e.body_text())))
-        }
-        JsonRejection::BytesRejection(e) => ApiError::bad_request(format!("the request body could not be read: {e}")),
-        other => ApiError::bad_request(format!("the request body could not be read: {}", other.body_text())),
+        other => ApiError::bad_request(format!(
+            "the request body could not be read: {}",
+            other.body_text()
+        )),
     }
 }
 
@@ -106,9 +136,9 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(v)) => Ok(ApiPath(v)),
-            Err(e @ PathRejection::FailedToDeserializePathParams(_)) => {
-                Err(ApiError::invalid(format!("the path is not valid: {}", e.body_text())))
-            }
+            Err(e @ PathRejection::FailedToDeserializePathParams(_)) => Err(ApiError::invalid(
+                format!("the path is not valid: {}", e.body_text()),
+            )),
             Err(e) => Err(ApiError::internal(&e.body_text())),
         }
     }
@@ -138,7 +168,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 }
 
 /// Records an audited change. A failure to audit is logged, not shown: the change itself happened.
-pub(crate) async fn audit(state: &AppState, actor: &str, action: &str, target: &str, detail: impl Into<String>) {
+pub(crate) async fn audit(
+    state: &AppState,
+    actor: &str,
+    action: &str,
+    target: &str,
+    detail: impl Into<String>,
+) {
     let entry = AuditEntry {
         at: chrono::Utc::now(),
         actor: actor.to_string(),

@@ -6,7 +6,8 @@ use crate::error::ErrorBody;
 use crate::{ApiError, AppState};
 use axum::extract::State;
 use axum::Json;
-use pbx365_domain::SyncRun;
+use pbx365_domain::{SyncKind, SyncRun};
+use pbx365_sync::{RunOptions, SyncError};
 use serde::Deserialize;
 
 /// Query of `GET /api/v1/sync/runs`.
@@ -46,5 +47,78 @@ pub async fn get_run(
         .get_sync_run(&id)
         .await?
         .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("sync run '{}' does not exist", id.chars().take(64).collect::<String>())))
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "sync run '{}' does not exist",
+                id.chars().take(64).collect::<String>()
+            ))
+        })
+}
+
+/// Query of `POST /api/v1/sync/{kind}`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StartQuery {
+    /// Full reconciliation even when a delta link is stored (default false).
+    pub full: Option<bool>,
+    /// Compute the report without writing anything (default false).
+    pub dry_run: Option<bool>,
+}
+
+/// Parses the `{kind}` of a sync request: only user sync exists in this version.
+pub fn runnable_kind(kind: &str) -> Result<SyncKind, String> {
+    match SyncKind::parse(kind) {
+        Some(k @ (SyncKind::Users | SyncKind::All)) => Ok(k),
+        Some(k) => Err(format!(
+            "{k} sync is not available in this version of pbx365; run `users` (or `all`, which is the same for now)"
+        )),
+        None => Err(format!(
+            "'{}' is not a kind of sync: use users or all",
+            kind.chars().take(32).collect::<String>()
+        )),
+    }
+}
+
+/// Runs a sync now and answers with its report once it has finished (`status` is `completed`,
+/// `held`, `failed` or `dry_run`). A request made while another run is going waits for it.
+/// Admins (API token or console session + CSRF header). 409 when Microsoft 365 is not connected.
+#[utoipa::path(post, path = "/api/v1/sync/{kind}", tag = "sync",
+    params(("kind" = String, Path, description = "`users` or `all`"), StartQuery),
+    responses(
+        (status = 200, description = "The finished run with its report", body = SyncRun),
+        (status = 409, description = "Microsoft 365 is not connected, or user sync is switched off", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn start_run(
+    caller: Authenticated,
+    State(state): State<AppState>,
+    ApiPath(kind): ApiPath<String>,
+    ApiQuery(q): ApiQuery<StartQuery>,
+) -> Result<Json<SyncRun>, ApiError> {
+    let kind = runnable_kind(&kind).map_err(ApiError::invalid)?;
+    let svc = state
+        .sync
+        .service(&state)
+        .await
+        .map_err(|e| ApiError::conflict(e.to_string()))?;
+    let opts = RunOptions {
+        full: q.full.unwrap_or(false),
+        dry_run: q.dry_run.unwrap_or(false),
+        progress: None,
+    };
+    let dry = opts.dry_run;
+    let run = svc.run_now(kind, opts).await.map_err(|e| match e {
+        SyncError::Disabled => ApiError::conflict(e.to_string()),
+        other => ApiError::internal(&other),
+    })?;
+    if !dry {
+        super::audit(
+            &state,
+            &caller.actor,
+            "sync.run",
+            kind.as_str(),
+            format!("run {} {}", run.id, run.status.as_str()),
+        )
+        .await;
+    }
+    Ok(Json(run))
 }

@@ -4,6 +4,7 @@
 
 mod auth;
 mod pages;
+pub mod sync;
 mod views;
 
 pub use auth::{safe_return_to, ConsoleAdmin};
@@ -65,6 +66,7 @@ pub fn router() -> Router<AppState> {
             get(pages::m365),
         )
         .route("/static/{file}", get(static_file))
+        .merge(sync::router())
         .layer(middleware::from_fn(security_headers))
 }
 

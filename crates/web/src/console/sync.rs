@@ -1,0 +1,957 @@
+//! Settings > Integrations > Microsoft 365 > Sync (SPEC §3): the user sync settings (stored in
+//! the database, winning over the file), **Preview** (a dry run of the form's values before
+//! anything is saved or written), **Sync now**, the run detail page, a directory picker fed from
+//! Graph, and the banner every console page shows while a run is held by the mass-deletion guard,
+//! with its one-shot **Approve these deletions** button.
+
+use super::auth::{error_page, server_failure, ConsoleAdmin};
+use super::views::{render, Chrome};
+use crate::sync_handle::{missing_connection, Unavailable};
+use crate::{overrides, AppState};
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use pbx365_domain::settings::{Settings, SyncScope, SyncSettings};
+use pbx365_domain::{ReportItem, SyncKind, SyncRun, SyncStatus};
+use pbx365_graph::client::seg;
+use pbx365_graph::{GraphClient, GraphRequest};
+use pbx365_sync::{RunOptions, UserSync};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// The Sync settings page.
+pub const SETTINGS: &str = "/console/settings/integrations/microsoft365/sync";
+/// Run detail pages live below this.
+pub const RUNS: &str = "/console/sync/runs";
+
+/// Keys of the sync settings this page writes.
+const KEYS: &[&str] = &[
+    "sync.start_extension",
+    "sync.end_extension",
+    "sync.caller_id_from_office_phone",
+    "sync.photos",
+    "sync.scope",
+    "sync.scope_ids",
+    "sync.nightly_at",
+    "sync.delete_after_days",
+    "sync.max_deletions",
+    "sync.max_deletion_percent",
+];
+
+/// Most items the held-run banner lists before "and N more".
+const BANNER_ITEMS: usize = 25;
+
+/// Routes of the Sync settings page, run details, approval and the directory picker.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(SETTINGS, get(settings_page).post(save_settings))
+        .route(&format!("{SETTINGS}/preview"), post(preview))
+        .route(&format!("{SETTINGS}/now"), post(sync_now))
+        .route(&format!("{SETTINGS}/directory"), get(directory))
+        .route("/console/assets/sync.js", get(picker_js))
+        .route(&format!("{RUNS}/{{id}}"), get(run_detail))
+        .route(&format!("{RUNS}/{{id}}/approve"), post(approve))
+}
+
+/// The form's values, as text (re-shown unchanged when something is refused).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SyncForm {
+    pub start_extension: String,
+    pub end_extension: String,
+    pub caller_id: bool,
+    pub photos: bool,
+    pub scope: String,
+    pub scope_ids: String,
+    pub nightly_at: String,
+    pub delete_after_days: String,
+    pub max_deletions: String,
+    pub max_deletion_percent: String,
+}
+
+impl SyncForm {
+    fn from_settings(s: &SyncSettings) -> Self {
+        SyncForm {
+            start_extension: s.start_extension.to_string(),
+            end_extension: s.end_extension.map(|e| e.to_string()).unwrap_or_default(),
+            caller_id: s.caller_id_from_office_phone,
+            photos: s.photos,
+            scope: scope_str(s.scope).into(),
+            scope_ids: s.scope_ids.join("\n"),
+            nightly_at: s.nightly_at.clone(),
+            delete_after_days: s.delete_after_days.to_string(),
+            max_deletions: s.max_deletions.to_string(),
+            max_deletion_percent: s.max_deletion_percent.to_string(),
+        }
+    }
+
+    fn from_pairs(pairs: &[(String, String)]) -> Self {
+        let get = |k: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        let on = |k: &str| {
+            pairs
+                .iter()
+                .any(|(n, v)| n == k && (v == "on" || v == "true" || v == "1"))
+        };
+        SyncForm {
+            start_extension: get("start_extension"),
+            end_extension: get("end_extension"),
+            caller_id: on("caller_id_from_office_phone"),
+            photos: on("photos"),
+            scope: get("scope"),
+            scope_ids: get("scope_ids"),
+            nightly_at: get("nightly_at"),
+            delete_after_days: get("delete_after_days"),
+            max_deletions: get("max_deletions"),
+            max_deletion_percent: get("max_deletion_percent"),
+        }
+    }
+
+    /// The console overrides this form asks for, or the sentence saying what to correct.
+    fn overrides(&self) -> Result<Vec<(String, serde_json::Value)>, String> {
+        fn number(label: &str, v: &str) -> Result<u64, String> {
+            v.parse::<u64>()
+                .map_err(|_| format!("{label} must be a whole number (you entered '{v}')."))
+        }
+        let start = number("The start extension", &self.start_extension)?;
+        let end = match self.end_extension.as_str() {
+            "" => None,
+            v => Some(number("The end extension", v)?),
+        };
+        if let Some(e) = end {
+            if e < start {
+                return Err(format!(
+                    "The end extension ({e}) must not be below the start extension ({start})."
+                ));
+            }
+        }
+        let scope = match self.scope.as_str() {
+            "all" | "" => "all",
+            "users" => "users",
+            "groups" => "groups",
+            other => return Err(format!("'{other}' is not a choice of users: pick all, chosen users or members of chosen groups.")),
+        };
+        let ids: Vec<String> = self
+            .scope_ids
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        if let Some(bad) = ids
+            .iter()
+            .find(|id| pbx365_domain::Guid::parse("object id", id).is_err())
+        {
+            return Err(format!("'{bad}' is not a Microsoft 365 object id (a GUID); pick users and groups with the search box."));
+        }
+        if scope != "all" && ids.is_empty() {
+            return Err(if scope == "users" {
+                "Choose at least one user, or sync all users.".to_string()
+            } else {
+                "Choose at least one group, or sync all users.".to_string()
+            });
+        }
+        let small = |label: &str, v: &str| -> Result<u64, String> {
+            let n = number(label, v)?;
+            if n > u64::from(u32::MAX) {
+                return Err(format!("{label} is too large."));
+            }
+            Ok(n)
+        };
+        let days = small("Delete after days", &self.delete_after_days)?;
+        let max = small("The most deletions per run", &self.max_deletions)?;
+        let pct = small("The most deletions in percent", &self.max_deletion_percent)?;
+        if pct > 100 {
+            return Err(format!(
+                "The most deletions in percent must be between 0 and 100 (you entered {pct})."
+            ));
+        }
+        Ok(vec![
+            ("sync.start_extension".into(), start.into()),
+            (
+                "sync.end_extension".into(),
+                end.map(serde_json::Value::from)
+                    .unwrap_or(serde_json::Value::Null),
+            ),
+            (
+                "sync.caller_id_from_office_phone".into(),
+                self.caller_id.into(),
+            ),
+            ("sync.photos".into(), self.photos.into()),
+            ("sync.scope".into(), scope.into()),
+            ("sync.scope_ids".into(), serde_json::json!(ids)),
+            ("sync.nightly_at".into(), self.nightly_at.clone().into()),
+            ("sync.delete_after_days".into(), days.into()),
+            ("sync.max_deletions".into(), max.into()),
+            ("sync.max_deletion_percent".into(), pct.into()),
+        ])
+    }
+
+    /// The effective settings with this form applied, validated.
+    fn apply(
+        &self,
+        base: &Settings,
+    ) -> Result<(Settings, Vec<(String, serde_json::Value)>), String> {
+        let ov = self.overrides()?;
+        debug_assert!(ov.iter().all(|(k, _)| KEYS.contains(&k.as_str())));
+        let s = overrides::apply(base, &ov).map_err(|e| sentence(&e.to_string()))?;
+        Ok((s, ov))
+    }
+}
+
+fn sentence(s: &str) -> String {
+    let mut t = s.trim().to_string();
+    if let Some(first) = t.get(..1) {
+        t = first.to_uppercase() + &t[1..];
+    }
+    if !t.ends_with('.') {
+        t.push('.');
+    }
+    t
+}
+
+fn scope_str(s: SyncScope) -> &'static str {
+    match s {
+        SyncScope::All => "all",
+        SyncScope::Users => "users",
+        SyncScope::Groups => "groups",
+    }
+}
+
+/// One line of a report section.
+pub(crate) struct ItemRow {
+    pub extension: String,
+    pub name: String,
+    pub m365_id: String,
+    pub detail: String,
+}
+
+impl From<&ReportItem> for ItemRow {
+    fn from(i: &ReportItem) -> Self {
+        let detail = match (&i.reason, i.fields.is_empty()) {
+            (Some(r), _) => r.clone(),
+            (None, false) => i.fields.join(", "),
+            (None, true) => String::new(),
+        };
+        ItemRow {
+            extension: i.extension.clone().unwrap_or_default(),
+            name: i.name.clone().unwrap_or_default(),
+            m365_id: i.m365_id.clone().unwrap_or_default(),
+            detail,
+        }
+    }
+}
+
+/// One section of a report.
+pub(crate) struct Section {
+    pub key: &'static str,
+    pub title: &'static str,
+    pub detail_title: &'static str,
+    pub items: Vec<ItemRow>,
+}
+
+/// A run, ready for the templates.
+pub(crate) struct RunView {
+    pub id: String,
+    pub kind: &'static str,
+    pub status_key: &'static str,
+    pub status_label: &'static str,
+    pub started: String,
+    pub finished: String,
+    pub summary: String,
+    pub sections: Vec<Section>,
+}
+
+fn status_label(s: SyncStatus) -> &'static str {
+    match s {
+        SyncStatus::Running => "Running",
+        SyncStatus::Completed => "Completed",
+        SyncStatus::Held => "Held for approval",
+        SyncStatus::Failed => "Failed",
+        SyncStatus::DryRun => "Preview (nothing written)",
+    }
+}
+
+/// One line summing up a report: "3 created, 1 updated, …".
+pub fn summary(run: &SyncRun) -> String {
+    let r = &run.report;
+    format!(
+        "{} created, {} updated, {} disabled, {} deleted, {} skipped, {} errors",
+        r.created.len(),
+        r.updated.len(),
+        r.disabled.len(),
+        r.deleted.len(),
+        r.skipped.len(),
+        r.errors.len()
+    )
+}
+
+impl From<&SyncRun> for RunView {
+    fn from(run: &SyncRun) -> Self {
+        let sec = |key, title, detail_title, items: &Vec<ReportItem>| Section {
+            key,
+            title,
+            detail_title,
+            items: items.iter().map(ItemRow::from).collect(),
+        };
+        let r = &run.report;
+        RunView {
+            id: run.id.clone(),
+            kind: run.kind.as_str(),
+            status_key: run.status.as_str(),
+            status_label: status_label(run.status),
+            started: run.started_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            finished: run
+                .finished_at
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .unwrap_or_else(|| "—".into()),
+            summary: summary(run),
+            sections: vec![
+                sec("created", "Created", "", &r.created),
+                sec("updated", "Updated", "Changed fields", &r.updated),
+                sec("disabled", "Disabled", "Why", &r.disabled),
+                sec("deleted", "Deleted", "Why", &r.deleted),
+                sec("skipped", "Skipped", "Reason", &r.skipped),
+                sec("errors", "Errors", "What went wrong", &r.errors),
+            ],
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "sync/settings.html")]
+struct SettingsPage {
+    chrome: Chrome,
+    form: SyncForm,
+    connected: bool,
+    not_connected: String,
+    error: Option<String>,
+    preview: Option<RunView>,
+}
+
+#[derive(Template)]
+#[template(path = "sync/run.html")]
+struct RunPage {
+    chrome: Chrome,
+    run: RunView,
+    held: bool,
+}
+
+fn chrome(admin: &ConsoleAdmin, active: &'static str, notice: Option<String>) -> Chrome {
+    Chrome {
+        admin: admin.name.clone(),
+        csrf: admin.session.csrf_token.clone(),
+        active,
+        notice,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct NoticeQuery {
+    saved: Option<String>,
+}
+
+/// The Sync settings page. Admin only.
+async fn settings_page(
+    admin: ConsoleAdmin,
+    State(state): State<AppState>,
+    Query(q): Query<NoticeQuery>,
+) -> Response {
+    let settings = state.settings();
+    let notice = q
+        .saved
+        .map(|_| "The sync settings were saved; the next run uses them.".to_string());
+    page(
+        &admin,
+        &settings,
+        SyncForm::from_settings(&settings.sync),
+        None,
+        None,
+        notice,
+        StatusCode::OK,
+    )
+}
+
+fn page(
+    admin: &ConsoleAdmin,
+    settings: &Settings,
+    form: SyncForm,
+    error: Option<String>,
+    preview: Option<RunView>,
+    notice: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let missing = missing_connection(settings);
+    render(
+        status,
+        &SettingsPage {
+            chrome: chrome(admin, "m365", notice),
+            form,
+            connected: missing.is_none(),
+            not_connected: missing
+                .map(|m| {
+                    format!(
+                        "Microsoft 365 is not connected yet: {m}. Finish the Configure page first."
+                    )
+                })
+                .unwrap_or_default(),
+            error,
+            preview,
+        },
+    )
+}
+
+/// Saves the form as console settings (they win over `pbx365.toml`). Admin only, CSRF-checked.
+async fn save_settings(
+    admin: ConsoleAdmin,
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Response {
+    let pairs: Vec<(String, String)> = match admin.form(&body) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let form = SyncForm::from_pairs(&pairs);
+    let current = state.settings();
+    let (applied, ov) = match form.apply(&current) {
+        Ok(x) => x,
+        Err(msg) => {
+            return page(
+                &admin,
+                &current,
+                form,
+                Some(msg),
+                None,
+                None,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+        }
+    };
+    for (key, value) in &ov {
+        if let Err(e) = state
+            .store
+            .set_kv(&overrides::kv_key(key), &value.to_string())
+            .await
+        {
+            return server_failure(e);
+        }
+    }
+    state.replace_settings(applied);
+    state.sync.refresh(&state).await;
+    crate::api::audit(
+        &state,
+        &admin.name,
+        "settings.sync",
+        "sync",
+        "sync settings saved in the console",
+    )
+    .await;
+    Redirect::to(&format!("{SETTINGS}?saved=1")).into_response()
+}
+
+/// Runs a dry run with the form's values (saved or not) and shows its report; nothing is
+/// written, not even the settings. Admin only, CSRF-checked.
+async fn preview(admin: ConsoleAdmin, State(state): State<AppState>, body: Bytes) -> Response {
+    let pairs: Vec<(String, String)> = match admin.form(&body) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let form = SyncForm::from_pairs(&pairs);
+    let current = state.settings();
+    let (candidate, _) = match form.apply(&current) {
+        Ok(x) => x,
+        Err(msg) => {
+            return page(
+                &admin,
+                &current,
+                form,
+                Some(msg),
+                None,
+                None,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+        }
+    };
+    if let Some(m) = missing_connection(&candidate) {
+        let msg = format!("The preview needs Microsoft 365: {m}.");
+        return page(
+            &admin,
+            &current,
+            form,
+            Some(msg),
+            None,
+            None,
+            StatusCode::CONFLICT,
+        );
+    }
+    // A separate engine with the form's settings: the running service keeps the saved ones.
+    let graph = match GraphClient::from_settings(&candidate) {
+        Ok(g) => Arc::new(g),
+        Err(e) => {
+            return page(
+                &admin,
+                &current,
+                form,
+                Some(sentence(&e.to_string())),
+                None,
+                None,
+                StatusCode::CONFLICT,
+            )
+        }
+    };
+    let engine = UserSync::new(
+        state.store.clone(),
+        graph,
+        candidate.sync.clone(),
+        state.number_rules(),
+    );
+    match engine
+        .run(&RunOptions {
+            dry_run: true,
+            ..Default::default()
+        })
+        .await
+    {
+        Ok(run) => page(
+            &admin,
+            &current,
+            form,
+            None,
+            Some(RunView::from(&run)),
+            None,
+            StatusCode::OK,
+        ),
+        Err(e) => page(
+            &admin,
+            &current,
+            form,
+            Some(sentence(&e.to_string())),
+            None,
+            None,
+            StatusCode::OK,
+        ),
+    }
+}
+
+/// "Sync now": runs a user sync with the saved settings, then shows its report. Admin only, CSRF-checked.
+async fn sync_now(admin: ConsoleAdmin, State(state): State<AppState>, body: Bytes) -> Response {
+    let pairs: Vec<(String, String)> = match admin.form(&body) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let full = pairs.iter().any(|(k, v)| k == "full" && v == "on");
+    run_and_show(
+        &admin,
+        &state,
+        RunOptions {
+            full,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+async fn run_and_show(admin: &ConsoleAdmin, state: &AppState, opts: RunOptions) -> Response {
+    let svc = match state.sync.service(state).await {
+        Ok(s) => s,
+        Err(e @ (Unavailable::NotConnected(_) | Unavailable::Broken(_))) => {
+            return error_page(
+                StatusCode::CONFLICT,
+                "Microsoft 365 is not connected",
+                &e.to_string(),
+            )
+        }
+    };
+    match svc.run_now(SyncKind::Users, opts).await {
+        Ok(run) => {
+            crate::api::audit(
+                state,
+                &admin.name,
+                "sync.run",
+                "users",
+                format!("run {} {}", run.id, run.status.as_str()),
+            )
+            .await;
+            Redirect::to(&format!("{RUNS}/{}", run.id)).into_response()
+        }
+        Err(e) => error_page(
+            StatusCode::CONFLICT,
+            "The sync could not run",
+            &sentence(&e.to_string()),
+        ),
+    }
+}
+
+/// One run with its full report. Admin only.
+async fn run_detail(
+    admin: ConsoleAdmin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Response {
+    let run = match state.store.get_sync_run(&id).await {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            return error_page(
+                StatusCode::NOT_FOUND,
+                "No such sync run",
+                "This sync run does not exist.",
+            )
+        }
+        Err(e) => return server_failure(e),
+    };
+    let held = run.status == SyncStatus::Held
+        && latest_users_run(&state)
+            .await
+            .is_some_and(|l| l.id == run.id);
+    render(
+        StatusCode::OK,
+        &RunPage {
+            chrome: chrome(&admin, "sync", None),
+            run: RunView::from(&run),
+            held,
+        },
+    )
+}
+
+/// **Approve these deletions**: approves the held run once, then runs the sync that applies
+/// them. Admin only, CSRF-checked; only the latest run, and only while it is held.
+async fn approve(
+    admin: ConsoleAdmin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = admin.form::<Vec<(String, String)>>(&body) {
+        return r;
+    }
+    match latest_users_run(&state).await {
+        Some(run) if run.id == id && run.status == SyncStatus::Held => {}
+        _ => {
+            return error_page(
+                StatusCode::CONFLICT,
+                "Nothing to approve",
+                "This run is no longer waiting for approval (it was approved already, or a later run replaced it). Nothing was changed.",
+            )
+        }
+    }
+    let svc = match state.sync.service(&state).await {
+        Ok(s) => s,
+        Err(e) => {
+            return error_page(
+                StatusCode::CONFLICT,
+                "Microsoft 365 is not connected",
+                &e.to_string(),
+            )
+        }
+    };
+    if let Err(e) = svc.approve_held_run(&id).await {
+        return error_page(
+            StatusCode::CONFLICT,
+            "Nothing to approve",
+            &sentence(&e.to_string()),
+        );
+    }
+    crate::api::audit(
+        &state,
+        &admin.name,
+        "sync.approve",
+        &id,
+        "approved the held deletions",
+    )
+    .await;
+    run_and_show(&admin, &state, RunOptions::default()).await
+}
+
+/// The newest recorded user sync run.
+async fn latest_users_run(state: &AppState) -> Option<SyncRun> {
+    let runs = state.store.list_sync_runs(20).await.ok()?;
+    runs.into_iter().find(|r| {
+        matches!(r.kind, SyncKind::Users | SyncKind::All) && r.status != SyncStatus::Running
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct DirectoryQuery {
+    kind: Option<String>,
+    q: Option<String>,
+}
+
+/// One picker result.
+#[derive(Debug, Serialize)]
+struct DirectoryEntry {
+    id: String,
+    name: String,
+    detail: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Page<T> {
+    value: Vec<T>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Found {
+    id: String,
+    display_name: Option<String>,
+    user_principal_name: Option<String>,
+    mail: Option<String>,
+}
+
+/// The picker's search: users or groups whose name starts with `q`, from Graph. Admin only.
+async fn directory(
+    _admin: ConsoleAdmin,
+    State(state): State<AppState>,
+    Query(q): Query<DirectoryQuery>,
+) -> Response {
+    let settings = state.settings();
+    if let Some(m) = missing_connection(&settings) {
+        return (
+            StatusCode::CONFLICT,
+            Json(serde_json::json!({"error": format!("Microsoft 365 is not connected: {m}.")})),
+        )
+            .into_response();
+    }
+    let groups = q.kind.as_deref() == Some("groups");
+    let text: String = q.q.unwrap_or_default().trim().chars().take(64).collect();
+    // OData string literals double their quotes.
+    let lit = text.replace('\'', "''");
+    let url = if groups {
+        let filter = format!("startswith(displayName,'{lit}')");
+        format!(
+            "/groups?$select=id,displayName,mail&$top=20&$filter={}",
+            seg(&filter)
+        )
+    } else {
+        let filter =
+            format!("startswith(displayName,'{lit}') or startswith(userPrincipalName,'{lit}')");
+        format!(
+            "/users?$select=id,displayName,userPrincipalName,mail&$top=20&$filter={}",
+            seg(&filter)
+        )
+    };
+    let graph = match GraphClient::from_settings(&settings) {
+        Ok(g) => g,
+        Err(e) => {
+            return (
+                StatusCode::CONFLICT,
+                Json(serde_json::json!({"error": sentence(&e.to_string())})),
+            )
+                .into_response()
+        }
+    };
+    match graph
+        .send(GraphRequest::get(url))
+        .await
+        .and_then(|r| r.json::<Page<Found>>())
+    {
+        Ok(page) => Json(
+            page.value
+                .into_iter()
+                .map(|f| DirectoryEntry {
+                    name: f.display_name.unwrap_or_else(|| f.id.clone()),
+                    detail: f.user_principal_name.or(f.mail).unwrap_or_default(),
+                    id: f.id,
+                })
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Err(e) => (
+            StatusCode::BAD_GATEWAY,
+            Json(serde_json::json!({"error": sentence(&e.to_string())})),
+        )
+            .into_response(),
+    }
+}
+
+/// The picker script (no inline script: the CSP forbids it). Anyone may call it.
+async fn picker_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../assets/sync.js"),
+    )
+        .into_response()
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// The held-run banner: HTML inserted at the top of every console page while the latest user
+/// sync run is held by the mass-deletion guard.
+fn banner_html(run: &SyncRun, csrf: &str) -> String {
+    let r = &run.report;
+    let mut items: Vec<String> = Vec::new();
+    for (verb, list) in [("disable", &r.disabled), ("delete", &r.deleted)] {
+        for i in list {
+            let who = match (&i.extension, &i.name) {
+                (Some(e), Some(n)) => format!("{e} {n}"),
+                (Some(e), None) => e.clone(),
+                (None, Some(n)) => n.clone(),
+                (None, None) => i.m365_id.clone().unwrap_or_default(),
+            };
+            items.push(format!("<li>{verb}: {}</li>", esc(&who)));
+        }
+    }
+    let more = items.len().saturating_sub(BANNER_ITEMS);
+    items.truncate(BANNER_ITEMS);
+    if more > 0 {
+        items.push(format!("<li>and {more} more (see the run)</li>"));
+    }
+    format!(
+        "<div class=\"flash flash-error\" id=\"held-banner\" role=\"alert\"><p><strong>A user sync is waiting for your approval.</strong> \
+It would disable {} and delete {} extensions, more than the mass-deletion guard allows, so nothing was changed.</p>\
+<ul id=\"held-list\">{}</ul>\
+<form method=\"post\" action=\"{RUNS}/{id}/approve\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+<button type=\"submit\" class=\"btn btn-danger\" id=\"approve-deletions\">Approve these deletions</button></form> \
+<a href=\"{RUNS}/{id}\">See the run</a></div>",
+        r.disabled.len(),
+        r.deleted.len(),
+        items.join(""),
+        esc(csrf),
+        id = esc(&run.id),
+    )
+}
+
+/// Middleware: adds the held-run banner to console pages (HTML, signed-in admin) while the
+/// latest user sync run is held.
+pub async fn held_banner(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    if !path.starts_with("/console")
+        || path.starts_with("/console/login")
+        || path.starts_with("/console/assets")
+    {
+        return next.run(req).await;
+    }
+    let session = crate::session::current_admin(&state, req.headers()).await;
+    let res = next.run(req).await;
+    let Some(session) = session else { return res };
+    let html = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if !html {
+        return res;
+    }
+    let Some(run) = latest_users_run(&state)
+        .await
+        .filter(|r| r.status == SyncStatus::Held)
+    else {
+        return res;
+    };
+    let (mut parts, body) = res.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 16 * 1024 * 1024).await else {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "The page could not be completed.",
+        )
+            .into_response();
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    const MARK: &str = "<main class=\"content\">";
+    let out = match text.find(MARK) {
+        Some(i) => {
+            let at = i + MARK.len();
+            format!(
+                "{}{}{}",
+                &text[..at],
+                banner_html(&run, &session.csrf_token),
+                &text[at..]
+            )
+        }
+        None => text.into_owned(),
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form() -> SyncForm {
+        SyncForm::from_settings(&SyncSettings::default())
+    }
+
+    #[test]
+    fn default_settings_round_trip_through_the_form() {
+        let (s, _) = form().apply(&Settings::default()).unwrap();
+        assert_eq!(s.sync, SyncSettings::default());
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_a_sentence() {
+        let mut f = form();
+        f.start_extension = "12a".into();
+        assert_eq!(
+            f.apply(&Settings::default()).unwrap_err(),
+            "The start extension must be a whole number (you entered '12a')."
+        );
+        let mut f = form();
+        f.end_extension = "50".into();
+        assert!(f
+            .apply(&Settings::default())
+            .unwrap_err()
+            .contains("must not be below the start extension"));
+        let mut f = form();
+        f.scope = "groups".into();
+        assert_eq!(
+            f.apply(&Settings::default()).unwrap_err(),
+            "Choose at least one group, or sync all users."
+        );
+        let mut f = form();
+        f.nightly_at = "25:00".into();
+        assert!(f
+            .apply(&Settings::default())
+            .unwrap_err()
+            .contains("sync.nightly_at"));
+        let mut f = form();
+        f.max_deletion_percent = "120".into();
+        assert!(f
+            .apply(&Settings::default())
+            .unwrap_err()
+            .contains("between 0 and 100"));
+    }
+
+    #[test]
+    fn banner_escapes_names_and_carries_the_csrf_token() {
+        let run = SyncRun {
+            id: "r1".into(),
+            kind: SyncKind::Users,
+            status: SyncStatus::Held,
+            started_at: chrono::Utc::now(),
+            finished_at: None,
+            report: pbx365_domain::SyncReport {
+                disabled: vec![ReportItem {
+                    extension: Some("101".into()),
+                    name: Some("<b>Eve</b>".into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        };
+        let html = banner_html(&run, "tok");
+        assert!(
+            html.contains("101 &lt;b&gt;Eve&lt;/b&gt;")
+                && html.contains("value=\"tok\"")
+                && html.contains("Approve these deletions")
+        );
+    }
+}
