@@ -93,10 +93,12 @@ pub async fn start(db: crate::db::TestDb, opts: Opts) -> M365App {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let mut settings = Settings::default();
-    settings.data_dir = db.dir.path().join("data");
+    let mut settings = Settings {
+        data_dir: db.dir.path().join("data"),
+        public_url: Some(base.clone()),
+        ..Settings::default()
+    };
     std::fs::create_dir_all(&settings.data_dir).unwrap();
-    settings.public_url = Some(base.clone());
     settings.m365.authority_url = sim.authority_url().to_string();
     settings.m365.graph_url = sim.graph_url().to_string();
     settings.m365.ca_file = Some(ca_file);
