@@ -76,6 +76,7 @@ pub(crate) async fn serve_state(state: AppState, bound: server::Bound) -> anyhow
     let public_url = state.settings().effective_public_url();
     state.sync.enable_background();
     state.sync.refresh(&state).await;
+    let watcher = state.sync.watch(state.clone(), std::time::Duration::from_secs(10));
     let _ = pbx365_web::metrics::handle();
     let app = pbx365_web::router(state.clone());
     println!(
@@ -87,6 +88,7 @@ pub(crate) async fn serve_state(state: AppState, bound: server::Bound) -> anyhow
     let served = server::serve(bound, app, shutdown_signal())
         .await
         .map_err(|e| anyhow!("{e}"));
+    watcher.abort();
     state.sync.stop().await;
     served?;
     tracing::info!("stopped");

@@ -135,6 +135,34 @@ impl SyncHandle {
         }
     }
 
+    /// Keeps the service in step with the settings while the server runs: once the Configure
+    /// page connects a tenant (or changes it), the background work starts (or restarts) within
+    /// `every`, without waiting for someone to press "Sync now".
+    pub fn watch(
+        &self,
+        state: AppState,
+        every: std::time::Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let handle = self.clone();
+        tokio::spawn(async move {
+            let mut last_ok = None;
+            loop {
+                tokio::time::sleep(every).await;
+                let ok = match handle.service(&state).await {
+                    Ok(_) => true,
+                    Err(Unavailable::NotConnected(_)) => false,
+                    Err(e) => {
+                        if last_ok != Some(false) {
+                            tracing::warn!(error = %e, "user sync cannot start");
+                        }
+                        false
+                    }
+                };
+                last_ok = Some(ok);
+            }
+        })
+    }
+
     /// Stops the background work (at shutdown).
     pub async fn stop(&self) {
         let mut slot = self.slot.lock().await;

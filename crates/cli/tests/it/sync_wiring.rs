@@ -106,6 +106,30 @@ async fn sign_in(base: &str, password: &str) -> (reqwest::Client, String) {
     (http, csrf)
 }
 
+/// The Sync settings form with the defaults, `changes` applied.
+fn sync_form(csrf: &str, changes: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+    let mut f: Vec<(&'static str, String)> = [
+        ("start_extension", "100"),
+        ("end_extension", ""),
+        ("caller_id_from_office_phone", "on"),
+        ("photos", "on"),
+        ("scope", "all"),
+        ("scope_ids", ""),
+        ("nightly_at", "02:00"),
+        ("delete_after_days", "30"),
+        ("max_deletions", "50"),
+        ("max_deletion_percent", "10"),
+    ]
+    .iter()
+    .map(|(k, v)| (*k, v.to_string()))
+    .collect();
+    for (k, v) in changes {
+        f.iter_mut().find(|(n, _)| n == k).unwrap().1 = v.to_string();
+    }
+    f.push(("csrf", csrf.to_string()));
+    f
+}
+
 fn hidden(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let at = html
@@ -219,6 +243,88 @@ async fn demo_body(db: crate::db::TestDb) {
     assert!(
         synced.iter().filter(|e| e["has_photo"] == true).count() >= synced.len() / 2,
         "photos were synced"
+    );
+
+    // The Sync settings page: the picker searches Microsoft 365, a bad value is refused with a
+    // sentence, Preview shows a dry run of unsaved values and writes nothing, Save stores them.
+    let page_url = format!("{base}/console/settings/integrations/microsoft365/sync");
+    let first_name = synced[0]["display_name"].as_str().unwrap().to_string();
+    let q: String = first_name.chars().take(3).collect();
+    let found: Vec<serde_json::Value> = browser
+        .get(format!("{page_url}/directory"))
+        .query(&[("kind", "users"), ("q", q.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        found.iter().any(|f| f["name"] == first_name.as_str()),
+        "picker finds {first_name}: {found:?}"
+    );
+    let r = browser
+        .post(&page_url)
+        .form(&sync_form(&csrf, &[("max_deletions", "lots")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("The most deletions per run must be a whole number"),
+        "{page}"
+    );
+    let chosen: Vec<String> = synced[..3]
+        .iter()
+        .map(|e| e["m365_id"].as_str().unwrap().to_string())
+        .collect();
+    let ids = chosen.join("\n");
+    let r = browser
+        .post(format!("{page_url}/preview"))
+        .form(&sync_form(
+            &csrf,
+            &[("scope", "users"), ("scope_ids", ids.as_str())],
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("data-status=\"dry_run\"") && page.contains("id=\"report-disabled\""),
+        "{page}"
+    );
+    assert_eq!(
+        browser
+            .get(format!("{base}/api/v1/extensions"))
+            .send()
+            .await
+            .unwrap()
+            .json::<Vec<serde_json::Value>>()
+            .await
+            .unwrap(),
+        list,
+        "Preview writes nothing"
+    );
+    let r = browser
+        .post(&page_url)
+        .form(&sync_form(&csrf, &[("nightly_at", "03:30")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let page = browser
+        .get(&page_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("value=\"03:30\"") && page.contains("saved"),
+        "{page}"
     );
 
     // `pbx365 sync users --json --dry-run` prints the SPEC object and writes nothing.
