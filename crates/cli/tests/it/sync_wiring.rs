@@ -410,6 +410,11 @@ async fn demo_body(db: crate::db::TestDb) {
         .await
         .unwrap();
     assert_eq!(got, done, "the run is recorded as returned");
+    let history = browser.get(format!("{base}/console/sync")).send().await.unwrap().text().await.unwrap();
+    let link = format!("/console/sync/runs/{}", done["id"].as_str().unwrap());
+    assert!(history.contains(&link), "Sync history links to the run");
+    let detail = browser.get(format!("{base}{link}")).send().await.unwrap().text().await.unwrap();
+    assert!(detail.contains("data-status=\"completed\"") && detail.contains("id=\"run-summary\""), "{detail}");
 
     // Mass deletion: 10 of ~45 synced users (over 10%) disappear in Microsoft 365.
     let keys_dir = tempfile::tempdir().unwrap();

@@ -543,6 +543,7 @@ pub(crate) async fn sync_runs(admin: ConsoleAdmin, State(state): State<AppState>
     let runs = runs
         .into_iter()
         .map(|r| SyncRunRow {
+            id: r.id.clone(),
             started: when(r.started_at),
             finished: r.finished_at.map(when).unwrap_or_else(|| "—".into()),
             kind: kind_name(r.kind),

@@ -140,6 +140,7 @@ pub(crate) struct PhonebookPage {
 
 /// One sync run row.
 pub(crate) struct SyncRunRow {
+    pub id: String,
     pub started: String,
     pub finished: String,
     pub kind: &'static str,
