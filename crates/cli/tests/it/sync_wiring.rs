@@ -383,6 +383,33 @@ async fn demo_body(db: crate::db::TestDb) {
         "a dry run writes nothing"
     );
 
+    // Without --json: a summary for a person (no progress bar when stderr is not a terminal).
+    let (code, out, err) = run(&dir, &["--config", &cfg, "sync", "users"], None).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("User sync completed (run "), "{out}");
+    assert!(
+        out.contains(" created, ") && out.contains(" skipped, "),
+        "{out}"
+    );
+
+    // "Sync now" in the console runs a sync and shows its report.
+    let r = browser
+        .post(format!("{page_url}/now"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let shown = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(shown.starts_with("/console/sync/runs/"), "{shown}");
+    let r = browser
+        .post(format!("{page_url}/now"))
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "Sync now checks the CSRF token");
+
     // Refused kinds say so.
     let (code, _, err) = run(&dir, &["--config", &cfg, "sync", "contacts"], None).await;
     assert_ne!(code, 0);
@@ -410,11 +437,28 @@ async fn demo_body(db: crate::db::TestDb) {
         .await
         .unwrap();
     assert_eq!(got, done, "the run is recorded as returned");
-    let history = browser.get(format!("{base}/console/sync")).send().await.unwrap().text().await.unwrap();
+    let history = browser
+        .get(format!("{base}/console/sync"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let link = format!("/console/sync/runs/{}", done["id"].as_str().unwrap());
     assert!(history.contains(&link), "Sync history links to the run");
-    let detail = browser.get(format!("{base}{link}")).send().await.unwrap().text().await.unwrap();
-    assert!(detail.contains("data-status=\"completed\"") && detail.contains("id=\"run-summary\""), "{detail}");
+    let detail = browser
+        .get(format!("{base}{link}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        detail.contains("data-status=\"completed\"") && detail.contains("id=\"run-summary\""),
+        "{detail}"
+    );
 
     // Mass deletion: 10 of ~45 synced users (over 10%) disappear in Microsoft 365.
     let keys_dir = tempfile::tempdir().unwrap();
