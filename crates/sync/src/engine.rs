@@ -367,6 +367,17 @@ impl UserSync {
                     Err(e) => return Err(e),
                 };
                 let (users, removed) = split(page.items);
+                let again = planner.evicted_among(
+                    users
+                        .iter()
+                        .map(|u| u.id.as_str())
+                        .chain(removed.iter().map(String::as_str)),
+                );
+                for id in again {
+                    if let Some(ext) = self.store.get_extension_by_m365_id(&id).await? {
+                        planner.reload(ext);
+                    }
+                }
                 let mut step = planner.plan_users(&users, &removed, scope);
                 // Disables wait for the end of the round and the guard.
                 deferred.destructive.append(&mut step.destructive);
@@ -404,6 +415,10 @@ impl UserSync {
                     }
                 }
                 merge_report(report, step.report);
+                if !dry {
+                    // Applied and wanted: no longer needed in memory (a 100,000-user round stays small).
+                    planner.evict(&step.wanted);
+                }
                 done += users.len() as u64 + removed.len() as u64;
                 pages += 1;
                 wanted.extend(step.wanted);
@@ -475,7 +490,7 @@ impl UserSync {
                         .await?;
                     self.store.set_kv(FINGERPRINT_KEY, fingerprint).await?;
                     self.store
-                        .set_kv(EXPECTED_KEY, &planner.synced().count().to_string())
+                        .set_kv(EXPECTED_KEY, &planner.synced_count().to_string())
                         .await?;
                     self.clear_seen(pages).await?;
                 }
@@ -562,7 +577,7 @@ impl UserSync {
                         .apply_extension_ops(&ops, Some((CURSOR_KEY, &cursor.encode())))
                         .await?;
                     self.store
-                        .set_kv(EXPECTED_KEY, &planner.synced().count().to_string())
+                        .set_kv(EXPECTED_KEY, &planner.synced_count().to_string())
                         .await?;
                     if self.settings.photos {
                         let created: HashSet<String> = step

@@ -299,6 +299,9 @@ pub struct Planner {
     by_id: HashMap<String, Extension>,
     allocator: NumberAllocator,
     synced_at_start: usize,
+    /// Synced extensions taken out of the snapshot to save memory during a full round (they are
+    /// in the store and wanted); reloaded with [`Planner::reload`] if they show up again.
+    evicted: HashSet<String>,
 }
 
 impl Planner {
@@ -330,6 +333,7 @@ impl Planner {
             now,
             by_id,
             synced_at_start,
+            evicted: HashSet::new(),
         }
     }
 
@@ -341,6 +345,37 @@ impl Planner {
     /// The synced extensions as planned so far.
     pub fn synced(&self) -> impl Iterator<Item = &Extension> {
         self.by_id.values()
+    }
+
+    /// Synced extensions, evicted ones included.
+    pub fn synced_count(&self) -> usize {
+        self.by_id.len() + self.evicted.len()
+    }
+
+    /// Drops these (wanted, applied) extensions from the snapshot to bound memory in a full
+    /// round; their numbers stay taken.
+    pub fn evict(&mut self, ids: &[String]) {
+        for id in ids {
+            if self.by_id.remove(id).is_some() {
+                self.evicted.insert(id.clone());
+            }
+        }
+    }
+
+    /// The evicted ids among `ids` (they must be reloaded before planning them again).
+    pub fn evicted_among<'a>(&self, ids: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        ids.into_iter()
+            .filter(|id| self.evicted.contains(*id))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Puts an extension read back from the store into the snapshot again.
+    pub fn reload(&mut self, ext: Extension) {
+        if let Some(id) = ext.m365_id.clone() {
+            self.evicted.remove(&id);
+            self.by_id.insert(id, ext);
+        }
     }
 
     /// The synced extension of a user, as planned so far.
