@@ -67,7 +67,11 @@ impl SimControl {
         }
         let resp = Self::check(&format!("{method} {path}"), req.send().await?).await?;
         let text = resp.text().await?;
-        let text = if text.trim().is_empty() { "null" } else { &text };
+        let text = if text.trim().is_empty() {
+            "null"
+        } else {
+            &text
+        };
         serde_json::from_str(text).map_err(|e| ControlError::Refused {
             what: format!("{method} {path}"),
             status: 200,

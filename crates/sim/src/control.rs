@@ -25,7 +25,10 @@ pub fn router() -> axum::Router<Arc<SimState>> {
         .route("/_sim/apps/{id}/certificates", post(add_certificate))
         .route("/_sim/apps/{id}/permissions", put(set_permissions))
         .route("/_sim/signin", post(signin))
-        .route("/_sim/faults", post(add_fault).delete(clear_faults).get(list_faults))
+        .route(
+            "/_sim/faults",
+            post(add_fault).delete(clear_faults).get(list_faults),
+        )
         .route("/_sim/stats", get(get_stats).delete(clear_stats))
         .route("/_sim/keys/rotate", post(rotate_keys))
         .route("/_sim/health", get(health))
@@ -37,8 +40,12 @@ fn bad(status: StatusCode, msg: impl Into<String>) -> Response {
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
-    serde_json::from_slice(body)
-        .map_err(|e| bad(StatusCode::BAD_REQUEST, format!("the body is not valid JSON for this call: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        bad(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not valid JSON for this call: {e}"),
+        )
+    })
 }
 
 async fn health() -> Response {
@@ -54,7 +61,12 @@ async fn create_app(State(state): State<Arc<SimState>>, body: axum::body::Bytes)
     let client_id = match &new.client_id {
         Some(id) => match uuid::Uuid::parse_str(id) {
             Ok(u) => u.to_string(),
-            Err(_) => return bad(StatusCode::BAD_REQUEST, format!("client_id {id:?} is not a GUID")),
+            Err(_) => {
+                return bad(
+                    StatusCode::BAD_REQUEST,
+                    format!("client_id {id:?} is not a GUID"),
+                )
+            }
         },
         None => uuid::Uuid::new_v4().to_string(),
     };
@@ -67,7 +79,10 @@ async fn create_app(State(state): State<Arc<SimState>>, body: axum::body::Bytes)
     }
     for uri in &new.redirect_uris {
         if url::Url::parse(uri).is_err() {
-            return bad(StatusCode::BAD_REQUEST, format!("redirect_uris: {uri:?} is not an absolute URL"));
+            return bad(
+                StatusCode::BAD_REQUEST,
+                format!("redirect_uris: {uri:?} is not an absolute URL"),
+            );
         }
     }
     let app = App {
@@ -86,7 +101,10 @@ async fn create_app(State(state): State<Arc<SimState>>, body: axum::body::Bytes)
     };
     let mut apps = state.apps.lock().expect("apps lock");
     if apps.contains_key(&client_id) {
-        return bad(StatusCode::CONFLICT, format!("an app with client_id {client_id} exists"));
+        return bad(
+            StatusCode::CONFLICT,
+            format!("an app with client_id {client_id} exists"),
+        );
     }
     apps.insert(client_id.clone(), app);
     (StatusCode::CREATED, Json(json!({ "client_id": client_id }))).into_response()
@@ -158,11 +176,22 @@ async fn signin(State(state): State<Arc<SimState>>, body: axum::body::Bytes) -> 
         Err(r) => return r,
     };
     let Some(user) = v.get("user").and_then(|u| u.as_str()) else {
-        return bad(StatusCode::BAD_REQUEST, "the body must be {\"user\": \"<upn or id>\"}");
+        return bad(
+            StatusCode::BAD_REQUEST,
+            "the body must be {\"user\": \"<upn or id>\"}",
+        );
     };
-    let found = state.tenant.read().await.find_user(user).map(|u| u.id.clone());
+    let found = state
+        .tenant
+        .read()
+        .await
+        .find_user(user)
+        .map(|u| u.id.clone());
     let Some(id) = found else {
-        return bad(StatusCode::NOT_FOUND, format!("no user {user:?} in the tenant"));
+        return bad(
+            StatusCode::NOT_FOUND,
+            format!("no user {user:?} in the tenant"),
+        );
     };
     *state.pending_signin.lock().expect("signin lock") = Some(id.clone());
     Json(json!({ "user_id": id })).into_response()
@@ -175,7 +204,11 @@ async fn add_fault(State(state): State<Arc<SimState>>, body: axum::body::Bytes) 
         Err(r) => return r,
     };
     match state.faults.add(spec) {
-        Ok(()) => (StatusCode::CREATED, Json(json!({ "faults": state.faults.list() }))).into_response(),
+        Ok(()) => (
+            StatusCode::CREATED,
+            Json(json!({ "faults": state.faults.list() })),
+        )
+            .into_response(),
         Err(e) => bad(StatusCode::BAD_REQUEST, e.to_string()),
     }
 }

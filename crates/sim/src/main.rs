@@ -80,7 +80,9 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("the seed file {} is not valid JSON", path.display()))?;
         config.seed = Some(value);
     }
-    let sim = m365_sim::start(config).await.context("m365-sim cannot start")?;
+    let sim = m365_sim::start(config)
+        .await
+        .context("m365-sim cannot start")?;
     if let (Some(path), Some(pem)) = (&cli.ca_out, &sim.ca_pem) {
         std::fs::write(path, pem)
             .with_context(|| format!("cannot write the CA certificate to {}", path.display()))?;

@@ -124,6 +124,7 @@ pub(crate) async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
         pending_signin: Mutex::new(None),
         auth_codes: Mutex::new(HashMap::new()),
         used_jti: Mutex::new(HashMap::new()),
+        verified_tokens: RwLock::new(HashMap::new()),
         http,
         router: OnceLock::new(),
     });
@@ -246,7 +247,10 @@ fn fault_response(path: &str, status: u16, retry_after: Option<f64>) -> Response
         // https://learn.microsoft.com/graph/throttling#sample-response
         let (code, message) = match status.as_u16() {
             429 => ("TooManyRequests", "Please retry again later."),
-            503 => ("serviceNotAvailable", "The service is temporarily unavailable."),
+            503 => (
+                "serviceNotAvailable",
+                "The service is temporarily unavailable.",
+            ),
             500 => ("generalException", "An unspecified error has occurred."),
             _ => ("generalException", "Injected fault."),
         };

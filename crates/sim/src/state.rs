@@ -37,6 +37,8 @@ pub struct SimState {
     pub auth_codes: Mutex<HashMap<String, AuthCode>>,
     /// Client-assertion `jti` values already used, with their expiry (unix seconds).
     pub used_jti: Mutex<HashMap<String, i64>>,
+    /// Graph access tokens already verified: token -> (claims, kid).
+    pub verified_tokens: RwLock<HashMap<String, (crate::identity::access::AccessClaims, String)>>,
     /// Outbound HTTP client (notification delivery to loopback receivers).
     pub http: reqwest::Client,
     /// The complete app router, for dispatching `$batch` sub-requests through the same stack.

@@ -37,9 +37,9 @@ pub fn generate() -> Result<ServerTls, rcgen::Error> {
 
     let leaf_key = KeyPair::generate()?;
     let mut leaf_params = CertificateParams::new(vec!["localhost".to_string()])?;
-    leaf_params.subject_alt_names.push(SanType::IpAddress(
-        std::net::Ipv4Addr::LOCALHOST.into(),
-    ));
+    leaf_params
+        .subject_alt_names
+        .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
     leaf_params
         .subject_alt_names
         .push(SanType::IpAddress(std::net::Ipv6Addr::LOCALHOST.into()));

@@ -141,7 +141,10 @@ fn implies(granted: &str, wanted: &str) -> bool {
     }
     // Directory-wide grants cover user and group reads.
     let directory_read = ["User.Read.All", "Group.Read.All", "GroupMember.Read.All"];
-    if directory_read.iter().any(|w| w.eq_ignore_ascii_case(wanted)) {
+    if directory_read
+        .iter()
+        .any(|w| w.eq_ignore_ascii_case(wanted))
+    {
         return granted.eq_ignore_ascii_case("Directory.Read.All")
             || granted.eq_ignore_ascii_case("Directory.ReadWrite.All");
     }
@@ -153,7 +156,8 @@ fn implies(granted: &str, wanted: &str) -> bool {
 /// 401 `InvalidAuthenticationToken` when it is missing, malformed, badly signed, for another
 /// audience or tenant, or outside its lifetime.
 pub fn app_from_headers(state: &SimState, headers: &HeaderMap) -> Result<AppPrincipal, Response> {
-    let unauthorized = |msg: &str| graph_error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", msg);
+    let unauthorized =
+        |msg: &str| graph_error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", msg);
     let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
         return Err(unauthorized("Access token is empty."));
     };
@@ -205,6 +209,40 @@ impl TokenProblem {
 
 /// Verifies signature, lifetime, audience and issuer of a sim-issued Graph access token.
 pub fn verify_access_token(state: &SimState, token: &str) -> Result<AccessClaims, TokenProblem> {
+    let now = chrono::Utc::now().timestamp();
+    // Fast path: a token verified before, still within its lifetime, its key still published.
+    // Saves an RSA verification + JSON decode per Graph request (benchmarks: ≥ 5,000 GETs/s).
+    if let Some((claims, kid)) = state
+        .verified_tokens
+        .read()
+        .expect("token cache lock")
+        .get(token)
+    {
+        if now >= claims.nbf && now < claims.exp {
+            if state.keys.read().expect("keys lock").find(kid).is_some() {
+                return Ok(claims.clone());
+            }
+        } else {
+            return Err(TokenProblem::Lifetime);
+        }
+    }
+    let claims = verify_uncached(state, token)?;
+    let mut cache = state.verified_tokens.write().expect("token cache lock");
+    if cache.len() >= 10_000 {
+        cache.retain(|_, (c, _)| c.exp > now);
+        if cache.len() >= 10_000 {
+            cache.clear();
+        }
+    }
+    let kid = jsonwebtoken::decode_header(token)
+        .ok()
+        .and_then(|h| h.kid)
+        .unwrap_or_default();
+    cache.insert(token.to_string(), (claims.clone(), kid));
+    Ok(claims)
+}
+
+fn verify_uncached(state: &SimState, token: &str) -> Result<AccessClaims, TokenProblem> {
     use jsonwebtoken::{Algorithm, Validation};
     let header = jsonwebtoken::decode_header(token).map_err(|_| TokenProblem::Malformed)?;
     if header.alg != Algorithm::RS256 {

@@ -64,14 +64,15 @@ impl AppCertificate {
     /// Parses the first certificate of a PEM text. Expired certificates are accepted on upload
     /// so tests can exercise AADSTS700027 "The key used is expired".
     pub fn from_pem(pem_text: &str) -> Result<AppCertificate, CertError> {
-        let blocks = pem::parse_many(pem_text.as_bytes()).map_err(|e| CertError::Parse(e.to_string()))?;
+        let blocks =
+            pem::parse_many(pem_text.as_bytes()).map_err(|e| CertError::Parse(e.to_string()))?;
         let block = blocks
             .into_iter()
             .find(|b| b.tag() == "CERTIFICATE")
             .ok_or(CertError::NoCertificate)?;
         let der = block.contents();
-        let (_, cert) =
-            x509_parser::parse_x509_certificate(der).map_err(|e| CertError::Parse(e.to_string()))?;
+        let (_, cert) = x509_parser::parse_x509_certificate(der)
+            .map_err(|e| CertError::Parse(e.to_string()))?;
         let (n, e) = super::keys::rsa_components(der).ok_or(CertError::NotRsa)?;
         let sha1 = sha1::Sha1::digest(der);
         Ok(AppCertificate {

@@ -73,7 +73,11 @@ pub(crate) fn error_page(err: &AadError) -> Response {
 pub(crate) fn found(location: &str) -> Response {
     match HeaderValue::from_str(location) {
         Ok(v) => (StatusCode::FOUND, [(axum::http::header::LOCATION, v)]).into_response(),
-        Err(_) => (StatusCode::BAD_REQUEST, "redirect URI is not a valid header value").into_response(),
+        Err(_) => (
+            StatusCode::BAD_REQUEST,
+            "redirect URI is not a valid header value",
+        )
+            .into_response(),
     }
 }
 
@@ -180,9 +184,7 @@ fn check_request(
         .expect("apps lock")
         .get(&client_id.to_ascii_lowercase())
         .cloned()
-        .ok_or_else(|| {
-            error_page(&super::token::app_not_found(&client_id, &state.tenant_id))
-        })?;
+        .ok_or_else(|| error_page(&super::token::app_not_found(&client_id, &state.tenant_id)))?;
     let redirect_uri = match p.get("redirect_uri") {
         Some(r) => r.clone(),
         None if app.redirect_uris.len() == 1 => app.redirect_uris[0].clone(),
@@ -507,7 +509,8 @@ pub(crate) async fn redeem_code(
     let missing: Vec<&String> = scopes
         .iter()
         .filter(|s| {
-            let granted = app.consented && app.permissions.iter().any(|p| p.eq_ignore_ascii_case(s));
+            let granted =
+                app.consented && app.permissions.iter().any(|p| p.eq_ignore_ascii_case(s));
             !(s.eq_ignore_ascii_case("User.Read") || granted)
         })
         .collect();
@@ -592,7 +595,11 @@ pub(crate) async fn redeem_code(
             sub: pairwise_sub(&app.client_id, &user.id),
             oid: profile.then(|| user.id.clone()),
             preferred_username: profile.then(|| user.user_principal_name.clone()),
-            name: if profile { user.display_name.clone() } else { None },
+            name: if profile {
+                user.display_name.clone()
+            } else {
+                None
+            },
             email: if has("email") || user.user_type == "Guest" {
                 user.mail.clone()
             } else {

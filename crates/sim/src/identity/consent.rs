@@ -44,7 +44,10 @@ impl ConsentRequest {
 /// Redirect URIs match a registered one exactly, or add path segments below it (v1 doc).
 fn redirect_allowed(app: &App, uri: &str) -> bool {
     app.redirect_uris.iter().any(|r| {
-        uri == r || uri.strip_prefix(r.trim_end_matches('/')).is_some_and(|rest| rest.starts_with('/'))
+        uri == r
+            || uri
+                .strip_prefix(r.trim_end_matches('/'))
+                .is_some_and(|rest| rest.starts_with('/'))
     })
 }
 
@@ -139,7 +142,11 @@ async fn get(
         let desc = "AADSTS900144: The request body must contain the following parameter: 'scope'.";
         return req.redirect(&[("error", "invalid_request"), ("error_description", desc)]);
     }
-    let signed_in = state.pending_signin.lock().expect("signin lock").clone()
+    let signed_in = state
+        .pending_signin
+        .lock()
+        .expect("signin lock")
+        .clone()
         .or_else(|| session_user(headers));
     let signed_in_name = match &signed_in {
         Some(u) => state
@@ -158,7 +165,13 @@ fn consent_page(req: &ConsentRequest, signed_in: Option<&str>, error: Option<&st
         .p
         .iter()
         .filter(|(k, _)| !["login", "passwd", "action"].contains(&k.as_str()))
-        .map(|(k, v)| format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", esc(k), esc(v)))
+        .map(|(k, v)| {
+            format!(
+                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+                esc(k),
+                esc(v)
+            )
+        })
         .collect();
     let perms: String = if req.app.permissions.is_empty() {
         "<li>(no application permissions requested)</li>".to_string()
@@ -166,7 +179,12 @@ fn consent_page(req: &ConsentRequest, signed_in: Option<&str>, error: Option<&st
         req.app
             .permissions
             .iter()
-            .map(|p| format!("<li class=\"permission\">{} (Microsoft Graph, application)</li>", esc(p)))
+            .map(|p| {
+                format!(
+                    "<li class=\"permission\">{} (Microsoft Graph, application)</li>",
+                    esc(p)
+                )
+            })
             .collect()
     };
     let who = match signed_in {
@@ -229,13 +247,14 @@ async fn post(
     let pending = state.pending_signin.lock().expect("signin lock").take();
     let signed_in = pending.is_some() || session_user(headers).is_some();
     if !signed_in {
-        let ok = state.tenant.read().await.check_password(&login, &password).is_some();
+        let ok = state
+            .tenant
+            .read()
+            .await
+            .check_password(&login, &password)
+            .is_some();
         if !ok {
-            return consent_page(
-                &req,
-                None,
-                Some("Your account or password is incorrect."),
-            );
+            return consent_page(&req, None, Some("Your account or password is incorrect."));
         }
     }
     if let Some(app) = state
@@ -251,7 +270,11 @@ async fn post(
         Version::V1 => req.redirect(&[("admin_consent", "True"), ("tenant", &tid)]),
         Version::V2 => {
             let scope = req.p.get("scope").cloned().unwrap_or_default();
-            req.redirect(&[("admin_consent", "True"), ("tenant", &tid), ("scope", &scope)])
+            req.redirect(&[
+                ("admin_consent", "True"),
+                ("tenant", &tid),
+                ("scope", &scope),
+            ])
         }
     }
 }

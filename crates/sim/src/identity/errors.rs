@@ -58,7 +58,12 @@ impl AadError {
     }
 
     /// The full `error_description` text.
-    pub fn full_description(&self, trace_id: &str, correlation_id: &str, timestamp: &str) -> String {
+    pub fn full_description(
+        &self,
+        trace_id: &str,
+        correlation_id: &str,
+        timestamp: &str,
+    ) -> String {
         format!(
             "AADSTS{}: {}\r\nTrace ID: {trace_id}\r\nCorrelation ID: {correlation_id}\r\nTimestamp: {timestamp}",
             self.code, self.description

@@ -39,7 +39,8 @@ impl SigningKey {
     pub fn generate() -> Result<SigningKey, KeyError> {
         let err = |e: &dyn std::fmt::Display| KeyError(e.to_string());
         let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).map_err(|e| err(&e))?;
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|e| err(&e))?;
+        let mut params =
+            rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|e| err(&e))?;
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, "accounts.m365-sim.local");

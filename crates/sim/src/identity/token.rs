@@ -48,7 +48,11 @@ impl ClientAuth {
 }
 
 /// Resolves the `{tenant}` path segment of the token endpoint.
-pub(crate) fn check_tenant(state: &SimState, tenant: &str, allow_common: bool) -> Result<(), AadError> {
+pub(crate) fn check_tenant(
+    state: &SimState,
+    tenant: &str,
+    allow_common: bool,
+) -> Result<(), AadError> {
     if state.is_own_tenant(tenant) {
         return Ok(());
     }
@@ -117,7 +121,9 @@ async fn token_inner(
         })?
         .into_iter()
         .collect();
-    let grant_type = form.get("grant_type").ok_or_else(|| missing("grant_type"))?;
+    let grant_type = form
+        .get("grant_type")
+        .ok_or_else(|| missing("grant_type"))?;
     let is_client_credentials = grant_type == "client_credentials";
     check_tenant(state, tenant, !is_client_credentials)?;
 
@@ -193,7 +199,10 @@ fn check_app_scope(scope: &str) -> Result<(), AadError> {
 
 /// `client_id:client_secret` from an HTTP Basic header (RFC 6749 §2.3.1, form-urlencoded parts).
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
-    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, b64) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
@@ -257,7 +266,10 @@ pub(crate) fn authenticate(
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let ha = sha2::Sha256::digest(a);
     let hb = sha2::Sha256::digest(b);
-    ha.iter().zip(hb.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    ha.iter()
+        .zip(hb.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 /// Claims of a client assertion.
@@ -298,7 +310,12 @@ fn verify_assertion(state: &SimState, app: &App, assertion: &str) -> Result<(), 
     })?;
     if !matches!(
         header.alg,
-        Algorithm::PS256 | Algorithm::RS256 | Algorithm::PS384 | Algorithm::RS384 | Algorithm::PS512 | Algorithm::RS512
+        Algorithm::PS256
+            | Algorithm::RS256
+            | Algorithm::PS384
+            | Algorithm::RS384
+            | Algorithm::PS512
+            | Algorithm::RS512
     ) {
         return Err(invalid(
             700027,
@@ -368,7 +385,10 @@ fn verify_assertion(state: &SimState, app: &App, assertion: &str) -> Result<(), 
         })?
         .claims;
 
-    let id_matches = |v: &Option<String>| v.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(&app.client_id));
+    let id_matches = |v: &Option<String>| {
+        v.as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case(&app.client_id))
+    };
     if !id_matches(&claims.iss) || !id_matches(&claims.sub) {
         return Err(invalid(
             700021,
@@ -377,7 +397,10 @@ fn verify_assertion(state: &SimState, app: &App, assertion: &str) -> Result<(), 
     }
     let auds: Vec<String> = match &claims.aud {
         serde_json::Value::String(s) => vec![s.clone()],
-        serde_json::Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+        serde_json::Value::Array(a) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
         _ => vec![],
     };
     if !auds.iter().any(|a| audience_ok(state, a)) {
@@ -391,7 +414,10 @@ fn verify_assertion(state: &SimState, app: &App, assertion: &str) -> Result<(), 
     }
     let skew = state.config.clock_skew_secs as i64;
     let exp = claims.exp.map(|v| v as i64).ok_or_else(|| {
-        invalid(700024, "Client assertion is missing the 'exp' claim.".to_string())
+        invalid(
+            700024,
+            "Client assertion is missing the 'exp' claim.".to_string(),
+        )
     })?;
     let nbf = claims.nbf.map(|v| v as i64).unwrap_or(i64::MIN);
     if now > exp + skew || now + skew < nbf {
@@ -408,7 +434,8 @@ fn verify_assertion(state: &SimState, app: &App, assertion: &str) -> Result<(), 
     let Some(jti) = claims.jti.filter(|j| !j.is_empty()) else {
         return Err(invalid(
             700027,
-            "Client assertion is missing the 'jti' claim. [Reason - A unique jti is required.]".to_string(),
+            "Client assertion is missing the 'jti' claim. [Reason - A unique jti is required.]"
+                .to_string(),
         ));
     };
     // No AADSTS number is documented for a replayed assertion; the sim refuses it as an

@@ -87,7 +87,11 @@ async fn a_bad_fault_rule_is_refused_with_a_sentence() {
         })
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("status must be an HTTP error status"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("status must be an HTTP error status"),
+        "{err}"
+    );
     sim.shutdown().await;
 }
 
@@ -106,7 +110,10 @@ async fn stats_count_every_request_by_route_template() {
             .unwrap();
         assert_eq!(r.status(), 200);
     }
-    for id in ["ann@contoso.example", "11111111-1111-1111-1111-111111111111"] {
+    for id in [
+        "ann@contoso.example",
+        "11111111-1111-1111-1111-111111111111",
+    ] {
         http.get(format!("{}/v1.0/users/{id}", sim.graph_url()))
             .bearer_auth(&token)
             .send()
@@ -114,22 +121,35 @@ async fn stats_count_every_request_by_route_template() {
             .unwrap();
     }
     // Refused and unknown requests count too.
-    http.get(format!("{}/v1.0/users", sim.graph_url())).send().await.unwrap();
-    http.get(format!("{}/{}/discovery/v2.0/keys", sim.base_url, sim.tenant_id))
+    http.get(format!("{}/v1.0/users", sim.graph_url()))
         .send()
         .await
         .unwrap();
+    http.get(format!(
+        "{}/{}/discovery/v2.0/keys",
+        sim.base_url, sim.tenant_id
+    ))
+    .send()
+    .await
+    .unwrap();
     let stats = sim.control().stats().await.unwrap();
     assert_eq!(stats.total, 7, "{stats:?}");
     assert_eq!(stats.route("GET /v1.0/users"), 4, "{stats:?}");
-    assert_eq!(stats.route("GET /{tenant}/discovery/v2.0/keys"), 1, "{stats:?}");
+    assert_eq!(
+        stats.route("GET /{tenant}/discovery/v2.0/keys"),
+        1,
+        "{stats:?}"
+    );
     let single: u64 = stats
         .by_route
         .iter()
         .filter(|(k, _)| k.starts_with("GET /v1.0/users/{"))
         .map(|(_, v)| *v)
         .sum();
-    assert_eq!(single, 2, "per-user GETs share one route template: {stats:?}");
+    assert_eq!(
+        single, 2,
+        "per-user GETs share one route template: {stats:?}"
+    );
     sim.control().clear_stats().await.unwrap();
     assert_eq!(sim.control().stats().await.unwrap().total, 0);
     sim.shutdown().await;
@@ -164,7 +184,9 @@ async fn binary_prints_one_ready_line_and_serves_https_with_the_written_ca() {
     let stdout = child.stdout.take().unwrap();
     let line = tokio::task::spawn_blocking(move || {
         let mut line = String::new();
-        std::io::BufReader::new(stdout).read_line(&mut line).unwrap();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
         line
     })
     .await
@@ -173,7 +195,9 @@ async fn binary_prints_one_ready_line_and_serves_https_with_the_written_ca() {
         r"^m365-sim listening on (https://127\.0\.0\.1:\d+) tenant=([0-9a-f-]{36})\n$",
     )
     .unwrap();
-    let caps = re.captures(&line).unwrap_or_else(|| panic!("ready line: {line:?}"));
+    let caps = re
+        .captures(&line)
+        .unwrap_or_else(|| panic!("ready line: {line:?}"));
     let pem = std::fs::read_to_string(&ca).unwrap();
     let http = reqwest::Client::builder()
         .use_rustls_tls()
@@ -194,4 +218,30 @@ async fn binary_prints_one_ready_line_and_serves_https_with_the_written_ca() {
     assert_eq!(config["issuer"], format!("{}/{}/v2.0", &caps[1], &caps[2]));
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+#[tokio::test]
+async fn plain_http_mode_serves_without_a_ca() {
+    let sim = start_sim_with(m365_sim::SimConfig {
+        https: false,
+        ..Default::default()
+    })
+    .await;
+    assert!(
+        sim.base_url.starts_with("http://127.0.0.1:"),
+        "{}",
+        sim.base_url
+    );
+    assert!(sim.ca_pem.is_none());
+    let resp = sim
+        .http_client()
+        .get(format!(
+            "{}/{}/discovery/v2.0/keys",
+            sim.base_url, sim.tenant_id
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    sim.shutdown().await;
 }

@@ -32,7 +32,7 @@ fn assert_aad_error(status: u16, body: &Value, want_status: u16, error: &str, co
 #[tokio::test]
 async fn ps256_certificate_assertion_gets_an_app_token_with_consented_roles() {
     let sim = start_sim().await;
-    let cert = TestCert::new();
+    let cert = TestCert::valid();
     let client_id = register_app(&sim, app_with_cert(&cert, true)).await;
     let assertion = cert.assertion(&client_id, &token_url(&sim), true);
     let (status, body) = token_with_assertion(&sim, &client_id, &assertion).await;
@@ -62,7 +62,7 @@ async fn ps256_certificate_assertion_gets_an_app_token_with_consented_roles() {
 #[tokio::test]
 async fn rs256_assertion_with_sha1_thumbprint_is_accepted_at_the_domain_audience() {
     let sim = start_sim().await;
-    let cert = TestCert::new();
+    let cert = TestCert::valid();
     let client_id = register_app(&sim, app_with_cert(&cert, true)).await;
     // The audience may name the tenant by domain as well as by GUID.
     let aud = format!("{}/{}/oauth2/v2.0/token", sim.base_url, sim.domain);
@@ -75,34 +75,52 @@ async fn rs256_assertion_with_sha1_thumbprint_is_accepted_at_the_domain_audience
 #[tokio::test]
 async fn assertion_signed_with_the_wrong_key_is_invalid_client_700027() {
     let sim = start_sim().await;
-    let registered = TestCert::new();
+    let registered = TestCert::valid();
     let client_id = register_app(&sim, app_with_cert(&registered, true)).await;
     // A key that is not registered at all: "key not found".
-    let other = TestCert::new();
-    let (status, body) =
-        token_with_assertion(&sim, &client_id, &other.assertion(&client_id, &token_url(&sim), true)).await;
+    let other = TestCert::valid();
+    let (status, body) = token_with_assertion(
+        &sim,
+        &client_id,
+        &other.assertion(&client_id, &token_url(&sim), true),
+    )
+    .await;
     assert_aad_error(status, &body, 401, "invalid_client", 700027);
-    assert!(body["error_description"].as_str().unwrap().contains("The key was not found"));
+    assert!(body["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("The key was not found"));
     // The registered thumbprint in the header, but signed by another key: bad signature.
     let forged = TestCert {
         cert_pem: registered.cert_pem.clone(),
         key_pem: other.key_pem.clone(),
         der: registered.der.clone(),
     };
-    let (status, body) =
-        token_with_assertion(&sim, &client_id, &forged.assertion(&client_id, &token_url(&sim), true)).await;
+    let (status, body) = token_with_assertion(
+        &sim,
+        &client_id,
+        &forged.assertion(&client_id, &token_url(&sim), true),
+    )
+    .await;
     assert_aad_error(status, &body, 401, "invalid_client", 700027);
-    assert!(body["error_description"].as_str().unwrap().contains("invalid signature"));
+    assert!(body["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("invalid signature"));
     sim.shutdown().await;
 }
 
 #[tokio::test]
 async fn unknown_app_is_unauthorized_client_700016() {
     let sim = start_sim().await;
-    let cert = TestCert::new();
+    let cert = TestCert::valid();
     let client_id = uuid::Uuid::new_v4().to_string();
-    let (status, body) =
-        token_with_assertion(&sim, &client_id, &cert.assertion(&client_id, &token_url(&sim), true)).await;
+    let (status, body) = token_with_assertion(
+        &sim,
+        &client_id,
+        &cert.assertion(&client_id, &token_url(&sim), true),
+    )
+    .await;
     assert_aad_error(status, &body, 400, "unauthorized_client", 700016);
     sim.shutdown().await;
 }
@@ -112,8 +130,12 @@ async fn expired_certificate_is_refused_because_the_key_used_is_expired() {
     let sim = start_sim().await;
     let cert = TestCert::expired();
     let client_id = register_app(&sim, app_with_cert(&cert, true)).await;
-    let (status, body) =
-        token_with_assertion(&sim, &client_id, &cert.assertion(&client_id, &token_url(&sim), true)).await;
+    let (status, body) = token_with_assertion(
+        &sim,
+        &client_id,
+        &cert.assertion(&client_id, &token_url(&sim), true),
+    )
+    .await;
     assert_aad_error(status, &body, 401, "invalid_client", 700027);
     assert!(body["error_description"]
         .as_str()
@@ -133,10 +155,17 @@ async fn certificate_uploaded_later_is_accepted() {
         },
     )
     .await;
-    let cert = TestCert::new();
-    sim.control().add_certificate(&client_id, &cert.cert_pem).await.unwrap();
-    let (status, body) =
-        token_with_assertion(&sim, &client_id, &cert.assertion(&client_id, &token_url(&sim), false)).await;
+    let cert = TestCert::valid();
+    sim.control()
+        .add_certificate(&client_id, &cert.cert_pem)
+        .await
+        .unwrap();
+    let (status, body) = token_with_assertion(
+        &sim,
+        &client_id,
+        &cert.assertion(&client_id, &token_url(&sim), false),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     sim.shutdown().await;
 }
@@ -144,7 +173,7 @@ async fn certificate_uploaded_later_is_accepted() {
 #[tokio::test]
 async fn assertion_claims_are_checked_audience_issuer_and_lifetime() {
     let sim = start_sim().await;
-    let cert = TestCert::new();
+    let cert = TestCert::valid();
     let client_id = register_app(&sim, app_with_cert(&cert, true)).await;
     let now = chrono::Utc::now().timestamp();
     let claims = |aud: &str, iss: &str, nbf: i64, exp: i64| {
@@ -152,7 +181,15 @@ async fn assertion_claims_are_checked_audience_issuer_and_lifetime() {
                            "nbf": nbf, "iat": nbf, "exp": exp})
     };
     let url = token_url(&sim);
-    let wrong_aud = cert.assertion_with(true, claims("https://login.microsoftonline.com/x/oauth2/v2.0/token", &client_id, now, now + 600));
+    let wrong_aud = cert.assertion_with(
+        true,
+        claims(
+            "https://login.microsoftonline.com/x/oauth2/v2.0/token",
+            &client_id,
+            now,
+            now + 600,
+        ),
+    );
     let (s, b) = token_with_assertion(&sim, &client_id, &wrong_aud).await;
     assert_aad_error(s, &b, 401, "invalid_client", 700023);
     let other_id = uuid::Uuid::new_v4().to_string();
@@ -168,7 +205,7 @@ async fn assertion_claims_are_checked_audience_issuer_and_lifetime() {
 #[tokio::test]
 async fn replayed_assertion_jti_is_refused() {
     let sim = start_sim().await;
-    let cert = TestCert::new();
+    let cert = TestCert::valid();
     let client_id = register_app(&sim, app_with_cert(&cert, true)).await;
     let assertion = cert.assertion(&client_id, &token_url(&sim), true);
     let (first, _) = token_with_assertion(&sim, &client_id, &assertion).await;
@@ -201,7 +238,10 @@ async fn client_secret_works_in_the_form_and_with_http_basic() {
     ];
     let (status, body) = post_token(&sim, &form).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(jwt_claims(body["access_token"].as_str().unwrap())["appidacr"], "1");
+    assert_eq!(
+        jwt_claims(body["access_token"].as_str().unwrap())["appidacr"],
+        "1"
+    );
 
     let resp = sim
         .http_client()
@@ -227,7 +267,10 @@ async fn client_secret_works_in_the_form_and_with_http_basic() {
     )
     .await;
     assert_aad_error(status, &body, 401, "invalid_client", 7000215);
-    assert!(!body.to_string().contains("s3cr3t"), "the secret is never echoed");
+    assert!(
+        !body.to_string().contains("s3cr3t"),
+        "the secret is never echoed"
+    );
     sim.shutdown().await;
 }
 
@@ -275,10 +318,14 @@ async fn bad_scope_and_common_tenant_are_refused() {
 #[tokio::test]
 async fn app_without_consent_gets_a_token_without_roles_and_graph_denies_it() {
     let sim = start_sim().await;
-    let cert = TestCert::new();
+    let cert = TestCert::valid();
     let client_id = register_app(&sim, app_with_cert(&cert, false)).await;
-    let (status, body) =
-        token_with_assertion(&sim, &client_id, &cert.assertion(&client_id, &token_url(&sim), true)).await;
+    let (status, body) = token_with_assertion(
+        &sim,
+        &client_id,
+        &cert.assertion(&client_id, &token_url(&sim), true),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let token = body["access_token"].as_str().unwrap().to_string();
     assert!(jwt_claims(&token).get("roles").is_none());
@@ -318,7 +365,7 @@ async fn graph_refuses_missing_forged_and_expired_tokens_with_401() {
     assert!(body["error"]["innerError"]["request-id"].is_string());
 
     // Signed by a key the sim never published.
-    let forged = TestCert::new().assertion_with(
+    let forged = TestCert::valid().assertion_with(
         false,
         serde_json::json!({"aud": "https://graph.microsoft.com", "iss": "x", "exp": 9999999999i64}),
     );
@@ -350,7 +397,10 @@ async fn graph_refuses_missing_forged_and_expired_tokens_with_401() {
     let resp = http.get(&users).bearer_auth(&token).send().await.unwrap();
     assert_eq!(resp.status(), 401);
     let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["error"]["message"], "Access token has expired or is not yet valid.");
+    assert_eq!(
+        body["error"]["message"],
+        "Access token has expired or is not yet valid."
+    );
     sim.shutdown().await;
 }
 
@@ -371,7 +421,9 @@ async fn web_app(sim: &m365_sim::SimHandle) -> String {
 fn no_redirect_client(sim: &m365_sim::SimHandle) -> reqwest::Client {
     reqwest::Client::builder()
         .use_rustls_tls()
-        .add_root_certificate(reqwest::Certificate::from_pem(sim.ca_pem.as_ref().unwrap().as_bytes()).unwrap())
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(sim.ca_pem.as_ref().unwrap().as_bytes()).unwrap(),
+        )
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
@@ -381,7 +433,11 @@ fn pkce() -> (String, String) {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine;
     use sha2::Digest;
-    let verifier = format!("v{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let verifier = format!(
+        "v{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
     let challenge = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
     (verifier, challenge)
 }
@@ -399,7 +455,11 @@ fn authorize_url(sim: &m365_sim::SimHandle, client_id: &str, challenge: &str) ->
         ("code_challenge_method", "S256"),
     ])
     .unwrap();
-    format!("{}/{}/oauth2/v2.0/authorize?{q}", sim.authority_url(), sim.tenant_id)
+    format!(
+        "{}/{}/oauth2/v2.0/authorize?{q}",
+        sim.authority_url(),
+        sim.tenant_id
+    )
 }
 
 fn query_of(location: &str) -> std::collections::HashMap<String, String> {
@@ -407,7 +467,12 @@ fn query_of(location: &str) -> std::collections::HashMap<String, String> {
     url.query_pairs().into_owned().collect()
 }
 
-async fn redeem(sim: &m365_sim::SimHandle, client_id: &str, code: &str, verifier: &str) -> (u16, Value) {
+async fn redeem(
+    sim: &m365_sim::SimHandle,
+    client_id: &str,
+    code: &str,
+    verifier: &str,
+) -> (u16, Value) {
     post_token(
         sim,
         &[
@@ -430,7 +495,11 @@ async fn sim_signin_completes_authorize_and_the_id_token_verifies_against_the_jw
     sim.control().signin("ann@contoso.example").await.unwrap();
     let (verifier, challenge) = pkce();
     let http = no_redirect_client(&sim);
-    let resp = http.get(authorize_url(&sim, &client_id, &challenge)).send().await.unwrap();
+    let resp = http
+        .get(authorize_url(&sim, &client_id, &challenge))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 302, "authorize redirects back to the app");
     let location = resp.headers()["location"].to_str().unwrap().to_string();
     assert!(location.starts_with("https://pbx.example/auth/callback?"));
@@ -463,7 +532,10 @@ async fn sim_signin_completes_authorize_and_the_id_token_verifies_against_the_jw
         .json()
         .await
         .unwrap();
-    assert!(jwks["keys"].as_array().unwrap().len() >= 2, "more than one key published");
+    assert!(
+        jwks["keys"].as_array().unwrap().len() >= 2,
+        "more than one key published"
+    );
     let header = jsonwebtoken::decode_header(id_token).unwrap();
     let kid = header.kid.unwrap();
     let jwk = jwks["keys"]
@@ -515,13 +587,25 @@ async fn sign_in_page_accepts_the_users_password_and_refuses_a_wrong_one() {
     assert!(html.contains("name=\"login\"") && html.contains("name=\"passwd\""));
 
     // The form posts back every authorize parameter plus the credentials.
-    let mut form: Vec<(String, String)> = url::Url::parse(&url).unwrap().query_pairs().into_owned().collect();
+    let mut form: Vec<(String, String)> = url::Url::parse(&url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
     form.push(("login".into(), "ann@contoso.example".into()));
     form.push(("passwd".into(), "nope".into()));
-    let post_url = format!("{}/{}/oauth2/v2.0/authorize", sim.authority_url(), sim.tenant_id);
+    let post_url = format!(
+        "{}/{}/oauth2/v2.0/authorize",
+        sim.authority_url(),
+        sim.tenant_id
+    );
     let resp = http.post(&post_url).form(&form).send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    assert!(resp.text().await.unwrap().contains("Your account or password is incorrect"));
+    assert!(resp
+        .text()
+        .await
+        .unwrap()
+        .contains("Your account or password is incorrect"));
 
     form.pop();
     form.push(("passwd".into(), PASSWORD.into()));
@@ -530,13 +614,23 @@ async fn sign_in_page_accepts_the_users_password_and_refuses_a_wrong_one() {
     assert!(resp.headers().contains_key("set-cookie"));
     let q = query_of(resp.headers()["location"].to_str().unwrap());
     // A wrong PKCE verifier is refused, the right one accepted.
-    let (status, body) = redeem(&sim, &client_id, &q["code"], "wrong-verifier-wrong-verifier-wrong-verifier").await;
+    let (status, body) = redeem(
+        &sim,
+        &client_id,
+        &q["code"],
+        "wrong-verifier-wrong-verifier-wrong-verifier",
+    )
+    .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"], "invalid_grant");
     let _ = verifier;
 
     // A disabled account cannot sign in.
-    let mut form2: Vec<(String, String)> = url::Url::parse(&url).unwrap().query_pairs().into_owned().collect();
+    let mut form2: Vec<(String, String)> = url::Url::parse(&url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
     form2.push(("login".into(), "bob@contoso.example".into()));
     form2.push(("passwd".into(), PASSWORD.into()));
     let resp = http.post(&post_url).form(&form2).send().await.unwrap();
@@ -564,11 +658,28 @@ async fn unregistered_redirect_uri_is_shown_as_an_error_not_redirected() {
 async fn key_rotation_signs_with_a_new_key_and_keeps_the_old_one_published() {
     let sim = start_sim().await;
     let http = sim.http_client();
-    let jwks_url = format!("{}/{}/discovery/v2.0/keys", sim.authority_url(), sim.tenant_id);
+    let jwks_url = format!(
+        "{}/{}/discovery/v2.0/keys",
+        sim.authority_url(),
+        sim.tenant_id
+    );
     let kids = |v: Value| -> Vec<String> {
-        v["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_string()).collect()
+        v["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_string())
+            .collect()
     };
-    let before = kids(http.get(&jwks_url).send().await.unwrap().json().await.unwrap());
+    let before = kids(
+        http.get(&jwks_url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap(),
+    );
     assert_eq!(before.len(), 2);
 
     let client_id = register_app(
@@ -591,7 +702,15 @@ async fn key_rotation_signs_with_a_new_key_and_keeps_the_old_one_published() {
     let old_token = old["access_token"].as_str().unwrap().to_string();
 
     let new_kid = sim.control().rotate_keys().await.unwrap();
-    let after = kids(http.get(&jwks_url).send().await.unwrap().json().await.unwrap());
+    let after = kids(
+        http.get(&jwks_url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap(),
+    );
     assert!(after.contains(&new_kid));
     for k in &before {
         assert!(after.contains(k), "old key {k} still published");
@@ -636,7 +755,11 @@ async fn admin_consent_page_grants_the_permissions_and_redirects_with_admin_cons
     assert!(page.contains("User.Read.All") && page.contains("Calendars.Read"));
     assert!(page.contains("id=\"accept\"") && page.contains("id=\"cancel\""));
 
-    let mut form: Vec<(String, String)> = url::Url::parse(&url).unwrap().query_pairs().into_owned().collect();
+    let mut form: Vec<(String, String)> = url::Url::parse(&url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
     form.push(("action".into(), "accept".into()));
     let post_url = url.split('?').next().unwrap().to_string();
     let resp = http.post(&post_url).form(&form).send().await.unwrap();
@@ -657,7 +780,10 @@ async fn admin_consent_page_grants_the_permissions_and_redirects_with_admin_cons
     )
     .await;
     let claims = jwt_claims(body["access_token"].as_str().unwrap());
-    assert_eq!(claims["roles"], serde_json::json!(["User.Read.All", "Calendars.Read"]));
+    assert_eq!(
+        claims["roles"],
+        serde_json::json!(["User.Read.All", "Calendars.Read"])
+    );
     sim.shutdown().await;
 }
 
@@ -674,7 +800,11 @@ async fn cancelled_v2_admin_consent_redirects_with_consent_required() {
     )
     .await;
     let http = no_redirect_client(&sim);
-    let post_url = format!("{}/{}/v2.0/adminconsent", sim.authority_url(), sim.tenant_id);
+    let post_url = format!(
+        "{}/{}/v2.0/adminconsent",
+        sim.authority_url(),
+        sim.tenant_id
+    );
     let resp = http
         .post(&post_url)
         .form(&[

@@ -58,7 +58,7 @@ pub struct TestCert {
 
 impl TestCert {
     /// A fresh RSA certificate valid now (2020–2040).
-    pub fn new() -> TestCert {
+    pub fn valid() -> TestCert {
         Self::with_validity((2020, 1, 1), (2040, 1, 1))
     }
 
@@ -108,7 +108,11 @@ impl TestCert {
     /// A client assertion with explicit claims.
     pub fn assertion_with(&self, pss: bool, claims: Value) -> String {
         use jsonwebtoken::{Algorithm, EncodingKey, Header};
-        let mut header = Header::new(if pss { Algorithm::PS256 } else { Algorithm::RS256 });
+        let mut header = Header::new(if pss {
+            Algorithm::PS256
+        } else {
+            Algorithm::RS256
+        });
         header.typ = Some("JWT".into());
         if pss {
             header.x5t_s256 = Some(self.x5t_s256());
@@ -122,12 +126,19 @@ impl TestCert {
 
 /// Registers an app over `/_sim/apps`.
 pub async fn register_app(sim: &SimHandle, app: NewApp) -> String {
-    sim.control().create_app(&app).await.expect("app registered")
+    sim.control()
+        .create_app(&app)
+        .await
+        .expect("app registered")
 }
 
 /// The token endpoint of the sim's tenant.
 pub fn token_url(sim: &SimHandle) -> String {
-    format!("{}/{}/oauth2/v2.0/token", sim.authority_url(), sim.tenant_id)
+    format!(
+        "{}/{}/oauth2/v2.0/token",
+        sim.authority_url(),
+        sim.tenant_id
+    )
 }
 
 /// POSTs a form to the token endpoint; returns status and JSON body.
@@ -144,7 +155,11 @@ pub async fn post_token(sim: &SimHandle, form: &[(&str, &str)]) -> (u16, Value) 
 }
 
 /// Client-credentials form with a certificate assertion.
-pub async fn token_with_assertion(sim: &SimHandle, client_id: &str, assertion: &str) -> (u16, Value) {
+pub async fn token_with_assertion(
+    sim: &SimHandle,
+    client_id: &str,
+    assertion: &str,
+) -> (u16, Value) {
     post_token(
         sim,
         &[
