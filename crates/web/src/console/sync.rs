@@ -839,9 +839,8 @@ pub async fn held_banner(State(state): State<AppState>, req: Request, next: Next
     {
         return next.run(req).await;
     }
-    let session = crate::session::current_admin(&state, req.headers()).await;
+    let headers = req.headers().clone();
     let res = next.run(req).await;
-    let Some(session) = session else { return res };
     let html = res
         .headers()
         .get(header::CONTENT_TYPE)
@@ -850,6 +849,10 @@ pub async fn held_banner(State(state): State<AppState>, req: Request, next: Next
     if !html {
         return res;
     }
+    // Looked up after the page's own handler, which decides about expired sessions first.
+    let Some(session) = crate::session::current_admin(&state, &headers).await else {
+        return res;
+    };
     let Some(run) = latest_users_run(&state)
         .await
         .filter(|r| r.status == SyncStatus::Held)
