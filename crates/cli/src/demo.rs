@@ -2,26 +2,35 @@
 //! tenant with a sample organisation, connected exactly as an admin connects a real tenant, a
 //! first sync, and the console.
 //!
-//! The only simulator-specific steps are the ones an admin does by hand in the Microsoft Entra
-//! admin center, which Microsoft has no API for: registering the app (with pbx365's redirect URI
-//! and the five application permissions), uploading `public_key.pem`, and granting admin consent
-//! (through the sim's `/_sim/apps/{id}/permissions` with `consented: true`, the equivalent of the
-//! "Grant admin consent" button; the browser round trip through `/oauth2office2` needs a person
-//! at the consent page). Everything after that — tokens signed with the generated key, Graph
-//! reads, the sync, the console — runs through the settings `m365.authority_url`,
-//! `m365.graph_url` and `m365.ca_file`, the same code path as `pbx365 serve` with a real tenant.
+//! The demo plays the admin. What Microsoft has no API for (the Entra admin center) goes through
+//! the sim's `/_sim` control API: registering the app with pbx365's redirect URI and the five
+//! application permissions, and uploading `public_key.pem`. Everything else is the product's
+//! own path, over HTTP against the running server: console sign-in, the Configure page (client
+//! ID, **Generate new key pair**, the `public_key.pem` download, **Sign in to Microsoft 365**),
+//! the tenant's admin-consent page (accepted as the tenant's Global Administrator) and the
+//! redirect back into pbx365's `/oauth2office2`, which records the tenant and the permissions.
+//! The sync and the console then run through the settings `m365.authority_url`,
+//! `m365.graph_url` and `m365.ca_file` — the same code as `pbx365 serve` with a real tenant.
+//!
+//! With a reused `--data-dir` the tenant is already connected; the fresh sim is told about the
+//! existing app registration (same client id, same certificate, consent granted), as Microsoft
+//! would remember it.
 
-use anyhow::{anyhow, Context};
+use anyhow::{anyhow, bail, Context};
 use m365_sim::identity::apps::NewApp;
-use m365_sim::SimConfig;
+use m365_sim::{SimConfig, SimControl, SimHandle};
 use pbx365_domain::{SyncKind, SyncStatus};
-use pbx365_graph::keys::host_of;
 use pbx365_graph::{required_permissions, KeyStore, Slot};
 use pbx365_sync::RunOptions;
 use pbx365_web::{auth, password};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+
+/// The sample tenant's Global Administrator (signs the admin-consent page).
+const TENANT_ADMIN: &str = "globaladmin";
+/// The console pages the demo drives.
+const M365: &str = "/console/settings/integrations/microsoft365";
 
 /// What `pbx365 demo` was asked for.
 #[derive(Debug, Clone)]
@@ -48,7 +57,7 @@ fn toml_str(s: &str) -> String {
 /// Runs the demo until SIGINT/SIGTERM.
 pub async fn run(base: pbx365_domain::settings::Settings, args: DemoArgs) -> anyhow::Result<()> {
     if args.users == 0 || args.users > 100_000 {
-        anyhow::bail!(
+        bail!(
             "--users must be between 1 and 100000 (you asked for {})",
             args.users
         );
@@ -67,14 +76,28 @@ pub async fn run(base: pbx365_domain::settings::Settings, args: DemoArgs) -> any
     let bound = crate::commands::bind(&listen_settings).await?;
     let addr: SocketAddr = bound.local_addr();
     listen_settings.listen = addr.to_string();
-    let public_url = listen_settings.effective_public_url();
+    let public_url = listen_settings
+        .effective_public_url()
+        .trim_end_matches('/')
+        .to_string();
 
     eprintln!(
         "Starting the simulated Microsoft 365 tenant with {} users…",
         args.users
     );
+    let admin_password = auth::random_password();
+    let domain = SimConfig::default().domain;
+    let admin_upn = format!("{TENANT_ADMIN}@{domain}");
+    let seed = serde_json::json!({"users": [{
+        "id": "6d1f0c2a-3b4e-4f5a-9c8d-7e6f5a4b3c2d",
+        "userPrincipalName": admin_upn,
+        "displayName": "Global Administrator",
+        "mail": admin_upn,
+        "password": admin_password,
+    }]});
     let sim = m365_sim::start(SimConfig {
         users: args.users,
+        seed: Some(seed),
         ..Default::default()
     })
     .await
@@ -83,79 +106,31 @@ pub async fn run(base: pbx365_domain::settings::Settings, args: DemoArgs) -> any
     std::fs::write(&ca_file, sim.ca_pem.as_deref().unwrap_or_default())
         .with_context(|| format!("cannot write {}", ca_file.display()))?;
 
-    // Step 3 of the Configure page: the key pair; public_key.pem is what the admin uploads.
-    let keys = KeyStore::new(&data_dir);
-    let certificate_pem = if keys.exists(Slot::Active) {
-        let cred = keys
-            .load(Slot::Active)
-            .map_err(|e| anyhow!("{e}"))?
-            .ok_or_else(|| anyhow!("the key pair in {} is unreadable", keys.dir().display()))?;
-        cred.certificate().pem.clone()
-    } else {
-        keys.generate(&host_of(&public_url))
-            .map_err(|e| anyhow!("{e}"))?
-            .certificate
-            .pem
-    };
-    let public_key_pem = data_dir.join("public_key.pem");
-    std::fs::write(&public_key_pem, &certificate_pem)
-        .with_context(|| format!("cannot write {}", public_key_pem.display()))?;
-
-    // What the admin does in the Entra admin center: register, upload, grant consent.
-    let control = sim.control();
-    let permissions: Vec<String> = required_permissions()
-        .iter()
-        .map(|p| p.name.to_string())
-        .collect();
-    let redirect_uri = format!("{}/oauth2office2", public_url.trim_end_matches('/'));
-    let client_id = control
-        .create_app(&NewApp {
-            display_name: "pbx365 demo".into(),
-            redirect_uris: vec![redirect_uri],
-            permissions: permissions.clone(),
-            consented: false,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| anyhow!("{e}"))?;
-    control
-        .add_certificate(&client_id, &certificate_pem)
-        .await
-        .map_err(|e| anyhow!("{e}"))?;
-    let refs: Vec<&str> = permissions.iter().map(String::as_str).collect();
-    control
-        .set_permissions(&client_id, &refs, true)
-        .await
-        .map_err(|e| anyhow!("{e}"))?;
-
-    // The settings an admin writes for a tenant behind these endpoints.
+    // The settings an admin writes for a tenant behind these endpoints; the Configure page adds
+    // the client id and the tenant (stored in the database, as the console does).
     let config_file = data_dir.join("pbx365.toml");
-    let toml_text = format!(
+    let mut toml_text = format!(
         "# Written by `pbx365 demo`: pbx365 connected to a simulated Microsoft 365 tenant.\n\
-         listen = {listen}\ndata_dir = {data}\n\n[m365]\nclient_id = {client}\ntenant_id = {tenant}\n\
-         authority_url = {authority}\ngraph_url = {graph}\nca_file = {ca}\n",
+         listen = {listen}\ndata_dir = {data}\n",
         listen = toml_str(&addr.to_string()),
         data = toml_str(&data_dir.display().to_string()),
-        client = toml_str(&client_id),
-        tenant = toml_str(&sim.tenant_id),
-        authority = toml_str(sim.authority_url()),
-        graph = toml_str(sim.graph_url()),
-        ca = toml_str(&ca_file.display().to_string()),
     );
-    let mut toml_text = toml_text;
     if let Some(url) = &base.database_url {
         // A database chosen with --config or PBX365_DATABASE_URL (e.g. PostgreSQL) is kept.
-        toml_text = toml_text.replace(
-            "\n\n[m365]",
-            &format!("\ndatabase_url = {}\n\n[m365]", toml_str(url)),
-        );
+        toml_text.push_str(&format!("database_url = {}\n", toml_str(url)));
     }
+    toml_text.push_str(&format!(
+        "\n[m365]\nauthority_url = {}\ngraph_url = {}\nca_file = {}\n",
+        toml_str(sim.authority_url()),
+        toml_str(sim.graph_url()),
+        toml_str(&ca_file.display().to_string()),
+    ));
     std::fs::write(&config_file, toml_text)
         .with_context(|| format!("cannot write {}", config_file.display()))?;
     let settings = crate::config::load(Some(&config_file)).map_err(|e| anyhow!("{e}"))?;
 
     let (store, settings) = crate::commands::open(settings).await?;
-    let password = if store.count_admins().await.map_err(|e| anyhow!("{e}"))? == 0 {
+    let console_password = if store.count_admins().await.map_err(|e| anyhow!("{e}"))? == 0 {
         let p = auth::random_password();
         let hash = password::hash_password(&p).map_err(|e| anyhow!("{e}"))?;
         store
@@ -167,6 +142,49 @@ pub async fn run(base: pbx365_domain::settings::Settings, args: DemoArgs) -> any
         None
     };
     let state = crate::commands::server_state(store, settings, &bound);
+    let server = tokio::spawn(crate::commands::serve_state(state.clone(), bound));
+
+    let control = sim.control();
+    let permissions: Vec<String> = required_permissions()
+        .iter()
+        .map(|p| p.name.to_string())
+        .collect();
+    let redirect_uri = format!("{public_url}/oauth2office2");
+    let current = state.settings();
+    match (
+        &current.m365.client_id,
+        &current.m365.tenant_id,
+        &console_password,
+    ) {
+        (Some(client_id), Some(_), _) => {
+            remember_registration(&control, &state, client_id, &redirect_uri, &permissions).await?
+        }
+        (_, _, Some(pw)) => {
+            eprintln!("Connecting Microsoft 365 through the Configure page, as an admin would…");
+            connect_like_an_admin(
+                &public_url,
+                pw,
+                &sim,
+                &control,
+                &redirect_uri,
+                &permissions,
+                &admin_upn,
+                &admin_password,
+            )
+            .await?;
+        }
+        _ => bail!(
+            "{} holds a console admin but no connected tenant; use a fresh --data-dir",
+            data_dir.display()
+        ),
+    }
+    let connected = state.settings();
+    if connected.m365.tenant_id.as_deref() != Some(sim.tenant_id.as_str()) {
+        bail!(
+            "connecting the simulated tenant failed: pbx365 did not record tenant {}",
+            sim.tenant_id
+        );
+    }
 
     eprintln!("Running the first user sync…");
     let svc = state
@@ -191,18 +209,14 @@ pub async fn run(base: pbx365_domain::settings::Settings, args: DemoArgs) -> any
             .first()
             .and_then(|e| e.reason.clone())
             .unwrap_or_default();
-        anyhow::bail!("the first sync failed: {why}");
+        bail!("the first sync failed: {why}");
     }
-    let samples = sample_sign_ins(&state).await;
+    let samples = sample_sign_ins(&state, &admin_upn).await;
 
     let mut out = std::io::stdout().lock();
     writeln!(out, "pbx365 demo is ready.")?;
-    writeln!(
-        out,
-        "  Console:        {}/console",
-        public_url.trim_end_matches('/')
-    )?;
-    match &password {
+    writeln!(out, "  Console:        {public_url}/console")?;
+    match &console_password {
         Some(p) => writeln!(out, "  Admin login:    admin / {p}   (shown once)")?,
         None => writeln!(
             out,
@@ -216,6 +230,10 @@ pub async fn run(base: pbx365_domain::settings::Settings, args: DemoArgs) -> any
         sim.base_url,
         sim.tenant_id,
         ca_file.display()
+    )?;
+    writeln!(
+        out,
+        "  Microsoft 365 Global Administrator: {admin_upn} / {admin_password}"
     )?;
     writeln!(
         out,
@@ -238,19 +256,194 @@ pub async fn run(base: pbx365_domain::settings::Settings, args: DemoArgs) -> any
     out.flush()?;
     drop(out);
 
-    let served = crate::commands::serve_state(state, bound).await;
+    let served = server
+        .await
+        .map_err(|e| anyhow!("the server task failed: {e}"))?;
     sim.shutdown().await;
     served
 }
 
+/// A reused data directory: the fresh sim learns the existing app registration (Microsoft keeps
+/// registrations, certificates and consent).
+async fn remember_registration(
+    control: &SimControl,
+    state: &pbx365_web::AppState,
+    client_id: &str,
+    redirect_uri: &str,
+    permissions: &[String],
+) -> anyhow::Result<()> {
+    let cred = KeyStore::new(state.data_dir())
+        .load(Slot::Active)
+        .map_err(|e| anyhow!("{e}"))?
+        .ok_or_else(|| {
+            anyhow!("the data directory holds a tenant but no key pair; use a fresh --data-dir")
+        })?;
+    control
+        .create_app(&NewApp {
+            display_name: "pbx365 demo".into(),
+            redirect_uris: vec![redirect_uri.to_string()],
+            certificate_pem: Some(cred.certificate().pem.clone()),
+            permissions: permissions.to_vec(),
+            consented: true,
+            client_id: Some(client_id.to_string()),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    Ok(())
+}
+
+fn hidden(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let at = html.find(&marker)? + marker.len();
+    Some(
+        html[at..]
+            .split('"')
+            .next()?
+            .replace("&#x2F;", "/")
+            .replace("&amp;", "&"),
+    )
+}
+
+fn location(res: &reqwest::Response) -> anyhow::Result<String> {
+    res.headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("expected a redirect, got HTTP {}", res.status()))
+}
+
+/// The admin's steps: register the app (Entra admin center), then pbx365's Configure page over
+/// HTTP, the certificate upload, and the admin-consent round trip.
+#[allow(clippy::too_many_arguments)]
+async fn connect_like_an_admin(
+    public_url: &str,
+    console_password: &str,
+    sim: &SimHandle,
+    control: &SimControl,
+    redirect_uri: &str,
+    permissions: &[String],
+    tenant_admin: &str,
+    tenant_admin_password: &str,
+) -> anyhow::Result<()> {
+    let client_id = control
+        .create_app(&NewApp {
+            display_name: "pbx365 demo".into(),
+            redirect_uris: vec![redirect_uri.to_string()],
+            permissions: permissions.to_vec(),
+            consented: false,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .context("cannot build an HTTP client")?;
+    let page = browser
+        .get(format!("{public_url}/console/login"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let login_csrf = hidden(&page, "login_csrf")
+        .ok_or_else(|| anyhow!("the console sign-in page has no form"))?;
+    let res = browser
+        .post(format!("{public_url}/console/login"))
+        .form(&[
+            ("username", "admin"),
+            ("password", console_password),
+            ("login_csrf", &login_csrf),
+            ("return_to", "/console"),
+        ])
+        .send()
+        .await?;
+    if res.status().as_u16() != 303 {
+        bail!("signing in to the console failed (HTTP {})", res.status());
+    }
+    let configure = format!("{public_url}{M365}/configure");
+    let csrf = {
+        let page = browser.get(&configure).send().await?.text().await?;
+        hidden(&page, "csrf").ok_or_else(|| anyhow!("the Configure page has no form"))?
+    };
+    let post = |action: &str, extra: Vec<(&'static str, String)>| {
+        let mut form = vec![("csrf", csrf.clone())];
+        form.extend(extra);
+        browser
+            .post(format!("{public_url}{M365}/{action}"))
+            .form(&form)
+            .send()
+    };
+    for (action, extra) in [
+        ("client-id", vec![("client_id", client_id.clone())]),
+        ("keygen", vec![]),
+    ] {
+        let res = post(action, extra).await?;
+        if !res.status().is_redirection() {
+            bail!(
+                "the Configure page refused {action} (HTTP {})",
+                res.status()
+            );
+        }
+    }
+    let pem = browser
+        .get(format!("{public_url}{M365}/public_key.pem"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    if !pem.contains("-----BEGIN CERTIFICATE-----") {
+        bail!("public_key.pem could not be downloaded from the Configure page");
+    }
+    control
+        .add_certificate(&client_id, &pem)
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+
+    // "Sign in to Microsoft 365": to the tenant's consent page, accept, and back.
+    let consent_url = location(&post("signin", vec![]).await?)?;
+    let sim_http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(
+            sim.ca_pem.as_deref().unwrap_or_default().as_bytes(),
+        )?)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let page = sim_http.get(&consent_url).send().await?;
+    if page.status().as_u16() != 200 {
+        bail!("the consent page answered HTTP {}", page.status());
+    }
+    let url = url::Url::parse(&consent_url)?;
+    let mut form: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    form.push(("login".into(), tenant_admin.into()));
+    form.push(("passwd".into(), tenant_admin_password.into()));
+    form.push(("action".into(), "accept".into()));
+    let mut post_url = url.clone();
+    post_url.set_query(None);
+    let back = location(&sim_http.post(post_url).form(&form).send().await?)?;
+    if !back.starts_with(redirect_uri) {
+        bail!("the consent page did not send the browser back to pbx365 ({back})");
+    }
+    let res = browser.get(&back).send().await?;
+    if !res.status().is_redirection() {
+        bail!(
+            "pbx365 did not accept the admin consent (HTTP {})",
+            res.status()
+        );
+    }
+    Ok(())
+}
+
 /// A few synced users' e-mail addresses (their Microsoft 365 sign-in names in the sample org).
-async fn sample_sign_ins(state: &pbx365_web::AppState) -> Vec<String> {
+async fn sample_sign_ins(state: &pbx365_web::AppState, skip: &str) -> Vec<String> {
     let Ok(exts) = state.store.list_extensions().await else {
         return Vec::new();
     };
     exts.iter()
         .filter(|e| e.m365_id.is_some() && e.enabled)
         .filter_map(|e| e.email.clone())
+        .filter(|m| m != skip)
         .take(3)
         .collect()
 }

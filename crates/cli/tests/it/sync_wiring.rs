@@ -12,6 +12,7 @@ struct Demo {
     server: Server,
     password: String,
     config: PathBuf,
+    tenant: String,
     _db: crate::db::TestDb,
 }
 
@@ -37,6 +38,18 @@ async fn start_demo(db: crate::db::TestDb, users: usize) -> Demo {
         cmd.env("PBX365_DATABASE_URL", &db.url);
     }
     let server = Server::start_with(&mut cmd, None).await;
+    // The demo serves while it connects the tenant through its own Configure page; it is ready
+    // once it prints its summary.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while !server.stdout_text().contains("Stop with Ctrl+C.") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "demo not ready: {}\n{}",
+            server.stdout_text(),
+            server.stderr_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let out = server.stdout_text();
     let console = line_after(&out, "Console:").unwrap_or_else(|| panic!("no console URL in {out}"));
     assert_eq!(console, format!("{}/console", server.base));
@@ -58,10 +71,19 @@ async fn start_demo(db: crate::db::TestDb, users: usize) -> Demo {
     );
     let config = data.canonicalize().unwrap().join("pbx365.toml");
     assert!(config.is_file());
+    let tenant = out
+        .split("(tenant ")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
     Demo {
         server,
         password,
         config,
+        tenant,
         _db: db,
     }
 }
@@ -140,7 +162,7 @@ fn hidden(html: &str, name: &str) -> String {
 }
 
 /// A Graph client with write permissions in the demo's tenant (what a test script uses to change it).
-async fn tenant_writer(config: &Path, keys_dir: &Path) -> GraphClient {
+async fn tenant_writer(config: &Path, tenant: &str, keys_dir: &Path) -> GraphClient {
     let text = std::fs::read_to_string(config).unwrap();
     let toml: toml::Table = text.parse().unwrap();
     let m = toml["m365"].as_table().unwrap();
@@ -177,7 +199,7 @@ async fn tenant_writer(config: &Path, keys_dir: &Path) -> GraphClient {
     let cfg = GraphConfig {
         authority_url: base.clone(),
         graph_url: base,
-        tenant_id: Some(m["tenant_id"].as_str().unwrap().to_string()),
+        tenant_id: Some(tenant.to_string()),
         client_id: Some(client_id),
         extra_ca_pem: Some(ca),
         ..GraphConfig::default()
@@ -410,6 +432,11 @@ async fn demo_body(db: crate::db::TestDb) {
         .unwrap();
     assert_eq!(r.status(), 403, "Sync now checks the CSRF token");
 
+    // The demo connected through the Configure page and admin consent: the doctor agrees.
+    let (code, out, err) = run(&dir, &["--config", &cfg, "m365", "doctor"], None).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("(5 permissions granted)"), "{out}");
+
     // Refused kinds say so.
     let (code, _, err) = run(&dir, &["--config", &cfg, "sync", "contacts"], None).await;
     assert_ne!(code, 0);
@@ -462,7 +489,7 @@ async fn demo_body(db: crate::db::TestDb) {
 
     // Mass deletion: 10 of ~45 synced users (over 10%) disappear in Microsoft 365.
     let keys_dir = tempfile::tempdir().unwrap();
-    let writer = tenant_writer(&demo.config, keys_dir.path()).await;
+    let writer = tenant_writer(&demo.config, &demo.tenant, keys_dir.path()).await;
     let ids: Vec<String> = synced
         .iter()
         .map(|e| e["m365_id"].as_str().unwrap().to_string())
