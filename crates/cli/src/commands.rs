@@ -76,7 +76,9 @@ pub(crate) async fn serve_state(state: AppState, bound: server::Bound) -> anyhow
     let public_url = state.settings().effective_public_url();
     state.sync.enable_background();
     state.sync.refresh(&state).await;
-    let watcher = state.sync.watch(state.clone(), std::time::Duration::from_secs(10));
+    let watcher = state
+        .sync
+        .watch(state.clone(), std::time::Duration::from_secs(10));
     let _ = pbx365_web::metrics::handle();
     let app = pbx365_web::router(state.clone());
     println!(

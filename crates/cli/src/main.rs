@@ -118,7 +118,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     pbx365_web::server::install_crypto_provider();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -141,24 +144,55 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => commands::serve(settings).await,
         Command::Ext(ExtCommand::List { json }) => commands::ext_list(settings, json).await,
-        Command::Admin(AdminCommand::Create { name, password_stdin }) => {
-            commands::admin_create(settings, &name, password_stdin).await
-        }
+        Command::Admin(AdminCommand::Create {
+            name,
+            password_stdin,
+        }) => commands::admin_create(settings, &name, password_stdin).await,
         Command::Admin(AdminCommand::Token(TokenCommand::Create { name })) => {
             commands::token_create(settings, &name).await
         }
         Command::M365(command) => m365::run(settings, command).await,
-        Command::Sync { kind, full, dry_run, json } => {
-            sync_cmd::run(settings, sync_cmd::SyncArgs { kind, full, dry_run, json }).await
+        Command::Sync {
+            kind,
+            full,
+            dry_run,
+            json,
+        } => {
+            sync_cmd::run(
+                settings,
+                sync_cmd::SyncArgs {
+                    kind,
+                    full,
+                    dry_run,
+                    json,
+                },
+            )
+            .await
         }
-        Command::Demo { listen, users, data_dir } => demo::run(settings, demo::DemoArgs { listen, users, data_dir }).await,
+        Command::Demo {
+            listen,
+            users,
+            data_dir,
+        } => {
+            demo::run(
+                settings,
+                demo::DemoArgs {
+                    listen,
+                    users,
+                    data_dir,
+                },
+            )
+            .await
+        }
     }
 }
 
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),

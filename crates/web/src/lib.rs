@@ -32,7 +32,10 @@ pub fn router(state: AppState) -> Router {
         .merge(console::router())
         .merge(m365::router())
         .merge(notifications::router())
-        .layer(axum::middleware::from_fn_with_state(state.clone(), console::sync::held_banner))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            console::sync::held_banner,
+        ))
         .layer(axum::middleware::from_fn(metrics::track_requests))
         .layer(server::trace_layer())
         .with_state(state)

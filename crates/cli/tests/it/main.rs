@@ -7,6 +7,6 @@ mod harness;
 
 mod commands;
 mod crash;
-mod server;
 mod m365;
+mod server;
 mod sync_wiring;
