@@ -479,8 +479,10 @@ mod tests {
         s.sync.nightly_at = "25:00".into();
         assert_eq!(s.validate().unwrap_err().key, "sync.nightly_at");
 
-        let mut s = Settings::default();
-        s.edition = Edition::Standard;
+        let mut s = Settings {
+            edition: Edition::Standard,
+            ..Settings::default()
+        };
         s.contacts.personal = true;
         assert!(s
             .validate()
