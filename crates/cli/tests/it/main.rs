@@ -10,3 +10,4 @@ mod crash;
 mod m365;
 mod server;
 mod sync_wiring;
+mod sync_wiring_browser;

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The running demo and what it printed.
-struct Demo {
-    server: Server,
-    password: String,
+pub(crate) struct Demo {
+    pub server: Server,
+    pub password: String,
     config: PathBuf,
     tenant: String,
     _db: crate::db::TestDb,
@@ -22,7 +22,7 @@ fn line_after<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
         .map(str::trim)
 }
 
-async fn start_demo(db: crate::db::TestDb, users: usize) -> Demo {
+pub(crate) async fn start_demo(db: crate::db::TestDb, users: usize) -> Demo {
     let data = db.dir.path().join("demo-data");
     let mut cmd = command(db.dir.path());
     cmd.args([

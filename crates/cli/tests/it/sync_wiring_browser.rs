@@ -1,0 +1,165 @@
+//! The Sync settings page in real headless Chromium against `pbx365 demo`: the users picker
+//! (JavaScript searching Microsoft 365 through the console), Preview of unsaved values.
+
+use crate::sync_wiring::start_demo;
+use fantoccini::{ClientBuilder, Locator};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+fn browser_available() -> bool {
+    let present = Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists();
+    if !present {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the browser test: apt-get install -y chromium chromium-driver"
+        );
+        eprintln!("skipping browser test: {CHROMIUM} or {CHROMEDRIVER} missing");
+    }
+    present
+}
+
+/// chromedriver on a free loopback port (killed when dropped) and a headless Chromium session.
+async fn chromium(profile: &Path) -> (tokio::process::Child, fantoccini::Client) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = tokio::process::Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .arg("--allowed-ips=127.0.0.1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("chromedriver starts");
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(res) = http.get(format!("{url}/status")).send().await {
+            if let Ok(v) = res.json::<serde_json::Value>().await {
+                if v["value"]["ready"] == true {
+                    break;
+                }
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "chromedriver did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let caps = serde_json::json!({"goog:chromeOptions": {"binary": CHROMIUM, "args": [
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        format!("--user-data-dir={}", profile.display()),
+    ]}});
+    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps.as_object().unwrap().clone())
+        .connect(&url)
+        .await
+        .expect("a Chromium session through chromedriver");
+    (child, client)
+}
+
+async fn fill(c: &fantoccini::Client, id: &str, value: &str) {
+    let field = c.wait().for_element(Locator::Id(id)).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(value).await.unwrap();
+}
+
+async fn click(c: &fantoccini::Client, css: &str) {
+    c.wait()
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Waits until `probe` is true (the page changes asynchronously after a click or a fetch).
+async fn until<F, Fut>(what: &str, mut probe: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !probe().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_picks_users_from_microsoft_365_and_previews_the_sync_in_the_browser() {
+    if !browser_available() {
+        return;
+    }
+    let demo = start_demo(crate::db::sqlite().await, 30).await;
+    let base = demo.server.base.clone();
+    let profile = tempfile::tempdir().unwrap();
+    let (_driver, c) = chromium(profile.path()).await;
+    let run = async {
+        c.goto(&format!(
+            "{base}/console/settings/integrations/microsoft365/sync"
+        ))
+        .await
+        .unwrap();
+        fill(&c, "username", "admin").await;
+        fill(&c, "password", &demo.password).await;
+        click(&c, "button[type=submit]").await;
+        until("the Sync page after sign-in", || async {
+            c.find(Locator::Id("sync-form")).await.is_ok()
+        })
+        .await;
+
+        // Chosen users: search by name, add the first hit.
+        c.find(Locator::Css("#scope option[value=users]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        fill(&c, "picker-q", "a").await;
+        click(&c, "#picker-results li button").await;
+        let ids = c.find(Locator::Id("scope_ids")).await.unwrap();
+        until("an object id in the list", || async {
+            ids.prop("value").await.unwrap().unwrap_or_default().len() >= 36
+        })
+        .await;
+
+        // Preview: the dry-run report for one chosen user disables the others; nothing is saved.
+        click(&c, "#preview").await;
+        until("the preview report", || async {
+            match c.find(Locator::Id("run-report")).await {
+                Ok(e) => e.attr("data-status").await.ok().flatten().as_deref() == Some("dry_run"),
+                Err(_) => false,
+            }
+        })
+        .await;
+        let summary = c
+            .find(Locator::Id("run-summary"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(summary.contains(" disabled"), "{summary}");
+        assert!(
+            c.find(Locator::Id("report-disabled")).await.is_ok(),
+            "the report lists what would be disabled"
+        );
+    };
+    run.await;
+    c.close().await.unwrap();
+    demo.server.terminate().await;
+}
