@@ -162,7 +162,11 @@ fn hidden(html: &str, name: &str) -> String {
 }
 
 /// A Graph client with write permissions in the demo's tenant (what a test script uses to change it).
-async fn tenant_writer(config: &Path, tenant: &str, keys_dir: &Path) -> GraphClient {
+async fn tenant_writer(
+    config: &Path,
+    tenant: &str,
+    keys_dir: &Path,
+) -> (GraphClient, m365_sim::SimControl) {
     let text = std::fs::read_to_string(config).unwrap();
     let toml: toml::Table = text.parse().unwrap();
     let m = toml["m365"].as_table().unwrap();
@@ -188,14 +192,6 @@ async fn tenant_writer(config: &Path, tenant: &str, keys_dir: &Path) -> GraphCli
         })
         .await
         .unwrap();
-    // Lost notifications: the test decides when a sync runs, so a run sees every deletion at once.
-    control
-        .post_json(
-            "/_sim/faults",
-            &serde_json::json!({"path": "/_none", "drop_notifications": true}),
-        )
-        .await
-        .unwrap();
     let cfg = GraphConfig {
         authority_url: base.clone(),
         graph_url: base,
@@ -204,7 +200,7 @@ async fn tenant_writer(config: &Path, tenant: &str, keys_dir: &Path) -> GraphCli
         extra_ca_pem: Some(ca),
         ..GraphConfig::default()
     };
-    GraphClient::new(cfg, keys).unwrap()
+    (GraphClient::new(cfg, keys).unwrap(), control)
 }
 
 async fn delete_user(w: &GraphClient, id: &str) {
@@ -489,7 +485,45 @@ async fn demo_body(db: crate::db::TestDb) {
 
     // Mass deletion: 10 of ~45 synced users (over 10%) disappear in Microsoft 365.
     let keys_dir = tempfile::tempdir().unwrap();
-    let writer = tenant_writer(&demo.config, &demo.tenant, keys_dir.path()).await;
+    let (writer, control) = tenant_writer(&demo.config, &demo.tenant, keys_dir.path()).await;
+
+    // `serve` keeps extensions current by itself: a rename in Microsoft 365 arrives through a
+    // change notification to /api/m365/notifications and a delta round, within seconds.
+    let renamed = synced[5]["m365_id"].as_str().unwrap().to_string();
+    writer
+        .send(GraphRequest::with_json(
+            reqwest::Method::PATCH,
+            format!("/users/{renamed}"),
+            serde_json::json!({"displayName": "Renamed In Entra"}),
+        ))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = extensions(&http, &base, &token).await;
+        if now
+            .iter()
+            .any(|e| e["m365_id"] == renamed.as_str() && e["display_name"] == "Renamed In Entra")
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the rename did not arrive within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let list = extensions(&http, &base, &token).await;
+
+    // Lost notifications from here on: the test decides when a sync runs, so a run sees every
+    // deletion at once.
+    control
+        .post_json(
+            "/_sim/faults",
+            &serde_json::json!({"path": "/_none", "drop_notifications": true}),
+        )
+        .await
+        .unwrap();
     let ids: Vec<String> = synced
         .iter()
         .map(|e| e["m365_id"].as_str().unwrap().to_string())
