@@ -6,8 +6,8 @@ mod harness;
 
 mod api;
 mod browser;
+mod browser_m365;
 mod console;
 mod console_support;
 mod m365;
 mod m365_support;
-mod browser_m365;
