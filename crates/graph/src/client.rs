@@ -123,6 +123,8 @@ fn read_ca_file(path: &Path) -> Result<Vec<u8>, GraphError> {
 
 /// The HTTP client for Microsoft endpoints: webpki roots plus the extra CA, timeouts, our user agent.
 pub fn http_client(config: &GraphConfig) -> Result<reqwest::Client, GraphError> {
+    // reqwest's no-provider rustls build needs a process-wide provider; aws-lc-rs is our only one.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let mut b = reqwest::Client::builder()
         .user_agent(concat!("pbx365/", env!("CARGO_PKG_VERSION")))
         .timeout(config.request_timeout)
