@@ -41,6 +41,10 @@ pub(crate) async fn open(settings: Settings) -> anyhow::Result<(Store, Settings)
 /// `pbx365 serve`.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let (store, settings) = open(settings).await?;
+    // A private key others can read is a leaked key: refuse to run with it (security checklist R5.2).
+    pbx365_graph::keys::KeyStore::new(&settings.data_dir)
+        .check_file_modes()
+        .map_err(|e| anyhow!("{e}"))?;
     first_admin(&store).await?;
     let bound = bind(&settings).await?;
     let state = server_state(store, settings, &bound);
@@ -79,6 +83,7 @@ pub(crate) async fn serve_state(state: AppState, bound: server::Bound) -> anyhow
     let watcher = state
         .sync
         .watch(state.clone(), std::time::Duration::from_secs(10));
+    let expiry = tokio::spawn(watch_certificate_expiry(state.clone()));
     let _ = pbx365_web::metrics::handle();
     let app = pbx365_web::router(state.clone());
     println!(
@@ -91,10 +96,26 @@ pub(crate) async fn serve_state(state: AppState, bound: server::Bound) -> anyhow
         .await
         .map_err(|e| anyhow!("{e}"));
     watcher.abort();
+    expiry.abort();
     state.sync.stop().await;
     served?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Checks the Microsoft 365 certificate's expiry at start and then every six hours; the warning
+/// itself is logged once per threshold (30, 14, 7, 1 days), however often this runs.
+async fn watch_certificate_expiry(state: AppState) {
+    loop {
+        let settings = state.settings();
+        pbx365_web::m365::warn_certificate_expiry(
+            &state.store,
+            &settings.data_dir,
+            chrono::Utc::now(),
+        )
+        .await;
+        tokio::time::sleep(std::time::Duration::from_secs(6 * 3600)).await;
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -245,3 +245,25 @@ async fn serve_with_tls_answers_healthz_over_https() {
     assert!(plain.is_err() || plain.unwrap().status() != 200);
     assert!(server.terminate().await.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_a_private_key_other_users_can_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("pbx365-data");
+    let keys = pbx365_graph::keys::KeyStore::new(&data);
+    keys.generate("pbx.example.com").unwrap();
+    let mut leaked = Vec::new();
+    for entry in std::fs::read_dir(data.join("m365")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        leaked.push(path);
+    }
+    assert!(!leaked.is_empty(), "keygen wrote no key file");
+
+    let (code, _out, err) = run(dir.path(), &["serve"], None).await;
+    assert_ne!(code, 0, "serve started with a world-readable key");
+    assert!(
+        err.contains("readable by other users") && err.contains("chmod 600"),
+        "no actionable sentence: {err}"
+    );
+}
