@@ -10,7 +10,10 @@ mod store;
 mod sync;
 
 #[derive(Parser)]
-#[command(name = "pbx365-bench", about = "pbx365 benchmarks (time and Graph request counts)")]
+#[command(
+    name = "pbx365-bench",
+    about = "pbx365 benchmarks (time and Graph request counts)"
+)]
 struct Cli {
     #[command(subcommand)]
     bench: Bench,
