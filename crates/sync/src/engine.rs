@@ -557,9 +557,11 @@ impl UserSync {
         let wanted: HashSet<String> = step.wanted.iter().cloned().collect();
         let expired = planner.plan_expired(&wanted);
         step.extend(expired);
-        let mut would = SyncReport::default();
-        would.disabled = step.report.disabled.clone();
-        would.deleted = step.report.deleted.clone();
+        let would = SyncReport {
+            disabled: step.report.disabled.clone(),
+            deleted: step.report.deleted.clone(),
+            ..Default::default()
+        };
         match self
             .decide(planner, &would, step.destructive.len(), None, opts.dry_run)
             .await?
