@@ -635,6 +635,41 @@ impl Store {
         Ok(())
     }
 
+    /// Stores many photos in one transaction: `(number, etag, content type, bytes)` each.
+    /// One commit per batch instead of per photo keeps a first sync's photo writes cheap.
+    /// An unknown number fails the whole batch (nothing is stored).
+    pub async fn put_photos(&self, photos: &[(&str, &str, &str, &[u8])]) -> StoreResult<()> {
+        if photos.is_empty() {
+            return Ok(());
+        }
+        let now = ts(Utc::now());
+        let mut tx = self.begin_write().await?;
+        for (number, etag, content_type, bytes) in photos {
+            let done = sqlx::query(
+                "UPDATE extensions SET photo_etag = $2, photo_content_type = $3, updated_at = $4 WHERE number = $1",
+            )
+            .bind(*number)
+            .bind(*etag)
+            .bind(*content_type)
+            .bind(now.clone())
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(not_found(number));
+            }
+            sqlx::query(
+                "INSERT INTO extension_photos (number, bytes) VALUES ($1, $2) \
+                 ON CONFLICT (number) DO UPDATE SET bytes = excluded.bytes",
+            )
+            .bind(*number)
+            .bind(bytes.to_vec())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The photo: (content type, bytes).
     pub async fn get_photo(&self, number: &str) -> StoreResult<Option<(String, Vec<u8>)>> {
         let row = sqlx::query(

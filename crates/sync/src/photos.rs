@@ -58,10 +58,15 @@ pub async fn sync_photos(
     concurrency: usize,
     report: &mut SyncReport,
 ) -> SyncResult<Vec<PhotoChange>> {
-    let chunks: Vec<Vec<PhotoTarget>> = targets
-        .chunks(BATCH_SIZE)
-        .map(<[PhotoTarget]>::to_vec)
-        .collect();
+    let mut targets = targets.into_iter();
+    let mut chunks: Vec<Vec<PhotoTarget>> = Vec::new();
+    loop {
+        let chunk: Vec<PhotoTarget> = targets.by_ref().take(BATCH_SIZE).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        chunks.push(chunk);
+    }
     let mut stream = futures::stream::iter(chunks.into_iter().map(|chunk| async move {
         let fetched = fetch_chunk(graph, &chunk).await;
         (chunk, fetched)
@@ -70,6 +75,8 @@ pub async fn sync_photos(
     let mut changes = Vec::new();
     while let Some((chunk, fetched)) = stream.next().await {
         let fetched = fetched?;
+        // New photos of the chunk are written in one transaction (one commit per 20, not per photo).
+        let mut new: Vec<(PhotoTarget, String, String, Vec<u8>)> = Vec::new();
         for (target, result) in chunk.into_iter().zip(fetched) {
             match result {
                 Fetched::Unchanged => {}
@@ -85,15 +92,7 @@ pub async fn sync_photos(
                     etag,
                     content_type,
                     bytes,
-                } => {
-                    store
-                        .put_photo(&target.number, &etag, &content_type, &bytes)
-                        .await?;
-                    changes.push(PhotoChange::Stored {
-                        m365_id: target.m365_id,
-                        photo: PhotoRef { etag, content_type },
-                    });
-                }
+                } => new.push((target, etag, content_type, bytes)),
                 Fetched::Failed(why) => report.errors.push(ReportItem {
                     extension: Some(target.number),
                     m365_id: Some(target.m365_id),
@@ -102,6 +101,28 @@ pub async fn sync_photos(
                     reason: Some(format!("the photo could not be read: {why}")),
                 }),
             }
+        }
+        if new.is_empty() {
+            continue;
+        }
+        let rows: Vec<(&str, &str, &str, &[u8])> = new
+            .iter()
+            .map(|(t, etag, ct, bytes)| {
+                (
+                    t.number.as_str(),
+                    etag.as_str(),
+                    ct.as_str(),
+                    bytes.as_slice(),
+                )
+            })
+            .collect();
+        store.put_photos(&rows).await?;
+        drop(rows);
+        for (target, etag, content_type, _) in new {
+            changes.push(PhotoChange::Stored {
+                m365_id: target.m365_id,
+                photo: PhotoRef { etag, content_type },
+            });
         }
     }
     Ok(changes)
