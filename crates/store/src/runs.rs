@@ -86,6 +86,39 @@ impl Store {
             })
     }
 
+    /// Records the end of a run and returns the finished run built from `run` and `report`
+    /// without reading it back: a 100,000-user report is not parsed again just to be returned.
+    pub async fn finish_sync_run_with(
+        &self,
+        run: SyncRun,
+        status: SyncStatus,
+        report: SyncReport,
+    ) -> StoreResult<SyncRun> {
+        let finished_at = Utc::now();
+        let json = report_json(&report)?;
+        let done = sqlx::query(
+            "UPDATE sync_runs SET status = $2, finished_at = $3, report = $4 WHERE id = $1",
+        )
+        .bind(run.id.as_str())
+        .bind(status.as_str())
+        .bind(ts(finished_at))
+        .bind(json)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound {
+                what: "sync run",
+                key: run.id,
+            });
+        }
+        Ok(SyncRun {
+            status,
+            finished_at: Some(finished_at),
+            report,
+            ..run
+        })
+    }
+
     /// One run.
     pub async fn get_sync_run(&self, id: &str) -> StoreResult<Option<SyncRun>> {
         let row = sqlx::query(&format!("SELECT {COLS} FROM sync_runs WHERE id = $1"))

@@ -170,7 +170,7 @@ impl UserSync {
         metrics::counter!("pbx365_sync_runs_total", "kind" => "users", "status" => status.as_str())
             .increment(1);
         match record {
-            Some(run) => Ok(self.store.finish_sync_run(&run.id, status, &report).await?),
+            Some(run) => Ok(self.store.finish_sync_run_with(run, status, report).await?),
             None => Ok(SyncRun {
                 id: format!("dry-run-{}", uuid::Uuid::new_v4()),
                 kind: SyncKind::Users,
@@ -349,11 +349,17 @@ impl UserSync {
         let enabled_before = planner.synced().filter(|e| e.enabled).count();
         let mut deferred = PlanStep::default();
         let mut done: u64 = wanted.len() as u64;
+        // The next page, read while this page's photos are fetched (Graph latency overlaps).
+        let mut prefetched: Option<SyncResult<DeltaPage<UserChange>>> = None;
         let delta_link = if finishing {
             link
         } else {
             loop {
-                let page = match self.fetch_page(&link).await {
+                let fetched = match prefetched.take() {
+                    Some(p) => p,
+                    None => self.fetch_page(&link).await,
+                };
+                let page = match fetched {
                     Ok(p) => p,
                     Err(SyncError::Graph(GraphError::DeltaExpired { .. })) if pages > 0 => {
                         tracing::info!(
@@ -410,8 +416,15 @@ impl UserSync {
                         .await?;
                     if self.settings.photos {
                         merge_report(report, std::mem::take(&mut step.report));
-                        self.photos_for(planner, &step.wanted, &created, report)
-                            .await?;
+                        let photos = self.photos_for(planner, &step.wanted, &created, report);
+                        match &page.next {
+                            NextOrDelta::Next(l) => {
+                                let (done, next) = tokio::join!(photos, self.fetch_page(l));
+                                done?;
+                                prefetched = Some(next);
+                            }
+                            NextOrDelta::Delta(_) => photos.await?,
+                        }
                     }
                 }
                 merge_report(report, step.report);

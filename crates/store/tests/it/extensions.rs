@@ -301,6 +301,48 @@ async fn photo_bytes_round_trip_and_can_be_removed(db: TestDb) {
     ));
 }
 
+async fn photos_written_together_are_all_stored_or_none_when_one_number_is_unknown(db: TestDb) {
+    db.store
+        .create_local_extension("100", &anna())
+        .await
+        .unwrap();
+    db.store
+        .create_local_extension("101", &anna())
+        .await
+        .unwrap();
+    db.store
+        .put_photos(&[
+            ("100", "e100", "image/jpeg", b"jpeg".as_slice()),
+            ("101", "e101", "image/png", b"png".as_slice()),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        db.store.get_photo("100").await.unwrap(),
+        Some(("image/jpeg".to_string(), b"jpeg".to_vec()))
+    );
+    assert_eq!(
+        db.store.get_extension("101").await.unwrap().unwrap().photo,
+        Some(PhotoRef {
+            etag: "e101".into(),
+            content_type: "image/png".into()
+        })
+    );
+    let err = db
+        .store
+        .put_photos(&[
+            ("100", "e2", "image/png", b"new".as_slice()),
+            ("999", "e3", "image/png", b"x".as_slice()),
+        ])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }));
+    assert_eq!(
+        db.store.get_photo("100").await.unwrap(),
+        Some(("image/jpeg".to_string(), b"jpeg".to_vec()))
+    );
+}
+
 async fn upsert_without_photo_drops_the_stored_photo(db: TestDb) {
     let mut e = synced_extension("200", &object_id(1));
     db.store
@@ -426,6 +468,7 @@ on_both!(
     deleting_an_extension_removes_photo_groups_and_personal_phonebook,
     admin_flag_and_profile_are_saved,
     photo_bytes_round_trip_and_can_be_removed,
+    photos_written_together_are_all_stored_or_none_when_one_number_is_unknown,
     upsert_without_photo_drops_the_stored_photo,
     extensions_are_listed_in_numeric_order,
     bulk_upsert_of_10000_extensions_is_all_readable,

@@ -53,6 +53,35 @@ async fn sync_runs_record_their_report_and_list_newest_first(db: TestDb) {
     assert!(matches!(err, StoreError::NotFound { .. }));
 }
 
+async fn finished_run_returned_without_reading_back_equals_the_stored_one(db: TestDb) {
+    let run = db.store.start_sync_run(SyncKind::Users).await.unwrap();
+    let id = run.id.clone();
+    let report = SyncReport {
+        created: vec![ReportItem {
+            extension: Some("200".into()),
+            m365_id: Some("id".into()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let finished = db
+        .store
+        .finish_sync_run_with(run.clone(), SyncStatus::Completed, report.clone())
+        .await
+        .unwrap();
+    assert_eq!(finished.report, report);
+    assert_eq!(finished.status, SyncStatus::Completed);
+    assert_eq!(db.store.get_sync_run(&id).await.unwrap(), Some(finished));
+    let mut gone = run;
+    gone.id = "nope".into();
+    let err = db
+        .store
+        .finish_sync_run_with(gone, SyncStatus::Failed, report)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }));
+}
+
 async fn key_values_are_set_replaced_and_deleted(db: TestDb) {
     assert_eq!(db.store.get_kv("cursor:users").await.unwrap(), None);
     db.store.set_kv("cursor:users", "a").await.unwrap();
@@ -169,6 +198,7 @@ async fn mail_waits_in_the_outbox_until_due_and_keeps_its_state(db: TestDb) {
 
 on_both!(
     sync_runs_record_their_report_and_list_newest_first,
+    finished_run_returned_without_reading_back_equals_the_stored_one,
     key_values_are_set_replaced_and_deleted,
     audit_entries_are_listed_newest_first,
     mail_waits_in_the_outbox_until_due_and_keeps_its_state,
