@@ -200,6 +200,7 @@ async fn invalid_configuration_fails_at_start_with_one_sentence_naming_the_probl
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_with_tls_answers_healthz_over_https() {
+    pbx365_web::server::install_crypto_provider(); // for this test's own HTTPS client
     let dir = tempfile::tempdir().unwrap();
     let cert =
         rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();

@@ -173,6 +173,7 @@ async fn configured_latency_delays_every_request() {
 
 #[tokio::test]
 async fn binary_prints_one_ready_line_and_serves_https_with_the_written_ca() {
+    m365_sim::tls::install_crypto_provider(); // for this test's own HTTPS client
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_m365-sim"))

@@ -16,6 +16,9 @@ use std::time::Duration;
 
 /// The receiver on 127.0.0.1:0, wrapped exactly like the web crate's handler.
 async fn serve_receiver(store: Store) -> String {
+    // The tests' own reqwest clients need the process-wide rustls provider (nextest runs each
+    // test in a process of its own, so no other test installs it first).
+    m365_sim::tls::install_crypto_provider();
     async fn handler(State(store): State<Store>, RawQuery(q): RawQuery, body: Bytes) -> Response {
         let reply = receiver::handle(&store, q.as_deref(), &body).await;
         let status = StatusCode::from_u16(reply.status).unwrap();
