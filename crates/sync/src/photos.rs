@@ -73,10 +73,10 @@ pub async fn sync_photos(
     }))
     .buffer_unordered(concurrency.max(1));
     let mut changes = Vec::new();
+    // New photos are written in one transaction per WRITE_BATCH (not one commit per photo).
+    let mut new: Vec<(PhotoTarget, String, String, Vec<u8>)> = Vec::new();
     while let Some((chunk, fetched)) = stream.next().await {
         let fetched = fetched?;
-        // New photos of the chunk are written in one transaction (one commit per 20, not per photo).
-        let mut new: Vec<(PhotoTarget, String, String, Vec<u8>)> = Vec::new();
         for (target, result) in chunk.into_iter().zip(fetched) {
             match result {
                 Fetched::Unchanged => {}
@@ -102,30 +102,46 @@ pub async fn sync_photos(
                 }),
             }
         }
-        if new.is_empty() {
-            continue;
-        }
-        let rows: Vec<(&str, &str, &str, &[u8])> = new
-            .iter()
-            .map(|(t, etag, ct, bytes)| {
-                (
-                    t.number.as_str(),
-                    etag.as_str(),
-                    ct.as_str(),
-                    bytes.as_slice(),
-                )
-            })
-            .collect();
-        store.put_photos(&rows).await?;
-        drop(rows);
-        for (target, etag, content_type, _) in new {
-            changes.push(PhotoChange::Stored {
-                m365_id: target.m365_id,
-                photo: PhotoRef { etag, content_type },
-            });
+        if new.len() >= WRITE_BATCH {
+            write_photos(store, &mut new, &mut changes).await?;
         }
     }
+    write_photos(store, &mut new, &mut changes).await?;
     Ok(changes)
+}
+
+/// Photos written per store transaction.
+const WRITE_BATCH: usize = 200;
+
+/// Stores `new` in one transaction, records the changes and empties `new`.
+async fn write_photos(
+    store: &Store,
+    new: &mut Vec<(PhotoTarget, String, String, Vec<u8>)>,
+    changes: &mut Vec<PhotoChange>,
+) -> SyncResult<()> {
+    if new.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<(&str, &str, &str, &[u8])> = new
+        .iter()
+        .map(|(t, etag, ct, bytes)| {
+            (
+                t.number.as_str(),
+                etag.as_str(),
+                ct.as_str(),
+                bytes.as_slice(),
+            )
+        })
+        .collect();
+    store.put_photos(&rows).await?;
+    drop(rows);
+    for (target, etag, content_type, _) in new.drain(..) {
+        changes.push(PhotoChange::Stored {
+            m365_id: target.m365_id,
+            photo: PhotoRef { etag, content_type },
+        });
+    }
+    Ok(())
 }
 
 /// Up to 20 photos: extensions that have a stored photo get a metadata batch first (etag
