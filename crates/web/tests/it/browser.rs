@@ -2,7 +2,7 @@
 //! signs in, sees the extension list with profiles, signs out, and the back button does not
 //! bring the console back.
 
-use crate::console_support::{start, ADMIN, PASSWORD};
+use crate::console_support::{start_on, ADMIN, PASSWORD};
 use fantoccini::{ClientBuilder, Locator};
 use std::path::Path;
 use std::process::Stdio;
@@ -93,12 +93,15 @@ async fn script(c: &fantoccini::Client, js: &str) -> serde_json::Value {
     c.execute(js, vec![]).await.unwrap()
 }
 
-#[tokio::test]
-async fn admin_signs_in_sees_extensions_with_profiles_adds_one_and_sign_out_locks_the_console() {
+crate::on_both_databases!(
+    admin_signs_in_sees_extensions_with_profiles_adds_one_and_sign_out_locks_the_console,
+    sign_in_and_out_in_the_browser
+);
+async fn sign_in_and_out_in_the_browser(db: crate::db::TestDb) {
     if !browser_available() {
         return;
     }
-    let app = start(None).await;
+    let app = start_on(db, None).await;
     let driver = start_chromedriver().await;
     let profile = tempfile::tempdir().unwrap();
     let c = browser(&driver, profile.path()).await;

@@ -80,9 +80,13 @@ pub fn http_client() -> reqwest::Client {
 
 /// Starts the app; `public_url` overrides the loopback URL (to test https cookie rules).
 pub async fn start(public_url: Option<&str>) -> ConsoleApp {
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("pbx365.db").display());
-    let store = Store::connect(&db).await.unwrap();
+    start_on(crate::db::sqlite().await, public_url).await
+}
+
+/// Starts the app on the given test database (SQLite or PostgreSQL).
+pub async fn start_on(db: crate::db::TestDb, public_url: Option<&str>) -> ConsoleApp {
+    let store = Store::connect(&db.url).await.unwrap();
+    let dir = db.dir;
 
     store
         .create_admin(ADMIN, &password::hash_password(PASSWORD).unwrap())
