@@ -2,88 +2,10 @@
 //! signs in, sees the extension list with profiles, signs out, and the back button does not
 //! bring the console back.
 
+use crate::browser_support::{browser, browser_available, start_chromedriver};
 use crate::console_support::{start_on, ADMIN, PASSWORD};
-use fantoccini::{ClientBuilder, Locator};
-use std::path::Path;
-use std::process::Stdio;
+use fantoccini::Locator;
 use std::time::Duration;
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-
-/// chromedriver on a free loopback port, killed when dropped.
-struct Driver {
-    url: String,
-    _child: tokio::process::Child,
-}
-
-async fn start_chromedriver() -> Driver {
-    // Ask the OS for a free port, then hand it to chromedriver.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = tokio::process::Command::new(CHROMEDRIVER)
-        .arg(format!("--port={port}"))
-        .arg("--allowed-ips=127.0.0.1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("chromedriver starts");
-    let url = format!("http://127.0.0.1:{port}");
-    let http = crate::console_support::http_client();
-    // Wait until chromedriver answers /status with ready=true (bounded, never a blind sleep).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(res) = http.get(format!("{url}/status")).send().await {
-            if let Ok(v) = res.json::<serde_json::Value>().await {
-                if v["value"]["ready"] == serde_json::Value::Bool(true) {
-                    break;
-                }
-            }
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "chromedriver did not become ready within 30 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Driver { url, _child: child }
-}
-
-/// True when the browser is installed; in CI a missing browser fails the test instead.
-fn browser_available() -> bool {
-    let present = Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists();
-    if !present {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run the browser test: install chromium and chromium-driver (apt-get install -y chromium chromium-driver)"
-        );
-        eprintln!("skipping browser test: {CHROMIUM} or {CHROMEDRIVER} missing (apt-get install -y chromium chromium-driver)");
-    }
-    present
-}
-
-async fn browser(driver: &Driver, profile_dir: &Path) -> fantoccini::Client {
-    let caps = serde_json::json!({
-        "goog:chromeOptions": {
-            "binary": CHROMIUM,
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                format!("--user-data-dir={}", profile_dir.display()),
-            ]
-        }
-    });
-    let caps = caps.as_object().unwrap().clone();
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&driver.url)
-        .await
-        .expect("a Chromium session through chromedriver")
-}
 
 async fn path_of(c: &fantoccini::Client) -> String {
     c.current_url().await.unwrap().path().to_string()
@@ -104,7 +26,7 @@ async fn sign_in_and_out_in_the_browser(db: crate::db::TestDb) {
     let app = start_on(db, None).await;
     let driver = start_chromedriver().await;
     let profile = tempfile::tempdir().unwrap();
-    let c = browser(&driver, profile.path()).await;
+    let c = browser(&driver, profile.path(), &[]).await;
 
     let run = async {
         // The console sends a stranger to the sign-in page.

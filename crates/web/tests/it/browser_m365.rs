@@ -3,89 +3,12 @@
 //! sim app, click "Sign in to Microsoft 365", consent on the sim page, and land back on the
 //! integration page showing the five granted permissions.
 
+use crate::browser_support::{browser, browser_available, start_chromedriver};
 use crate::m365_support::{
     start, Opts, ADMIN, CONFIGURE, FIVE, PASSWORD, TENANT_ADMIN, TENANT_ADMIN_PASSWORD,
 };
-use fantoccini::{ClientBuilder, Locator};
-use std::path::Path;
-use std::process::Stdio;
+use fantoccini::Locator;
 use std::time::Duration;
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-
-/// chromedriver on a free loopback port, killed when dropped.
-struct Driver {
-    url: String,
-    _child: tokio::process::Child,
-}
-
-async fn start_chromedriver() -> Driver {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = tokio::process::Command::new(CHROMEDRIVER)
-        .arg(format!("--port={port}"))
-        .arg("--allowed-ips=127.0.0.1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("chromedriver starts");
-    let url = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    // Readiness is chromedriver's /status saying ready (bounded wait, never a blind sleep).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(res) = http.get(format!("{url}/status")).send().await {
-            if let Ok(v) = res.json::<serde_json::Value>().await {
-                if v["value"]["ready"] == serde_json::Value::Bool(true) {
-                    break;
-                }
-            }
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "chromedriver did not become ready within 30 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Driver { url, _child: child }
-}
-
-fn browser_available() -> bool {
-    let present = Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists();
-    if !present {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run the browser test: apt-get install -y chromium chromium-driver"
-        );
-        eprintln!("skipping browser test: {CHROMIUM} or {CHROMEDRIVER} missing");
-    }
-    present
-}
-
-async fn browser(driver: &Driver, profile_dir: &Path) -> fantoccini::Client {
-    let caps = serde_json::json!({
-        "goog:chromeOptions": {
-            "binary": CHROMIUM,
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                // The sim's CA is trusted by pbx365 via m365.ca_file; the browser just accepts it.
-                "--ignore-certificate-errors",
-                format!("--user-data-dir={}", profile_dir.display()),
-            ]
-        }
-    });
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps.as_object().unwrap().clone())
-        .connect(&driver.url)
-        .await
-        .expect("a Chromium session through chromedriver")
-}
 
 async fn fill(c: &fantoccini::Client, id: &str, value: &str) {
     let field = c.wait().for_element(Locator::Id(id)).await.unwrap();
@@ -133,7 +56,7 @@ async fn admin_connects_microsoft_365_in_the_browser_and_sees_five_granted_permi
     let app = start(crate::db::sqlite().await, Opts::default()).await;
     let driver = start_chromedriver().await;
     let profile = tempfile::tempdir().unwrap();
-    let c = browser(&driver, profile.path()).await;
+    let c = browser(&driver, profile.path(), &["--ignore-certificate-errors"]).await;
 
     let run = async {
         // Sign in to the console; the Configure page was asked for, so it comes next.

@@ -7,6 +7,7 @@ mod harness;
 mod api;
 mod browser;
 mod browser_m365;
+mod browser_support;
 mod console;
 mod console_support;
 mod m365;
