@@ -3,6 +3,7 @@
 //! Pure types and functions, no I/O: every other crate speaks in these words.
 
 pub mod audit;
+pub mod deletion_guard;
 pub mod directory_user;
 pub mod error;
 pub mod extension;
@@ -14,6 +15,7 @@ pub mod phonebook;
 pub mod profile;
 pub mod settings;
 pub mod sync_run;
+pub mod user_rules;
 
 pub use audit::AuditEntry;
 pub use directory_user::DirectoryUser;

@@ -133,6 +133,24 @@ impl SyncReport {
             && self.disabled.is_empty()
             && self.deleted.is_empty()
     }
+
+    /// Appends `other`'s lines to this report, list by list.
+    pub fn append(&mut self, other: SyncReport) {
+        self.created.extend(other.created);
+        self.updated.extend(other.updated);
+        self.disabled.extend(other.disabled);
+        self.deleted.extend(other.deleted);
+        self.skipped.extend(other.skipped);
+        self.errors.extend(other.errors);
+    }
+
+    /// A report holding only an error sentence.
+    pub fn push_error(&mut self, reason: impl Into<String>) {
+        self.errors.push(ReportItem {
+            reason: Some(reason.into()),
+            ..Default::default()
+        });
+    }
 }
 
 /// A recorded run: the JSON object of `GET /api/v1/sync/runs/{id}` and `pbx365 sync --json`.

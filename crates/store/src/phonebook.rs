@@ -295,35 +295,7 @@ impl Store {
         entries: &[PhonebookEntry],
     ) -> StoreResult<Vec<PhonebookEntry>> {
         let mut tx = self.begin_write().await?;
-        check_owner(&mut tx, owner).await?;
-        let existing: HashMap<String, String> =
-            read_entries(&mut tx, &owner_condition(owner, "e."), owner_number(owner))
-                .await?
-                .into_iter()
-                .filter_map(|e| e.m365_id.map(|m| (m, e.id)))
-                .collect();
-        let mut out = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let Some(m365_id) = entry.m365_id.as_deref() else {
-                return Err(StoreError::NotFound {
-                    what: "Microsoft 365 id of phonebook entry",
-                    key: entry.display_name.clone(),
-                });
-            };
-            let mut e = entry.clone();
-            e.owner = owner.clone();
-            match existing.get(m365_id) {
-                Some(id) => {
-                    e.id = id.clone();
-                    update_entry_row(&mut tx, &e).await?;
-                }
-                None => {
-                    e.id = uuid::Uuid::new_v4().to_string();
-                    insert_entry(&mut tx, &e).await?;
-                }
-            }
-            out.push(e);
-        }
+        let out = upsert_synced_in(&mut tx, owner, entries).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -335,17 +307,83 @@ impl Store {
         m365_ids: &[String],
     ) -> StoreResult<u64> {
         let mut tx = self.begin_write().await?;
-        let ids: Vec<String> =
-            read_entries(&mut tx, &owner_condition(owner, "e."), owner_number(owner))
-                .await?
-                .into_iter()
-                .filter(|e| e.m365_id.as_ref().is_some_and(|m| m365_ids.contains(m)))
-                .map(|e| e.id)
-                .collect();
-        for id in &ids {
-            delete_entry_rows(&mut tx, id).await?;
-        }
+        let n = delete_synced_in(&mut tx, owner, m365_ids).await?;
         tx.commit().await?;
-        Ok(ids.len() as u64)
+        Ok(n)
     }
+
+    /// Contact sync: one page of changes to `owner`'s synced entries and the delta cursor
+    /// `(key, value)` in ONE transaction, so a crash keeps both or neither.
+    pub async fn apply_synced_phonebook(
+        &self,
+        owner: &PhonebookOwner,
+        upserts: &[PhonebookEntry],
+        removed_m365_ids: &[String],
+        cursor: (&str, &str),
+    ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        if !upserts.is_empty() {
+            upsert_synced_in(&mut tx, owner, upserts).await?;
+        }
+        if !removed_m365_ids.is_empty() {
+            delete_synced_in(&mut tx, owner, removed_m365_ids).await?;
+        }
+        crate::kv::set_in(&mut tx, cursor.0, cursor.1).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+async fn upsert_synced_in(
+    conn: &mut AnyConnection,
+    owner: &PhonebookOwner,
+    entries: &[PhonebookEntry],
+) -> StoreResult<Vec<PhonebookEntry>> {
+    check_owner(conn, owner).await?;
+    let existing: HashMap<String, String> =
+        read_entries(conn, &owner_condition(owner, "e."), owner_number(owner))
+            .await?
+            .into_iter()
+            .filter_map(|e| e.m365_id.map(|m| (m, e.id)))
+            .collect();
+    let mut out = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let Some(m365_id) = entry.m365_id.as_deref() else {
+            return Err(StoreError::NotFound {
+                what: "Microsoft 365 id of phonebook entry",
+                key: entry.display_name.clone(),
+            });
+        };
+        let mut e = entry.clone();
+        e.owner = owner.clone();
+        match existing.get(m365_id) {
+            Some(id) => {
+                e.id = id.clone();
+                update_entry_row(conn, &e).await?;
+            }
+            None => {
+                e.id = uuid::Uuid::new_v4().to_string();
+                insert_entry(conn, &e).await?;
+            }
+        }
+        out.push(e);
+    }
+    Ok(out)
+}
+
+async fn delete_synced_in(
+    conn: &mut AnyConnection,
+    owner: &PhonebookOwner,
+    m365_ids: &[String],
+) -> StoreResult<u64> {
+    let ids: Vec<String> = read_entries(conn, &owner_condition(owner, "e."), owner_number(owner))
+        .await?
+        .into_iter()
+        .filter(|e| e.m365_id.as_ref().is_some_and(|m| m365_ids.contains(m)))
+        .map(|e| e.id)
+        .collect();
+    for id in &ids {
+        delete_entry_rows(conn, id).await?;
+    }
+    Ok(ids.len() as u64)
 }

@@ -1,20 +1,33 @@
-//! The sync engine: Microsoft 365 users become extensions (SPEC §3), with photos, the
-//! mass-deletion guard, change notifications and the scheduler.
+//! The sync framework and its kinds: Microsoft 365 resources become pbx365 records (SPEC §3, §5, §6).
 //!
-//! - [`plan`]: pure planning (what to create, update, disable, delete, skip) and the guard rule.
-//! - [`engine`]: full and delta rounds against Graph, applied crash-safely through the store.
-//! - [`photos`]: photos through `$batch`, downloaded only when their etag changed.
-//! - [`subscriptions`]: change-notification subscriptions and the inbox's lifecycle events.
-//! - [`scheduler`]: [`SyncService`] — "sync now", nightly, delta poll, notifications.
+//! The framework, shared by every kind:
+//! - [`kind`]: the [`SyncResource`] trait a kind implements (read a page, plan, apply).
+//! - [`round`]: the one round every kind runs — full or delta, each page applied with its cursor
+//!   in one transaction, the mass-deletion guard with hold and one-shot approval, the run report.
+//! - [`cursor`]: where a resource's sync stands, per (kind, scope).
+//! - [`scheduler`]: [`SyncService`] — "sync now", nightly, delta poll, notification triage, for
+//!   every registered kind.
+//! - [`receiver`] and [`subscriptions`]: change notifications in, subscriptions kept alive.
+//!
+//! The kinds: [`users`] (Microsoft 365 users -> extensions, with [`photos`]).
 
-pub mod engine;
+pub mod cursor;
 pub mod error;
+pub mod kind;
 pub mod photos;
-pub mod plan;
 pub mod receiver;
+pub mod round;
 pub mod scheduler;
 pub mod subscriptions;
+pub mod users;
 
-pub use engine::{Progress, ProgressFn, RunOptions, UserSync, APPROVAL_KEY, CURSOR_KEY};
 pub use error::{SyncError, SyncResult};
-pub use scheduler::{Background, SyncService};
+pub use kind::{Prepared, RoundKind, Step, SyncResource};
+pub use round::{Progress, ProgressFn, RunOptions};
+pub use scheduler::{Background, ResourceJob, SyncJob, SyncService};
+pub use users::{plan, UserSync};
+
+/// Where the users delta round stands.
+pub const CURSOR_KEY: &str = "cursor:users";
+/// One-shot approval of a held user sync run: the held run's id.
+pub const APPROVAL_KEY: &str = "sync:approved_run";

@@ -1,6 +1,7 @@
-//! `SyncService`: when user sync runs. "Sync now" (one run at a time; a second request waits),
+//! `SyncService`: when sync kinds run. "Sync now" (one run at a time; a second request waits),
 //! the nightly full reconciliation, the delta poll fallback, the change-notification inbox
-//! (notifications are hints that trigger a delta round) and subscription upkeep.
+//! (notifications are hints that trigger a delta round) and subscription upkeep. User sync is
+//! built in; other kinds are registered as [`SyncJob`]s and scheduled the same way.
 
 use chrono::{DateTime, Duration, Local, NaiveTime, TimeZone, Utc};
 use pbx365_domain::settings::{parse_time_of_day, SyncScope, SyncSettings};
@@ -12,9 +13,66 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::{watch, Mutex, Notify};
 use tokio::task::JoinHandle;
 
-use crate::engine::{RunOptions, UserSync, APPROVAL_KEY};
+use crate::cursor::Keys;
 use crate::error::{SyncError, SyncResult};
+use crate::kind::SyncResource;
+use crate::round::{self, RunOptions};
 use crate::subscriptions;
+use crate::users::UserSync;
+
+/// A sync kind the service runs: "sync now", nightly full round, delta poll.
+#[async_trait::async_trait]
+pub trait SyncJob: Send + Sync {
+    /// The kind it syncs.
+    fn kind(&self) -> SyncKind;
+    /// The scope key of its cursor and approvals.
+    fn scope_key(&self) -> String;
+    /// Runs one round and records it.
+    async fn run(&self, opts: &RunOptions) -> SyncResult<SyncRun>;
+}
+
+/// Any [`SyncResource`] over a store is a job.
+pub struct ResourceJob<R> {
+    store: Store,
+    resource: R,
+}
+
+impl<R: SyncResource> ResourceJob<R> {
+    /// A job running `resource` against `store`.
+    pub fn new(store: Store, resource: R) -> Self {
+        ResourceJob { store, resource }
+    }
+}
+
+#[async_trait::async_trait]
+impl<R: SyncResource> SyncJob for ResourceJob<R> {
+    fn kind(&self) -> SyncKind {
+        self.resource.kind()
+    }
+
+    fn scope_key(&self) -> String {
+        self.resource.scope_key()
+    }
+
+    async fn run(&self, opts: &RunOptions) -> SyncResult<SyncRun> {
+        round::run(&self.store, &self.resource, opts).await
+    }
+}
+
+#[async_trait::async_trait]
+impl SyncJob for UserSync {
+    fn kind(&self) -> SyncKind {
+        SyncKind::Users
+    }
+
+    fn scope_key(&self) -> String {
+        SyncResource::scope_key(self)
+    }
+
+    async fn run(&self, opts: &RunOptions) -> SyncResult<SyncRun> {
+        UserSync::run(self, opts).await
+    }
+}
 
 /// How often the background loop looks at the notification inbox.
 const INBOX_TICK: std::time::Duration = std::time::Duration::from_millis(500);
@@ -33,6 +91,8 @@ struct Inner {
     poll_override_ms: AtomicU64,
     run_lock: Mutex<()>,
     wake: Notify,
+    /// Kinds registered beside user sync.
+    jobs: RwLock<Vec<Arc<dyn SyncJob>>>,
 }
 
 /// The user sync service; cheap to clone.
@@ -76,8 +136,34 @@ impl SyncService {
                 poll_override_ms: AtomicU64::new(0),
                 run_lock: Mutex::new(()),
                 wake: Notify::new(),
+                jobs: RwLock::new(Vec::new()),
             }),
         }
+    }
+
+    /// Registers another sync kind: run by "sync now" for its kind and by `all`, nightly and by
+    /// the delta poll, like user sync.
+    pub fn with_job(self, job: Arc<dyn SyncJob>) -> Self {
+        self.inner
+            .jobs
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(job);
+        self
+    }
+
+    /// Every job: user sync with the current settings first, then the registered kinds.
+    fn jobs(&self) -> Vec<Arc<dyn SyncJob>> {
+        let mut all: Vec<Arc<dyn SyncJob>> = vec![Arc::new(self.engine())];
+        all.extend(
+            self.inner
+                .jobs
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .cloned(),
+        );
+        all
     }
 
     /// Turns change-notification subscriptions off (e.g. when Microsoft cannot reach us);
@@ -136,17 +222,29 @@ impl SyncService {
 
     /// Runs a sync now and returns its report. Only one run happens at a time: a request made
     /// while another runs waits for it, then runs.
+    /// `all` runs every kind and returns user sync's run.
     pub async fn run_now(&self, kind: SyncKind, opts: RunOptions) -> SyncResult<SyncRun> {
-        match kind {
-            SyncKind::Users | SyncKind::All => {}
-            other => {
-                return Err(SyncError::Other(format!(
-                    "{other} sync is not run by the user sync service"
-                )))
-            }
+        let jobs: Vec<Arc<dyn SyncJob>> = self
+            .jobs()
+            .into_iter()
+            .filter(|j| kind == SyncKind::All || j.kind() == kind)
+            .collect();
+        if jobs.is_empty() {
+            return Err(SyncError::Other(format!(
+                "{kind} sync is not run by the user sync service"
+            )));
         }
         let _one_at_a_time = self.inner.run_lock.lock().await;
-        self.engine().run(&opts).await
+        let mut first = None;
+        for job in jobs {
+            let run = job.run(&opts).await;
+            if first.is_none() {
+                first = Some(run);
+            } else if let Err(e) = run {
+                tracing::warn!(error = %e, kind = job.kind().as_str(), "sync could not run");
+            }
+        }
+        first.unwrap_or_else(|| Err(SyncError::Other("no sync kind ran".into())))
     }
 
     /// Approves the deletions of a held run, once: the next run whose deletions are among the
@@ -164,7 +262,16 @@ impl SyncService {
                 run.status.as_str()
             )));
         }
-        self.inner.store.set_kv(APPROVAL_KEY, run_id).await?;
+        let scope = self
+            .jobs()
+            .iter()
+            .find(|j| j.kind() == run.kind)
+            .map(|j| j.scope_key())
+            .ok_or_else(|| SyncError::Other(format!("{} sync is not running here", run.kind)))?;
+        self.inner
+            .store
+            .set_kv(&Keys::new(scope).approval(), run_id)
+            .await?;
         tracing::warn!(run = run_id, "an admin approved the held deletions");
         Ok(())
     }
@@ -265,19 +372,14 @@ impl SyncService {
                 }
                 if Local::now() >= next_nightly {
                     next_nightly = next_nightly_after(Local::now(), &svc.settings().nightly_at);
-                    svc.log_run(
-                        svc.run_now(
-                            SyncKind::Users,
-                            RunOptions {
-                                full: true,
-                                ..Default::default()
-                            },
-                        )
-                        .await,
-                    );
+                    let full = RunOptions {
+                        full: true,
+                        ..Default::default()
+                    };
+                    svc.log_run(svc.run_now(SyncKind::All, full).await);
                     next_poll = Utc::now() + svc.poll_interval();
                 } else if Utc::now() >= next_poll {
-                    svc.log_run(svc.run_now(SyncKind::Users, RunOptions::default()).await);
+                    svc.log_run(svc.run_now(SyncKind::All, RunOptions::default()).await);
                     next_poll = Utc::now() + svc.poll_interval();
                 }
             }
@@ -289,9 +391,9 @@ impl SyncService {
         match r {
             Ok(run) => {
                 tracing::info!(run = %run.id, status = run.status.as_str(), created = run.report.created.len(),
-                updated = run.report.updated.len(), disabled = run.report.disabled.len(), "scheduled user sync done")
+                updated = run.report.updated.len(), disabled = run.report.disabled.len(), "scheduled sync done")
             }
-            Err(e) => tracing::warn!(error = %e, "scheduled user sync could not run"),
+            Err(e) => tracing::warn!(error = %e, "scheduled sync could not run"),
         }
     }
 }

@@ -158,6 +158,19 @@ pub fn config(sim: &SimHandle, client_id: &str) -> GraphConfig {
     }
 }
 
+/// pbx365's Graph client for a sim at `url`, from the app registration `world_with` made
+/// (for a child process that works against its parent's sim).
+pub fn reader(url: &str, tenant: &str, client_id: &str, keys_dir: &str) -> GraphClient {
+    let config = GraphConfig {
+        authority_url: url.to_string(),
+        graph_url: url.to_string(),
+        tenant_id: Some(tenant.to_string()),
+        client_id: Some(client_id.to_string()),
+        ..GraphConfig::default()
+    };
+    GraphClient::new(config, KeyStore::new(std::path::Path::new(keys_dir))).unwrap()
+}
+
 /// Starts a sim with `users` generated users (plain HTTP on loopback when `https` is false).
 pub async fn world(users: usize) -> World {
     world_with(SimConfig {
@@ -178,6 +191,7 @@ pub async fn world_with(cfg: SimConfig) -> World {
             "User.ReadWrite.All",
             "Directory.ReadWrite.All",
             "GroupMember.ReadWrite.All",
+            "Contacts.ReadWrite",
         ],
     )
     .await;
@@ -281,6 +295,13 @@ impl World {
             self.add_member(&group, id).await;
         }
         group
+    }
+
+    /// Deletes a contact of `mailbox` through Graph.
+    pub async fn delete_contact(&self, mailbox: &str, id: &str) {
+        let mut req = GraphRequest::get(format!("/users/{mailbox}/contacts/{id}"));
+        req.method = reqwest::Method::DELETE;
+        self.writer.send(req).await.unwrap();
     }
 
     /// Deletes a user through Graph.

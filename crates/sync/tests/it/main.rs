@@ -5,6 +5,7 @@
 mod harness;
 
 mod crash;
+mod framework_kind;
 mod guard;
 mod notifications;
 mod users;

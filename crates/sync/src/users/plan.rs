@@ -1,293 +1,25 @@
 //! Pure planning of a user sync: given the extensions the store holds, the Microsoft 365 users a
 //! round saw (or the changed ones, in a delta round), the settings and the scope, compute the
-//! extension operations and the report. No I/O; the engine feeds pages in and applies the ops.
+//! extension operations and the report. No I/O; the users kind feeds pages in and the framework
+//! applies the ops. The rules for one user (who is wanted, which fields) live in
+//! `pbx365_domain::user_rules`.
 //!
-//! Destructive operations (disable, delete) are kept apart from the rest so that the engine can
+//! Destructive operations (disable, delete) are kept apart from the rest so that the framework can
 //! run them through the mass-deletion guard before anything destructive is written.
 
 use chrono::{DateTime, Duration, Utc};
+use pbx365_domain::deletion_guard::{guard, Guard};
 use pbx365_domain::numbering::{NumberAllocator, NumberRange};
-use pbx365_domain::settings::SyncSettings;
-use pbx365_domain::{
-    DirectoryUser, Extension, ExtensionNumber, ExtensionSource, NewExtension, NumberRules,
-    PhotoRef, ReportItem, SyncReport, AZURE_AD_GROUP,
+use pbx365_domain::user_rules::{
+    apply_fields, changed_fields, classify, extension_item, user_item, PlanConfig, Scope,
+    SkipReason, Verdict,
 };
+use pbx365_domain::{DirectoryUser, Extension, ExtensionNumber, ExtensionSource, PhotoRef};
 use pbx365_store::ExtensionOp;
 use std::collections::{HashMap, HashSet};
 
-/// Which users are in scope this run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scope {
-    /// Every enabled member of the tenant.
-    All,
-    /// Only these object ids (listed users, or transitive members of the chosen groups).
-    Ids(HashSet<String>),
-}
-
-impl Scope {
-    /// Whether the user with object id `id` is selected.
-    pub fn contains(&self, id: &str) -> bool {
-        match self {
-            Scope::All => true,
-            Scope::Ids(ids) => ids.contains(id),
-        }
-    }
-}
-
-/// Why a user is not (or no longer) an extension. `Display` is the report's `reason`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SkipReason {
-    /// `userType` is `Guest`.
-    Guest,
-    /// `accountEnabled` is false.
-    Disabled,
-    /// Not among the chosen users / groups.
-    OutOfScope,
-    /// Deleted in Microsoft 365 (`@removed` in delta, or absent from a full round).
-    Deleted,
-    /// No free number left in the configured range.
-    RangeFull { start: u64, end: Option<u64> },
-    /// A field Microsoft holds cannot be stored (e.g. a malformed mail address).
-    InvalidData(String),
-}
-
-impl std::fmt::Display for SkipReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SkipReason::Guest => f.write_str("guest"),
-            SkipReason::Disabled => f.write_str("disabled"),
-            SkipReason::OutOfScope => f.write_str("out of scope"),
-            SkipReason::Deleted => f.write_str("deleted in Microsoft 365"),
-            SkipReason::RangeFull {
-                start,
-                end: Some(end),
-            } => {
-                write!(
-                    f,
-                    "range full: no free extension number from {start} to {end}"
-                )
-            }
-            SkipReason::RangeFull { start, end: None } => {
-                write!(
-                    f,
-                    "range full: no free extension number from {start} upward"
-                )
-            }
-            SkipReason::InvalidData(why) => write!(f, "invalid data: {why}"),
-        }
-    }
-}
-
-/// The settings that shape a plan (a subset of `SyncSettings` plus the number rules).
-#[derive(Debug, Clone, PartialEq)]
-pub struct PlanConfig {
-    /// First number for synced users.
-    pub start_extension: u64,
-    /// Last number (optional).
-    pub end_extension: Option<u64>,
-    /// Office phone -> outbound caller ID.
-    pub caller_id_from_office_phone: bool,
-    /// Grace period before a disabled synced extension is deleted.
-    pub delete_after_days: u32,
-    /// Mass-deletion guard: absolute count.
-    pub max_deletions: u32,
-    /// Mass-deletion guard: share of synced extensions, in percent.
-    pub max_deletion_percent: u32,
-    /// Allowed lengths of extension numbers.
-    pub number_rules: NumberRules,
-}
-
-impl PlanConfig {
-    /// The plan settings of `sync` with the deployment's number lengths.
-    pub fn from_settings(sync: &SyncSettings, number_rules: NumberRules) -> Self {
-        PlanConfig {
-            start_extension: sync.start_extension,
-            end_extension: sync.end_extension,
-            caller_id_from_office_phone: sync.caller_id_from_office_phone,
-            delete_after_days: sync.delete_after_days,
-            max_deletions: sync.max_deletions,
-            max_deletion_percent: sync.max_deletion_percent,
-            number_rules,
-        }
-    }
-}
-
-/// The verdict on one Microsoft 365 user.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Verdict {
-    /// Should be an (enabled) extension with these fields.
-    Wanted(NewExtension),
-    /// Should not be an extension (an existing one gets disabled).
-    NotWanted(SkipReason),
-    /// Its data cannot be stored: skipped, an existing extension is left as it is.
-    Invalid(SkipReason),
-}
-
-/// Decides what a user should be, per SPEC §3: members only, enabled only, in scope only,
-/// fields mapped as mail-else-UPN, office phone as caller ID when the option is on.
-pub fn classify(user: &DirectoryUser, scope: &Scope, cfg: &PlanConfig) -> Verdict {
-    if user
-        .user_type
-        .as_deref()
-        .is_some_and(|t| !t.eq_ignore_ascii_case("member"))
-    {
-        return Verdict::NotWanted(SkipReason::Guest);
-    }
-    if user.account_enabled == Some(false) {
-        return Verdict::NotWanted(SkipReason::Disabled);
-    }
-    if !scope.contains(&user.id) {
-        return Verdict::NotWanted(SkipReason::OutOfScope);
-    }
-    match desired_fields(user, cfg) {
-        Ok(fields) => Verdict::Wanted(fields),
-        Err(why) => Verdict::Invalid(SkipReason::InvalidData(why)),
-    }
-}
-
-/// The extension fields a user maps to (validated, trimmed).
-pub fn desired_fields(user: &DirectoryUser, cfg: &PlanConfig) -> Result<NewExtension, String> {
-    let nonempty = |v: &Option<String>| {
-        v.as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-    };
-    let email = nonempty(&user.mail).or_else(|| nonempty(&user.user_principal_name));
-    let caller_id = if cfg.caller_id_from_office_phone {
-        user.business_phones
-            .iter()
-            .map(|p| p.trim())
-            .find(|p| !p.is_empty())
-            .map(str::to_string)
-    } else {
-        None
-    };
-    NewExtension {
-        first_name: nonempty(&user.given_name).unwrap_or_default(),
-        last_name: nonempty(&user.surname).unwrap_or_default(),
-        display_name: nonempty(&user.display_name).unwrap_or_default(),
-        email,
-        mobile: nonempty(&user.mobile_phone),
-        outbound_caller_id: caller_id,
-        department: nonempty(&user.department),
-        job_title: nonempty(&user.job_title),
-        office: nonempty(&user.office_location),
-    }
-    .validated()
-    .map_err(|e| e.to_string())
-}
-
-/// Compares the directory fields of `ext` with `want`; returns the names of the changed fields.
-pub fn changed_fields(ext: &Extension, want: &NewExtension) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut check = |name: &str, same: bool| {
-        if !same {
-            out.push(name.to_string());
-        }
-    };
-    check("first_name", ext.first_name == want.first_name);
-    check("last_name", ext.last_name == want.last_name);
-    check("display_name", ext.display_name == want.display_name);
-    check("email", ext.email == want.email);
-    check("mobile", ext.mobile == want.mobile);
-    check(
-        "outbound_caller_id",
-        ext.outbound_caller_id == want.outbound_caller_id,
-    );
-    check("department", ext.department == want.department);
-    check("job_title", ext.job_title == want.job_title);
-    check("office", ext.office == want.office);
-    check("groups", ext.groups.iter().any(|g| g == AZURE_AD_GROUP));
-    out
-}
-
-fn apply_fields(ext: &mut Extension, want: &NewExtension) {
-    ext.first_name = want.first_name.clone();
-    ext.last_name = want.last_name.clone();
-    ext.display_name = want.display_name.clone();
-    ext.email = want.email.clone();
-    ext.mobile = want.mobile.clone();
-    ext.outbound_caller_id = want.outbound_caller_id.clone();
-    ext.department = want.department.clone();
-    ext.job_title = want.job_title.clone();
-    ext.office = want.office.clone();
-    if !ext.groups.iter().any(|g| g == AZURE_AD_GROUP) {
-        ext.groups.push(AZURE_AD_GROUP.to_string());
-        ext.groups.sort();
-    }
-}
-
-fn item(ext: &Extension) -> ReportItem {
-    ReportItem {
-        extension: Some(ext.number.to_string()),
-        m365_id: ext.m365_id.clone(),
-        name: Some(ext.display_name.clone()),
-        ..Default::default()
-    }
-}
-
-fn user_item(user: &DirectoryUser, reason: &SkipReason) -> ReportItem {
-    ReportItem {
-        extension: None,
-        m365_id: Some(user.id.clone()),
-        name: user
-            .display_name
-            .clone()
-            .or_else(|| user.user_principal_name.clone()),
-        fields: Vec::new(),
-        reason: Some(reason.to_string()),
-    }
-}
-
-/// Operations and report lines of one planning step. Non-destructive ops (create, update,
-/// re-enable) may be applied at once; destructive ones (disable, delete) go through the guard.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PlanStep {
-    /// Creates, updates and re-enables, in order.
-    pub ops: Vec<ExtensionOp>,
-    /// Disables and deletes.
-    pub destructive: Vec<ExtensionOp>,
-    /// Report lines: created / updated / skipped (disabled / deleted lines come with `destructive`).
-    pub report: SyncReport,
-    /// Object ids that should be extensions after this step (seen, member, enabled, in scope),
-    /// including users with invalid data that already have an extension (kept as they are).
-    pub wanted: Vec<String>,
-}
-
-impl PlanStep {
-    /// Appends another step.
-    pub fn extend(&mut self, other: PlanStep) {
-        self.ops.extend(other.ops);
-        self.destructive.extend(other.destructive);
-        merge_report(&mut self.report, other.report);
-        self.wanted.extend(other.wanted);
-    }
-}
-
-/// Appends `b`'s lines to `a`.
-pub fn merge_report(a: &mut SyncReport, b: SyncReport) {
-    a.created.extend(b.created);
-    a.updated.extend(b.updated);
-    a.disabled.extend(b.disabled);
-    a.deleted.extend(b.deleted);
-    a.skipped.extend(b.skipped);
-    a.errors.extend(b.errors);
-}
-
-/// The mass-deletion guard's verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Guard {
-    /// Within the limits.
-    Pass,
-    /// Over `max_deletions` or `max_deletion_percent`: hold the run.
-    Exceeded {
-        /// Extensions the run would disable or delete.
-        count: usize,
-        /// Synced extensions before the run.
-        synced: usize,
-    },
-}
+/// Operations and report lines of one planning step of user sync.
+pub type PlanStep = crate::kind::Step<ExtensionOp>;
 
 /// The planner: carries the extension snapshot and the number allocator across the pages of
 /// one run, so page after page sees the numbers already handed out.
@@ -431,7 +163,7 @@ impl Planner {
                         fields.push("enabled".into());
                     }
                     step.ops.push(ExtensionOp::Upsert(ext.clone()));
-                    let mut line = item(ext);
+                    let mut line = extension_item(ext);
                     line.fields = fields;
                     step.report.updated.push(line);
                 } else {
@@ -466,7 +198,7 @@ impl Planner {
                         updated_at: self.now,
                     };
                     apply_fields(&mut ext, &want);
-                    step.report.created.push(item(&ext));
+                    step.report.created.push(extension_item(&ext));
                     step.ops.push(ExtensionOp::Upsert(ext.clone()));
                     self.by_id.insert(user.id.clone(), ext);
                 }
@@ -505,7 +237,7 @@ impl Planner {
             number: ext.number.to_string(),
             at: self.now,
         });
-        let mut line = item(ext);
+        let mut line = extension_item(ext);
         line.reason = Some(reason.to_string());
         step.report.disabled.push(line);
     }
@@ -555,7 +287,7 @@ impl Planner {
                 step.destructive.push(ExtensionOp::Delete {
                     number: ext.number.to_string(),
                 });
-                let mut line = item(&ext);
+                let mut line = extension_item(&ext);
                 line.reason = Some(format!(
                     "disabled for more than {} days",
                     self.cfg.delete_after_days
@@ -578,39 +310,11 @@ impl Planner {
     }
 }
 
-/// The guard rule on its own: `count` disables/deletes out of `synced` extensions.
-pub fn guard(count: usize, synced: usize, max_deletions: u32, max_percent: u32) -> Guard {
-    if count == 0 {
-        return Guard::Pass;
-    }
-    let over_count = count > max_deletions as usize;
-    let over_share = (count as u128) * 100 > (max_percent as u128) * (synced as u128);
-    if over_count || over_share {
-        Guard::Exceeded { count, synced }
-    } else {
-        Guard::Pass
-    }
-}
-
-/// A stable key of a deletion set (numbers of the disabled and deleted extensions), used to
-/// match an approval with the run it approved.
-pub fn deletion_keys(report: &SyncReport) -> HashSet<String> {
-    report
-        .disabled
-        .iter()
-        .map(|i| format!("disable:{}", i.extension.as_deref().unwrap_or("")))
-        .chain(
-            report
-                .deleted
-                .iter()
-                .map(|i| format!("delete:{}", i.extension.as_deref().unwrap_or(""))),
-        )
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pbx365_domain::settings::SyncSettings;
+    use pbx365_domain::{NumberRules, AZURE_AD_GROUP};
 
     fn cfg() -> PlanConfig {
         PlanConfig::from_settings(&SyncSettings::default(), NumberRules::default())
@@ -1071,34 +775,6 @@ mod tests {
     }
 
     #[test]
-    fn guard_counts_absolute_and_percentage_limits() {
-        assert_eq!(guard(0, 0, 50, 10), Guard::Pass);
-        assert_eq!(guard(50, 10_000, 50, 10), Guard::Pass);
-        assert_eq!(
-            guard(51, 10_000, 50, 10),
-            Guard::Exceeded {
-                count: 51,
-                synced: 10_000
-            }
-        );
-        assert_eq!(guard(10, 100, 50, 10), Guard::Pass);
-        assert_eq!(
-            guard(11, 100, 50, 10),
-            Guard::Exceeded {
-                count: 11,
-                synced: 100
-            }
-        );
-        assert_eq!(
-            guard(1, 5, 50, 10),
-            Guard::Exceeded {
-                count: 1,
-                synced: 5
-            }
-        );
-    }
-
-    #[test]
     fn planner_guard_uses_the_synced_count_at_start() {
         let mut exts = vec![local("999")];
         let users: Vec<DirectoryUser> = (0..100).map(|i| user(&format!("u{i}"), "X Y")).collect();
@@ -1107,20 +783,5 @@ mod tests {
         assert_eq!(p.synced_at_start(), 100);
         assert_eq!(p.guard(10), Guard::Pass);
         assert!(matches!(p.guard(11), Guard::Exceeded { .. }));
-    }
-
-    #[test]
-    fn deletion_keys_name_extensions() {
-        let mut r = SyncReport::default();
-        r.disabled.push(ReportItem {
-            extension: Some("100".into()),
-            ..Default::default()
-        });
-        r.deleted.push(ReportItem {
-            extension: Some("101".into()),
-            ..Default::default()
-        });
-        let keys = deletion_keys(&r);
-        assert!(keys.contains("disable:100") && keys.contains("delete:101"));
     }
 }

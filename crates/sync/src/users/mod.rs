@@ -1,0 +1,384 @@
+//! User sync (SPEC §3): Microsoft 365 members become extensions, over `/users/delta`, with photos.
+//! A kind of the sync framework: this module reads pages and plans them; [`crate::round`] runs the
+//! rounds, the cursor, the guard and the report.
+//!
+//! https://learn.microsoft.com/graph/api/user-delta
+
+use async_trait::async_trait;
+use chrono::Utc;
+use pbx365_domain::deletion_guard::Guard;
+use pbx365_domain::settings::{SyncScope, SyncSettings};
+use pbx365_domain::user_rules::{PlanConfig, Scope};
+use pbx365_domain::{
+    DirectoryUser, ExtensionSource, NumberRules, ReportItem, SyncKind, SyncReport, SyncRun,
+};
+use pbx365_graph::{DeltaPage, GraphClient, GraphRequest, GraphUser, UserChange};
+use pbx365_store::{ExtensionOp, Store};
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use crate::error::{SyncError, SyncResult};
+use crate::kind::{Prepared, RoundKind, SyncResource};
+use crate::photos::{sync_photos, PhotoChange, PhotoTarget};
+use crate::round::{self, RunOptions};
+
+pub mod plan;
+
+use plan::{PlanStep, Planner};
+
+/// The scope key of user sync: its cursor is `cursor:users`.
+pub const SCOPE: &str = "users";
+/// `$top` is not accepted by `/users/delta`; the page size is asked for with this header
+/// (https://learn.microsoft.com/graph/delta-query-overview, "odata.maxpagesize").
+const PAGE_SIZE_PREFER: &str = "odata.maxpagesize=999";
+/// Synced extensions after the last completed run (fewer now = some were deleted locally).
+pub const EXPECTED_KEY: &str = "sync:users:expected";
+
+/// The user sync kind for one tenant.
+pub struct UserSync {
+    store: Store,
+    graph: Arc<GraphClient>,
+    settings: SyncSettings,
+    number_rules: NumberRules,
+    photo_concurrency: usize,
+}
+
+/// The planning state of one user sync run.
+pub struct UsersState {
+    planner: Planner,
+    scope: Scope,
+    /// Enabled synced extensions before the round (an empty read against these is implausible).
+    enabled_before: usize,
+    /// Disables found on the pages of a full round, applied at its end unless a later page wants
+    /// the user again.
+    deferred: PlanStep,
+}
+
+impl UserSync {
+    /// An engine over `store` and `graph` with these settings.
+    pub fn new(
+        store: Store,
+        graph: Arc<GraphClient>,
+        settings: SyncSettings,
+        number_rules: NumberRules,
+    ) -> Self {
+        UserSync {
+            store,
+            graph,
+            settings,
+            number_rules,
+            photo_concurrency: 16,
+        }
+    }
+
+    /// How many photo batches run at once (default 16).
+    pub fn with_photo_concurrency(mut self, n: usize) -> Self {
+        self.photo_concurrency = n.max(1);
+        self
+    }
+
+    /// The settings in use.
+    pub fn settings(&self) -> &SyncSettings {
+        &self.settings
+    }
+
+    /// Runs once through the framework: a delta round when a delta link is stored and nothing
+    /// forces a full round, else a full reconciliation. Records the run (unless dry) and returns it.
+    pub async fn run(&self, opts: &RunOptions) -> SyncResult<SyncRun> {
+        if !self.settings.enabled {
+            return Err(SyncError::Disabled);
+        }
+        round::run(&self.store, self, opts).await
+    }
+
+    /// The users in scope: everyone, the listed users, or the transitive members of the groups.
+    async fn resolve_scope(&self) -> SyncResult<Scope> {
+        Ok(match self.settings.scope {
+            SyncScope::All => Scope::All,
+            SyncScope::Users => Scope::Ids(
+                self.settings
+                    .scope_ids
+                    .iter()
+                    .map(|s| s.trim().to_ascii_lowercase())
+                    .collect(),
+            ),
+            SyncScope::Groups => {
+                let mut ids = HashSet::new();
+                for g in &self.settings.scope_ids {
+                    for m in self.graph.group_transitive_members(g.trim()).await? {
+                        if m.is_user() || m.odata_type.is_none() {
+                            ids.insert(m.id.to_ascii_lowercase());
+                        }
+                    }
+                }
+                Scope::Ids(ids)
+            }
+        })
+    }
+
+    /// What a full round depends on: when it changes, the next run is a full round.
+    fn fingerprint(&self, scope: &Scope) -> String {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        let s = &self.settings;
+        (
+            s.start_extension,
+            s.end_extension,
+            s.caller_id_from_office_phone,
+            s.photos,
+        )
+            .hash(&mut h);
+        (self.number_rules.min_len, self.number_rules.max_len).hash(&mut h);
+        match scope {
+            Scope::All => "all".hash(&mut h),
+            Scope::Ids(ids) => {
+                let mut v: Vec<&String> = ids.iter().collect();
+                v.sort();
+                v.hash(&mut h);
+            }
+        }
+        format!("{:016x}", h.finish())
+    }
+}
+
+#[async_trait]
+impl SyncResource for UserSync {
+    type Item = UserChange;
+    type Op = ExtensionOp;
+    type State = UsersState;
+
+    fn kind(&self) -> SyncKind {
+        SyncKind::Users
+    }
+
+    fn scope_key(&self) -> String {
+        SCOPE.to_string()
+    }
+
+    fn item_id(item: &UserChange) -> &str {
+        match item {
+            UserChange::Changed(u) => &u.id,
+            UserChange::Removed { id, .. } => id,
+        }
+    }
+
+    async fn prepare(&self) -> SyncResult<Prepared<UsersState>> {
+        let scope = self.resolve_scope().await?;
+        let fingerprint = self.fingerprint(&scope);
+        let existing = self.store.list_extensions().await?;
+        let synced_now = existing
+            .iter()
+            .filter(|e| e.m365_id.is_some() && e.source == ExtensionSource::M365)
+            .count();
+        let expected: Option<usize> = self
+            .store
+            .get_kv(EXPECTED_KEY)
+            .await?
+            .and_then(|v| v.parse().ok());
+        let force_full = expected.filter(|e| synced_now < *e).map(|e| {
+            format!(
+                "{} of {e} synced extensions were deleted locally; they come back",
+                e - synced_now
+            )
+        });
+        let cfg = PlanConfig::from_settings(&self.settings, self.number_rules);
+        let planner = Planner::new(cfg, Utc::now(), existing);
+        let enabled_before = planner.synced().filter(|e| e.enabled).count();
+        Ok(Prepared {
+            state: UsersState {
+                planner,
+                scope,
+                enabled_before,
+                deferred: PlanStep::default(),
+            },
+            fingerprint,
+            force_full,
+        })
+    }
+
+    fn first_link(&self) -> String {
+        self.graph.users_delta_start()
+    }
+
+    async fn read_page(&self, link: &str) -> SyncResult<DeltaPage<UserChange>> {
+        let req = GraphRequest::get(link).header("Prefer", PAGE_SIZE_PREFER);
+        let page: DeltaPage<GraphUser> = self.graph.delta_page(req).await?;
+        Ok(DeltaPage {
+            items: page.items.into_iter().map(UserChange::from).collect(),
+            next: page.next,
+        })
+    }
+
+    async fn plan(
+        &self,
+        state: &mut UsersState,
+        items: Vec<UserChange>,
+        round: RoundKind,
+    ) -> SyncResult<PlanStep> {
+        let (users, removed) = split(items);
+        let again = state.planner.evicted_among(
+            users
+                .iter()
+                .map(|u| u.id.as_str())
+                .chain(removed.iter().map(String::as_str)),
+        );
+        for id in again {
+            if let Some(ext) = self.store.get_extension_by_m365_id(&id).await? {
+                state.planner.reload(ext);
+            }
+        }
+        let mut step = state.planner.plan_users(&users, &removed, &state.scope);
+        if round == RoundKind::Full {
+            // Disables wait for the end of the round (a later page may want the user again).
+            state.deferred.destructive.append(&mut step.destructive);
+            state
+                .deferred
+                .report
+                .disabled
+                .append(&mut step.report.disabled);
+        }
+        Ok(step)
+    }
+
+    fn plan_end(
+        &self,
+        state: &mut UsersState,
+        wanted: &HashSet<String>,
+        round: RoundKind,
+    ) -> PlanStep {
+        let mut end = PlanStep::default();
+        if round == RoundKind::Full {
+            // Everyone not wanted is disabled; long-disabled ones are deleted.
+            let still_disabled: HashSet<String> = state
+                .planner
+                .synced()
+                .filter(|e| !e.enabled)
+                .map(|e| e.number.to_string())
+                .collect();
+            let deferred = std::mem::take(&mut state.deferred);
+            for (op, line) in deferred
+                .destructive
+                .into_iter()
+                .zip(deferred.report.disabled)
+            {
+                if let ExtensionOp::Disable { number, .. } = &op {
+                    if still_disabled.contains(number) {
+                        end.destructive.push(op);
+                        end.report.disabled.push(line);
+                    }
+                }
+            }
+            end.extend(state.planner.plan_absent(wanted));
+        }
+        end.extend(state.planner.plan_expired(wanted));
+        end
+    }
+
+    fn guard(&self, state: &UsersState, destructive: usize) -> Guard {
+        state.planner.guard(destructive)
+    }
+
+    fn implausible(&self, state: &UsersState, wanted: &HashSet<String>) -> Option<String> {
+        (wanted.is_empty() && state.enabled_before > 0).then(|| {
+            format!(
+                "Microsoft 365 returned no users for the sync while {} synced extensions exist; \
+                 this is treated as a failed read, not as everyone leaving",
+                state.enabled_before
+            )
+        })
+    }
+
+    fn held_reason(&self, guard: Guard) -> String {
+        let Guard::Exceeded { count, synced } = guard else {
+            return "held by the mass-deletion guard".into();
+        };
+        format!(
+            "held: this run would disable or delete {count} of {synced} synced extensions, more than the limit \
+             ({} extensions or {}%); nothing was disabled or deleted — approve these deletions in the console to apply them once",
+            self.settings.max_deletions, self.settings.max_deletion_percent
+        )
+    }
+
+    async fn apply(&self, ops: Vec<ExtensionOp>, cursor: (&str, &str)) -> SyncResult<()> {
+        Ok(self.store.apply_extension_ops(&ops, Some(cursor)).await?)
+    }
+
+    async fn after_apply(
+        &self,
+        state: &mut UsersState,
+        wanted: &[String],
+        created: &HashSet<String>,
+        report: &mut SyncReport,
+    ) -> SyncResult<()> {
+        if !self.settings.photos {
+            return Ok(());
+        }
+        let planner = &mut state.planner;
+        let targets: Vec<PhotoTarget> = wanted
+            .iter()
+            .filter_map(|id| planner.extension_of(id))
+            .filter(|e| e.enabled)
+            .map(|e| PhotoTarget {
+                m365_id: e.m365_id.clone().unwrap_or_default(),
+                number: e.number.to_string(),
+                name: e.display_name.clone(),
+                current: e.photo.clone(),
+            })
+            .collect();
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let changes = sync_photos(
+            &self.graph,
+            &self.store,
+            targets,
+            self.photo_concurrency,
+            report,
+        )
+        .await?;
+        for change in changes {
+            let (id, photo) = match change {
+                PhotoChange::Stored { m365_id, photo } => (m365_id, Some(photo)),
+                PhotoChange::Removed { m365_id } => (m365_id, None),
+            };
+            if let Some(ext) = planner.set_photo(&id, photo) {
+                if !created.contains(&id) {
+                    report.updated.push(ReportItem {
+                        extension: Some(ext.number.to_string()),
+                        m365_id: Some(id),
+                        name: Some(ext.display_name.clone()),
+                        fields: vec!["photo".into()],
+                        reason: None,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn completed(&self, state: &UsersState) -> SyncResult<()> {
+        Ok(self
+            .store
+            .set_kv(EXPECTED_KEY, &state.planner.synced_count().to_string())
+            .await?)
+    }
+
+    fn forget(&self, state: &mut UsersState, wanted: &[String]) {
+        state.planner.evict(wanted);
+    }
+}
+
+fn split(items: Vec<UserChange>) -> (Vec<DirectoryUser>, Vec<String>) {
+    let mut users = Vec::new();
+    let mut removed = Vec::new();
+    for item in items {
+        match item {
+            UserChange::Changed(mut u) => {
+                u.id = u.id.to_ascii_lowercase();
+                users.push(u)
+            }
+            UserChange::Removed { id, .. } => removed.push(id.to_ascii_lowercase()),
+        }
+    }
+    (users, removed)
+}
