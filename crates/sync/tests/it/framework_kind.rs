@@ -29,19 +29,17 @@ struct MailboxContacts {
     max_deletions: u32,
 }
 
-/// The synced entries held when the run started, by Microsoft id.
+/// The synced entries held (as the contacts map them, without pbx365's ids), by Microsoft id.
 struct Held {
     entries: HashMap<String, PhonebookEntry>,
     at_start: usize,
 }
 
-enum ContactOp {
-    Put(PhonebookEntry),
-    Remove(String),
-}
+/// A write: the entry of a Microsoft id, or `None` to remove it.
+type Write = (String, Option<PhonebookEntry>);
 
 fn entry(c: &Contact) -> PhonebookEntry {
-    let numbers = c.business_phones.iter().flatten().chain(&c.mobile_phone);
+    let phones = c.business_phones.iter().flatten().chain(&c.mobile_phone);
     PhonebookEntry {
         id: String::new(),
         owner: PhonebookOwner::Company,
@@ -51,20 +49,17 @@ fn entry(c: &Contact) -> PhonebookEntry {
         last_name: c.surname.clone().unwrap_or_default(),
         company: c.company_name.clone(),
         emails: Vec::new(),
-        numbers: numbers
-            .map(|n| PhoneNumber {
-                kind: PhoneKind::Business,
-                raw: n.clone(),
-                e164: None,
-            })
+        numbers: phones
+            .map(|n| PhoneNumber::new(PhoneKind::Business, n, "US"))
             .collect(),
     }
 }
 
 fn line(id: &str, name: &str) -> ReportItem {
+    let (m365_id, name) = (Some(id.to_string()), Some(name.to_string()));
     ReportItem {
-        m365_id: Some(id.to_string()),
-        name: Some(name.to_string()),
+        m365_id,
+        name,
         ..Default::default()
     }
 }
@@ -72,7 +67,7 @@ fn line(id: &str, name: &str) -> ReportItem {
 #[async_trait]
 impl SyncResource for MailboxContacts {
     type Item = Contact;
-    type Op = ContactOp;
+    type Op = Write;
     type State = Held;
 
     fn kind(&self) -> SyncKind {
@@ -85,19 +80,25 @@ impl SyncResource for MailboxContacts {
         &item.id
     }
     async fn prepare(&self) -> SyncResult<Prepared<Held>> {
-        let entries: HashMap<String, PhonebookEntry> = (self.store)
-            .list_phonebook(&PhonebookOwner::Company)
-            .await?
+        let stored = self.store.list_phonebook(&PhonebookOwner::Company).await?;
+        let entries: HashMap<String, PhonebookEntry> = stored
             .into_iter()
-            .filter_map(|e| Some((e.m365_id.clone()?, e)))
+            .filter_map(|e| {
+                Some((
+                    e.m365_id.clone()?,
+                    PhonebookEntry {
+                        id: String::new(),
+                        ..e
+                    },
+                ))
+            })
             .collect();
         let at_start = entries.len();
-        let (fingerprint, force_full) = ("v1".to_string(), None);
         let state = Held { entries, at_start };
         Ok(Prepared {
             state,
-            fingerprint,
-            force_full,
+            fingerprint: "v1".into(),
+            force_full: None,
         })
     }
     fn first_link(&self) -> String {
@@ -111,55 +112,39 @@ impl SyncResource for MailboxContacts {
         held: &mut Held,
         items: Vec<Contact>,
         _: RoundKind,
-    ) -> SyncResult<Step<ContactOp>> {
+    ) -> SyncResult<Step<Write>> {
         let mut step = Step::default();
         for c in items {
-            let name = c.display_name.clone().unwrap_or_default();
             if c.removed.is_some() {
                 if let Some(old) = held.entries.remove(&c.id) {
-                    step.destructive.push(ContactOp::Remove(c.id.clone()));
                     step.report.deleted.push(line(&c.id, &old.display_name));
+                    step.destructive.push((c.id, None));
                 }
                 continue;
             }
             step.wanted.push(c.id.clone());
             let new = entry(&c);
-            match held.entries.get(&c.id) {
-                Some(old)
-                    if PhonebookEntry {
-                        id: String::new(),
-                        ..old.clone()
-                    } == new =>
-                {
-                    continue
-                }
-                Some(_) => step.report.updated.push(line(&c.id, &name)),
-                None => step.report.created.push(line(&c.id, &name)),
+            let report = &mut step.report;
+            match held.entries.insert(c.id.clone(), new.clone()) {
+                Some(old) if old == new => continue,
+                Some(_) => report.updated.push(line(&c.id, &new.display_name)),
+                None => report.created.push(line(&c.id, &new.display_name)),
             }
-            held.entries.insert(c.id.clone(), new.clone());
-            step.ops.push(ContactOp::Put(new));
+            step.ops.push((c.id, Some(new)));
         }
         Ok(step)
     }
-    fn plan_end(
-        &self,
-        held: &mut Held,
-        wanted: &HashSet<String>,
-        round: RoundKind,
-    ) -> Step<ContactOp> {
+    fn plan_end(&self, held: &mut Held, wanted: &HashSet<String>, round: RoundKind) -> Step<Write> {
         let mut step = Step::default();
         if round == RoundKind::Full {
-            let gone: Vec<String> = held
-                .entries
-                .keys()
-                .filter(|id| !wanted.contains(*id))
-                .cloned()
-                .collect();
-            for id in gone {
-                let old = held.entries.remove(&id).expect("listed above");
-                step.report.deleted.push(line(&id, &old.display_name));
-                step.destructive.push(ContactOp::Remove(id));
-            }
+            held.entries.retain(|id, old| {
+                let keep = wanted.contains(id);
+                if !keep {
+                    step.report.deleted.push(line(id, &old.display_name));
+                    step.destructive.push((id.clone(), None));
+                }
+                keep
+            });
         }
         step
     }
@@ -169,14 +154,11 @@ impl SyncResource for MailboxContacts {
     fn held_reason(&self, guard: Guard) -> String {
         format!("held: {guard:?} company phonebook entries would be removed")
     }
-    async fn apply(&self, ops: Vec<ContactOp>, cursor: (&str, &str)) -> SyncResult<()> {
-        let (mut puts, mut removed) = (Vec::new(), Vec::new());
-        for op in ops {
-            match op {
-                ContactOp::Put(e) => puts.push(e),
-                ContactOp::Remove(id) => removed.push(id),
-            }
-        }
+    async fn apply(&self, writes: Vec<Write>, cursor: (&str, &str)) -> SyncResult<()> {
+        let (puts, removes): (Vec<Write>, Vec<Write>) =
+            writes.into_iter().partition(|w| w.1.is_some());
+        let puts: Vec<PhonebookEntry> = puts.into_iter().filter_map(|w| w.1).collect();
+        let removed: Vec<String> = removes.into_iter().map(|w| w.0).collect();
         let owner = PhonebookOwner::Company;
         Ok(self
             .store
