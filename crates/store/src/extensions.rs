@@ -8,7 +8,7 @@ use crate::{ExtensionOp, Store, StoreError, StoreResult};
 use chrono::{DateTime, Utc};
 use pbx365_domain::{
     Extension, ExtensionNumber, ExtensionSource, NewExtension, PhotoRef, Profile, ProfileSource,
-    ProfileState,
+    ProfileState, AZURE_AD_GROUP,
 };
 use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
@@ -288,6 +288,80 @@ pub(crate) async fn upsert_batch(conn: &mut AnyConnection, exts: &[&Extension]) 
     Ok(())
 }
 
+/// Columns the sync owns: the Microsoft 365 fields and whether the extension is enabled.
+const SYNC_OWNED: [&str; 13] = [
+    "first_name",
+    "last_name",
+    "display_name",
+    "email",
+    "mobile",
+    "outbound_caller_id",
+    "department",
+    "job_title",
+    "office",
+    "enabled",
+    "source",
+    "disabled_at",
+    "updated_at",
+];
+
+/// The sync's write ([`ExtensionOp::Sync`]): inserts new synced extensions and updates only the
+/// sync-owned columns of existing ones with the same number and object id, in multi-row
+/// statements; puts each in the "Azure AD" group. A number held by any other extension is
+/// reported as [`StoreError::NumberTaken`] (the caller's transaction is then not committed).
+pub(crate) async fn sync_batch(conn: &mut AnyConnection, exts: &[&Extension]) -> StoreResult<()> {
+    let updates = SYNC_OWNED
+        .iter()
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut taken = Vec::new();
+    for chunk in exts.chunks(UPSERT_CHUNK) {
+        let sql = format!(
+            "INSERT INTO extensions ({}) VALUES {} ON CONFLICT (number) DO UPDATE SET {updates} \
+             WHERE extensions.m365_id = excluded.m365_id RETURNING number",
+            select_cols(),
+            placeholders(chunk.len(), COLS.len(), 1)
+        );
+        let mut q = sqlx::query(&sql);
+        for e in chunk {
+            q = bind_extension(q, e);
+        }
+        let rows = q
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| upsert_error(e, chunk))?;
+        let written: BTreeSet<String> = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>("number"))
+            .collect::<Result<_, _>>()?;
+        taken.extend(
+            chunk
+                .iter()
+                .map(|e| e.number.as_str())
+                .filter(|n| !written.contains(*n))
+                .map(str::to_string),
+        );
+        if !written.is_empty() {
+            let sql = format!(
+                "INSERT INTO extension_group_members (group_name, number) VALUES {} \
+                 ON CONFLICT (group_name, number) DO NOTHING",
+                placeholders(written.len(), 2, 1)
+            );
+            let mut q = sqlx::query(&sql);
+            for n in &written {
+                q = q.bind(AZURE_AD_GROUP).bind(n.as_str());
+            }
+            q.execute(&mut *conn).await?;
+        }
+    }
+    if taken.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::NumberTaken { numbers: taken })
+    }
+}
+
 /// A unique violation during an upsert can only be a Microsoft object id used by two numbers.
 fn upsert_error(e: sqlx::Error, chunk: &[&Extension]) -> StoreError {
     if is_unique_violation(&e) {
@@ -540,19 +614,28 @@ impl Store {
         cursor: Option<(&str, &str)>,
     ) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
-        let mut pending: Vec<&Extension> = Vec::new();
-        for op in ops {
-            if let ExtensionOp::Upsert(e) = op {
-                pending.push(e);
-                continue;
-            }
-            // Consecutive upserts go in one multi-row statement; flush them before anything else.
-            if !pending.is_empty() {
-                upsert_batch(&mut tx, &pending).await?;
-                pending.clear();
-            }
-            match op {
-                ExtensionOp::Upsert(_) => unreachable!("collected above"),
+        // Consecutive writes of one kind go in multi-row statements.
+        let mut i = 0;
+        while i < ops.len() {
+            match &ops[i] {
+                ExtensionOp::Upsert(_) | ExtensionOp::Sync(_) => {
+                    let sync = matches!(ops[i], ExtensionOp::Sync(_));
+                    let run: Vec<&Extension> = ops[i..]
+                        .iter()
+                        .map_while(|op| match op {
+                            ExtensionOp::Upsert(e) if !sync => Some(e),
+                            ExtensionOp::Sync(e) if sync => Some(e),
+                            _ => None,
+                        })
+                        .collect();
+                    i += run.len();
+                    if sync {
+                        sync_batch(&mut tx, &run).await?;
+                    } else {
+                        upsert_batch(&mut tx, &run).await?;
+                    }
+                    continue;
+                }
                 ExtensionOp::Disable { number, at } => {
                     set_enabled_in(&mut tx, number, false, Some(*at)).await?
                 }
@@ -561,9 +644,7 @@ impl Store {
                 }
                 ExtensionOp::Delete { number } => delete_in(&mut tx, number).await?,
             }
-        }
-        if !pending.is_empty() {
-            upsert_batch(&mut tx, &pending).await?;
+            i += 1;
         }
         if let Some((key, value)) = cursor {
             crate::kv::set_in(&mut tx, key, value).await?;

@@ -42,6 +42,9 @@ pub enum StoreError {
     /// A unique value is already taken.
     #[error("{what} '{key}' already exists")]
     Conflict { what: &'static str, key: String },
+    /// Numbers a sync planned for new extensions were taken by another writer meanwhile.
+    #[error("extension numbers {} were taken by another extension while the sync planned them", .numbers.join(", "))]
+    NumberTaken { numbers: Vec<String> },
     /// A record synced from Microsoft 365 that pbx365 does not change.
     #[error(
         "{what} '{key}' comes from Microsoft 365 and is read-only here; change it in Microsoft 365"
@@ -62,8 +65,15 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)] // the contract carries the extension by value; ops are short-lived
 pub enum ExtensionOp {
-    /// Create or replace the whole extension (matched by number), including groups and photo ref.
+    /// Create or replace the whole extension (matched by number), including groups and photo ref
+    /// (bulk import and tests; the sync writes with [`ExtensionOp::Sync`]).
     Upsert(Extension),
+    /// The sync's write: create the synced extension, or update only the fields the sync owns
+    /// (the Microsoft 365 fields, enabled, the "Azure AD" membership) of the extension with this
+    /// number AND this Microsoft object id. Profile, admin flag, photo and other memberships are
+    /// never touched, and an extension with another object id (or a local one) is never
+    /// overwritten: then the whole batch fails with [`StoreError::NumberTaken`].
+    Sync(Extension),
     /// Disable (sync: user gone / disabled / guest / out of scope), remembering when.
     Disable { number: String, at: DateTime<Utc> },
     /// Re-enable a synced extension that came back in scope.

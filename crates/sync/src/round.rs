@@ -16,7 +16,7 @@ use chrono::Utc;
 use pbx365_domain::deletion_guard::{deletion_keys, Guard};
 use pbx365_domain::{SyncReport, SyncRun, SyncStatus};
 use pbx365_graph::{DeltaPage, GraphError, NextOrDelta};
-use pbx365_store::Store;
+use pbx365_store::{Store, StoreError};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -66,6 +66,12 @@ impl RunOptions {
     }
 }
 
+/// How often a round plans again after a write conflict before it fails.
+const MAX_REPLANS: u32 = 2;
+
+/// How often an interrupted full round starts again after its link expired before it fails.
+const MAX_RESTARTS: u32 = 2;
+
 enum Decision {
     Apply,
     Hold(String),
@@ -92,7 +98,27 @@ pub async fn run<R: SyncResource>(
         keys: Keys::new(resource.scope_key()),
         opts,
     };
-    let status = match round.run(&mut report).await {
+    let mut replans = 0;
+    let outcome = loop {
+        match round.run(&mut report).await {
+            // Another writer took a number this round planned: nothing of that page was written.
+            // Plan again from the committed cursor with a fresh view of what is taken.
+            Err(SyncError::Store(StoreError::NumberTaken { numbers })) if replans < MAX_REPLANS => {
+                replans += 1;
+                tracing::info!(
+                    ?numbers,
+                    "planned numbers were taken meanwhile; planning again"
+                );
+                report.push_error(format!(
+                    "extension numbers {} were taken by another extension while this run planned \
+                     them; those users got the next free numbers",
+                    numbers.join(", ")
+                ));
+            }
+            other => break other,
+        }
+    };
+    let status = match outcome {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, kind = kind.as_str(), "sync failed");
@@ -208,6 +234,7 @@ impl<R: SyncResource> Round<'_, R> {
         let mut done: u64 = wanted.len() as u64;
         // Removals found on a page wait for the end of the round and the guard.
         let mut deferred: Step<R::Op> = Step::default();
+        let mut restarts = 0;
         // The next page, read while this page's follow-up work runs (Graph latency overlaps).
         let mut prefetched: Option<SyncResult<DeltaPage<R::Item>>> = None;
         let delta_link = if finishing {
@@ -220,7 +247,11 @@ impl<R: SyncResource> Round<'_, R> {
                 };
                 let page = match fetched {
                     Ok(p) => p,
-                    Err(SyncError::Graph(GraphError::DeltaExpired { .. })) if pages > 0 => {
+                    Err(SyncError::Graph(GraphError::DeltaExpired { .. }))
+                        if pages > 0 && restarts < MAX_RESTARTS =>
+                    {
+                        restarts += 1;
+                        deferred = Step::default();
                         tracing::info!(
                             "the interrupted full round's link expired; starting the round again"
                         );

@@ -121,3 +121,78 @@ on_both!(
     an_op_failing_mid_batch_leaves_nothing_applied_and_the_cursor_unchanged,
     a_later_upsert_of_the_same_number_in_one_batch_wins,
 );
+
+async fn the_sync_write_changes_only_its_own_fields_and_never_takes_another_extensions_number(
+    db: TestDb,
+) {
+    let mut mine = synced_extension("300", &object_id(30));
+    db.store
+        .apply_extension_ops(&[ExtensionOp::Sync(mine.clone())], None)
+        .await
+        .unwrap();
+    // Other writers: the profile writer, an admin, a local group.
+    let dnd = pbx365_domain::ProfileState {
+        profile: pbx365_domain::Profile::Dnd,
+        ..Default::default()
+    };
+    db.store.set_profile("300", &dnd).await.unwrap();
+    db.store.set_extension_admin("300", true).await.unwrap();
+    db.store.create_group("Sales", "").await.unwrap();
+    db.store.add_group_member("Sales", "300").await.unwrap();
+    let local = pbx365_domain::NewExtension {
+        first_name: "Front".into(),
+        display_name: "Front Desk".into(),
+        ..Default::default()
+    };
+    db.store
+        .create_local_extension("301", &local)
+        .await
+        .unwrap();
+
+    // The sync writes its stale view of 300 (renamed in Microsoft 365) and plans 301 for a newcomer.
+    mine.display_name = "Renamed".into();
+    let newcomer = synced_extension("301", &object_id(31));
+    let err = db
+        .store
+        .apply_extension_ops(
+            &[ExtensionOp::Sync(mine.clone()), ExtensionOp::Sync(newcomer)],
+            Some(("cursor:users", "next")),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::NumberTaken { numbers } if numbers == &["301".to_string()]),
+        "{err}"
+    );
+    assert!(err.to_string().contains("301"), "{err}");
+    assert_eq!(
+        db.store.get_kv("cursor:users").await.unwrap(),
+        None,
+        "nothing committed"
+    );
+    let desk = db.store.get_extension("301").await.unwrap().unwrap();
+    assert_eq!(
+        desk.display_name, "Front Desk",
+        "the local extension is untouched"
+    );
+    assert_eq!(desk.m365_id, None);
+
+    db.store
+        .apply_extension_ops(&[ExtensionOp::Sync(mine)], Some(("cursor:users", "next")))
+        .await
+        .unwrap();
+    let e = db.store.get_extension("300").await.unwrap().unwrap();
+    assert_eq!(e.display_name, "Renamed", "the sync's field is written");
+    assert_eq!(
+        e.profile.profile,
+        pbx365_domain::Profile::Dnd,
+        "the profile stays"
+    );
+    assert!(e.is_admin, "the admin flag stays");
+    assert!(e.groups.contains(&"Sales".to_string()), "{:?}", e.groups);
+    assert!(e
+        .groups
+        .contains(&pbx365_domain::AZURE_AD_GROUP.to_string()));
+}
+
+on_both!(the_sync_write_changes_only_its_own_fields_and_never_takes_another_extensions_number);

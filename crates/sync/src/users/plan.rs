@@ -162,7 +162,7 @@ impl Planner {
                         ext.disabled_at = None;
                         fields.push("enabled".into());
                     }
-                    step.ops.push(ExtensionOp::Upsert(ext.clone()));
+                    step.ops.push(ExtensionOp::Sync(ext.clone()));
                     let mut line = extension_item(ext);
                     line.fields = fields;
                     step.report.updated.push(line);
@@ -199,7 +199,7 @@ impl Planner {
                     };
                     apply_fields(&mut ext, &want);
                     step.report.created.push(extension_item(&ext));
-                    step.ops.push(ExtensionOp::Upsert(ext.clone()));
+                    step.ops.push(ExtensionOp::Sync(ext.clone()));
                     self.by_id.insert(user.id.clone(), ext);
                 }
             }
@@ -370,7 +370,7 @@ mod tests {
     fn apply(exts: &mut Vec<Extension>, step: &PlanStep) {
         for op in step.ops.iter().chain(step.destructive.iter()) {
             match op {
-                ExtensionOp::Upsert(e) => {
+                ExtensionOp::Upsert(e) | ExtensionOp::Sync(e) => {
                     exts.retain(|x| x.number != e.number);
                     exts.push(e.clone());
                 }

@@ -9,3 +9,4 @@ mod framework_kind;
 mod guard;
 mod notifications;
 mod users;
+mod writers;

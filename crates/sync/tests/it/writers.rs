@@ -1,0 +1,155 @@
+//! Many writers: while a 10,000-user full round updates every user, an admin's and the profile
+//! writer's changes land beside it. The sync writes only the fields it owns, never overwrites
+//! another extension, and no number passes from one person to another.
+
+use crate::harness::{settings, synced, world_with, TestDb};
+use crate::on_both;
+use m365_sim::SimConfig;
+use pbx365_domain::{
+    ExtensionSource, NewExtension, Profile, ProfileSource, ProfileState, SyncKind, SyncStatus,
+};
+use pbx365_sync::RunOptions;
+use serde_json::json;
+use std::collections::BTreeMap;
+
+async fn writes_beside_a_10000_user_full_round_all_survive_and_no_number_changes_hands(db: TestDb) {
+    let w = world_with(SimConfig {
+        users: 10_000,
+        https: false,
+        latency_ms: 40,
+        ..SimConfig::default()
+    })
+    .await;
+    let mut s = settings();
+    s.photos = false;
+    let svc = w.service(&db.store, s.clone());
+    let first = svc
+        .run_now(SyncKind::Users, RunOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(first.status, SyncStatus::Completed);
+    let before: BTreeMap<String, String> = synced(&db.store)
+        .await
+        .into_iter()
+        .map(|(id, e)| (e.number.to_string(), id))
+        .collect();
+    let mut numbers: Vec<u64> = before.keys().map(|n| n.parse().unwrap()).collect();
+    numbers.sort();
+    let (lowest, highest) = (
+        numbers[0].to_string(),
+        numbers[numbers.len() - 1].to_string(),
+    );
+
+    // Three people join: the round will plan them the next free numbers.
+    let domain = w.sim.domain.clone();
+    for name in ["ada", "bo", "cy"] {
+        w.create_user(json!({
+            "accountEnabled": true, "displayName": format!("{name} New"), "givenName": name, "surname": "New",
+            "mailNickname": name, "userPrincipalName": format!("{name}.new@{domain}"),
+            "passwordProfile": {"password": "Secret-123456", "forceChangePasswordNextSignIn": false}
+        }))
+        .await;
+    }
+    // An option changes, so the full round updates every user.
+    s.caller_id_from_office_phone = false;
+    svc.set_settings(s);
+    let round = {
+        let svc = svc.clone();
+        tokio::spawn(async move {
+            let full = RunOptions {
+                full: true,
+                ..Default::default()
+            };
+            svc.run_now(SyncKind::Users, full).await.unwrap()
+        })
+    };
+    // Once the round has committed its first page, the other writers act.
+    let store = db.store.clone();
+    crate::harness::eventually(60, "the round commits a page", || async {
+        let cursor = store.get_kv("cursor:users").await.ok().flatten();
+        cursor.is_some_and(|c| c.contains("\"pages\":") && !c.contains("\"pages\":0"))
+    })
+    .await;
+    let dnd = ProfileState {
+        profile: Profile::Dnd,
+        source: ProfileSource::Manual,
+        until: None,
+        return_to: None,
+    };
+    db.store.set_profile(&highest, &dnd).await.unwrap();
+    db.store.set_extension_admin(&highest, true).await.unwrap();
+    db.store.create_group("Sales", "local group").await.unwrap();
+    db.store.add_group_member("Sales", &lowest).await.unwrap();
+    let front_desk = NewExtension {
+        first_name: "Front".into(),
+        last_name: "Desk".into(),
+        display_name: "Front Desk".into(),
+        ..NewExtension::default()
+    };
+    // The local extension takes the first number free right now: the one the round planned for
+    // a new person, unless the round has already written them.
+    let mut n = numbers[numbers.len() - 1] + 1;
+    let desk_number = loop {
+        let candidate = n.to_string();
+        if db.store.get_extension(&candidate).await.unwrap().is_none()
+            && db
+                .store
+                .create_local_extension(&candidate, &front_desk)
+                .await
+                .is_ok()
+        {
+            break candidate;
+        }
+        n += 1;
+    };
+
+    let run = round.await.unwrap();
+    assert_eq!(run.status, SyncStatus::Completed, "{:?}", run.report.errors);
+    let top = db.store.get_extension(&highest).await.unwrap().unwrap();
+    assert_eq!(
+        top.profile.profile,
+        Profile::Dnd,
+        "the profile set during the round survives"
+    );
+    assert!(
+        top.is_admin,
+        "the admin role granted during the round survives"
+    );
+    assert_eq!(
+        top.outbound_caller_id, None,
+        "and the sync's own change landed too"
+    );
+    let low = db.store.get_extension(&lowest).await.unwrap().unwrap();
+    assert!(
+        low.groups.iter().any(|g| g == "Sales"),
+        "the local membership survives: {:?}",
+        low.groups
+    );
+    let desk = db.store.get_extension(&desk_number).await.unwrap().unwrap();
+    assert_eq!(
+        desk.source,
+        ExtensionSource::Local,
+        "the local extension was not turned into a user's"
+    );
+    assert_eq!(desk.display_name, "Front Desk");
+    let after: BTreeMap<String, String> = synced(&db.store)
+        .await
+        .into_iter()
+        .map(|(id, e)| (e.number.to_string(), id))
+        .collect();
+    for (number, id) in &before {
+        assert_eq!(
+            after.get(number),
+            Some(id),
+            "number {number} kept its person"
+        );
+    }
+    assert_eq!(
+        after.len(),
+        before.len() + 3,
+        "the three new people got extensions"
+    );
+    assert!(!after.contains_key(&desk_number));
+}
+
+on_both!(writes_beside_a_10000_user_full_round_all_survive_and_no_number_changes_hands);
