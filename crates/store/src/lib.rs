@@ -19,6 +19,7 @@ mod db;
 mod extensions;
 mod groups;
 mod kv;
+mod leases;
 mod notifications;
 mod outbox;
 mod phonebook;

@@ -14,6 +14,7 @@
 pub mod cursor;
 pub mod error;
 pub mod kind;
+pub mod lease;
 pub mod photos;
 pub mod receiver;
 pub mod round;
@@ -23,7 +24,7 @@ pub mod users;
 
 pub use error::{SyncError, SyncResult};
 pub use kind::{Prepared, RoundKind, Step, SyncResource};
-pub use round::{Progress, ProgressFn, RunOptions};
+pub use round::{Progress, ProgressFn, RunOptions, WaitFn};
 pub use scheduler::{Background, ResourceJob, SyncJob, SyncService};
 pub use users::{plan, UserSync};
 

@@ -47,7 +47,12 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Progress callback.
     pub progress: Option<ProgressFn>,
+    /// Told (with the other holder's name) when the run waits for a sync on another instance.
+    pub on_wait: Option<WaitFn>,
 }
+
+/// A callback told that a run waits for another instance's sync.
+pub type WaitFn = Arc<dyn Fn(&str) + Send + Sync>;
 
 impl std::fmt::Debug for RunOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use crate::cursor::Keys;
 use crate::error::{SyncError, SyncResult};
 use crate::kind::SyncResource;
+use crate::lease::{instance_name, HeldLease, SYNC_LEASE};
 use crate::round::{self, RunOptions};
 use crate::subscriptions;
 use crate::users::UserSync;
@@ -77,6 +78,14 @@ impl SyncJob for UserSync {
 /// How often the background loop looks at the notification inbox.
 const INBOX_TICK: std::time::Duration = std::time::Duration::from_millis(500);
 
+/// A dead instance's jobs are taken over within this time (SPEC §9: 30 s).
+const DEFAULT_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// When the cluster last did its scheduled steps (kept in the store, so every instance agrees).
+const LAST_NIGHTLY_KEY: &str = "sync:last:nightly";
+const LAST_POLL_KEY: &str = "sync:last:poll";
+const LAST_SUBSCRIPTIONS_KEY: &str = "sync:last:subscriptions";
+
 /// How often subscriptions are checked (renewal has a margin of days, so hourly is plenty).
 const SUBSCRIPTION_CHECK: Duration = Duration::hours(1);
 
@@ -91,6 +100,10 @@ struct Inner {
     poll_override_ms: AtomicU64,
     run_lock: Mutex<()>,
     wake: Notify,
+    /// This instance's name in lease rows.
+    holder: String,
+    /// How long a lease lasts unless renewed (another instance takes over after it).
+    lease_ttl: RwLock<std::time::Duration>,
     /// Kinds registered beside user sync.
     jobs: RwLock<Vec<Arc<dyn SyncJob>>>,
 }
@@ -136,6 +149,8 @@ impl SyncService {
                 poll_override_ms: AtomicU64::new(0),
                 run_lock: Mutex::new(()),
                 wake: Notify::new(),
+                holder: instance_name(),
+                lease_ttl: RwLock::new(DEFAULT_LEASE_TTL),
                 jobs: RwLock::new(Vec::new()),
             }),
         }
@@ -164,6 +179,24 @@ impl SyncService {
                 .cloned(),
         );
         all
+    }
+
+    /// Leases last this long unless renewed: a dead instance's jobs move to another after it.
+    pub fn with_lease_ttl(self, ttl: std::time::Duration) -> Self {
+        *self
+            .inner
+            .lease_ttl
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = ttl;
+        self
+    }
+
+    fn lease_ttl(&self) -> std::time::Duration {
+        *self
+            .inner
+            .lease_ttl
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Turns change-notification subscriptions off (e.g. when Microsoft cannot reach us);
@@ -222,8 +255,37 @@ impl SyncService {
 
     /// Runs a sync now and returns its report. Only one run happens at a time: a request made
     /// while another runs waits for it, then runs.
-    /// `all` runs every kind and returns user sync's run.
+    /// `all` runs every kind and returns user sync's run. With several instances on one
+    /// database, the run waits while another instance runs a job (a dry run writes nothing and
+    /// does not wait).
     pub async fn run_now(&self, kind: SyncKind, opts: RunOptions) -> SyncResult<SyncRun> {
+        if opts.dry_run {
+            return self.run_jobs(kind, opts).await;
+        }
+        let wait = opts.on_wait.clone();
+        let lease = HeldLease::take(
+            &self.inner.store,
+            SYNC_LEASE,
+            &self.inner.holder,
+            self.lease_ttl(),
+            |other| {
+                tracing::info!(
+                    holder = other,
+                    "another instance is running a sync; waiting for it"
+                );
+                if let Some(tell) = wait {
+                    tell(other);
+                }
+            },
+        )
+        .await?;
+        let run = self.run_jobs(kind, opts).await;
+        lease.release().await;
+        run
+    }
+
+    /// Runs the jobs of `kind` one at a time in this process (the caller holds the lease).
+    async fn run_jobs(&self, kind: SyncKind, opts: RunOptions) -> SyncResult<SyncRun> {
         let jobs: Vec<Arc<dyn SyncJob>> = self
             .jobs()
             .into_iter()
@@ -305,6 +367,21 @@ impl SyncService {
     /// Processes the notification inbox once: lifecycle events are handled, then one delta round
     /// (or a full resync after `missed`) covers every change notification taken. Returns the run.
     pub async fn process_inbox(&self) -> SyncResult<Option<SyncRun>> {
+        let lease = HeldLease::take(
+            &self.inner.store,
+            SYNC_LEASE,
+            &self.inner.holder,
+            self.lease_ttl(),
+            |_| {},
+        )
+        .await?;
+        let run = self.process_inbox_held().await;
+        lease.release().await;
+        run
+    }
+
+    /// [`SyncService::process_inbox`] for a caller that holds the lease.
+    async fn process_inbox_held(&self) -> SyncResult<Option<SyncRun>> {
         let mut notes = Vec::new();
         loop {
             let batch = self.inner.store.take_notifications(500).await?;
@@ -326,29 +403,24 @@ impl SyncService {
         )
         .await?;
         if actions.full || actions.delta {
-            let run = self
-                .run_now(
-                    SyncKind::Users,
-                    RunOptions {
-                        full: actions.full,
-                        ..Default::default()
-                    },
-                )
-                .await?;
+            let opts = RunOptions {
+                full: actions.full,
+                ..Default::default()
+            };
+            let run = self.run_jobs(SyncKind::Users, opts).await?;
+            self.done(LAST_POLL_KEY).await?;
             return Ok(Some(run));
         }
         Ok(None)
     }
 
     /// Starts the background loop: inbox, delta poll every `poll_minutes`, nightly full round at
-    /// `nightly_at` (server time), subscription upkeep.
+    /// `nightly_at` (server time), subscription upkeep. Every instance runs the loop; each step
+    /// is done by whichever instance holds the lease, once per cluster.
     pub fn start(&self) -> Background {
         let (stop, mut stopped) = watch::channel(false);
         let svc = self.clone();
         let task = tokio::spawn(async move {
-            let mut next_poll = Utc::now() + svc.poll_interval();
-            let mut next_nightly = next_nightly(Local::now(), &svc.settings().nightly_at);
-            let mut next_subs = Utc::now();
             loop {
                 tokio::select! {
                     _ = stopped.changed() => break,
@@ -358,33 +430,99 @@ impl SyncService {
                 if *stopped.borrow() {
                     break;
                 }
-                let now = Utc::now();
-                if svc.inner.subscriptions.load(Ordering::Relaxed) && now >= next_subs {
-                    if let Err(e) = svc.ensure_subscriptions(now).await {
-                        tracing::warn!(error = %e, "change-notification subscriptions could not be set up; the delta poll keeps extensions current");
+                let held = HeldLease::try_take(
+                    &svc.inner.store,
+                    SYNC_LEASE,
+                    &svc.inner.holder,
+                    svc.lease_ttl(),
+                )
+                .await;
+                match held {
+                    Ok(Some(lease)) => {
+                        if let Err(e) = svc.tick().await {
+                            tracing::warn!(error = %e, "a scheduled sync step failed");
+                        }
+                        lease.release().await;
                     }
-                    next_subs = now + SUBSCRIPTION_CHECK;
-                }
-                match svc.process_inbox().await {
-                    Ok(Some(_)) => next_poll = Utc::now() + svc.poll_interval(),
-                    Ok(None) => {}
-                    Err(e) => tracing::warn!(error = %e, "processing change notifications failed"),
-                }
-                if Local::now() >= next_nightly {
-                    next_nightly = next_nightly_after(Local::now(), &svc.settings().nightly_at);
-                    let full = RunOptions {
-                        full: true,
-                        ..Default::default()
-                    };
-                    svc.log_run(svc.run_now(SyncKind::All, full).await);
-                    next_poll = Utc::now() + svc.poll_interval();
-                } else if Utc::now() >= next_poll {
-                    svc.log_run(svc.run_now(SyncKind::All, RunOptions::default()).await);
-                    next_poll = Utc::now() + svc.poll_interval();
+                    Ok(None) => {} // another instance is the runner right now
+                    Err(e) => tracing::warn!(error = %e, "the sync lease could not be read"),
                 }
             }
         });
         Background { stop, task }
+    }
+
+    /// One step of the background loop, under the lease.
+    async fn tick(&self) -> SyncResult<()> {
+        if self.inner.subscriptions.load(Ordering::Relaxed)
+            && self
+                .due(LAST_SUBSCRIPTIONS_KEY, true, |last| {
+                    last + SUBSCRIPTION_CHECK
+                })
+                .await?
+        {
+            if let Err(e) = self.ensure_subscriptions(Utc::now()).await {
+                tracing::warn!(error = %e, "change-notification subscriptions could not be set up; the delta poll keeps extensions current");
+            }
+            self.done(LAST_SUBSCRIPTIONS_KEY).await?;
+        }
+        if let Err(e) = self.process_inbox_held().await {
+            tracing::warn!(error = %e, "processing change notifications failed");
+        }
+        let at = self.settings().nightly_at;
+        let poll = self.poll_interval();
+        if self
+            .due(LAST_NIGHTLY_KEY, false, |last| {
+                next_nightly_after(last.with_timezone(&Local), &at).with_timezone(&Utc)
+            })
+            .await?
+        {
+            self.done(LAST_NIGHTLY_KEY).await?;
+            let full = RunOptions {
+                full: true,
+                ..Default::default()
+            };
+            self.log_run(self.run_jobs(SyncKind::All, full).await);
+            self.done(LAST_POLL_KEY).await?;
+        } else if self.due(LAST_POLL_KEY, false, |last| last + poll).await? {
+            self.log_run(self.run_jobs(SyncKind::All, RunOptions::default()).await);
+            self.done(LAST_POLL_KEY).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether the step last done at the time stored under `key` is due again (`next` of that
+    /// time has come). A step never done is due when `at_once`, else it counts from now.
+    async fn due(
+        &self,
+        key: &str,
+        at_once: bool,
+        next: impl FnOnce(DateTime<Utc>) -> DateTime<Utc>,
+    ) -> SyncResult<bool> {
+        let last = self
+            .inner
+            .store
+            .get_kv(key)
+            .await?
+            .and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
+            .map(|t| t.with_timezone(&Utc));
+        match last {
+            Some(last) => Ok(Utc::now() >= next(last)),
+            None if at_once => Ok(true),
+            None => {
+                self.done(key).await?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Records that the step under `key` was done now.
+    async fn done(&self, key: &str) -> SyncResult<()> {
+        Ok(self
+            .inner
+            .store
+            .set_kv(key, &Utc::now().to_rfc3339())
+            .await?)
     }
 
     fn log_run(&self, r: SyncResult<SyncRun>) {

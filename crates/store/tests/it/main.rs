@@ -7,6 +7,7 @@ mod harness;
 mod auth;
 mod extensions;
 mod groups;
+mod leases;
 mod migrations;
 mod misc;
 mod notifications;

@@ -13,6 +13,7 @@ use pbx365_domain::{
 };
 use pbx365_graph::{Contact, DeltaPage, GraphClient};
 use pbx365_store::Store;
+use pbx365_sync::lease::{HeldLease, SYNC_LEASE};
 use pbx365_sync::{
     round, Prepared, ResourceJob, RoundKind, RunOptions, Step, SyncJob, SyncResource, SyncResult,
 };
@@ -323,6 +324,11 @@ async fn framework_kind_child() {
         mailbox: MAILBOX.into(),
         max_deletions: 5,
     };
+    // Like every job, the child holds the cluster's sync lease while it works.
+    let ttl = std::time::Duration::from_secs(2);
+    let _lease = HeldLease::take(&store, SYNC_LEASE, "child", ttl, |_| {})
+        .await
+        .unwrap();
     round::run(&store, &k, &RunOptions::default())
         .await
         .unwrap();
@@ -361,10 +367,28 @@ async fn a_sigkilled_round_of_an_extra_kind_resumes_from_its_cursor(db: TestDb) 
     assert!(partial < 2_500, "killed mid-round ({partial} entries)");
     let before = w.sim.control().stats().await.unwrap().total;
 
-    let k = kind(&w, &db.store);
-    let resumed = round::run(&db.store, &k, &RunOptions::default())
-        .await
-        .unwrap();
+    // Another instance takes over once the dead child's lease has expired, and resumes.
+    let svc = w
+        .service(&db.store, crate::harness::settings())
+        .with_lease_ttl(std::time::Duration::from_secs(2))
+        .with_job(Arc::new(ResourceJob::new(
+            db.store.clone(),
+            kind(&w, &db.store),
+        )));
+    let waited = Arc::new(std::sync::Mutex::new(None::<String>));
+    let told = waited.clone();
+    let opts = RunOptions {
+        on_wait: Some(Arc::new(move |holder: &str| {
+            *told.lock().unwrap() = Some(holder.to_string())
+        })),
+        ..Default::default()
+    };
+    let resumed = svc.run_now(SyncKind::Contacts, opts).await.unwrap();
+    assert_eq!(
+        waited.lock().unwrap().as_deref(),
+        Some("child"),
+        "it waited for the dead holder's lease to expire"
+    );
     assert_eq!(
         resumed.status,
         SyncStatus::Completed,

@@ -153,3 +153,56 @@ async fn writes_beside_a_10000_user_full_round_all_survive_and_no_number_changes
 }
 
 on_both!(writes_beside_a_10000_user_full_round_all_survive_and_no_number_changes_hands);
+
+async fn two_instances_on_one_database_never_run_a_round_at_the_same_time(db: TestDb) {
+    let w = world_with(SimConfig {
+        users: 1_000,
+        https: false,
+        latency_ms: 20,
+        ..SimConfig::default()
+    })
+    .await;
+    let mut s = settings();
+    s.photos = false;
+    let (one, two) = (w.service(&db.store, s.clone()), w.service(&db.store, s));
+    let waited = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let opts = |waited: &std::sync::Arc<std::sync::atomic::AtomicUsize>| {
+        let told = waited.clone();
+        RunOptions {
+            full: true,
+            on_wait: Some(std::sync::Arc::new(move |_: &str| {
+                told.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            })),
+            ..Default::default()
+        }
+    };
+    let (a, b) = tokio::join!(
+        one.run_now(SyncKind::Users, opts(&waited)),
+        two.run_now(SyncKind::Users, opts(&waited))
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(
+        (a.status, b.status),
+        (SyncStatus::Completed, SyncStatus::Completed)
+    );
+    assert_eq!(
+        waited.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one of them waited"
+    );
+    let (first, second) = if a.started_at <= b.started_at {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    assert!(
+        second.started_at >= first.finished_at.unwrap(),
+        "the rounds did not overlap"
+    );
+    assert_eq!(
+        first.report.created.len() + second.report.created.len(),
+        synced(&db.store).await.len()
+    );
+}
+
+on_both!(two_instances_on_one_database_never_run_a_round_at_the_same_time);
