@@ -98,19 +98,42 @@ impl Store {
         .await?;
         let mut out = rows
             .iter()
-            .map(|r| {
-                let payload: String = r.try_get("payload")?;
-                Ok(InboxNotification {
-                    id: r.try_get("id")?,
-                    dedup_key: r.try_get("dedup_key")?,
-                    payload: serde_json::from_str(&payload)
-                        .map_err(|e| corrupt(format!("stored notification: {e}")))?,
-                    received_at: parse_ts(&r.try_get::<String, _>("received_at")?)?,
-                })
-            })
+            .map(inbox_row)
             .collect::<StoreResult<Vec<_>>>()?;
         out.sort_by(|a, b| (a.received_at, &a.id).cmp(&(b.received_at, &b.id)));
         Ok(out)
+    }
+
+    /// Up to `limit` waiting notifications, oldest first, left in the inbox: the job that handles
+    /// them removes them with [`Store::delete_notifications`] once its round is recorded, so a
+    /// crash in between loses none.
+    pub async fn peek_notifications(&self, limit: u32) -> StoreResult<Vec<InboxNotification>> {
+        let rows = sqlx::query(
+            "SELECT id, dedup_key, payload, received_at FROM notification_inbox \
+             ORDER BY received_at, id LIMIT $1",
+        )
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(inbox_row).collect()
+    }
+
+    /// Removes handled notifications by id.
+    pub async fn delete_notifications(&self, ids: &[String]) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        for part in ids.chunks(500) {
+            let sql = format!(
+                "DELETE FROM notification_inbox WHERE id IN ({})",
+                crate::db::in_list(part.len(), 1)
+            );
+            let mut q = sqlx::query(&sql);
+            for id in part {
+                q = q.bind(id.as_str());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Forgets dedup keys first seen before `before`; returns how many.
@@ -121,4 +144,15 @@ impl Store {
             .await?;
         Ok(done.rows_affected())
     }
+}
+
+fn inbox_row(r: &sqlx::any::AnyRow) -> StoreResult<InboxNotification> {
+    let payload: String = r.try_get("payload")?;
+    Ok(InboxNotification {
+        id: r.try_get("id")?,
+        dedup_key: r.try_get("dedup_key")?,
+        payload: serde_json::from_str(&payload)
+            .map_err(|e| corrupt(format!("stored notification: {e}")))?,
+        received_at: parse_ts(&r.try_get::<String, _>("received_at")?)?,
+    })
 }

@@ -78,6 +78,9 @@ impl SyncJob for UserSync {
 /// How often the background loop looks at the notification inbox.
 const INBOX_TICK: std::time::Duration = std::time::Duration::from_millis(500);
 
+/// Notifications handled per round (more wait for the next one).
+const INBOX_BATCH: u32 = 5_000;
+
 /// A dead instance's jobs are taken over within this time (SPEC §9: 30 s).
 const DEFAULT_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(20);
 
@@ -382,18 +385,12 @@ impl SyncService {
 
     /// [`SyncService::process_inbox`] for a caller that holds the lease.
     async fn process_inbox_held(&self) -> SyncResult<Option<SyncRun>> {
-        let mut notes = Vec::new();
-        loop {
-            let batch = self.inner.store.take_notifications(500).await?;
-            let n = batch.len();
-            notes.extend(batch);
-            if n < 500 {
-                break;
-            }
-        }
+        // Left in the inbox until their round is recorded: a crash in between loses none.
+        let notes = self.inner.store.peek_notifications(INBOX_BATCH).await?;
         if notes.is_empty() {
             return Ok(None);
         }
+        let ids: Vec<String> = notes.iter().map(|n| n.id.clone()).collect();
         let actions = subscriptions::triage(
             &self.inner.graph,
             &self.inner.store,
@@ -402,16 +399,17 @@ impl SyncService {
             &self.subscription_resources(),
         )
         .await?;
+        let mut run = None;
         if actions.full || actions.delta {
             let opts = RunOptions {
                 full: actions.full,
                 ..Default::default()
             };
-            let run = self.run_jobs(SyncKind::Users, opts).await?;
+            run = Some(self.run_jobs(SyncKind::Users, opts).await?);
             self.done(LAST_POLL_KEY).await?;
-            return Ok(Some(run));
         }
-        Ok(None)
+        self.inner.store.delete_notifications(&ids).await?;
+        Ok(run)
     }
 
     /// Starts the background loop: inbox, delta poll every `poll_minutes`, nightly full round at

@@ -206,3 +206,29 @@ async fn two_instances_on_one_database_never_run_a_round_at_the_same_time(db: Te
 }
 
 on_both!(two_instances_on_one_database_never_run_a_round_at_the_same_time);
+
+async fn a_notification_stays_in_the_inbox_until_a_round_has_handled_it(db: TestDb) {
+    let w = crate::harness::world(20).await;
+    let mut s = settings();
+    s.enabled = false;
+    let svc = w.service(&db.store, s.clone());
+    let note = json!({"subscriptionId": "s1", "changeType": "updated", "resource": "Users/abc"});
+    assert!(db
+        .store
+        .enqueue_notification("s1:updated:abc", &note)
+        .await
+        .unwrap());
+    // The round cannot run (sync is off): the notification is not lost with it.
+    assert!(svc.process_inbox().await.is_err());
+    assert_eq!(db.store.peek_notifications(10).await.unwrap().len(), 1);
+    s.enabled = true;
+    svc.set_settings(s);
+    let run = svc.process_inbox().await.unwrap().expect("a round ran");
+    assert_eq!(run.status, SyncStatus::Completed);
+    assert!(
+        db.store.peek_notifications(10).await.unwrap().is_empty(),
+        "handled, then removed"
+    );
+}
+
+on_both!(a_notification_stays_in_the_inbox_until_a_round_has_handled_it);
