@@ -37,6 +37,17 @@ impl Store {
         Ok(())
     }
 
+    /// Removes `key` only if it still holds `value`; true when this call removed it (exactly one
+    /// of several concurrent callers gets true: a one-shot approval is used once per cluster).
+    pub async fn take_kv(&self, key: &str, value: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM kv WHERE name = $1 AND value = $2")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// All values whose key starts with `prefix`, ordered by key (e.g. every `setting:`).
     pub async fn list_kv(&self, prefix: &str) -> StoreResult<Vec<(String, String)>> {
         let rows: Vec<(String, String)> =

@@ -89,3 +89,32 @@ impl Keys {
         }
     }
 }
+
+/// An admin's approval of one held run, valid for [`Approval::VALID_HOURS`] and used once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    /// The held run approved.
+    pub run: String,
+    /// When it was given.
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Approval {
+    /// How long an approval waits for a run to use it.
+    pub const VALID_HOURS: i64 = 24;
+
+    /// The stored form.
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Reads the stored form; anything else is no approval.
+    pub fn decode(stored: &str) -> Option<Approval> {
+        serde_json::from_str(stored).ok()
+    }
+
+    /// Whether it may still be used at `now`.
+    pub fn valid_at(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        now - self.at < chrono::Duration::hours(Self::VALID_HOURS)
+    }
+}

@@ -20,7 +20,7 @@ use pbx365_store::{Store, StoreError};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::cursor::{Cursor, Keys, Phase};
+use crate::cursor::{Approval, Cursor, Keys, Phase};
 use crate::error::{SyncError, SyncResult};
 use crate::kind::{RoundKind, Step, SyncResource};
 
@@ -438,17 +438,24 @@ impl<R: SyncResource> Round<'_, R> {
             return Ok(Decision::Apply);
         }
         let approval_key = self.keys.approval();
-        if let Some(approved) = self.store.get_kv(&approval_key).await? {
-            if let Some(run) = self.store.get_sync_run(&approved).await? {
+        let stored = self.store.get_kv(&approval_key).await?;
+        let approval = stored.as_deref().and_then(Approval::decode);
+        if let Some(approval) = approval.filter(|a| a.valid_at(Utc::now())) {
+            if let Some(run) = self.store.get_sync_run(&approval.run).await? {
                 let allowed = deletion_keys(&run.report);
                 let now = deletion_keys(would);
                 if run.status == SyncStatus::Held && now.is_subset(&allowed) {
-                    if !self.opts.dry_run {
-                        // Consumed before applying: a crash costs a new approval, never a second mass delete.
-                        self.store.delete_kv(&approval_key).await?;
+                    // Consumed before applying, by exactly one run in the cluster: a crash costs
+                    // a new approval, never a second mass delete.
+                    let consumed = self.opts.dry_run
+                        || self
+                            .store
+                            .take_kv(&approval_key, stored.as_deref().unwrap_or_default())
+                            .await?;
+                    if consumed {
+                        tracing::warn!(count, approved_run = %approval.run, "applying deletions approved by an admin");
+                        return Ok(Decision::Apply);
                     }
-                    tracing::warn!(count, approved_run = %approved, "applying deletions approved by an admin");
-                    return Ok(Decision::Apply);
                 }
             }
         }

@@ -13,7 +13,7 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::{watch, Mutex, Notify};
 use tokio::task::JoinHandle;
 
-use crate::cursor::Keys;
+use crate::cursor::{Approval, Keys};
 use crate::error::{SyncError, SyncResult};
 use crate::kind::SyncResource;
 use crate::lease::{instance_name, HeldLease, SYNC_LEASE};
@@ -313,7 +313,8 @@ impl SyncService {
     }
 
     /// Approves the deletions of a held run, once: the next run whose deletions are among the
-    /// approved ones applies them, then the guard is armed again. Start a run afterwards.
+    /// approved ones applies them, then the guard is armed again. The approval expires after
+    /// 24 hours unused. Start a run afterwards.
     pub async fn approve_held_run(&self, run_id: &str) -> SyncResult<()> {
         let run = self
             .inner
@@ -335,7 +336,14 @@ impl SyncService {
             .ok_or_else(|| SyncError::Other(format!("{} sync is not running here", run.kind)))?;
         self.inner
             .store
-            .set_kv(&Keys::new(scope).approval(), run_id)
+            .set_kv(
+                &Keys::new(scope).approval(),
+                &Approval {
+                    run: run_id.to_string(),
+                    at: Utc::now(),
+                }
+                .encode(),
+            )
             .await?;
         tracing::warn!(run = run_id, "an admin approved the held deletions");
         Ok(())

@@ -58,7 +58,8 @@ impl Planner {
             end: cfg.end_extension,
             max_len: cfg.number_rules.max_len,
         };
-        let synced_at_start = by_id.len();
+        // The guard's base: active synced extensions (disabled ones are not lost again).
+        let synced_at_start = by_id.values().filter(|e| e.enabled).count();
         Planner {
             allocator: NumberAllocator::new(range, taken),
             cfg,
@@ -69,7 +70,7 @@ impl Planner {
         }
     }
 
-    /// Synced extensions when the run started (the base of the percentage guard).
+    /// Active synced extensions when the run started (the base of the percentage guard).
     pub fn synced_at_start(&self) -> usize {
         self.synced_at_start
     }
@@ -783,5 +784,20 @@ mod tests {
         assert_eq!(p.synced_at_start(), 100);
         assert_eq!(p.guard(10), Guard::Pass);
         assert!(matches!(p.guard(11), Guard::Exceeded { .. }));
+    }
+
+    #[test]
+    fn the_guard_percentage_counts_only_active_synced_extensions() {
+        let mut exts = vec![];
+        let users: Vec<DirectoryUser> = (0..100).map(|i| user(&format!("u{i}"), "X Y")).collect();
+        full_round(&mut exts, &users, &Scope::All, cfg());
+        for e in exts.iter_mut().take(50) {
+            e.enabled = false;
+            e.disabled_at = Some(now());
+        }
+        let p = Planner::new(cfg(), now(), exts);
+        assert_eq!(p.synced_at_start(), 50);
+        assert_eq!(p.guard(5), Guard::Pass);
+        assert!(matches!(p.guard(6), Guard::Exceeded { synced: 50, .. }));
     }
 }

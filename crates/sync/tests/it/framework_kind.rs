@@ -269,6 +269,21 @@ async fn an_extra_kind_runs_full_and_delta_rounds_with_guard_hold_and_one_shot_a
             db.store.clone(),
             kind(&w, &db.store),
         )));
+    // An approval unused for more than 24 hours has expired.
+    svc.approve_held_run(&held.id).await.unwrap();
+    let key = format!("sync:contacts:{MAILBOX}:approved_run");
+    let stale =
+        serde_json::json!({"run": held.id, "at": chrono::Utc::now() - chrono::Duration::hours(25)});
+    db.store.set_kv(&key, &stale.to_string()).await.unwrap();
+    let expired = svc
+        .run_now(SyncKind::Contacts, RunOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        expired.status,
+        SyncStatus::Held,
+        "an expired approval applies nothing"
+    );
     svc.approve_held_run(&held.id).await.unwrap();
     let applied = svc
         .run_now(SyncKind::Contacts, RunOptions::default())
