@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use m365_sim::identity::apps::NewApp;
 use m365_sim::SimConfig;
+use pbx365_graph::assertion::token_endpoint;
+use pbx365_graph::client::api_base;
+use pbx365_graph::token::GRAPH_DEFAULT_SCOPE;
+use pbx365_graph::users;
 
 /// Options.
 #[derive(clap::Args)]
@@ -67,15 +71,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
     let token: serde_json::Value = http
-        .post(format!(
-            "{}/{}/oauth2/v2.0/token",
-            sim.authority_url(),
-            sim.tenant_id
-        ))
+        .post(token_endpoint(sim.authority_url(), &sim.tenant_id))
         .form(&[
             ("client_id", client_id.as_str()),
             ("client_secret", "bench-secret"),
-            ("scope", "https://graph.microsoft.com/.default"),
+            ("scope", GRAPH_DEFAULT_SCOPE),
             ("grant_type", "client_credentials"),
         ])
         .send()
@@ -87,26 +87,26 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .as_str()
         .context("no access_token")?
         .to_string();
+    let base = api_base(sim.graph_url());
     let page: serde_json::Value = http
-        .get(format!(
-            "{}/v1.0/users?$top=999&$select=id",
-            sim.graph_url()
-        ))
+        .get(format!("{base}{}", users::list_request().url))
         .bearer_auth(&token)
         .send()
         .await?
         .error_for_status()?
         .json()
         .await?;
-    let ids: Arc<Vec<String>> = Arc::new(
+    // The URL of each user, built once so the load loop only sends.
+    let urls: Arc<Vec<String>> = Arc::new(
         page["value"]
             .as_array()
             .context("no users")?
             .iter()
-            .filter_map(|u| u["id"].as_str().map(str::to_string))
+            .filter_map(|u| u["id"].as_str())
+            .map(|id| format!("{base}{}", users::path(id)))
             .collect(),
     );
-    if ids.is_empty() {
+    if urls.is_empty() {
         bail!("the generated tenant has no users");
     }
 
@@ -118,20 +118,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let load_start = Instant::now();
     let mut tasks = Vec::new();
     for worker in 0..args.concurrency {
-        let (http, ids, ok, failed, token) = (
+        let (http, urls, ok, failed, token) = (
             http.clone(),
-            ids.clone(),
+            urls.clone(),
             ok.clone(),
             failed.clone(),
             token.clone(),
         );
-        let base = sim.graph_url().to_string();
         tasks.push(tokio::spawn(async move {
             let mut i = worker;
             while Instant::now() < deadline {
-                let url = format!("{base}/v1.0/users/{}", ids[i % ids.len()]);
+                let url = &urls[i % urls.len()];
                 i += args_stride();
-                match http.get(&url).bearer_auth(&token).send().await {
+                match http.get(url).bearer_auth(&token).send().await {
                     Ok(r) if r.status().is_success() => {
                         let _ = r.bytes().await;
                         ok.fetch_add(1, Ordering::Relaxed);
@@ -152,8 +151,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let failed = failed.load(Ordering::Relaxed);
     let rps = ok as f64 / elapsed;
     let stats = control.stats().await?;
+    // The route the load went to, as the sim counted it (`GET /v1.0/users/{id}`).
+    let route = stats
+        .by_route
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map_or("GET user", |(route, _)| route.as_str());
     println!(
-        "GET /v1.0/users/{{id}}: {ok} ok, {failed} failed in {elapsed:.2} s with {} clients = {rps:.0} req/s (target ≥ {:.0})",
+        "{route}: {ok} ok, {failed} failed in {elapsed:.2} s with {} clients = {rps:.0} req/s (target ≥ {:.0})",
         args.concurrency, args.min_rps
     );
     if let Some(cpu) = cpu.filter(|c| *c > 0.0) {

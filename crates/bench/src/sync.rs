@@ -15,8 +15,9 @@ use m365_sim::identity::apps::NewApp;
 use m365_sim::{SimConfig, SimHandle};
 use pbx365_domain::settings::SyncSettings;
 use pbx365_domain::{NumberRules, SyncStatus};
+use pbx365_graph::client::is_api_path;
 use pbx365_graph::keys::KeyStore;
-use pbx365_graph::{GraphClient, GraphConfig, GraphRequest};
+use pbx365_graph::{photos, users, GraphClient, GraphConfig};
 use pbx365_store::Store;
 use pbx365_sync::{RunOptions, UserSync};
 use std::sync::Arc;
@@ -125,19 +126,12 @@ async fn tenant(users: usize, latency_ms: u64, concurrency: usize) -> anyhow::Re
 /// HTTP requests to Graph counted by the sim (batch sub-requests excluded).
 async fn graph_requests(sim: &SimHandle) -> anyhow::Result<u64> {
     let stats = sim.control().stats().await?;
-    let sub: u64 = stats
+    Ok(stats
         .by_route
         .iter()
-        .filter(|(k, _)| k.contains("/photo"))
-        .map(|(_, v)| v)
-        .sum();
-    let all: u64 = stats
-        .by_route
-        .iter()
-        .filter(|(k, _)| k.contains(" /v1.0/"))
-        .map(|(_, v)| v)
-        .sum();
-    Ok(all - sub)
+        .filter(|(route, _)| is_api_path(route) && !photos::is_photo_path(route))
+        .map(|(_, n)| n)
+        .sum())
 }
 
 fn engine(store: &Store, graph: &Arc<GraphClient>, concurrency: usize) -> UserSync {
@@ -270,13 +264,7 @@ async fn large(args: &Args, missed: &mut Vec<String>) -> anyhow::Result<()> {
             .collect();
         for (i, id) in ids.iter().enumerate() {
             let body = serde_json::json!({ "jobTitle": format!("Benchmark title {i}") });
-            t.writer
-                .send(GraphRequest::with_json(
-                    reqwest::Method::PATCH,
-                    format!("/users/{id}"),
-                    body,
-                ))
-                .await?;
+            t.writer.send(users::update_request(id, body)).await?;
         }
         t.sim
             .control()

@@ -8,10 +8,11 @@ use chrono::{Duration, Utc};
 use pbx365_domain::settings::Settings;
 use std::path::Path;
 
-use crate::client::{GraphClient, GraphConfig, GraphRequest};
+use crate::endpoints::subscriptions::{NewSubscription, USERS_RESOURCE};
+use crate::endpoints::users;
 use crate::error::{missing_permissions, GraphError, REQUIRED_PERMISSIONS};
 use crate::keys::{ExpiryStatus, KeyStore, Slot};
-use crate::models::NewSubscription;
+use crate::transport::{GraphClient, GraphConfig};
 
 /// One line of the doctor's report.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -273,10 +274,7 @@ pub async fn run_checks(
 
     // 6. Graph reachability.
     let reachable = match (&client, &token) {
-        (Some(client), Some(_)) => match client
-            .send(GraphRequest::get("/users?$top=1&$select=id"))
-            .await
-        {
+        (Some(client), Some(_)) => match client.send(users::probe_request()).await {
             Ok(_) => {
                 out.push(Check::pass(
                     "Microsoft Graph",
@@ -309,7 +307,7 @@ pub async fn run_checks(
                 change_type: "updated,deleted".into(),
                 notification_url: url.clone(),
                 lifecycle_notification_url: None,
-                resource: "users".into(),
+                resource: USERS_RESOURCE.into(),
                 expiration_date_time: (Utc::now() + Duration::minutes(45))
                     .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 client_state: Some(uuid::Uuid::new_v4().simple().to_string()),

@@ -3,18 +3,15 @@
 //!
 //! https://learn.microsoft.com/graph/api/profilephoto-get · https://learn.microsoft.com/graph/json-batching
 
-use base64::Engine as _;
 use futures::StreamExt;
 use pbx365_domain::{PhotoRef, ReportItem, SyncReport};
-use pbx365_graph::client::seg;
-use pbx365_graph::{BatchRequest, BatchResponse, GraphClient, GraphError, PhotoMeta};
+use pbx365_graph::{photos, GraphClient, GraphError, BATCH_LIMIT};
 use pbx365_store::Store;
-use std::collections::HashMap;
 
 use crate::error::SyncResult;
 
 /// Most sub-requests per `$batch` call (Microsoft's limit).
-pub const BATCH_SIZE: usize = 20;
+pub const BATCH_SIZE: usize = BATCH_LIMIT;
 
 /// One extension whose photo is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,17 +160,12 @@ async fn fetch_chunk(
             .batch(
                 known
                     .iter()
-                    .map(|&i| {
-                        BatchRequest::get(
-                            i.to_string(),
-                            format!("/users/{}/photo", seg(&chunk[i].m365_id)),
-                        )
-                    })
+                    .map(|&i| photos::metadata_request(i.to_string(), &chunk[i].m365_id))
                     .collect(),
             )
             .await?;
         for (&i, r) in known.iter().zip(metas) {
-            match classify_meta(&r) {
+            match photos::metadata_from_batch(&r).map_err(reason) {
                 Ok(None) => out[i] = Fetched::NoPhoto,
                 Ok(Some(meta)) => {
                     let etag = meta.media_etag.clone().unwrap_or_default();
@@ -203,17 +195,12 @@ async fn fetch_chunk(
         .batch(
             wanted
                 .iter()
-                .map(|(i, _, _)| {
-                    BatchRequest::get(
-                        i.to_string(),
-                        format!("/users/{}/photo/$value", seg(&chunk[*i].m365_id)),
-                    )
-                })
+                .map(|(i, _, _)| photos::value_request(i.to_string(), &chunk[*i].m365_id))
                 .collect(),
         )
         .await?;
     for ((i, meta_etag, meta_type), r) in wanted.into_iter().zip(values) {
-        out[i] = match decode_value(&r) {
+        out[i] = match photos::value_from_batch(&r).map_err(reason) {
             Ok(None) => Fetched::NoPhoto,
             Ok(Some(v)) => Fetched::New {
                 // Without any etag the photo is stored with an empty one: the next run's metadata
@@ -231,55 +218,11 @@ async fn fetch_chunk(
     Ok(out)
 }
 
-fn classify_meta(r: &BatchResponse) -> Result<Option<PhotoMeta>, String> {
-    if r.status == 404 {
-        return Ok(None);
-    }
-    if let Some(err) = r.error("/users/{id}/photo") {
-        return Err(err.to_string());
-    }
-    let body = r.body.clone().unwrap_or(serde_json::Value::Null);
-    serde_json::from_value::<PhotoMeta>(body)
-        .map(Some)
-        .map_err(|e| format!("unreadable photo metadata ({e})"))
-}
-
-struct Value {
-    etag: Option<String>,
-    content_type: Option<String>,
-    bytes: Vec<u8>,
-}
-
-fn decode_value(r: &BatchResponse) -> Result<Option<Value>, String> {
-    if r.status == 404 {
-        return Ok(None);
-    }
-    if let Some(err) = r.error("/users/{id}/photo/$value") {
-        return Err(err.to_string());
-    }
-    let headers: HashMap<String, String> = r
-        .headers
-        .iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
-        .collect();
-    let content_type = headers.get("content-type").cloned();
-    let etag = headers.get("etag").cloned();
-    // Binary bodies come back base64-encoded inside the batch response
-    // (https://learn.microsoft.com/graph/json-batching#response-format).
-    match &r.body {
-        Some(serde_json::Value::String(b64)) => base64::engine::general_purpose::STANDARD
-            .decode(b64.as_bytes())
-            .map(|bytes| {
-                Some(Value {
-                    etag,
-                    content_type,
-                    bytes,
-                })
-            })
-            .map_err(|e| format!("photo bytes are not valid base64 ({e})")),
-        other => Err(format!(
-            "unexpected photo body {}",
-            other.as_ref().map(|v| v.to_string()).unwrap_or_default()
-        )),
+/// Why a photo could not be read, for the report: Microsoft's sentence, or what was wrong with
+/// the answer.
+fn reason(err: GraphError) -> String {
+    match err {
+        GraphError::BadResponse(detail) => detail,
+        err => err.to_string(),
     }
 }

@@ -1,0 +1,208 @@
+//! Outlook contacts of a mailbox: contact folders (top level and children), the contacts of a
+//! folder, and contact delta rounds per folder. Every call counts against the mailbox's
+//! concurrency limit.
+//!
+//! https://learn.microsoft.com/graph/api/resources/contact · https://learn.microsoft.com/graph/api/resources/contactfolder ·
+//! https://learn.microsoft.com/graph/api/user-list-contacts · https://learn.microsoft.com/graph/api/contact-delta
+
+use serde::{Deserialize, Serialize};
+
+use super::mail::EmailAddress;
+use crate::error::GraphError;
+use crate::transport::{seg, DeltaPage, GraphClient, GraphRequest, Removed};
+
+/// Outlook's largest page of contacts and folders.
+const PAGE_SIZE: u32 = 100;
+
+/// A postal address.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhysicalAddress {
+    /// Street.
+    pub street: Option<String>,
+    /// City.
+    pub city: Option<String>,
+    /// State.
+    pub state: Option<String>,
+    /// Country.
+    pub country_or_region: Option<String>,
+    /// Postal code.
+    pub postal_code: Option<String>,
+}
+
+/// An Outlook contact.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Contact {
+    /// Id.
+    pub id: String,
+    /// Display name.
+    pub display_name: Option<String>,
+    /// Given name.
+    pub given_name: Option<String>,
+    /// Surname.
+    pub surname: Option<String>,
+    /// Company.
+    pub company_name: Option<String>,
+    /// Department.
+    pub department: Option<String>,
+    /// Job title.
+    pub job_title: Option<String>,
+    /// Mail addresses.
+    pub email_addresses: Option<Vec<EmailAddress>>,
+    /// Business phones.
+    pub business_phones: Option<Vec<String>>,
+    /// Home phones.
+    pub home_phones: Option<Vec<String>>,
+    /// Mobile.
+    pub mobile_phone: Option<String>,
+    /// Business address.
+    pub business_address: Option<PhysicalAddress>,
+    /// Folder.
+    pub parent_folder_id: Option<String>,
+    /// Change key.
+    pub change_key: Option<String>,
+    /// Last change.
+    pub last_modified_date_time: Option<String>,
+    /// Present on delta items for removed contacts (any reason: gone from this folder).
+    #[serde(rename = "@removed", skip_serializing_if = "Option::is_none")]
+    pub removed: Option<Removed>,
+}
+
+/// A contact folder.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactFolder {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub display_name: Option<String>,
+    /// Parent folder.
+    pub parent_folder_id: Option<String>,
+    /// Present on folder delta items for removed folders.
+    #[serde(rename = "@removed", skip_serializing_if = "Option::is_none")]
+    pub removed: Option<Removed>,
+}
+
+/// `/users/{mailbox}/contactFolders[/{folder}]`.
+fn folders_path(mailbox: &str, folder: Option<&str>) -> String {
+    let top = format!("{}/contactFolders", super::users::path(mailbox));
+    match folder {
+        None => top,
+        Some(f) => format!("{top}/{}", seg(f)),
+    }
+}
+
+/// `…/contacts` of the default folder (`folder` None) or of a folder.
+fn contacts_path(mailbox: &str, folder: Option<&str>) -> String {
+    let parent = match folder {
+        None => super::users::path(mailbox),
+        Some(_) => folders_path(mailbox, folder),
+    };
+    format!("{parent}/contacts")
+}
+
+/// A paged GET in `mailbox`.
+fn in_mailbox(mailbox: &str, path: String) -> GraphRequest {
+    GraphRequest::get(format!("{path}?$top={PAGE_SIZE}")).mailbox(mailbox)
+}
+
+/// The top-level contact folders of a mailbox.
+pub fn folders_request(mailbox: &str) -> GraphRequest {
+    in_mailbox(mailbox, folders_path(mailbox, None))
+}
+
+/// The child folders of a contact folder.
+pub fn child_folders_request(mailbox: &str, folder: &str) -> GraphRequest {
+    in_mailbox(
+        mailbox,
+        format!("{}/childFolders", folders_path(mailbox, Some(folder))),
+    )
+}
+
+/// The contacts of the default folder (`folder` None) or of a folder.
+pub fn list_request(mailbox: &str, folder: Option<&str>) -> GraphRequest {
+    in_mailbox(mailbox, contacts_path(mailbox, folder))
+}
+
+/// The first URL of a contacts delta round for a folder (`None`: the default Contacts folder).
+pub fn delta_start(mailbox: &str, folder: Option<&str>) -> String {
+    format!("{}/delta", contacts_path(mailbox, folder))
+}
+
+/// One page of a contacts delta round from `link` (a start URL, nextLink or deltaLink).
+pub fn delta_request(mailbox: &str, link: &str) -> GraphRequest {
+    GraphRequest::get(link)
+        .mailbox(mailbox)
+        .max_page_size(PAGE_SIZE)
+}
+
+impl GraphClient {
+    /// Contact folders of a mailbox (top level).
+    pub async fn contact_folders(&self, mailbox: &str) -> Result<Vec<ContactFolder>, GraphError> {
+        self.get_all(folders_request(mailbox)).await
+    }
+
+    /// Child folders of a contact folder.
+    pub async fn contact_child_folders(
+        &self,
+        mailbox: &str,
+        folder: &str,
+    ) -> Result<Vec<ContactFolder>, GraphError> {
+        self.get_all(child_folders_request(mailbox, folder)).await
+    }
+
+    /// Contacts of the default folder (`folder` None) or of a folder.
+    pub async fn contacts(
+        &self,
+        mailbox: &str,
+        folder: Option<&str>,
+    ) -> Result<Vec<Contact>, GraphError> {
+        self.get_all(list_request(mailbox, folder)).await
+    }
+
+    /// The first URL of a contacts delta round for a folder (`None`: the default Contacts folder).
+    pub fn contacts_delta_start(&self, mailbox: &str, folder: Option<&str>) -> String {
+        delta_start(mailbox, folder)
+    }
+
+    /// One page of a contacts delta round; removed contacts carry `removed`.
+    pub async fn contacts_delta_page(
+        &self,
+        mailbox: &str,
+        link: &str,
+    ) -> Result<DeltaPage<Contact>, GraphError> {
+        self.delta_page(delta_request(mailbox, link)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contact_urls_name_the_mailbox_and_folder() {
+        assert_eq!(
+            list_request("Ann@x.com", None).url,
+            "/users/Ann@x.com/contacts?$top=100"
+        );
+        assert_eq!(
+            list_request("Ann@x.com", None).mailbox.as_deref(),
+            Some("ann@x.com")
+        );
+        assert_eq!(
+            list_request("a", Some("f 1")).url,
+            "/users/a/contactFolders/f%201/contacts?$top=100"
+        );
+        assert_eq!(
+            child_folders_request("a", "f").url,
+            "/users/a/contactFolders/f/childFolders?$top=100"
+        );
+        assert_eq!(folders_request("a").url, "/users/a/contactFolders?$top=100");
+        assert_eq!(delta_start("a", None), "/users/a/contacts/delta");
+        assert_eq!(
+            delta_start("a", Some("f")),
+            "/users/a/contactFolders/f/contacts/delta"
+        );
+    }
+}
