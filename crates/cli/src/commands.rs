@@ -1,10 +1,11 @@
 //! The commands: each opens the store with the effective settings and does one thing.
 
 use anyhow::{anyhow, bail, Context};
+use pbx365_app::extensions::ExtensionView;
+use pbx365_app::{admins, password};
 use pbx365_domain::settings::Settings;
-use pbx365_store::{Store, StoreError};
-use pbx365_web::api::extensions::ExtensionView;
-use pbx365_web::{auth, overrides, password, server, AppState};
+use pbx365_store::Store;
+use pbx365_web::{server, AppState};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
@@ -32,7 +33,7 @@ pub(crate) async fn open(settings: Settings) -> anyhow::Result<(Store, Settings)
     let store = Store::connect(&settings.effective_database_url())
         .await
         .map_err(|e| anyhow!("{e}"))?;
-    let effective = overrides::load(&store, &settings)
+    let effective = pbx365_app::settings::load(&store, &settings)
         .await
         .map_err(|e| anyhow!("{e}"))?;
     Ok((store, effective))
@@ -42,9 +43,7 @@ pub(crate) async fn open(settings: Settings) -> anyhow::Result<(Store, Settings)
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let (store, settings) = open(settings).await?;
     // A private key others can read is a leaked key: refuse to run with it (security checklist R5.2).
-    pbx365_graph::keys::KeyStore::new(&settings.data_dir)
-        .check_file_modes()
-        .map_err(|e| anyhow!("{e}"))?;
+    pbx365_app::m365::check_key_file_modes(&settings.data_dir).map_err(|e| anyhow!("{e}"))?;
     first_admin(&store).await?;
     let bound = bind(&settings).await?;
     let state = server_state(store, settings, &bound);
@@ -78,12 +77,10 @@ pub(crate) fn server_state(
 pub(crate) async fn serve_state(state: AppState, bound: server::Bound) -> anyhow::Result<()> {
     let addr = bound.local_addr();
     let public_url = state.settings().effective_public_url();
-    state.sync.enable_background();
-    state.sync.refresh(&state).await;
-    let watcher = state
-        .sync
-        .watch(state.clone(), std::time::Duration::from_secs(10));
-    let expiry = tokio::spawn(watch_certificate_expiry(state.clone()));
+    state.app.enable_background_sync();
+    state.app.refresh_sync().await;
+    let watcher = state.app.watch_sync(std::time::Duration::from_secs(10));
+    let expiry = state.app.watch_certificate_expiry();
     let _ = pbx365_web::metrics::handle();
     let app = pbx365_web::router(state.clone());
     println!(
@@ -97,25 +94,10 @@ pub(crate) async fn serve_state(state: AppState, bound: server::Bound) -> anyhow
         .map_err(|e| anyhow!("{e}"));
     watcher.abort();
     expiry.abort();
-    state.sync.stop().await;
+    state.app.stop_sync().await;
     served?;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Checks the Microsoft 365 certificate's expiry at start and then every six hours; the warning
-/// itself is logged once per threshold (30, 14, 7, 1 days), however often this runs.
-async fn watch_certificate_expiry(state: AppState) {
-    loop {
-        let settings = state.settings();
-        pbx365_web::m365::warn_certificate_expiry(
-            &state.store,
-            &settings.data_dir,
-            chrono::Utc::now(),
-        )
-        .await;
-        tokio::time::sleep(std::time::Duration::from_secs(6 * 3600)).await;
-    }
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -143,22 +125,15 @@ async fn shutdown_signal() {
 /// On the very first start there is no way into the console: create `admin` with a random
 /// password, printed once to stdout (never to the log).
 async fn first_admin(store: &Store) -> anyhow::Result<()> {
-    if store.count_admins().await.map_err(|e| anyhow!("{e}"))? > 0 {
-        return Ok(());
+    if let Some(password) = admins::create_first_admin(store)
+        .await
+        .map_err(|e| anyhow!("{e}"))?
+    {
+        println!("Created the console admin `admin` with the one-time password: {password}");
+        println!("Sign in at /console and change it; this password is not shown again.");
+        tracing::info!("created the first console admin `admin` (password printed on stdout)");
     }
-    let password = auth::random_password();
-    let hash = password::hash_password(&password).map_err(|e| anyhow!("{e}"))?;
-    match store.create_admin("admin", &hash).await {
-        Ok(_) => {
-            println!("Created the console admin `admin` with the one-time password: {password}");
-            println!("Sign in at /console and change it; this password is not shown again.");
-            tracing::info!("created the first console admin `admin` (password printed on stdout)");
-            Ok(())
-        }
-        // Another instance on the same database won the race.
-        Err(StoreError::Conflict { .. }) => Ok(()),
-        Err(e) => Err(anyhow!("{e}")),
-    }
+    Ok(())
 }
 
 /// `pbx365 ext list [--json]`.
@@ -243,10 +218,9 @@ pub async fn admin_create(
         }
         first
     };
-    let hash = password::hash_password(&password).map_err(|e| anyhow!("{e}"))?;
+    password::check_new_password(&password).map_err(|e| anyhow!("{e}"))?;
     let (store, _) = open(settings).await?;
-    store
-        .create_admin(name, &hash)
+    admins::create_admin(&store, name, &password)
         .await
         .map_err(|e| anyhow!("{e}"))?;
     eprintln!("Created the console admin `{name}`.");
@@ -283,9 +257,7 @@ pub async fn token_create(settings: Settings, name: &str) -> anyhow::Result<()> 
         bail!("the token name must be 1 to 64 characters");
     }
     let (store, _) = open(settings).await?;
-    let token = auth::new_token();
-    store
-        .create_api_token(name, &auth::hash_token(&token))
+    let token = admins::create_api_token(&store, name)
         .await
         .map_err(|e| anyhow!("{e}"))?;
     // The token alone on stdout, so `TOKEN=$(pbx365 admin token create)` works.

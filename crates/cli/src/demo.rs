@@ -19,10 +19,10 @@
 use anyhow::{anyhow, bail, Context};
 use m365_sim::identity::apps::NewApp;
 use m365_sim::{SimConfig, SimControl, SimHandle};
+use pbx365_app::admins;
+use pbx365_app::m365::{active_certificate, required_permissions};
+use pbx365_app::sync::RunOptions;
 use pbx365_domain::{SyncKind, SyncStatus};
-use pbx365_graph::{required_permissions, KeyStore, Slot};
-use pbx365_sync::RunOptions;
-use pbx365_web::{auth, password};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -85,7 +85,7 @@ pub async fn run(base: pbx365_domain::settings::Settings, args: DemoArgs) -> any
         "Starting the simulated Microsoft 365 tenant with {} users…",
         args.users
     );
-    let admin_password = auth::random_password();
+    let admin_password = admins::random_password();
     let domain = SimConfig::default().domain;
     let admin_upn = format!("{TENANT_ADMIN}@{domain}");
     let seed = serde_json::json!({"users": [{
@@ -131,10 +131,8 @@ pub async fn run(base: pbx365_domain::settings::Settings, args: DemoArgs) -> any
 
     let (store, settings) = crate::commands::open(settings).await?;
     let console_password = if store.count_admins().await.map_err(|e| anyhow!("{e}"))? == 0 {
-        let p = auth::random_password();
-        let hash = password::hash_password(&p).map_err(|e| anyhow!("{e}"))?;
-        store
-            .create_admin("admin", &hash)
+        let p = admins::random_password();
+        admins::create_admin(&store, "admin", &p)
             .await
             .map_err(|e| anyhow!("{e}"))?;
         Some(p)
@@ -187,11 +185,7 @@ pub async fn run(base: pbx365_domain::settings::Settings, args: DemoArgs) -> any
     }
 
     eprintln!("Running the first user sync…");
-    let svc = state
-        .sync
-        .service(&state)
-        .await
-        .map_err(|e| anyhow!("{e}"))?;
+    let svc = state.app.sync_service().await.map_err(|e| anyhow!("{e}"))?;
     let run = svc
         .run_now(
             SyncKind::Users,
@@ -272,8 +266,7 @@ async fn remember_registration(
     redirect_uri: &str,
     permissions: &[String],
 ) -> anyhow::Result<()> {
-    let cred = KeyStore::new(state.data_dir())
-        .load(Slot::Active)
+    let cert = active_certificate(state.data_dir())
         .map_err(|e| anyhow!("{e}"))?
         .ok_or_else(|| {
             anyhow!("the data directory holds a tenant but no key pair; use a fresh --data-dir")
@@ -282,7 +275,7 @@ async fn remember_registration(
         .create_app(&NewApp {
             display_name: "pbx365 demo".into(),
             redirect_uris: vec![redirect_uri.to_string()],
-            certificate_pem: Some(cred.certificate().pem.clone()),
+            certificate_pem: Some(cert.pem),
             permissions: permissions.to_vec(),
             consented: true,
             client_id: Some(client_id.to_string()),

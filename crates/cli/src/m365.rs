@@ -2,9 +2,8 @@
 
 use anyhow::{anyhow, bail};
 use clap::Subcommand;
+use pbx365_app::m365::{generate_key_pair, host_of, run_checks, Slot};
 use pbx365_domain::settings::Settings;
-use pbx365_graph::keys::host_of;
-use pbx365_graph::{KeyStore, Slot};
 use std::path::{Path, PathBuf};
 
 /// `pbx365 m365 …`.
@@ -30,8 +29,8 @@ pub async fn run(settings: Settings, command: M365Command) -> anyhow::Result<()>
 }
 
 fn keygen(settings: &Settings, out: Option<&Path>) -> anyhow::Result<()> {
-    let host = host_of(&settings.effective_public_url());
-    let keys = KeyStore::new(&settings.data_dir);
+    let public_url = settings.effective_public_url();
+    let host = host_of(&public_url);
     let out = out
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("public_key.pem"));
@@ -45,7 +44,8 @@ fn keygen(settings: &Settings, out: Option<&Path>) -> anyhow::Result<()> {
             );
         }
     }
-    let generated = keys.generate(&host).map_err(|e| anyhow!("{e}"))?;
+    let generated =
+        generate_key_pair(&settings.data_dir, &public_url).map_err(|e| anyhow!("{e}"))?;
     let cert = &generated.certificate;
     std::fs::write(&out, &cert.pem).map_err(|e| {
         anyhow!(
@@ -57,7 +57,7 @@ fn keygen(settings: &Settings, out: Option<&Path>) -> anyhow::Result<()> {
     println!("Generated an RSA 2048 key pair and a self-signed certificate for {host}.");
     println!(
         "  private key:  {} (mode 0600; never leaves this server)",
-        keys.path(generated.slot).display()
+        generated.key_path.display()
     );
     println!("  certificate:  {}", out.display());
     println!(
@@ -91,7 +91,7 @@ async fn effective(settings: Settings) -> Settings {
             return settings;
         }
     };
-    match pbx365_web::overrides::load(&store, &settings).await {
+    match pbx365_app::settings::load(&store, &settings).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("note: the console settings cannot be applied ({e}); checking the file settings only");
@@ -102,7 +102,7 @@ async fn effective(settings: Settings) -> Settings {
 
 async fn doctor(settings: Settings) -> anyhow::Result<()> {
     let settings = effective(settings).await;
-    let checks = pbx365_graph::run_checks(
+    let checks = run_checks(
         &settings,
         &settings.data_dir,
         settings.public_url.as_deref(),

@@ -3,11 +3,12 @@
 
 use anyhow::{anyhow, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use pbx365_app::sync::NOT_CONNECTED;
+use pbx365_app::sync::{missing_connection, runnable_kind, Progress, RunOptions, Unavailable};
+use pbx365_app::{App, AppError};
 use pbx365_domain::settings::Settings;
-use pbx365_domain::{NumberRules, ReportItem, SyncRun, SyncStatus};
-use pbx365_graph::GraphClient;
+use pbx365_domain::{ReportItem, SyncRun, SyncStatus};
 use pbx365_store::Store;
-use pbx365_sync::{Progress, RunOptions, SyncService};
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 
@@ -38,7 +39,7 @@ async fn open(settings: Settings) -> anyhow::Result<(Store, Settings)> {
     let store = Store::connect(&settings.effective_database_url())
         .await
         .map_err(|e| anyhow!("{e}"))?;
-    let effective = pbx365_web::overrides::load(&store, &settings)
+    let effective = pbx365_app::settings::load(&store, &settings)
         .await
         .map_err(|e| anyhow!("{e}"))?;
     Ok((store, effective))
@@ -46,23 +47,12 @@ async fn open(settings: Settings) -> anyhow::Result<(Store, Settings)> {
 
 /// Runs `pbx365 sync`; the error (non-zero exit) is a sentence. A failed run is an error too.
 pub async fn run(settings: Settings, args: SyncArgs) -> anyhow::Result<()> {
-    let kind = pbx365_web::api::sync::runnable_kind(&args.kind).map_err(|e| anyhow!("{e}"))?;
+    let kind = runnable_kind(&args.kind).map_err(|e| anyhow!("{e}"))?;
     let (store, settings) = open(settings).await?;
-    if let Some(what) = pbx365_web::sync_handle::missing_connection(&settings) {
-        bail!("{}: {what}", pbx365_web::sync_handle::NOT_CONNECTED);
+    if let Some(what) = missing_connection(&settings) {
+        bail!("{NOT_CONNECTED}: {what}");
     }
-    let graph = GraphClient::from_settings(&settings).map_err(|e| anyhow!("{e}"))?;
-    let rules = NumberRules {
-        min_len: settings.extension_digits.min,
-        max_len: settings.extension_digits.max,
-    };
-    let svc = SyncService::new(
-        store,
-        Arc::new(graph),
-        settings.sync.clone(),
-        rules,
-        &settings.effective_public_url(),
-    );
+    let app = App::new(store, settings);
 
     let bar = progress_bar(!args.json && std::io::stderr().is_terminal());
     let b = bar.clone();
@@ -83,9 +73,13 @@ pub async fn run(settings: Settings, args: SyncArgs) -> anyhow::Result<()> {
         dry_run: args.dry_run,
         progress: Some(progress),
     };
-    let result = svc.run_now(kind, opts).await;
+    let result = app.run_sync(None, kind, opts).await;
     bar.finish_and_clear();
-    let run = result.map_err(|e| anyhow!("{e}"))?;
+    let run = result.map_err(|e| match e {
+        // The graph crate's sentence, as when the CLI built its own client.
+        AppError::Unavailable(Unavailable::Broken(raw)) => anyhow!("{raw}"),
+        other => anyhow!("{other}"),
+    })?;
 
     let mut out = std::io::stdout().lock();
     if args.json {

@@ -20,6 +20,7 @@ pub mod error;
 pub mod keys;
 pub mod models;
 pub mod retry;
+pub mod search;
 pub mod secret;
 pub mod token;
 pub mod transport;

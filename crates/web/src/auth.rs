@@ -4,7 +4,6 @@ use crate::{session, ApiError, AppState};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, Method};
-use sha2::{Digest, Sha256};
 
 /// How the caller proved who they are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,18 +26,7 @@ pub struct Authenticated {
 /// Header a cookie-authenticated caller sends with unsafe methods (the session's CSRF token).
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
-/// Hex SHA-256 of an API token: the only form in which tokens are stored.
-pub fn hash_token(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-/// A fresh API token: `pbx365_` + 256 random bits, hex.
-pub fn new_token() -> String {
-    use rand::RngCore;
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    format!("pbx365_{}", hex::encode(bytes))
-}
+pub use pbx365_app::admins::{hash_token, new_token, random_password};
 
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
@@ -78,8 +66,7 @@ impl FromRequestParts<AppState> for Authenticated {
                 .get(CSRF_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
-            let ok: bool =
-                subtle::ConstantTimeEq::ct_eq(sent.as_bytes(), info.csrf_token.as_bytes()).into();
+            let ok: bool = crate::session::secrets_equal(sent, &info.csrf_token);
             if !ok || info.csrf_token.is_empty() {
                 return Err(ApiError::forbidden(format!(
                     "send the session's CSRF token in the {CSRF_HEADER} header with cookie-authenticated changes"
@@ -91,14 +78,4 @@ impl FromRequestParts<AppState> for Authenticated {
             kind: CallerKind::Session,
         })
     }
-}
-
-/// A random password for the first admin: 20 characters from an unambiguous alphabet (~114 bits).
-pub fn random_password() -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let mut rng = rand::rngs::OsRng;
-    (0..20)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-        .collect()
 }

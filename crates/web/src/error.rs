@@ -2,6 +2,8 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use pbx365_app::sync::SyncError;
+use pbx365_app::AppError;
 use pbx365_domain::ValidationError;
 use pbx365_store::StoreError;
 use serde::Serialize;
@@ -106,6 +108,25 @@ impl From<StoreError> for ApiError {
             | StoreError::ReadOnly { .. }
             | StoreError::BuiltIn { .. } => ApiError::conflict(e.to_string()),
             StoreError::Connect { .. } | StoreError::Migrate(_) | StoreError::Db(_) => {
+                ApiError::internal(&e)
+            }
+        }
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Validation(e) => e.into(),
+            AppError::Store(e) | AppError::NumberTaken { source: e, .. } => e.into(),
+            AppError::Invalid(m) => ApiError::invalid(m),
+            AppError::NotFound { message, .. } => ApiError::not_found(message),
+            AppError::Conflict(m) => ApiError::conflict(m),
+            e @ (AppError::Unavailable(_)
+            | AppError::NothingToApprove
+            | AppError::Sync(SyncError::Disabled)) => ApiError::conflict(e.to_string()),
+            AppError::Microsoft(m) => ApiError::new(StatusCode::BAD_GATEWAY, "bad_gateway", m),
+            e @ (AppError::Sync(_) | AppError::Keys(_) | AppError::Internal(_)) => {
                 ApiError::internal(&e)
             }
         }

@@ -1,23 +1,26 @@
 //! HTTP side of pbx365: the REST API (`/api/v1`), the management console and web client pages,
 //! health and metrics endpoints.
 //!
-//! [`router`] assembles everything around one [`AppState`]; [`server`] binds it (plain or TLS) and
-//! shuts it down gracefully.
+//! A thin adapter over [`pbx365_app`]: handlers parse requests, call a use case and present its
+//! answer; they never talk to Microsoft Graph or the sync engine themselves. [`router`] assembles
+//! everything around one [`AppState`]; [`server`] binds it (plain or TLS) and shuts it down
+//! gracefully; [`html`] is the one HTML layer of every page.
 
 pub mod api;
 pub mod auth;
 pub mod console;
 pub mod error;
+pub mod html;
 pub mod m365;
 pub mod metrics;
 pub mod notifications;
 pub mod openapi;
-pub mod overrides;
-pub mod password;
 pub mod server;
 pub mod session;
 pub mod state;
-pub mod sync_handle;
+
+/// Console admin passwords (the use-case layer's; kept here for existing callers).
+pub use pbx365_app::password;
 
 pub use error::ApiError;
 pub use state::AppState;

@@ -1,6 +1,6 @@
 //! `POST /api/m365/notifications`: Graph change and lifecycle notifications (SPEC §8).
 //!
-//! A thin axum wrapper around [`pbx365_sync::receiver`], which does the validation handshake,
+//! A thin axum wrapper around [`pbx365_app::sync::receive_notification`], which does the validation handshake,
 //! the constant-time clientState check, persistence with dedup, and the 202.
 //!
 //! https://learn.microsoft.com/graph/change-notifications-delivery-webhooks
@@ -51,7 +51,7 @@ pub async fn receive(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    let reply = pbx365_sync::receiver::handle(&rx.store, query.as_deref(), &body).await;
+    let reply = pbx365_app::sync::receive_notification(&rx.store, query.as_deref(), &body).await;
     if reply.persisted {
         if let Some(wake) = &rx.on_persisted {
             wake();

@@ -13,15 +13,12 @@
 //! Session ids are secrets: they are never logged, and nothing here implements `Debug` over them.
 
 use axum::http::{header, HeaderMap, HeaderValue};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
+pub use pbx365_app::clock::{Clock, ManualClock, SystemClock};
+pub use pbx365_app::secrets::{hash_secret, random_token, secrets_equal};
 use pbx365_store::{SessionRecord, Store, StoreError};
-use rand::RngCore;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use subtle::ConstantTimeEq;
 
 /// Cookie name over plain http (development, loopback).
 pub const COOKIE_PLAIN: &str = "pbx365_session";
@@ -32,49 +29,6 @@ pub const COOKIE_SECURE: &str = "__Host-pbx365_session";
 pub const LOGIN_COOKIE_PLAIN: &str = "pbx365_login";
 /// `__Host-` variant of [`LOGIN_COOKIE_PLAIN`].
 pub const LOGIN_COOKIE_SECURE: &str = "__Host-pbx365_login";
-
-/// The time source: real in production, hand-moved in tests.
-pub trait Clock: Send + Sync + 'static {
-    /// Now, in UTC.
-    fn now(&self) -> DateTime<Utc>;
-}
-
-/// The system clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
-
-/// A clock that only moves when told to (tests).
-#[derive(Debug)]
-pub struct ManualClock {
-    now: Mutex<DateTime<Utc>>,
-}
-
-impl ManualClock {
-    /// A clock standing at `start`.
-    pub fn new(start: DateTime<Utc>) -> Self {
-        ManualClock {
-            now: Mutex::new(start),
-        }
-    }
-
-    /// Moves the clock forward.
-    pub fn advance(&self, by: Duration) {
-        let mut now = self.now.lock().unwrap_or_else(|e| e.into_inner());
-        *now += by;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.now.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
 
 /// Timeouts and cookie flavour of console sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,23 +121,6 @@ impl SessionId {
     pub fn expose(&self) -> &str {
         &self.0
     }
-}
-
-/// 256 random bits, base64url without padding (43 characters).
-pub fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// Hex SHA-256 of a secret (session ids, API tokens).
-pub fn hash_secret(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
-}
-
-/// Constant-time comparison of two secrets.
-pub fn secrets_equal(a: &str, b: &str) -> bool {
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 /// The value of cookie `name` from all `Cookie` headers.
@@ -464,13 +401,6 @@ mod tests {
                 "__Host-pbx365_session=abc; Path=/; HttpOnly; SameSite=Lax; Secure"
             );
         }
-    }
-
-    #[test]
-    fn tokens_carry_256_bits_and_differ() {
-        let a = random_token();
-        assert_eq!(URL_SAFE_NO_PAD.decode(&a).unwrap().len(), 32);
-        assert_ne!(a, random_token());
     }
 
     #[test]

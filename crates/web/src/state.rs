@@ -1,58 +1,62 @@
-//! The state every handler sees: the store, the effective settings and process-wide handles.
+//! The state every handler sees: the application context ([`pbx365_app::App`]) and the
+//! console sessions.
 
-use crate::session::Sessions;
+use crate::session::{SessionPolicy, Sessions};
+use pbx365_app::App;
 use pbx365_domain::settings::Settings;
 use pbx365_domain::NumberRules;
 use pbx365_store::Store;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::path::Path;
+use std::sync::Arc;
 
 /// Shared application state; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    /// The database.
+    /// The use cases and everything they run on.
+    pub app: App,
+    /// The database (the same as the app's; for the HTTP layer's own reads, e.g. `/healthz`).
     pub store: Store,
     /// Console sessions and login throttling.
     pub sessions: Sessions,
-    /// The user sync service, built once Microsoft 365 is connected.
-    pub sync: crate::sync_handle::SyncHandle,
-    settings: Arc<RwLock<Arc<Settings>>>,
-    data_dir: Arc<PathBuf>,
     tls: bool,
 }
 
 impl AppState {
     /// Builds the state from an opened store and the effective (file + env + console) settings.
     pub fn new(store: Store, settings: Settings) -> Self {
-        let data_dir = Arc::new(settings.data_dir.clone());
+        Self::from_app(App::new(store, settings))
+    }
+
+    /// Builds the state around an application context; sessions run on its clock.
+    pub fn from_app(app: App) -> Self {
+        let settings = app.settings();
         let tls = settings.tls.is_some();
-        let sessions = Sessions::system(store.clone(), &settings.effective_public_url(), tls);
+        let sessions = Sessions::new(
+            app.store.clone(),
+            Arc::clone(app.clock()),
+            SessionPolicy::new(&settings.effective_public_url(), tls),
+        );
         AppState {
-            store,
+            store: app.store.clone(),
+            app,
             sessions,
-            sync: Default::default(),
-            settings: Arc::new(RwLock::new(Arc::new(settings))),
-            data_dir,
             tls,
         }
     }
 
     /// The current effective settings (a snapshot; console changes replace it).
     pub fn settings(&self) -> Arc<Settings> {
-        self.settings
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.app.settings()
     }
 
     /// Replaces the effective settings (after a console change was stored and validated).
     pub fn replace_settings(&self, settings: Settings) {
-        *self.settings.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(settings);
+        self.app.replace_settings(settings)
     }
 
     /// Directory holding the private key, photos and the SQLite file.
     pub fn data_dir(&self) -> &Path {
-        &self.data_dir
+        self.app.data_dir()
     }
 
     /// The same state with other sessions (tests move the session clock).
@@ -68,10 +72,6 @@ impl AppState {
 
     /// The configured extension number lengths.
     pub fn number_rules(&self) -> NumberRules {
-        let d = self.settings().extension_digits;
-        NumberRules {
-            min_len: d.min,
-            max_len: d.max,
-        }
+        self.app.number_rules()
     }
 }

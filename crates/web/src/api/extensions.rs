@@ -1,6 +1,6 @@
 //! `/api/v1/extensions`: the PBX's extensions, their admin role, profile and photo.
 
-use super::{audit, ApiJson, ApiPath};
+use super::{ApiJson, ApiPath};
 use crate::auth::Authenticated;
 use crate::error::ErrorBody;
 use crate::{ApiError, AppState};
@@ -9,74 +9,10 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use pbx365_domain::{
-    Extension, ExtensionNumber, ExtensionSource, NewExtension, Profile, ProfileSource,
-    ProfileState, ValidationError,
-};
+use pbx365_domain::{NewExtension, Profile, ProfileSource, ValidationError};
 use serde::{Deserialize, Serialize};
 
-/// An extension as the API and `pbx365 ext list --json` show it (SPEC §8 field names).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ExtensionView {
-    /// The dialable number.
-    pub number: String,
-    /// Given name.
-    pub first_name: String,
-    /// Surname.
-    pub last_name: String,
-    /// Name shown on phones and in the directory.
-    pub display_name: String,
-    /// Mail address.
-    pub email: Option<String>,
-    /// Mobile number.
-    pub mobile: Option<String>,
-    /// Number presented on outbound calls.
-    pub outbound_caller_id: Option<String>,
-    /// Department.
-    pub department: Option<String>,
-    /// Job title.
-    pub job_title: Option<String>,
-    /// Office location.
-    pub office: Option<String>,
-    /// A disabled extension cannot register or be rung.
-    pub enabled: bool,
-    /// `local` or `m365`.
-    pub source: ExtensionSource,
-    /// Microsoft object id of a synced extension.
-    pub m365_id: Option<String>,
-    /// Extension groups it belongs to.
-    pub groups: Vec<String>,
-    /// Current profile.
-    pub profile: Profile,
-    /// Whether a photo is stored (`GET …/photo`).
-    pub has_photo: bool,
-    /// May sign in to the management console.
-    pub is_admin: bool,
-}
-
-impl From<&Extension> for ExtensionView {
-    fn from(e: &Extension) -> Self {
-        ExtensionView {
-            number: e.number.to_string(),
-            first_name: e.first_name.clone(),
-            last_name: e.last_name.clone(),
-            display_name: e.display_name.clone(),
-            email: e.email.clone(),
-            mobile: e.mobile.clone(),
-            outbound_caller_id: e.outbound_caller_id.clone(),
-            department: e.department.clone(),
-            job_title: e.job_title.clone(),
-            office: e.office.clone(),
-            enabled: e.enabled,
-            source: e.source,
-            m365_id: e.m365_id.clone(),
-            groups: e.groups.clone(),
-            profile: e.profile.profile,
-            has_photo: e.photo.is_some(),
-            is_admin: e.is_admin,
-        }
-    }
-}
+pub use pbx365_app::extensions::{ExtensionView, ProfileView};
 
 /// The editable fields of a local extension. `number` is required on create; on update it may
 /// be omitted or must equal the number in the path.
@@ -109,7 +45,8 @@ pub struct ExtensionInput {
 }
 
 impl ExtensionInput {
-    fn fields(self) -> Result<NewExtension, ValidationError> {
+    /// The fields as the use case takes them (validated there).
+    fn fields(self) -> NewExtension {
         NewExtension {
             first_name: self.first_name,
             last_name: self.last_name,
@@ -121,7 +58,6 @@ impl ExtensionInput {
             job_title: self.job_title,
             office: self.office,
         }
-        .validated()
     }
 }
 
@@ -131,17 +67,6 @@ impl ExtensionInput {
 pub struct AdminInput {
     /// Grant (true) or revoke (false) console admin rights.
     pub is_admin: bool,
-}
-
-/// An extension's profile as `GET|PUT …/profile` show it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ProfileView {
-    /// Current profile.
-    pub profile: Profile,
-    /// `manual` or `calendar`.
-    pub source: ProfileSource,
-    /// When a calendar-set profile ends.
-    pub until: Option<DateTime<Utc>>,
 }
 
 /// Body of `PUT …/profile`: a manual change.
@@ -158,30 +83,8 @@ pub struct ProfileInput {
     pub until: Option<DateTime<Utc>>,
 }
 
-impl From<&ProfileState> for ProfileView {
-    fn from(p: &ProfileState) -> Self {
-        ProfileView {
-            profile: p.profile,
-            source: p.source,
-            until: p.until,
-        }
-    }
-}
-
-pub(crate) async fn load(state: &AppState, number: &str) -> Result<Extension, ApiError> {
-    state
-        .store
-        .get_extension(number)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("extension '{}' does not exist", clip(number))))
-}
-
 fn clip(s: &str) -> String {
     s.chars().take(40).collect()
-}
-
-fn read_only_synced() -> ApiError {
-    ValidationError::ReadOnlySynced("this extension's directory data").into()
 }
 
 /// Lists every extension ordered by number. Admins (console session or API token).
@@ -191,7 +94,7 @@ pub async fn list(
     _: Authenticated,
     State(state): State<AppState>,
 ) -> Result<Json<Vec<ExtensionView>>, ApiError> {
-    let all = state.store.list_extensions().await?;
+    let all = state.app.extensions().await?;
     Ok(Json(all.iter().map(ExtensionView::from).collect()))
 }
 
@@ -204,7 +107,9 @@ pub async fn get_one(
     State(state): State<AppState>,
     ApiPath(number): ApiPath<String>,
 ) -> Result<Json<ExtensionView>, ApiError> {
-    Ok(Json(ExtensionView::from(&load(&state, &number).await?)))
+    Ok(Json(ExtensionView::from(
+        &state.app.extension(&number).await?,
+    )))
 }
 
 /// Creates a local extension. Admins.
@@ -219,20 +124,10 @@ pub async fn create(
         .number
         .clone()
         .ok_or(ValidationError::Empty("number"))?;
-    let number = ExtensionNumber::parse(raw.trim(), state.number_rules())?;
-    let fields = input.fields()?;
     let ext = state
-        .store
-        .create_local_extension(number.as_str(), &fields)
+        .app
+        .create_extension(&who.actor, &raw, input.fields())
         .await?;
-    audit(
-        &state,
-        &who.actor,
-        "extension.create",
-        number.as_str(),
-        &ext.display_name,
-    )
-    .await;
     Ok((StatusCode::CREATED, Json(ExtensionView::from(&ext))))
 }
 
@@ -256,20 +151,10 @@ pub async fn update(
             )));
         }
     }
-    let current = load(&state, &number).await?;
-    if current.source != ExtensionSource::Local {
-        return Err(read_only_synced());
-    }
-    let fields = input.fields()?;
-    let ext = state.store.update_local_extension(&number, &fields).await?;
-    audit(
-        &state,
-        &who.actor,
-        "extension.update",
-        &number,
-        &ext.display_name,
-    )
-    .await;
+    let ext = state
+        .app
+        .update_extension(&who.actor, &number, input.fields())
+        .await?;
     Ok(Json(ExtensionView::from(&ext)))
 }
 
@@ -283,19 +168,7 @@ pub async fn delete(
     State(state): State<AppState>,
     ApiPath(number): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    let current = load(&state, &number).await?;
-    if current.source != ExtensionSource::Local {
-        return Err(read_only_synced());
-    }
-    state.store.delete_extension(&number).await?;
-    audit(
-        &state,
-        &who.actor,
-        "extension.delete",
-        &number,
-        &current.display_name,
-    )
-    .await;
+    state.app.delete_extension(&who.actor, &number).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -309,18 +182,11 @@ pub async fn set_admin(
     ApiPath(number): ApiPath<String>,
     ApiJson(input): ApiJson<AdminInput>,
 ) -> Result<Json<ExtensionView>, ApiError> {
-    load(&state, &number).await?;
-    state
-        .store
-        .set_extension_admin(&number, input.is_admin)
+    let ext = state
+        .app
+        .set_extension_admin(&who.actor, &number, input.is_admin)
         .await?;
-    let action = if input.is_admin {
-        "extension.admin.grant"
-    } else {
-        "extension.admin.revoke"
-    };
-    audit(&state, &who.actor, action, &number, "").await;
-    Ok(Json(ExtensionView::from(&load(&state, &number).await?)))
+    Ok(Json(ExtensionView::from(&ext)))
 }
 
 /// The extension's profile and who set it. Admins.
@@ -333,7 +199,7 @@ pub async fn get_profile(
     ApiPath(number): ApiPath<String>,
 ) -> Result<Json<ProfileView>, ApiError> {
     Ok(Json(ProfileView::from(
-        &load(&state, &number).await?.profile,
+        &state.app.extension(&number).await?.profile,
     )))
 }
 
@@ -358,27 +224,10 @@ pub async fn put_profile(
             )))
         }
     }
-    if let Some(until) = input.until {
-        if until <= Utc::now() {
-            return Err(ApiError::invalid("until must lie in the future"));
-        }
-    }
-    load(&state, &number).await?;
-    let new_state = ProfileState {
-        profile,
-        source: ProfileSource::Manual,
-        until: input.until,
-        return_to: None,
-    };
-    state.store.set_profile(&number, &new_state).await?;
-    audit(
-        &state,
-        &who.actor,
-        "extension.profile",
-        &number,
-        profile.as_str(),
-    )
-    .await;
+    let new_state = state
+        .app
+        .set_profile(&who.actor, &number, profile, input.until)
+        .await?;
     Ok(Json(ProfileView::from(&new_state)))
 }
 
@@ -391,8 +240,8 @@ pub async fn photo(
     State(state): State<AppState>,
     ApiPath(number): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    load(&state, &number).await?;
-    let (content_type, bytes) = state.store.get_photo(&number).await?.ok_or_else(|| {
+    state.app.extension(&number).await?;
+    let (content_type, bytes) = state.app.photo(&number).await?.ok_or_else(|| {
         ApiError::not_found(format!("extension '{}' has no photo", clip(&number)))
     })?;
     // Only image types are served as such; anything else would let stored bytes act as a page.

@@ -1,14 +1,13 @@
 //! `/api/v1/groups`: extension groups and their members.
 
-use super::{audit, ApiJson, ApiPath};
+use super::{ApiJson, ApiPath};
 use crate::auth::Authenticated;
 use crate::error::ErrorBody;
 use crate::{ApiError, AppState};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use pbx365_domain::error::check_len;
-use pbx365_domain::{ExtensionGroup, ValidationError, AZURE_AD_GROUP};
+use pbx365_domain::ExtensionGroup;
 use serde::Deserialize;
 
 /// Body of `POST /api/v1/groups`.
@@ -22,34 +21,13 @@ pub struct GroupInput {
     pub description: String,
 }
 
-async fn find(state: &AppState, name: &str) -> Result<ExtensionGroup, ApiError> {
-    state
-        .store
-        .list_groups()
-        .await?
-        .into_iter()
-        .find(|g| g.name == name)
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "group '{}' does not exist",
-                name.chars().take(64).collect::<String>()
-            ))
-        })
-}
-
-fn builtin(name: &str) -> ApiError {
-    ApiError::conflict(format!(
-        "the group '{name}' is built in: its members follow the Microsoft 365 sync and it cannot be deleted"
-    ))
-}
-
 /// All extension groups with their members. Admins.
 #[utoipa::path(get, path = "/api/v1/groups", tag = "groups", responses((status = 200, body = [ExtensionGroup])))]
 pub async fn list(
     _: Authenticated,
     State(state): State<AppState>,
 ) -> Result<Json<Vec<ExtensionGroup>>, ApiError> {
-    Ok(Json(state.store.list_groups().await?))
+    Ok(Json(state.app.groups().await?))
 }
 
 /// Creates a group. Admins.
@@ -60,22 +38,10 @@ pub async fn create(
     State(state): State<AppState>,
     ApiJson(input): ApiJson<GroupInput>,
 ) -> Result<(StatusCode, Json<ExtensionGroup>), ApiError> {
-    let name = input.name.trim();
-    if name.is_empty() {
-        return Err(ValidationError::Empty("group name").into());
-    }
-    check_len("group name", name, 64)?;
-    check_len("group description", &input.description, 1024)?;
-    if name.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            "the group name must not contain control characters",
-        ));
-    }
     let group = state
-        .store
-        .create_group(name, input.description.trim())
+        .app
+        .create_group(&who.actor, &input.name, &input.description)
         .await?;
-    audit(&state, &who.actor, "group.create", name, "").await;
     Ok((StatusCode::CREATED, Json(group)))
 }
 
@@ -88,12 +54,7 @@ pub async fn delete(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    let group = find(&state, &name).await?;
-    if group.builtin || group.name == AZURE_AD_GROUP {
-        return Err(builtin(&group.name));
-    }
-    state.store.delete_group(&name).await?;
-    audit(&state, &who.actor, "group.delete", &name, "").await;
+    state.app.delete_group(&who.actor, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -106,15 +67,10 @@ pub async fn add_member(
     State(state): State<AppState>,
     ApiPath((name, number)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let group = find(&state, &name).await?;
-    if group.builtin {
-        return Err(builtin(&group.name));
-    }
-    super::extensions::load(&state, &number).await?;
-    if !group.members.contains(&number) {
-        state.store.add_group_member(&name, &number).await?;
-        audit(&state, &who.actor, "group.member.add", &name, &number).await;
-    }
+    state
+        .app
+        .add_group_member(&who.actor, &name, &number)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -127,18 +83,9 @@ pub async fn remove_member(
     State(state): State<AppState>,
     ApiPath((name, number)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let group = find(&state, &name).await?;
-    if group.builtin {
-        return Err(builtin(&group.name));
-    }
-    if !group.members.contains(&number) {
-        return Err(ApiError::not_found(format!(
-            "extension '{}' is not a member of group '{}'",
-            number.chars().take(40).collect::<String>(),
-            group.name
-        )));
-    }
-    state.store.remove_group_member(&name, &number).await?;
-    audit(&state, &who.actor, "group.member.remove", &name, &number).await;
+    state
+        .app
+        .remove_group_member(&who.actor, &name, &number)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

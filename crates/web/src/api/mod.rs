@@ -12,7 +12,6 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::routing::{get, put};
 use axum::{Json, Router};
-use pbx365_domain::AuditEntry;
 use serde::de::DeserializeOwned;
 
 /// Routes of `/api/v1`.
@@ -164,25 +163,5 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
                 )))
             }
         }
-    }
-}
-
-/// Records an audited change. A failure to audit is logged, not shown: the change itself happened.
-pub(crate) async fn audit(
-    state: &AppState,
-    actor: &str,
-    action: &str,
-    target: &str,
-    detail: impl Into<String>,
-) {
-    let entry = AuditEntry {
-        at: chrono::Utc::now(),
-        actor: actor.to_string(),
-        action: action.to_string(),
-        target: target.to_string(),
-        detail: detail.into(),
-    };
-    if let Err(e) = state.store.audit(&entry).await {
-        tracing::error!(error = %e, action, "could not write the audit log");
     }
 }

@@ -6,8 +6,8 @@ use crate::error::ErrorBody;
 use crate::{ApiError, AppState};
 use axum::extract::State;
 use axum::Json;
-use pbx365_domain::{SyncKind, SyncRun};
-use pbx365_sync::{RunOptions, SyncError};
+use pbx365_app::sync::RunOptions;
+use pbx365_domain::SyncRun;
 use serde::Deserialize;
 
 /// Query of `GET /api/v1/sync/runs`.
@@ -30,7 +30,7 @@ pub async fn list_runs(
     if !(1..=500).contains(&limit) {
         return Err(ApiError::invalid("limit must be between 1 and 500"));
     }
-    Ok(Json(state.store.list_sync_runs(limit).await?))
+    Ok(Json(state.app.sync_runs(limit).await?))
 }
 
 /// One run with its report. Admins.
@@ -42,17 +42,7 @@ pub async fn get_run(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<SyncRun>, ApiError> {
-    state
-        .store
-        .get_sync_run(&id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "sync run '{}' does not exist",
-                id.chars().take(64).collect::<String>()
-            ))
-        })
+    Ok(Json(state.app.sync_run(&id).await?))
 }
 
 /// Query of `POST /api/v1/sync/{kind}`.
@@ -65,19 +55,7 @@ pub struct StartQuery {
     pub dry_run: Option<bool>,
 }
 
-/// Parses the `{kind}` of a sync request: only user sync exists in this version.
-pub fn runnable_kind(kind: &str) -> Result<SyncKind, String> {
-    match SyncKind::parse(kind) {
-        Some(k @ (SyncKind::Users | SyncKind::All)) => Ok(k),
-        Some(k) => Err(format!(
-            "{k} sync is not available in this version of pbx365; run `users` (or `all`, which is the same for now)"
-        )),
-        None => Err(format!(
-            "'{}' is not a kind of sync: use users or all",
-            kind.chars().take(32).collect::<String>()
-        )),
-    }
-}
+pub use pbx365_app::sync::runnable_kind;
 
 /// Runs a sync now and answers with its report once it has finished (`status` is `completed`,
 /// `held`, `failed` or `dry_run`). A request made while another run is going waits for it.
@@ -95,30 +73,11 @@ pub async fn start_run(
     ApiQuery(q): ApiQuery<StartQuery>,
 ) -> Result<Json<SyncRun>, ApiError> {
     let kind = runnable_kind(&kind).map_err(ApiError::invalid)?;
-    let svc = state
-        .sync
-        .service(&state)
-        .await
-        .map_err(|e| ApiError::conflict(e.to_string()))?;
     let opts = RunOptions {
         full: q.full.unwrap_or(false),
         dry_run: q.dry_run.unwrap_or(false),
         progress: None,
     };
-    let dry = opts.dry_run;
-    let run = svc.run_now(kind, opts).await.map_err(|e| match e {
-        SyncError::Disabled => ApiError::conflict(e.to_string()),
-        other => ApiError::internal(&other),
-    })?;
-    if !dry {
-        super::audit(
-            &state,
-            &caller.actor,
-            "sync.run",
-            kind.as_str(),
-            format!("run {} {}", run.id, run.status.as_str()),
-        )
-        .await;
-    }
+    let run = state.app.run_sync(Some(&caller.actor), kind, opts).await?;
     Ok(Json(run))
 }

@@ -1,6 +1,8 @@
 //! Console sign-in and sign-out, the signed-in-admin extractor, and CSRF checks on forms.
 
-use super::views::{render, ErrorPage, LoginPage};
+use super::error::ConsoleError;
+use super::views::LoginPage;
+use crate::html::render;
 use crate::session::{cookie_value, random_token, secrets_equal, ActiveSession, NoSession};
 use crate::{password, AppState};
 use axum::body::Bytes;
@@ -8,7 +10,6 @@ use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use pbx365_domain::AuditEntry;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
@@ -56,9 +57,7 @@ pub struct ConsoleAdmin {
 impl ConsoleAdmin {
     /// Parses a posted form after checking its `csrf` field against the session: a missing or
     /// wrong token answers 403 and changes nothing.
-    // The error is the finished page to send back; boxing it would only add noise at call sites.
-    #[allow(clippy::result_large_err)]
-    pub(crate) fn form<T: DeserializeOwned>(&self, body: &Bytes) -> Result<T, Response> {
+    pub(crate) fn form<T: DeserializeOwned>(&self, body: &Bytes) -> Result<T, ConsoleError> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap_or_default();
         let sent = pairs
             .iter()
@@ -66,49 +65,30 @@ impl ConsoleAdmin {
             .map(|(_, v)| v.as_str())
             .unwrap_or("");
         if sent.is_empty() || !self.session.csrf_ok(sent) {
-            return Err(csrf_refused());
+            return Err(ConsoleError::csrf());
         }
         serde_urlencoded::from_bytes(body).map_err(|e| {
-            error_page(
+            ConsoleError::page(
                 StatusCode::BAD_REQUEST,
                 "Bad request",
-                &format!("The form could not be read: {e}."),
+                format!("The form could not be read: {e}."),
             )
         })
     }
-}
 
-/// The 403 page for a form without a valid CSRF token.
-pub(crate) fn csrf_refused() -> Response {
-    error_page(
-        StatusCode::FORBIDDEN,
-        "Form expired",
-        "This form was not sent from your current console session, so nothing was changed. \
-         Reload the page and try again.",
-    )
-}
-
-/// A full-page message with a link back to the console.
-pub(crate) fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
-    render(
-        status,
-        &ErrorPage {
-            title: title.to_string(),
-            message: message.to_string(),
-            back_href: "/console".into(),
-            back_label: "Back to the console".into(),
-        },
-    )
-}
-
-/// The 500 page for a failure the admin cannot fix from here; details go to the log.
-pub(crate) fn server_failure(e: impl std::fmt::Display) -> Response {
-    tracing::error!(error = %e, "console request failed");
-    error_page(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Something went wrong",
-        "The server could not complete this request. The server log has the details.",
-    )
+    /// The chrome of a console page for this admin, `active` highlighted in the navigation.
+    pub(crate) fn chrome(
+        &self,
+        active: &'static str,
+        notice: Option<String>,
+    ) -> crate::html::Chrome {
+        crate::html::Chrome {
+            admin: self.name.clone(),
+            csrf: self.session.csrf_token.clone(),
+            active,
+            notice,
+        }
+    }
 }
 
 fn login_redirect(parts: &Parts, expired: bool) -> String {
@@ -157,7 +137,7 @@ impl FromRequestParts<AppState> for ConsoleAdmin {
                 Redirect::to(&login_redirect(parts, true)),
             )
                 .into_response()),
-            Err(e) => Err(server_failure(e)),
+            Err(e) => Err(ConsoleError::server(e).into_response()),
         }
     }
 }
@@ -289,7 +269,7 @@ pub(crate) async fn login_submit(
     }
     let admin = match state.store.get_admin(&username).await {
         Ok(a) => a,
-        Err(e) => return server_failure(e),
+        Err(e) => return ConsoleError::server(e).into_response(),
     };
     let password = form.password;
     // Argon2 takes tens of milliseconds of CPU: keep it off the async workers.
@@ -317,10 +297,13 @@ pub(crate) async fn login_submit(
     sessions.record_login_success(&username);
     let (id, _active) = match sessions.login(&username, &headers).await {
         Ok(s) => s,
-        Err(e) => return server_failure(e),
+        Err(e) => return ConsoleError::server(e).into_response(),
     };
     tracing::info!(user = ?username, "console sign-in");
-    audit(&state, &username, "console.login", &username).await;
+    state
+        .app
+        .audit(&username, "console.login", &username, "")
+        .await;
     let mut res = Redirect::to(&return_to).into_response();
     // Two cookies: `append`, because a header array in a response tuple would replace the first.
     res.headers_mut()
@@ -335,49 +318,42 @@ pub(crate) async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Result<Response, ConsoleError> {
     let policy = *state.sessions.policy();
-    let session = match state.sessions.current(&headers).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(_)) => {
-            return (
+    let session = match state
+        .sessions
+        .current(&headers)
+        .await
+        .map_err(ConsoleError::server)?
+    {
+        Ok(s) => s,
+        Err(_) => {
+            return Ok((
                 [(header::SET_COOKIE, policy.clear_session_cookie())],
                 Redirect::to("/console/login"),
             )
-                .into_response()
+                .into_response())
         }
-        Err(e) => return server_failure(e),
     };
     let admin = ConsoleAdmin {
         name: session.subject.clone(),
         session,
     };
-    if let Err(refused) = admin.form::<Vec<(String, String)>>(&body) {
-        return refused;
-    }
-    if let Err(e) = state.sessions.logout(&headers).await {
-        return server_failure(e);
-    }
-    audit(&state, &admin.name, "console.logout", &admin.name).await;
-    (
+    admin.form::<Vec<(String, String)>>(&body)?;
+    state
+        .sessions
+        .logout(&headers)
+        .await
+        .map_err(ConsoleError::server)?;
+    state
+        .app
+        .audit(&admin.name, "console.logout", &admin.name, "")
+        .await;
+    Ok((
         [(header::SET_COOKIE, policy.clear_session_cookie())],
         Redirect::to("/console/login?logged_out=1"),
     )
-        .into_response()
-}
-
-/// Appends to the audit log; a failure is logged, not shown (the action itself succeeded).
-pub(crate) async fn audit(state: &AppState, actor: &str, action: &str, target: &str) {
-    let entry = AuditEntry {
-        at: state.sessions.clock().now(),
-        actor: actor.to_string(),
-        action: action.to_string(),
-        target: target.to_string(),
-        detail: String::new(),
-    };
-    if let Err(e) = state.store.audit(&entry).await {
-        tracing::warn!(error = %e, action, "audit entry not written");
-    }
+        .into_response())
 }
 
 #[cfg(test)]

@@ -1,26 +1,24 @@
 //! Management console (`/console`, for admins) and web client (`/`, for extension users) pages:
 //! server-rendered askama templates, with CSS/JS/icons compiled into the binary (no CDN, no web
-//! fonts), security headers on every response.
+//! fonts); rendering, chrome and security headers come from the one HTML layer ([`crate::html`]).
 
 mod auth;
+mod error;
 mod pages;
 pub mod sync;
 mod views;
 
+pub use crate::html::CSP;
 pub use auth::{safe_return_to, ConsoleAdmin};
+pub use error::ConsoleError;
 
 use crate::AppState;
-use axum::extract::{Path, Request};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::{self, Next};
+use axum::extract::Path;
+use axum::http::{header, StatusCode};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-
-/// Content-Security-Policy of every page: only our own origin, no inline script, no framing.
-pub const CSP: &str =
-    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
-object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// Routes for `/`, `/console` and `/static`.
 pub fn router() -> Router<AppState> {
@@ -67,35 +65,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/static/{file}", get(static_file))
         .merge(sync::router())
-        .layer(middleware::from_fn(security_headers))
-}
-
-/// Adds the browser-hardening headers; pages (not static files) are also marked `no-store`, so
-/// the back button after sign-out asks the server again instead of showing a cached page.
-async fn security_headers(req: Request, next: Next) -> Response {
-    let mut res = next.run(req).await;
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        "cross-origin-opener-policy",
-        HeaderValue::from_static("same-origin"),
-    );
-    if !h.contains_key(header::CACHE_CONTROL) {
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
-    res
+        .layer(middleware::from_fn(crate::html::security_headers))
 }
 
 /// Embedded assets: (name, content type, bytes).

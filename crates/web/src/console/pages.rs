@@ -1,31 +1,27 @@
 //! The console pages behind sign-in, and the web client start page.
 
-use super::auth::{audit, error_page, server_failure, ConsoleAdmin};
+use super::auth::ConsoleAdmin;
+use super::error::ConsoleError;
 use super::views::{
-    render, Chrome, ExtensionFields, ExtensionFormPage, ExtensionRow, ExtensionsPage, M365Page,
-    PhonebookPage, PhonebookRow, SyncPage, SyncRunRow, WebClientPage,
+    ExtensionFields, ExtensionFormPage, ExtensionRow, ExtensionsPage, M365Page, PhonebookPage,
+    PhonebookRow, SyncPage, SyncRunRow, WebClientPage,
 };
+use crate::html::{render, sentence};
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
+use pbx365_app::AppError;
 use pbx365_domain::{
-    Extension, ExtensionNumber, ExtensionSource, NewExtension, PhoneKind, PhonebookOwner, Profile,
-    ProfileSource, ProfileState, SyncKind, SyncStatus,
+    Extension, ExtensionSource, NewExtension, PhoneKind, PhonebookOwner, Profile, ProfileSource,
+    SyncKind, SyncStatus, ValidationError,
 };
-use pbx365_store::StoreError;
 use serde::Deserialize;
 
-fn chrome(admin: &ConsoleAdmin, active: &'static str, notice: Option<String>) -> Chrome {
-    Chrome {
-        admin: admin.name.clone(),
-        csrf: admin.session.csrf_token.clone(),
-        active,
-        notice,
-    }
-}
+/// Handler result: the page, or the error page.
+type Page = Result<Response, ConsoleError>;
 
 /// The web client start page (extension users). Anyone may call it.
 pub(crate) async fn webclient() -> Response {
@@ -84,12 +80,11 @@ pub(crate) async fn extensions(
     admin: ConsoleAdmin,
     State(state): State<AppState>,
     Query(q): Query<DoneQuery>,
-) -> Response {
-    let list = match state.store.list_extensions().await {
-        Ok(l) => l,
-        Err(e) => return server_failure(e),
-    };
-    let rows = list
+) -> Page {
+    let rows = state
+        .app
+        .extensions()
+        .await?
         .iter()
         .map(|e| ExtensionRow {
             number: e.number.to_string(),
@@ -105,13 +100,13 @@ pub(crate) async fn extensions(
             has_photo: e.photo.is_some(),
         })
         .collect();
-    render(
+    Ok(render(
         StatusCode::OK,
         &ExtensionsPage {
-            chrome: chrome(&admin, "extensions", q.notice()),
+            chrome: admin.chrome("extensions", q.notice()),
             rows,
         },
-    )
+    ))
 }
 
 fn fields_of(e: &Extension) -> ExtensionFields {
@@ -142,20 +137,6 @@ fn to_new_extension(f: &ExtensionFields) -> NewExtension {
         job_title: opt(&f.job_title),
         office: opt(&f.office),
     }
-}
-
-/// Capitalises the first letter of a domain sentence for display on its own.
-fn sentence(s: impl std::fmt::Display) -> String {
-    let s = s.to_string();
-    let mut c = s.chars();
-    let mut out: String = match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => s,
-    };
-    if !out.ends_with('.') {
-        out.push('.');
-    }
-    out
 }
 
 /// (value, label, selected) of every profile, the extension's own one selected.
@@ -189,46 +170,25 @@ pub(crate) async fn extension_profile(
     State(state): State<AppState>,
     Path(number): Path<String>,
     body: Bytes,
-) -> Response {
-    let field = match admin.form::<ProfileField>(&body) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let ext = match load(&state, &number).await {
-        Ok(e) => e,
-        Err(r) => return r,
-    };
-    let profile: Profile = match field.profile.parse() {
-        Ok(p) => p,
-        Err(e) => {
-            return error_page(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "Unknown profile",
-                &sentence(e),
-            )
-        }
-    };
-    let new = ProfileState {
-        profile,
-        source: ProfileSource::Manual,
-        until: None,
-        return_to: None,
-    };
-    if let Err(e) = state.store.set_profile(ext.number.as_str(), &new).await {
-        return server_failure(e);
-    }
-    audit(
-        &state,
-        &admin.name,
-        "extension.profile",
-        ext.number.as_str(),
-    )
-    .await;
-    Redirect::to(&format!(
+) -> Page {
+    let field = admin.form::<ProfileField>(&body)?;
+    let ext = state.app.extension(&number).await?;
+    let profile: Profile = field.profile.parse().map_err(|e| {
+        ConsoleError::page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Unknown profile",
+            sentence(e),
+        )
+    })?;
+    state
+        .app
+        .set_profile(&admin.name, ext.number.as_str(), profile, None)
+        .await?;
+    Ok(Redirect::to(&format!(
         "/console/extensions?done=profile&number={}",
         ext.number
     ))
-    .into_response()
+    .into_response())
 }
 
 /// The empty "Add extension" form. Admin only.
@@ -236,7 +196,7 @@ pub(crate) async fn extension_new(admin: ConsoleAdmin) -> Response {
     render(
         StatusCode::OK,
         &ExtensionFormPage {
-            chrome: chrome(&admin, "extensions", None),
+            chrome: admin.chrome("extensions", None),
             is_new: true,
             read_only: false,
             can_delete: false,
@@ -261,19 +221,14 @@ pub(crate) async fn extension_create(
     admin: ConsoleAdmin,
     State(state): State<AppState>,
     body: Bytes,
-) -> Response {
-    let (number, fields) = match (
-        admin.form::<NumberField>(&body),
-        admin.form::<ExtensionFields>(&body),
-    ) {
-        (Ok(n), Ok(f)) => (n.number.trim().to_string(), f),
-        (Err(r), _) | (_, Err(r)) => return r,
-    };
+) -> Page {
+    let number = admin.form::<NumberField>(&body)?.number.trim().to_string();
+    let fields = admin.form::<ExtensionFields>(&body)?;
     let again = |error: String, number: String, form: ExtensionFields| {
         render(
             StatusCode::UNPROCESSABLE_ENTITY,
             &ExtensionFormPage {
-                chrome: chrome(&admin, "extensions", None),
+                chrome: admin.chrome("extensions", None),
                 is_new: true,
                 read_only: false,
                 can_delete: false,
@@ -285,42 +240,19 @@ pub(crate) async fn extension_create(
             },
         )
     };
-    let parsed = match ExtensionNumber::parse(&number, state.number_rules()) {
-        Ok(n) => n,
-        Err(e) => return again(sentence(e), number, fields),
-    };
-    let new = match to_new_extension(&fields).validated() {
-        Ok(n) => n,
-        Err(e) => return again(sentence(e), number, fields),
-    };
-    match state
-        .store
-        .create_local_extension(parsed.as_str(), &new)
-        .await
-    {
-        Ok(_) => {}
-        Err(StoreError::Conflict { .. }) => {
-            return again(
-                format!("Extension {parsed} already exists; choose another number."),
-                number,
-                fields,
-            )
-        }
-        Err(e) => return server_failure(e),
-    }
-    audit(&state, &admin.name, "extension.create", parsed.as_str()).await;
-    Redirect::to(&format!("/console/extensions?done=added&number={parsed}")).into_response()
-}
-
-async fn load(state: &AppState, number: &str) -> Result<Extension, Response> {
-    match state.store.get_extension(number).await {
-        Ok(Some(e)) => Ok(e),
-        Ok(None) => Err(error_page(
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "There is no extension with this number.",
-        )),
-        Err(e) => Err(server_failure(e)),
+    let created = state
+        .app
+        .create_extension(&admin.name, &number, to_new_extension(&fields))
+        .await;
+    match created {
+        Ok(ext) => Ok(Redirect::to(&format!(
+            "/console/extensions?done=added&number={}",
+            ext.number
+        ))
+        .into_response()),
+        Err(e @ AppError::NumberTaken { .. }) => Ok(again(e.to_string(), number, fields)),
+        Err(AppError::Validation(e)) => Ok(again(sentence(e), number, fields)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -329,16 +261,13 @@ pub(crate) async fn extension_edit(
     admin: ConsoleAdmin,
     State(state): State<AppState>,
     Path(number): Path<String>,
-) -> Response {
-    let ext = match load(&state, &number).await {
-        Ok(e) => e,
-        Err(r) => return r,
-    };
+) -> Page {
+    let ext = state.app.extension(&number).await?;
     let local = ext.source == ExtensionSource::Local;
-    render(
+    Ok(render(
         StatusCode::OK,
         &ExtensionFormPage {
-            chrome: chrome(&admin, "extensions", None),
+            chrome: admin.chrome("extensions", None),
             is_new: false,
             read_only: !local,
             can_delete: local,
@@ -348,7 +277,7 @@ pub(crate) async fn extension_edit(
             profiles: profile_choices(&ext),
             profile_note: profile_note(&ext),
         },
-    )
+    ))
 }
 
 /// Saves a local extension's fields. Admin only.
@@ -357,56 +286,40 @@ pub(crate) async fn extension_update(
     State(state): State<AppState>,
     Path(number): Path<String>,
     body: Bytes,
-) -> Response {
-    let fields = match admin.form::<ExtensionFields>(&body) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let ext = match load(&state, &number).await {
-        Ok(e) => e,
-        Err(r) => return r,
-    };
-    if ext.source != ExtensionSource::Local {
-        return error_page(
-            StatusCode::CONFLICT,
-            "Read-only extension",
-            &sentence(pbx365_domain::ValidationError::ReadOnlySynced(
-                "this extension",
-            )),
-        );
-    }
-    let new = match to_new_extension(&fields).validated() {
-        Ok(n) => n,
-        Err(e) => {
-            return render(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &ExtensionFormPage {
-                    chrome: chrome(&admin, "extensions", None),
-                    is_new: false,
-                    read_only: false,
-                    can_delete: true,
-                    number: ext.number.to_string(),
-                    form: fields,
-                    error: Some(sentence(e)),
-                    profiles: profile_choices(&ext),
-                    profile_note: profile_note(&ext),
-                },
-            )
-        }
-    };
-    if let Err(e) = state
-        .store
-        .update_local_extension(ext.number.as_str(), &new)
+) -> Page {
+    let fields = admin.form::<ExtensionFields>(&body)?;
+    let ext = state.app.extension(&number).await?;
+    match state
+        .app
+        .update_extension(&admin.name, ext.number.as_str(), to_new_extension(&fields))
         .await
     {
-        return server_failure(e);
+        Ok(_) => Ok(Redirect::to(&format!(
+            "/console/extensions?done=saved&number={}",
+            ext.number
+        ))
+        .into_response()),
+        Err(AppError::Validation(ValidationError::ReadOnlySynced(_))) => Err(ConsoleError::page(
+            StatusCode::CONFLICT,
+            "Read-only extension",
+            sentence(ValidationError::ReadOnlySynced("this extension")),
+        )),
+        Err(AppError::Validation(e)) => Ok(render(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &ExtensionFormPage {
+                chrome: admin.chrome("extensions", None),
+                is_new: false,
+                read_only: false,
+                can_delete: true,
+                number: ext.number.to_string(),
+                form: fields,
+                error: Some(sentence(e)),
+                profiles: profile_choices(&ext),
+                profile_note: profile_note(&ext),
+            },
+        )),
+        Err(e) => Err(e.into()),
     }
-    audit(&state, &admin.name, "extension.update", ext.number.as_str()).await;
-    Redirect::to(&format!(
-        "/console/extensions?done=saved&number={}",
-        ext.number
-    ))
-    .into_response()
 }
 
 /// Deletes a local extension. Admin only.
@@ -415,31 +328,27 @@ pub(crate) async fn extension_delete(
     State(state): State<AppState>,
     Path(number): Path<String>,
     body: Bytes,
-) -> Response {
-    if let Err(r) = admin.form::<Vec<(String, String)>>(&body) {
-        return r;
-    }
-    let ext = match load(&state, &number).await {
-        Ok(e) => e,
-        Err(r) => return r,
-    };
-    if ext.source != ExtensionSource::Local {
-        return error_page(
+) -> Page {
+    admin.form::<Vec<(String, String)>>(&body)?;
+    let ext = state.app.extension(&number).await?;
+    match state
+        .app
+        .delete_extension(&admin.name, ext.number.as_str())
+        .await
+    {
+        Ok(_) => Ok(Redirect::to(&format!(
+            "/console/extensions?done=deleted&number={}",
+            ext.number
+        ))
+        .into_response()),
+        Err(AppError::Validation(ValidationError::ReadOnlySynced(_))) => Err(ConsoleError::page(
             StatusCode::CONFLICT,
             "Read-only extension",
             "This extension comes from Microsoft 365 and cannot be deleted here; the sync disables it \
              when the user leaves Microsoft 365.",
-        );
+        )),
+        Err(e) => Err(e.into()),
     }
-    if let Err(e) = state.store.delete_extension(ext.number.as_str()).await {
-        return server_failure(e);
-    }
-    audit(&state, &admin.name, "extension.delete", ext.number.as_str()).await;
-    Redirect::to(&format!(
-        "/console/extensions?done=deleted&number={}",
-        ext.number
-    ))
-    .into_response()
 }
 
 /// An extension's photo for the list thumbnail. Admin only.
@@ -447,9 +356,9 @@ pub(crate) async fn extension_photo(
     _admin: ConsoleAdmin,
     State(state): State<AppState>,
     Path(number): Path<String>,
-) -> Response {
-    match state.store.get_photo(&number).await {
-        Ok(Some((content_type, bytes))) => {
+) -> Page {
+    Ok(match state.app.photo(&number).await? {
+        Some((content_type, bytes)) => {
             // Only serve what the browser will treat as an image, whatever was stored.
             let ct = if matches!(
                 content_type.as_str(),
@@ -468,9 +377,8 @@ pub(crate) async fn extension_photo(
             )
                 .into_response()
         }
-        Ok(None) => (StatusCode::NOT_FOUND, "no photo").into_response(),
-        Err(e) => server_failure(e),
-    }
+        None => (StatusCode::NOT_FOUND, "no photo").into_response(),
+    })
 }
 
 fn kind_label(k: PhoneKind) -> &'static str {
@@ -483,12 +391,11 @@ fn kind_label(k: PhoneKind) -> &'static str {
 }
 
 /// The company phonebook. Admin only.
-pub(crate) async fn phonebook(admin: ConsoleAdmin, State(state): State<AppState>) -> Response {
-    let entries = match state.store.list_phonebook(&PhonebookOwner::Company).await {
-        Ok(l) => l,
-        Err(e) => return server_failure(e),
-    };
-    let entries = entries
+pub(crate) async fn phonebook(admin: ConsoleAdmin, State(state): State<AppState>) -> Page {
+    let entries = state
+        .app
+        .phonebook(&PhonebookOwner::Company)
+        .await?
         .into_iter()
         .map(|e| PhonebookRow {
             display_name: e.display_name,
@@ -502,13 +409,13 @@ pub(crate) async fn phonebook(admin: ConsoleAdmin, State(state): State<AppState>
             synced: e.m365_id.is_some(),
         })
         .collect();
-    render(
+    Ok(render(
         StatusCode::OK,
         &PhonebookPage {
-            chrome: chrome(&admin, "phonebook", None),
+            chrome: admin.chrome("phonebook", None),
             entries,
         },
-    )
+    ))
 }
 
 fn when(t: DateTime<Utc>) -> String {
@@ -535,12 +442,11 @@ fn kind_name(k: SyncKind) -> &'static str {
 }
 
 /// Sync history, newest first. Admin only.
-pub(crate) async fn sync_runs(admin: ConsoleAdmin, State(state): State<AppState>) -> Response {
-    let runs = match state.store.list_sync_runs(50).await {
-        Ok(r) => r,
-        Err(e) => return server_failure(e),
-    };
-    let runs = runs
+pub(crate) async fn sync_runs(admin: ConsoleAdmin, State(state): State<AppState>) -> Page {
+    let runs = state
+        .app
+        .sync_runs(50)
+        .await?
         .into_iter()
         .map(|r| SyncRunRow {
             id: r.id.clone(),
@@ -557,13 +463,13 @@ pub(crate) async fn sync_runs(admin: ConsoleAdmin, State(state): State<AppState>
             errors: r.report.errors.len(),
         })
         .collect();
-    render(
+    Ok(render(
         StatusCode::OK,
         &SyncPage {
-            chrome: chrome(&admin, "sync", None),
+            chrome: admin.chrome("sync", None),
             runs,
         },
-    )
+    ))
 }
 
 /// Settings > Integrations > Microsoft 365: connection state and the Redirect URI. Admin only.
@@ -574,7 +480,7 @@ pub(crate) async fn m365(admin: ConsoleAdmin, State(state): State<AppState>) -> 
     render(
         StatusCode::OK,
         &M365Page {
-            chrome: chrome(&admin, "m365", None),
+            chrome: admin.chrome("m365", None),
             redirect_uri: format!("{base}/oauth2office2"),
             https: base.to_ascii_lowercase().starts_with("https://"),
             tenant_id: settings.m365.tenant_id.clone(),

@@ -4,10 +4,11 @@
 //! Graph, and the banner every console page shows while a run is held by the mass-deletion guard,
 //! with its one-shot **Approve these deletions** button.
 
-use super::auth::{error_page, server_failure, ConsoleAdmin};
-use super::views::{render, Chrome};
-use crate::sync_handle::{missing_connection, Unavailable};
-use crate::{overrides, AppState};
+use super::auth::ConsoleAdmin;
+use super::error::ConsoleError;
+use super::views::Chrome;
+use crate::html::{render, sentence};
+use crate::AppState;
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
@@ -16,13 +17,12 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use pbx365_app::settings as overrides;
+use pbx365_app::sync::{missing_connection, DirectoryKind, RunOptions, Unavailable};
+use pbx365_app::AppError;
 use pbx365_domain::settings::{Settings, SyncScope, SyncSettings};
 use pbx365_domain::{ReportItem, SyncKind, SyncRun, SyncStatus};
-use pbx365_graph::client::seg;
-use pbx365_graph::{GraphClient, GraphRequest};
-use pbx365_sync::{RunOptions, UserSync};
-use serde::{Deserialize, Serialize};
-use std::sync::Arc;
+use serde::Deserialize;
 
 /// The Sync settings page.
 pub const SETTINGS: &str = "/console/settings/integrations/microsoft365/sync";
@@ -203,20 +203,9 @@ impl SyncForm {
     ) -> Result<(Settings, Vec<(String, serde_json::Value)>), String> {
         let ov = self.overrides()?;
         debug_assert!(ov.iter().all(|(k, _)| KEYS.contains(&k.as_str())));
-        let s = overrides::apply(base, &ov).map_err(|e| sentence(&e.to_string()))?;
+        let s = overrides::apply(base, &ov).map_err(sentence)?;
         Ok((s, ov))
     }
-}
-
-fn sentence(s: &str) -> String {
-    let mut t = s.trim().to_string();
-    if let Some(first) = t.get(..1) {
-        t = first.to_uppercase() + &t[1..];
-    }
-    if !t.ends_with('.') {
-        t.push('.');
-    }
-    t
 }
 
 fn scope_str(s: SyncScope) -> &'static str {
@@ -346,15 +335,6 @@ struct RunPage {
     held: bool,
 }
 
-fn chrome(admin: &ConsoleAdmin, active: &'static str, notice: Option<String>) -> Chrome {
-    Chrome {
-        admin: admin.name.clone(),
-        csrf: admin.session.csrf_token.clone(),
-        active,
-        notice,
-    }
-}
-
 #[derive(Debug, Deserialize)]
 struct NoticeQuery {
     saved: Option<String>,
@@ -394,7 +374,7 @@ fn page(
     render(
         status,
         &SettingsPage {
-            chrome: chrome(admin, "m365", notice),
+            chrome: admin.chrome("m365", notice),
             form,
             connected: missing.is_none(),
             not_connected: missing
@@ -415,17 +395,14 @@ async fn save_settings(
     admin: ConsoleAdmin,
     State(state): State<AppState>,
     body: Bytes,
-) -> Response {
-    let pairs: Vec<(String, String)> = match admin.form(&body) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+) -> Result<Response, ConsoleError> {
+    let pairs: Vec<(String, String)> = admin.form(&body)?;
     let form = SyncForm::from_pairs(&pairs);
     let current = state.settings();
-    let (applied, ov) = match form.apply(&current) {
-        Ok(x) => x,
+    let ov = match form.apply(&current) {
+        Ok((_, ov)) => ov,
         Err(msg) => {
-            return page(
+            return Ok(page(
                 &admin,
                 &current,
                 form,
@@ -433,44 +410,41 @@ async fn save_settings(
                 None,
                 None,
                 StatusCode::UNPROCESSABLE_ENTITY,
-            )
+            ))
         }
     };
-    for (key, value) in &ov {
-        if let Err(e) = state
-            .store
-            .set_kv(&overrides::kv_key(key), &value.to_string())
-            .await
-        {
-            return server_failure(e);
-        }
-    }
-    state.replace_settings(applied);
-    state.sync.refresh(&state).await;
-    crate::api::audit(
-        &state,
-        &admin.name,
-        "settings.sync",
-        "sync",
-        "sync settings saved in the console",
-    )
-    .await;
-    Redirect::to(&format!("{SETTINGS}?saved=1")).into_response()
+    state
+        .app
+        .store_settings(&ov)
+        .await
+        .map_err(ConsoleError::server)?;
+    state.app.refresh_sync().await;
+    state
+        .app
+        .audit(
+            &admin.name,
+            "settings.sync",
+            "sync",
+            "sync settings saved in the console",
+        )
+        .await;
+    Ok(Redirect::to(&format!("{SETTINGS}?saved=1")).into_response())
 }
 
 /// Runs a dry run with the form's values (saved or not) and shows its report; nothing is
 /// written, not even the settings. Admin only, CSRF-checked.
-async fn preview(admin: ConsoleAdmin, State(state): State<AppState>, body: Bytes) -> Response {
-    let pairs: Vec<(String, String)> = match admin.form(&body) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+async fn preview(
+    admin: ConsoleAdmin,
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ConsoleError> {
+    let pairs: Vec<(String, String)> = admin.form(&body)?;
     let form = SyncForm::from_pairs(&pairs);
     let current = state.settings();
     let (candidate, _) = match form.apply(&current) {
         Ok(x) => x,
         Err(msg) => {
-            return page(
+            return Ok(page(
                 &admin,
                 &current,
                 form,
@@ -478,76 +452,31 @@ async fn preview(admin: ConsoleAdmin, State(state): State<AppState>, body: Bytes
                 None,
                 None,
                 StatusCode::UNPROCESSABLE_ENTITY,
-            )
+            ))
         }
     };
-    if let Some(m) = missing_connection(&candidate) {
-        let msg = format!("The preview needs Microsoft 365: {m}.");
-        return page(
-            &admin,
-            &current,
-            form,
-            Some(msg),
-            None,
-            None,
+    let (status, error, preview) = match state.app.preview_sync(&candidate).await {
+        Ok(run) => (StatusCode::OK, None, Some(RunView::from(&run))),
+        Err(AppError::Unavailable(Unavailable::NotConnected(m))) => (
             StatusCode::CONFLICT,
-        );
-    }
-    // A separate engine with the form's settings: the running service keeps the saved ones.
-    let graph = match GraphClient::from_settings(&candidate) {
-        Ok(g) => Arc::new(g),
-        Err(e) => {
-            return page(
-                &admin,
-                &current,
-                form,
-                Some(sentence(&e.to_string())),
-                None,
-                None,
-                StatusCode::CONFLICT,
-            )
+            Some(format!("The preview needs Microsoft 365: {m}.")),
+            None,
+        ),
+        Err(AppError::Unavailable(Unavailable::Broken(raw))) => {
+            (StatusCode::CONFLICT, Some(sentence(raw)), None)
         }
+        Err(e) => (StatusCode::OK, Some(sentence(e)), None),
     };
-    let engine = UserSync::new(
-        state.store.clone(),
-        graph,
-        candidate.sync.clone(),
-        state.number_rules(),
-    );
-    match engine
-        .run(&RunOptions {
-            dry_run: true,
-            ..Default::default()
-        })
-        .await
-    {
-        Ok(run) => page(
-            &admin,
-            &current,
-            form,
-            None,
-            Some(RunView::from(&run)),
-            None,
-            StatusCode::OK,
-        ),
-        Err(e) => page(
-            &admin,
-            &current,
-            form,
-            Some(sentence(&e.to_string())),
-            None,
-            None,
-            StatusCode::OK,
-        ),
-    }
+    Ok(page(&admin, &current, form, error, preview, None, status))
 }
 
 /// "Sync now": runs a user sync with the saved settings, then shows its report. Admin only, CSRF-checked.
-async fn sync_now(admin: ConsoleAdmin, State(state): State<AppState>, body: Bytes) -> Response {
-    let pairs: Vec<(String, String)> = match admin.form(&body) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+async fn sync_now(
+    admin: ConsoleAdmin,
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ConsoleError> {
+    let pairs: Vec<(String, String)> = admin.form(&body)?;
     let full = pairs.iter().any(|(k, v)| k == "full" && v == "on");
     run_and_show(
         &admin,
@@ -560,35 +489,16 @@ async fn sync_now(admin: ConsoleAdmin, State(state): State<AppState>, body: Byte
     .await
 }
 
-async fn run_and_show(admin: &ConsoleAdmin, state: &AppState, opts: RunOptions) -> Response {
-    let svc = match state.sync.service(state).await {
-        Ok(s) => s,
-        Err(e @ (Unavailable::NotConnected(_) | Unavailable::Broken(_))) => {
-            return error_page(
-                StatusCode::CONFLICT,
-                "Microsoft 365 is not connected",
-                &e.to_string(),
-            )
-        }
-    };
-    match svc.run_now(SyncKind::Users, opts).await {
-        Ok(run) => {
-            crate::api::audit(
-                state,
-                &admin.name,
-                "sync.run",
-                "users",
-                format!("run {} {}", run.id, run.status.as_str()),
-            )
-            .await;
-            Redirect::to(&format!("{RUNS}/{}", run.id)).into_response()
-        }
-        Err(e) => error_page(
-            StatusCode::CONFLICT,
-            "The sync could not run",
-            &sentence(&e.to_string()),
-        ),
-    }
+async fn run_and_show(
+    admin: &ConsoleAdmin,
+    state: &AppState,
+    opts: RunOptions,
+) -> Result<Response, ConsoleError> {
+    let run = state
+        .app
+        .run_sync(Some(&admin.name), SyncKind::Users, opts)
+        .await?;
+    Ok(Redirect::to(&format!("{RUNS}/{}", run.id)).into_response())
 }
 
 /// One run with its full report. Admin only.
@@ -596,30 +506,17 @@ async fn run_detail(
     admin: ConsoleAdmin,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Response {
-    let run = match state.store.get_sync_run(&id).await {
-        Ok(Some(r)) => r,
-        Ok(None) => {
-            return error_page(
-                StatusCode::NOT_FOUND,
-                "No such sync run",
-                "This sync run does not exist.",
-            )
-        }
-        Err(e) => return server_failure(e),
-    };
-    let held = run.status == SyncStatus::Held
-        && latest_users_run(&state)
-            .await
-            .is_some_and(|l| l.id == run.id);
-    render(
+) -> Result<Response, ConsoleError> {
+    let run = state.app.sync_run(&id).await?;
+    let held = run.status == SyncStatus::Held && state.app.is_awaiting_approval(&run.id).await;
+    Ok(render(
         StatusCode::OK,
         &RunPage {
-            chrome: chrome(&admin, "sync", None),
+            chrome: admin.chrome("sync", None),
             run: RunView::from(&run),
             held,
         },
-    )
+    ))
 }
 
 /// **Approve these deletions**: approves the held run once, then runs the sync that applies
@@ -629,82 +526,26 @@ async fn approve(
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Bytes,
-) -> Response {
-    if let Err(r) = admin.form::<Vec<(String, String)>>(&body) {
-        return r;
-    }
-    match latest_users_run(&state).await {
-        Some(run) if run.id == id && run.status == SyncStatus::Held => {}
-        _ => {
-            return error_page(
+) -> Result<Response, ConsoleError> {
+    admin.form::<Vec<(String, String)>>(&body)?;
+    match state.app.approve_held_run(&admin.name, &id).await {
+        Ok(()) => {}
+        Err(AppError::Conflict(e)) => {
+            return Err(ConsoleError::page(
                 StatusCode::CONFLICT,
                 "Nothing to approve",
-                "This run is no longer waiting for approval (it was approved already, or a later run replaced it). Nothing was changed.",
-            )
+                sentence(e),
+            ))
         }
+        Err(e) => return Err(e.into()),
     }
-    let svc = match state.sync.service(&state).await {
-        Ok(s) => s,
-        Err(e) => {
-            return error_page(
-                StatusCode::CONFLICT,
-                "Microsoft 365 is not connected",
-                &e.to_string(),
-            )
-        }
-    };
-    if let Err(e) = svc.approve_held_run(&id).await {
-        return error_page(
-            StatusCode::CONFLICT,
-            "Nothing to approve",
-            &sentence(&e.to_string()),
-        );
-    }
-    crate::api::audit(
-        &state,
-        &admin.name,
-        "sync.approve",
-        &id,
-        "approved the held deletions",
-    )
-    .await;
     run_and_show(&admin, &state, RunOptions::default()).await
-}
-
-/// The newest recorded user sync run.
-async fn latest_users_run(state: &AppState) -> Option<SyncRun> {
-    let runs = state.store.list_sync_runs(20).await.ok()?;
-    runs.into_iter().find(|r| {
-        matches!(r.kind, SyncKind::Users | SyncKind::All) && r.status != SyncStatus::Running
-    })
 }
 
 #[derive(Debug, Deserialize)]
 struct DirectoryQuery {
     kind: Option<String>,
     q: Option<String>,
-}
-
-/// One picker result.
-#[derive(Debug, Serialize)]
-struct DirectoryEntry {
-    id: String,
-    name: String,
-    detail: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct Page<T> {
-    value: Vec<T>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Found {
-    id: String,
-    display_name: Option<String>,
-    user_principal_name: Option<String>,
-    mail: Option<String>,
 }
 
 /// The picker's search: users or groups whose name starts with `q`, from Graph. Admin only.
@@ -721,53 +562,27 @@ async fn directory(
         )
             .into_response();
     }
-    let groups = q.kind.as_deref() == Some("groups");
-    let text: String = q.q.unwrap_or_default().trim().chars().take(64).collect();
-    // OData string literals double their quotes.
-    let lit = text.replace('\'', "''");
-    let url = if groups {
-        let filter = format!("startswith(displayName,'{lit}')");
-        format!(
-            "/groups?$select=id,displayName,mail&$top=20&$filter={}",
-            seg(&filter)
-        )
+    let kind = if q.kind.as_deref() == Some("groups") {
+        DirectoryKind::Groups
     } else {
-        let filter =
-            format!("startswith(displayName,'{lit}') or startswith(userPrincipalName,'{lit}')");
-        format!(
-            "/users?$select=id,displayName,userPrincipalName,mail&$top=20&$filter={}",
-            seg(&filter)
-        )
+        DirectoryKind::Users
     };
-    let graph = match GraphClient::from_settings(&settings) {
-        Ok(g) => g,
-        Err(e) => {
-            return (
-                StatusCode::CONFLICT,
-                Json(serde_json::json!({"error": sentence(&e.to_string())})),
-            )
-                .into_response()
-        }
-    };
-    match graph
-        .send(GraphRequest::get(url))
-        .await
-        .and_then(|r| r.json::<Page<Found>>())
-    {
-        Ok(page) => Json(
-            page.value
-                .into_iter()
-                .map(|f| DirectoryEntry {
-                    name: f.display_name.unwrap_or_else(|| f.id.clone()),
-                    detail: f.user_principal_name.or(f.mail).unwrap_or_default(),
-                    id: f.id,
-                })
-                .collect::<Vec<_>>(),
+    let text = q.q.unwrap_or_default();
+    match state.app.search_directory(kind, &text).await {
+        Ok(found) => Json(found).into_response(),
+        Err(AppError::Unavailable(Unavailable::NotConnected(m))) => (
+            StatusCode::CONFLICT,
+            Json(serde_json::json!({"error": format!("Microsoft 365 is not connected: {m}.")})),
         )
-        .into_response(),
+            .into_response(),
+        Err(AppError::Unavailable(Unavailable::Broken(raw))) => (
+            StatusCode::CONFLICT,
+            Json(serde_json::json!({"error": sentence(raw)})),
+        )
+            .into_response(),
         Err(e) => (
             StatusCode::BAD_GATEWAY,
-            Json(serde_json::json!({"error": sentence(&e.to_string())})),
+            Json(serde_json::json!({"error": sentence(e)})),
         )
             .into_response(),
     }
@@ -853,10 +668,7 @@ pub async fn held_banner(State(state): State<AppState>, req: Request, next: Next
     let Some(session) = crate::session::current_admin(&state, &headers).await else {
         return res;
     };
-    let Some(run) = latest_users_run(&state)
-        .await
-        .filter(|r| r.status == SyncStatus::Held)
-    else {
+    let Some(run) = state.app.held_run().await else {
         return res;
     };
     let (mut parts, body) = res.into_parts();

@@ -1,35 +1,7 @@
 //! Askama templates of the console and web client, and their row types.
 
+pub(crate) use crate::html::Chrome;
 use askama::Template;
-use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
-
-/// Renders a template as an HTML response with `status`.
-pub(crate) fn render<T: Template>(status: StatusCode, page: &T) -> Response {
-    match page.render() {
-        Ok(html) => (status, Html(html)).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "template rendering failed");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "The page could not be rendered; the server log has details.",
-            )
-                .into_response()
-        }
-    }
-}
-
-/// What every console page shows around its content.
-pub(crate) struct Chrome {
-    /// Signed-in admin.
-    pub admin: String,
-    /// The session's CSRF token for the forms on the page.
-    pub csrf: String,
-    /// Navigation entry to highlight.
-    pub active: &'static str,
-    /// A one-off confirmation ("Extension 100 was added.").
-    pub notice: Option<String>,
-}
 
 /// The sign-in page.
 #[derive(Template)]
@@ -40,16 +12,6 @@ pub(crate) struct LoginPage {
     pub return_to: String,
     pub login_csrf: String,
     pub username: String,
-}
-
-/// A full-page message (forbidden, not found, failure).
-#[derive(Template)]
-#[template(path = "error.html")]
-pub(crate) struct ErrorPage {
-    pub title: String,
-    pub message: String,
-    pub back_href: String,
-    pub back_label: String,
 }
 
 /// The web client start page.

@@ -1,35 +1,8 @@
 //! Templates of the Microsoft 365 pages and their view models.
 
 use askama::Template;
-use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
 
-/// Renders a template as an HTML response with `status`.
-pub(crate) fn render<T: Template>(status: StatusCode, page: &T) -> Response {
-    match page.render() {
-        Ok(html) => (status, Html(html)).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "template rendering failed");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "The page could not be rendered; the server log has details.",
-            )
-                .into_response()
-        }
-    }
-}
-
-/// What the console shell (`console/shell.html`) needs around the content.
-pub(crate) struct Chrome {
-    /// Signed-in admin.
-    pub admin: String,
-    /// The session's CSRF token for the forms on the page.
-    pub csrf: String,
-    /// Navigation entry to highlight.
-    pub active: &'static str,
-    /// Shown by the shell as a confirmation; this page shows its own outcome box instead.
-    pub notice: Option<String>,
-}
+pub(crate) use crate::html::Chrome;
 
 /// The outcome of the last action (a redirect carries it to the page).
 pub(crate) struct Outcome {
@@ -115,12 +88,4 @@ pub(crate) struct ConfigurePage {
     pub outcome: Option<Outcome>,
     pub permissions: Option<PermissionsView>,
     pub checks: Option<ChecksView>,
-}
-
-/// A full page with one message (a refused callback without a console session).
-#[derive(Template)]
-#[template(path = "m365/message.html")]
-pub(crate) struct MessagePage {
-    pub title: String,
-    pub message: String,
 }

@@ -116,7 +116,7 @@ async fn admin_connects_microsoft_365_in_the_browser_and_sees_five_granted_permi
             .unwrap();
         let pem = pem.as_str().unwrap().to_string();
         assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
-        let info = pbx365_graph::CertificateInfo::from_pem(&pem).unwrap();
+        let info = pbx365_app::m365::CertificateInfo::from_pem(&pem).unwrap();
         assert_eq!(
             info.thumbprint_hex, thumb,
             "the page shows the downloaded certificate's thumbprint"

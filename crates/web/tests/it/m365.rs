@@ -8,10 +8,10 @@ use crate::m365_support::{
 };
 use crate::on_both_databases;
 use chrono::{Duration, Utc};
-use pbx365_graph::keys::generate_pair_valid;
-use pbx365_graph::{KeyStore, Slot};
+use pbx365_app::m365::generate_pair_valid;
+use pbx365_app::m365::{KeyStore, Slot};
 
-async fn doctor_line(app: &M365App, name: &str) -> pbx365_graph::Check {
+async fn doctor_line(app: &M365App, name: &str) -> pbx365_app::m365::Check {
     app.doctor()
         .await
         .into_iter()
@@ -144,7 +144,7 @@ async fn wrong_certificate_says_upload_public_key_pem_again() {
     );
     b.keygen().await;
     // The admin uploads some other certificate.
-    let other = pbx365_graph::keys::generate_pair("elsewhere.example").unwrap();
+    let other = pbx365_app::m365::generate_pair("elsewhere.example").unwrap();
     app.sim
         .control()
         .add_certificate(&app.client_id, &other.certificate_pem)
@@ -509,7 +509,7 @@ async fn public_key_pem_is_a_certificate_and_the_private_key_is_never_served() {
     let pem = res.text().await.unwrap();
     assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
     assert!(!pem.contains("PRIVATE"), "{pem}");
-    let info = pbx365_graph::CertificateInfo::from_pem(&pem).expect("parses as a certificate");
+    let info = pbx365_app::m365::CertificateInfo::from_pem(&pem).expect("parses as a certificate");
     assert!(info.subject.contains("CN=127.0.0.1"), "{}", info.subject);
     let page = b.page_text().await;
     assert!(page.contains(&info.thumbprint_hex), "thumbprint shown");

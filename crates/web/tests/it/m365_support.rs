@@ -140,8 +140,8 @@ impl M365App {
     }
 
     /// Runs the doctor's checks the CLI runs.
-    pub async fn doctor(&self) -> Vec<pbx365_graph::Check> {
-        pbx365_graph::run_checks(&self.state.settings(), self.state.data_dir(), None).await
+    pub async fn doctor(&self) -> Vec<pbx365_app::m365::Check> {
+        pbx365_app::m365::run_checks(&self.state.settings(), self.state.data_dir(), None).await
     }
 }
 

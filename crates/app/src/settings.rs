@@ -1,6 +1,11 @@
-//! Console-edited settings: stored in the database under `setting:<key>` (JSON values) and
-//! applied over the file/environment settings, so a console change wins over `pbx365.toml`.
+//! Settings: the file and environment, with the console's values over them. Console-edited
+//! settings are stored in the database under `setting:<key>` (JSON values) and applied over the
+//! file/environment settings, so a console change wins over `pbx365.toml`.
+//!
+//! [`App::store_setting`] is how an adapter changes one; the CLI reads the effective settings
+//! with [`load`].
 
+use crate::{App, AppError};
 use pbx365_domain::settings::{Settings, SettingsError};
 use pbx365_store::{Store, StoreError};
 
@@ -111,6 +116,28 @@ pub async fn load(store: &Store, base: &Settings) -> Result<Settings, OverrideEr
         }
     }
     apply(base, &overrides)
+}
+
+impl App {
+    /// Stores a console setting (it wins over the file) and applies it to the running
+    /// application; refused with a sentence when the result would not validate.
+    pub async fn store_setting(&self, key: &str, value: serde_json::Value) -> Result<(), AppError> {
+        self.store_settings(&[(key.to_string(), value)]).await
+    }
+
+    /// Stores several console settings at once (validated together) and applies them.
+    pub async fn store_settings(
+        &self,
+        overrides: &[(String, serde_json::Value)],
+    ) -> Result<(), AppError> {
+        let applied =
+            apply(&self.settings(), overrides).map_err(|e| AppError::Invalid(e.to_string()))?;
+        for (key, value) in overrides {
+            self.store.set_kv(&kv_key(key), &value.to_string()).await?;
+        }
+        self.replace_settings(applied);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,129 @@
+//! The one HTML layer of every page (console, Microsoft 365 settings, web client, sign-in):
+//! rendering, the page chrome around console content, the full-page message, and the security
+//! headers. Future web client pages (`/`) use the same pieces.
+
+use askama::Template;
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+
+/// Content-Security-Policy of every page: only our own origin, no inline script, no framing.
+pub const CSP: &str =
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Renders a template as an HTML response with `status`.
+pub fn render<T: Template>(status: StatusCode, page: &T) -> Response {
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "template rendering failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The page could not be rendered; the server log has details.",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// What the console shell (`console/shell.html`) shows around every console page's content.
+pub struct Chrome {
+    /// Signed-in admin.
+    pub admin: String,
+    /// The session's CSRF token for the forms on the page (and the sign-out button).
+    pub csrf: String,
+    /// Navigation entry to highlight.
+    pub active: &'static str,
+    /// A one-off confirmation ("Extension 100 was added."), shown as a flash message.
+    pub notice: Option<String>,
+}
+
+/// A full page with one message and a way back (forbidden, not found, failure, refused
+/// sign-in answer).
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct MessagePage {
+    /// Heading.
+    pub title: String,
+    /// The sentence.
+    pub message: String,
+    /// Where the button leads.
+    pub back_href: String,
+    /// The button's label.
+    pub back_label: String,
+}
+
+/// A full-page message with a link back to the console.
+pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
+    render(
+        status,
+        &MessagePage {
+            title: title.to_string(),
+            message: message.to_string(),
+            back_href: "/console".into(),
+            back_label: "Back to the console".into(),
+        },
+    )
+}
+
+/// Capitalises the first letter of a sentence from below (a domain or Graph error) and ends
+/// it with a full stop, for display on its own.
+pub fn sentence(s: impl std::fmt::Display) -> String {
+    let s = s.to_string();
+    let s = s.trim();
+    let mut c = s.chars();
+    let mut out: String = match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    };
+    if !out.ends_with('.') {
+        out.push('.');
+    }
+    out
+}
+
+/// Adds the browser-hardening headers to every page; pages (not static files) are also marked
+/// `no-store`, so the back button after sign-out asks the server again instead of showing a
+/// cached page. A page that needs a wider CSP (the Configure page posts to the identity
+/// platform) sets its own; `no-referrer` keeps an OAuth answer's query out of later requests.
+pub async fn security_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        );
+    }
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentences_start_upper_case_and_end_with_a_stop() {
+        assert_eq!(sentence("the number is taken"), "The number is taken.");
+        assert_eq!(sentence(" Done. "), "Done.");
+        assert_eq!(sentence(""), ".");
+    }
+}
