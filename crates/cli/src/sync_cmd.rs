@@ -68,10 +68,20 @@ pub async fn run(settings: Settings, args: SyncArgs) -> anyhow::Result<()> {
         b.set_message(p.stage);
         b.set_position(p.done);
     });
+    let b = bar.clone();
+    let on_wait = Arc::new(move |holder: &str| {
+        // Said on stderr (stdout is the report): the run waits, it does not race.
+        b.suspend(|| {
+            eprintln!(
+                "another pbx365 instance ({holder}) is running a sync; waiting for it to finish"
+            )
+        });
+    });
     let opts = RunOptions {
         full: args.full,
         dry_run: args.dry_run,
         progress: Some(progress),
+        on_wait: Some(on_wait),
     };
     let result = app.run_sync(None, kind, opts).await;
     bar.finish_and_clear();

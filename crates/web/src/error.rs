@@ -105,6 +105,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound { .. } => ApiError::not_found(e.to_string()),
             StoreError::Conflict { .. }
+            | StoreError::NumberTaken { .. }
             | StoreError::ReadOnly { .. }
             | StoreError::BuiltIn { .. } => ApiError::conflict(e.to_string()),
             StoreError::Connect { .. } | StoreError::Migrate(_) | StoreError::Db(_) => {

@@ -100,6 +100,9 @@ impl From<GraphUser> for UserChange {
     }
 }
 
+/// The largest page `/users/delta` serves.
+const DELTA_PAGE_SIZE: u32 = 999;
+
 /// `/users/{id}`: one user by object id or UPN, relative to `/v1.0`.
 pub fn path(id: &str) -> String {
     format!("{USERS}/{}", seg(id))
@@ -160,7 +163,10 @@ impl GraphClient {
 
     /// One page of a users delta round (`link`: [`Self::users_delta_start`], a nextLink or a saved deltaLink).
     pub async fn users_delta_page(&self, link: &str) -> Result<DeltaPage<UserChange>, GraphError> {
-        let page: DeltaPage<GraphUser> = self.delta_page(GraphRequest::get(link)).await?;
+        // `$top` is not accepted by `/users/delta`; the page size is asked for with a header
+        // (https://learn.microsoft.com/graph/delta-query-overview, "odata.maxpagesize").
+        let req = GraphRequest::get(link).max_page_size(DELTA_PAGE_SIZE);
+        let page: DeltaPage<GraphUser> = self.delta_page(req).await?;
         Ok(page.map(Into::into))
     }
 

@@ -12,7 +12,7 @@ use pbx365_domain::user_rules::{PlanConfig, Scope};
 use pbx365_domain::{
     DirectoryUser, ExtensionSource, NumberRules, ReportItem, SyncKind, SyncReport, SyncRun,
 };
-use pbx365_graph::{DeltaPage, GraphClient, GraphRequest, GraphUser, UserChange};
+use pbx365_graph::{DeltaPage, GraphClient, UserChange};
 use pbx365_store::{ExtensionOp, Store};
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
@@ -29,9 +29,6 @@ use plan::{PlanStep, Planner};
 
 /// The scope key of user sync: its cursor is `cursor:users`.
 pub const SCOPE: &str = "users";
-/// `$top` is not accepted by `/users/delta`; the page size is asked for with this header
-/// (https://learn.microsoft.com/graph/delta-query-overview, "odata.maxpagesize").
-const PAGE_SIZE_PREFER: &str = "odata.maxpagesize=999";
 /// Synced extensions after the last completed run (fewer now = some were deleted locally).
 pub const EXPECTED_KEY: &str = "sync:users:expected";
 
@@ -201,12 +198,7 @@ impl SyncResource for UserSync {
     }
 
     async fn read_page(&self, link: &str) -> SyncResult<DeltaPage<UserChange>> {
-        let req = GraphRequest::get(link).header("Prefer", PAGE_SIZE_PREFER);
-        let page: DeltaPage<GraphUser> = self.graph.delta_page(req).await?;
-        Ok(DeltaPage {
-            items: page.items.into_iter().map(UserChange::from).collect(),
-            next: page.next,
-        })
+        Ok(self.graph.users_delta_page(link).await?)
     }
 
     async fn plan(

@@ -76,7 +76,7 @@ pub async fn start_run(
     let opts = RunOptions {
         full: q.full.unwrap_or(false),
         dry_run: q.dry_run.unwrap_or(false),
-        progress: None,
+        ..Default::default()
     };
     let run = state.app.run_sync(Some(&caller.actor), kind, opts).await?;
     Ok(Json(run))
