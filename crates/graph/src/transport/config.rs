@@ -1,5 +1,7 @@
 //! Where Microsoft is and how patiently to talk to it: [`GraphConfig`] from the `[m365]`
 //! settings, and the HTTP client (trusted roots, timeouts, user agent).
+//!
+//! Graph and identity endpoints per cloud: https://learn.microsoft.com/graph/deployments
 
 use pbx365_domain::settings::{AssertionAlg, M365Settings};
 use std::path::Path;
