@@ -80,6 +80,8 @@ struct ServiceSlot {
 pub(crate) struct SyncHandle {
     slot: Arc<Mutex<ServiceSlot>>,
     run_background: Arc<AtomicBool>,
+    /// The service last built, reachable without waiting (the notification receiver wakes it).
+    current: Arc<std::sync::Mutex<Option<SyncService>>>,
 }
 
 /// Identifies the connection a service was built for; any change means a new service.
@@ -135,6 +137,7 @@ impl SyncHandle {
         }
         slot.key = Some(key);
         slot.service = Some(svc.clone());
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(svc.clone());
         Ok(svc)
     }
 }
@@ -164,6 +167,15 @@ impl App {
     /// is built; `pbx365 serve` calls this once, then [`Self::refresh_sync`].
     pub fn enable_background_sync(&self) {
         self.sync.run_background.store(true, Ordering::SeqCst);
+    }
+
+    /// Wakes the sync worker so a just-persisted change notification is triaged at once
+    /// instead of at the next inbox tick.
+    pub fn wake_sync(&self) {
+        let current = self.sync.current.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(svc) = current.as_ref() {
+            svc.wake();
+        }
     }
 
     /// The sync service for the current settings, built (and started) if needed.

@@ -17,8 +17,8 @@ use std::sync::Arc;
 /// The receiver's path (SPEC §8).
 pub const PATH: &str = "/api/m365/notifications";
 
-/// What the receiver needs: the store, and an optional hook to wake the sync worker (which
-/// also looks at the inbox on its own every half second).
+/// What the receiver needs: the store, and a hook that wakes the sync worker at once (it also
+/// looks at the inbox on its own every half second).
 #[derive(Clone)]
 pub struct Receiver {
     /// Where subscriptions live and notifications are persisted.
@@ -29,9 +29,10 @@ pub struct Receiver {
 
 impl FromRef<crate::AppState> for Receiver {
     fn from_ref(app: &crate::AppState) -> Self {
+        let wake = app.app.clone();
         Receiver {
             store: app.store.clone(),
-            on_persisted: None,
+            on_persisted: Some(Arc::new(move || wake.wake_sync())),
         }
     }
 }
