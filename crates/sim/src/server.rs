@@ -117,6 +117,7 @@ pub(crate) async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
         tenant_id: tenant_id.clone(),
         domain: domain.clone(),
         tenant: tokio::sync::RwLock::new(tenant),
+        runtime: Default::default(),
         apps: Mutex::new(HashMap::new()),
         keys: RwLock::new(keys),
         faults: Default::default(),

@@ -380,7 +380,7 @@ async fn groups_delta(State(state): State<Arc<SimState>>, app: AppPrincipal, uri
     }
     let q = Query::from_uri(&uri);
     let tenant = state.tenant.read().await;
-    let settings = tenant.runtime.settings();
+    let settings = state.runtime.settings();
     let now = chrono::Utc::now().timestamp();
     let epoch = state.delta_epoch();
     let link = |tok: &GroupDeltaToken| {

@@ -8,9 +8,8 @@ pub mod calendar;
 pub mod contacts;
 pub mod groups;
 pub mod mail;
-pub mod runtime;
+pub mod outlook;
 pub mod subscriptions;
-pub mod tz;
 pub mod users;
 
 use std::collections::HashMap;
@@ -56,10 +55,7 @@ pub fn control_router() -> Router<Arc<SimState>> {
             post(subscriptions::sim_lifecycle),
         )
         .route("/_sim/seed", post(sim_seed))
-        .route(
-            "/_sim/graph-settings",
-            get(runtime::get_settings).put(runtime::put_settings),
-        )
+        .route("/_sim/graph-settings", get(get_settings).put(put_settings))
         .layer(DefaultBodyLimit::max(64 * 1024 * 1024))
 }
 
@@ -82,10 +78,35 @@ async fn sim_seed(
     fresh.seq = tenant.seq;
     fresh.subscriptions = std::mem::take(&mut tenant.subscriptions);
     fresh.outbox = std::mem::take(&mut tenant.outbox);
-    fresh.runtime = tenant.runtime.clone();
     let counts = json!({"users": fresh.users.len(), "groups": fresh.groups.len()});
     *tenant = fresh;
     (StatusCode::OK, axum::Json(counts)).into_response()
+}
+
+/// Current Graph settings (control API).
+async fn get_settings(
+    axum::extract::State(state): axum::extract::State<Arc<SimState>>,
+) -> Response {
+    axum::Json(state.runtime.settings()).into_response()
+}
+
+/// Replaces the Graph settings; missing fields take their defaults (control API).
+async fn put_settings(
+    axum::extract::State(state): axum::extract::State<Arc<SimState>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let s: crate::runtime::GraphSettings = match serde_json::from_slice(&body) {
+        Ok(s) => s,
+        Err(e) => return sim_error(StatusCode::BAD_REQUEST, &format!("bad settings: {e}")),
+    };
+    if !matches!(s.directory_delta_expired_status, 400 | 410) {
+        return sim_error(
+            StatusCode::BAD_REQUEST,
+            "directory_delta_expired_status must be 400 or 410",
+        );
+    }
+    *state.runtime.settings.lock().expect("settings lock") = s.clone();
+    axum::Json(s).into_response()
 }
 
 /// A control-API error (`{"error": "..."}`), not Graph's envelope.
@@ -257,7 +278,7 @@ pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, Response> {
 /// The answer to an expired or unknown delta token (graph-facts §4/§6): directory resources get
 /// the configured status (400 by default) with `syncStateNotFound`; Outlook resources get 410
 /// `SyncStateNotFound`.
-pub fn sync_state_not_found(directory: bool, settings: &runtime::GraphSettings) -> Response {
+pub fn sync_state_not_found(directory: bool, settings: &crate::runtime::GraphSettings) -> Response {
     if directory {
         let status = StatusCode::from_u16(settings.directory_delta_expired_status)
             .unwrap_or(StatusCode::BAD_REQUEST);

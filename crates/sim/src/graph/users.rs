@@ -13,6 +13,7 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use super::outlook::{Outlook, PhotoRead};
 use super::{
     bad_request, collection, decode_token, dir_not_found, enc, encode_token, graph_error,
     json_object, json_response, sync_state_not_found, Query,
@@ -638,7 +639,7 @@ async fn users_delta(
         .unwrap_or(200)
         .clamp(1, 999);
     let tenant = state.tenant.read().await;
-    let settings = tenant.runtime.settings();
+    let settings = state.runtime.settings();
     let now = chrono::Utc::now().timestamp();
     let epoch = state.delta_epoch();
     let (token, _first_call) = if let Some(t) = q.get("deltatoken") {
@@ -860,18 +861,14 @@ fn image_not_found() -> Response {
     )
 }
 
-async fn load_photo(
-    state: &SimState,
-    app: &AppPrincipal,
-    id: &str,
-) -> Result<(Photo, String, super::runtime::MailboxGuard), Response> {
-    app.require(&["User.Read.All", "ProfilePhoto.Read.All"])?;
+/// The user's photo; 404 `ImageNotFound` without one.
+async fn load_photo(state: &SimState, call: &Outlook<PhotoRead>) -> Result<Photo, Response> {
     let tenant = state.tenant.read().await;
-    let u = tenant.find_user(id).ok_or_else(|| dir_not_found(id))?;
-    // Photos are served by the Outlook profile API: per-mailbox throttling applies (§5, §9).
-    let guard = tenant.runtime.enter_mailbox(&app.app_id, &u.id)?;
-    let p = u.photo.clone().ok_or_else(image_not_found)?;
-    Ok((p, u.id.clone(), guard))
+    let u = tenant
+        .users
+        .get(&call.user_id)
+        .ok_or_else(|| dir_not_found(&call.user_id))?;
+    u.photo.clone().ok_or_else(image_not_found)
 }
 
 fn photo_json(state: &SimState, uid: &str, p: &Photo) -> Response {
@@ -890,13 +887,9 @@ fn photo_json(state: &SimState, uid: &str, p: &Photo) -> Response {
 }
 
 /// `GET /v1.0/users/{id}/photo` (app: User.Read.All): photo metadata.
-async fn photo_meta(
-    State(state): State<Arc<SimState>>,
-    app: AppPrincipal,
-    Path(id): Path<String>,
-) -> Response {
-    match load_photo(&state, &app, &id).await {
-        Ok((p, uid, _g)) => photo_json(&state, &uid, &p),
+async fn photo_meta(State(state): State<Arc<SimState>>, call: Outlook<PhotoRead>) -> Response {
+    match load_photo(&state, &call).await {
+        Ok(p) => photo_json(&state, &call.user_id, &p),
         Err(r) => r,
     }
 }
@@ -917,11 +910,11 @@ fn size_ok(p: &Photo, size: &str) -> bool {
 /// `GET /v1.0/users/{id}/photos/{size}` (app: User.Read.All).
 async fn photo_meta_sized(
     State(state): State<Arc<SimState>>,
-    app: AppPrincipal,
-    Path((id, size)): Path<(String, String)>,
+    call: Outlook<PhotoRead>,
+    Path((_, size)): Path<(String, String)>,
 ) -> Response {
-    match load_photo(&state, &app, &id).await {
-        Ok((p, uid, _g)) if size_ok(&p, &size) => photo_json(&state, &uid, &p),
+    match load_photo(&state, &call).await {
+        Ok(p) if size_ok(&p, &size) => photo_json(&state, &call.user_id, &p),
         Ok(_) => image_not_found(),
         Err(r) => r,
     }
@@ -940,13 +933,9 @@ fn photo_bytes(p: &Photo) -> Response {
 }
 
 /// `GET /v1.0/users/{id}/photo/$value` (app: User.Read.All): the image bytes.
-async fn photo_value(
-    State(state): State<Arc<SimState>>,
-    app: AppPrincipal,
-    Path(id): Path<String>,
-) -> Response {
-    match load_photo(&state, &app, &id).await {
-        Ok((p, _, _g)) => photo_bytes(&p),
+async fn photo_value(State(state): State<Arc<SimState>>, call: Outlook<PhotoRead>) -> Response {
+    match load_photo(&state, &call).await {
+        Ok(p) => photo_bytes(&p),
         Err(r) => r,
     }
 }
@@ -954,11 +943,11 @@ async fn photo_value(
 /// `GET /v1.0/users/{id}/photos/{size}/$value` (app: User.Read.All).
 async fn photo_value_sized(
     State(state): State<Arc<SimState>>,
-    app: AppPrincipal,
-    Path((id, size)): Path<(String, String)>,
+    call: Outlook<PhotoRead>,
+    Path((_, size)): Path<(String, String)>,
 ) -> Response {
-    match load_photo(&state, &app, &id).await {
-        Ok((p, _, _g)) if size_ok(&p, &size) => photo_bytes(&p),
+    match load_photo(&state, &call).await {
+        Ok(p) if size_ok(&p, &size) => photo_bytes(&p),
         Ok(_) => image_not_found(),
         Err(r) => r,
     }

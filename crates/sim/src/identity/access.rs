@@ -10,7 +10,6 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
 
 use crate::state::SimState;
 
@@ -19,54 +18,7 @@ pub const GRAPH_AUDIENCE: &str = "https://graph.microsoft.com";
 /// Graph's well-known application id (also accepted as audience).
 pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 
-/// Claims of the access tokens the sim issues for Graph (v1.0 token format, graph-facts §1).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AccessClaims {
-    /// `https://graph.microsoft.com`.
-    pub aud: String,
-    /// `https://sts.windows.net/{tid}/`.
-    pub iss: String,
-    /// Identity provider, same as `iss` for app-only tokens.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub idp: Option<String>,
-    /// Issued at.
-    pub iat: i64,
-    /// Not before.
-    pub nbf: i64,
-    /// Expiry.
-    pub exp: i64,
-    /// Client id.
-    pub appid: String,
-    /// `"1"` secret, `"2"` certificate.
-    pub appidacr: String,
-    /// App display name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub app_displayname: Option<String>,
-    /// `"app"` for app-only tokens, `"user"` for delegated ones.
-    pub idtyp: String,
-    /// Service principal (app-only) or user (delegated) object id.
-    pub oid: String,
-    /// Same as `oid` for app-only tokens.
-    pub sub: String,
-    /// Tenant id.
-    pub tid: String,
-    /// Granted application permissions; absent when none were consented.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub roles: Option<Vec<String>>,
-    /// Delegated scopes (space separated), delegated tokens only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scp: Option<String>,
-    /// Signed-in user's UPN, delegated tokens only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub upn: Option<String>,
-    /// Signed-in user's name, delegated tokens only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Unique token id.
-    pub uti: String,
-    /// `"1.0"`.
-    pub ver: String,
-}
+pub use super::claims::AccessClaims;
 
 /// The caller of a Graph request, from a verified access token.
 #[derive(Debug, Clone)]
