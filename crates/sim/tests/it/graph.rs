@@ -55,6 +55,13 @@ impl Graph {
         }
     }
 
+    /// A request with the token, for tests that need the raw response.
+    pub fn request(&self, method: &str, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method.parse().unwrap(), self.url(path))
+            .bearer_auth(&self.token)
+    }
+
     /// Sends a request; returns status and JSON body (Null when empty).
     pub async fn send(
         &self,
@@ -63,10 +70,7 @@ impl Graph {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method.parse().unwrap(), self.url(path))
-            .bearer_auth(&self.token);
+        let mut req = self.request(method, path);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }

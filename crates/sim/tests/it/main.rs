@@ -5,6 +5,7 @@
 
 mod control;
 mod graph;
+mod graph_conformance;
 mod graph_notify;
 mod identity;
 
