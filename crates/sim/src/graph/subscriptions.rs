@@ -23,15 +23,18 @@ use crate::runtime::DeliveryStats;
 use crate::state::SimState;
 use crate::tenant::{ChangeEvent, Subscription, Tenant};
 
-/// The subscription as Graph returns it.
-fn subscription_json(sub: &Subscription) -> Value {
+/// The subscription as Graph returns it. `clientState` is echoed only to the create and update
+/// calls that set it (the documented response of
+/// https://learn.microsoft.com/graph/api/subscription-post-subscriptions carries the value sent);
+/// reads never return the secret.
+fn subscription_json(sub: &Subscription, echo_client_state: bool) -> Value {
+    let client_state = sub.client_state.as_ref().filter(|_| echo_client_state);
     json!({
         "id": sub.id,
         "resource": sub.resource,
         "applicationId": sub.app_id,
         "changeType": sub.change_type,
-        // Secrets are never returned (security checklist); Graph's GET also hides it.
-        "clientState": null,
+        "clientState": client_state,
         "notificationUrl": sub.notification_url,
         "lifecycleNotificationUrl": sub.lifecycle_url,
         "expirationDateTime": fmt_time(sub.expiration),
@@ -42,6 +45,8 @@ fn subscription_json(sub: &Subscription) -> Value {
         "encryptionCertificateId": null,
         "notificationQueryOptions": null,
         "notificationUrlAppId": null,
+        // Only JSON notifications exist in v1.0 (https://learn.microsoft.com/graph/api/resources/subscription).
+        "notificationContentType": "application/json",
     })
 }
 
@@ -293,7 +298,7 @@ async fn create(
             "Operation: Create; Exception: [Status Code: Forbidden; Reason: The number of subscriptions per app per tenant (100) for resource 'users' has been reached.]",
         );
     }
-    let mut body = subscription_json(&sub);
+    let mut body = subscription_json(&sub, true);
     body["@odata.context"] = json!(format!(
         "{}/v1.0/$metadata#subscriptions/$entity",
         state.base_url
@@ -316,7 +321,7 @@ async fn list(State(state): State<Arc<SimState>>, app: AppPrincipal) -> Response
         .subscriptions
         .values()
         .filter(|s| s.app_id == app.app_id)
-        .map(subscription_json)
+        .map(|s| subscription_json(s, false))
         .collect();
     collection(&state, "subscriptions", items, None, None)
 }
@@ -342,7 +347,7 @@ async fn get_one(
         .get(&id)
         .filter(|s| s.app_id == app.app_id)
     {
-        Some(s) => json_response(StatusCode::OK, subscription_json(s)),
+        Some(s) => json_response(StatusCode::OK, subscription_json(s, false)),
         None => not_found(&id),
     }
 }
@@ -383,7 +388,7 @@ async fn renew(
         }
         sub.notification_url = n.to_string();
     }
-    let body = subscription_json(&sub);
+    let body = subscription_json(&sub, true);
     tenant.subscriptions.insert(id, sub);
     json_response(StatusCode::OK, body)
 }
@@ -597,7 +602,7 @@ pub async fn sim_list(State(state): State<Arc<SimState>>) -> Response {
         .subscriptions
         .values()
         .map(|s| {
-            let mut v = subscription_json(s);
+            let mut v = subscription_json(s, false);
             v["delivery"] = json!(delivery.get(&s.id).cloned().unwrap_or_default());
             v
         })
