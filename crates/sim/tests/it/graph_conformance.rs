@@ -66,3 +66,54 @@ async fn unauthorized_answers_carry_a_www_authenticate_challenge() {
     assert_eq!(body["error"]["code"], "InvalidAuthenticationToken");
     sim.shutdown().await;
 }
+
+// ----- $batch (https://learn.microsoft.com/graph/json-batching) --------------------------------
+
+#[tokio::test]
+async fn batch_ids_that_differ_only_in_case_are_duplicates() {
+    let sim = start_sim().await;
+    let g = Graph::new(&sim).await;
+    let (status, body) = g
+        .send(
+            "POST",
+            "/$batch",
+            Some(json!({"requests": [
+                {"id": "a", "method": "GET", "url": "/users?$select=id"},
+                {"id": "A", "method": "GET", "url": format!("/users/{ANN}")}
+            ]})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "BadRequest");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn batch_sub_responses_carry_graphs_headers() {
+    let sim = start_sim().await;
+    let g = Graph::new(&sim).await;
+    let (status, body) = g
+        .send(
+            "POST",
+            "/$batch",
+            Some(json!({"requests": [
+                {"id": "1", "method": "GET", "url": format!("/users/{ANN}?$select=id,displayName")}
+            ]})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let sub = &body["responses"][0];
+    assert_eq!(sub["id"], "1");
+    assert_eq!(sub["status"], 200);
+    let headers = &sub["headers"];
+    assert!(headers["Content-Type"]
+        .as_str()
+        .unwrap()
+        .starts_with("application/json"));
+    assert_eq!(headers["Cache-Control"], "no-cache");
+    assert_eq!(headers["OData-Version"], "4.0");
+    assert_eq!(sub["body"]["displayName"], "Ann Archer");
+    sim.shutdown().await;
+}
