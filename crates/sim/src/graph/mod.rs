@@ -9,6 +9,7 @@ pub mod contacts;
 pub mod groups;
 pub mod mail;
 pub mod outlook;
+pub mod query;
 pub mod subscriptions;
 pub mod users;
 
@@ -115,20 +116,29 @@ pub fn sim_error(status: StatusCode, msg: &str) -> Response {
 }
 
 /// Query parameters by lowercase name, with the OData `$` prefix optional (`$top` = `top`).
-pub struct Query(HashMap<String, String>);
+pub struct Query(HashMap<String, String>, Vec<String>);
 
 impl Query {
     /// Parses the query string of `uri`.
     pub fn from_uri(uri: &Uri) -> Query {
         let mut map = HashMap::new();
+        let mut options = Vec::new();
         if let Some(q) = uri.query() {
             for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
                 let k = k.to_ascii_lowercase();
+                if let Some(o) = k.strip_prefix('$') {
+                    options.push(o.to_string());
+                }
                 let k = k.strip_prefix('$').unwrap_or(&k).to_string();
                 map.insert(k, v.into_owned());
             }
         }
-        Query(map)
+        Query(map, options)
+    }
+
+    /// The OData system query options given (`$`-prefixed names, without the `$`).
+    pub fn options(&self) -> impl Iterator<Item = &String> {
+        self.1.iter()
     }
 
     /// A parameter by name without `$`.
@@ -225,11 +235,26 @@ pub fn collection(
     next_link: Option<String>,
     delta_link: Option<String>,
 ) -> Response {
+    counted_collection(state, context, value, None, next_link, delta_link)
+}
+
+/// A collection page with `@odata.count` when `count` is given (`$count=true`, first page).
+pub fn counted_collection(
+    state: &SimState,
+    context: &str,
+    value: Vec<Value>,
+    count: Option<usize>,
+    next_link: Option<String>,
+    delta_link: Option<String>,
+) -> Response {
     let mut m = Map::new();
     m.insert(
         "@odata.context".into(),
         json!(format!("{}/v1.0/$metadata#{context}", state.base_url)),
     );
+    if let Some(c) = count {
+        m.insert("@odata.count".into(), json!(c));
+    }
     if let Some(n) = next_link {
         m.insert("@odata.nextLink".into(), json!(n));
     }
@@ -238,6 +263,29 @@ pub fn collection(
     }
     m.insert("value".into(), Value::Array(value));
     json_response(StatusCode::OK, Value::Object(m))
+}
+
+/// The answer of a `/$count` segment: the number as `text/plain`; like `$count`, it needs
+/// `ConsistencyLevel: eventual` on directory objects
+/// (https://learn.microsoft.com/graph/aad-advanced-queries).
+pub fn count_response(headers: &HeaderMap, n: usize) -> Result<Response, Response> {
+    let eventual = headers
+        .get("consistencylevel")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("eventual"));
+    if !eventual {
+        return Err(graph_error(
+            StatusCode::BAD_REQUEST,
+            "Request_BadRequest",
+            "$count is not currently supported.",
+        ));
+    }
+    let mut r = (StatusCode::OK, n.to_string()).into_response();
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/plain"),
+    );
+    Ok(r)
 }
 
 /// 404 for a directory object.

@@ -117,3 +117,251 @@ async fn batch_sub_responses_carry_graphs_headers() {
     assert_eq!(sub["body"]["displayName"], "Ann Archer");
     sim.shutdown().await;
 }
+
+// ----- query options (https://learn.microsoft.com/graph/api/user-list,
+// https://learn.microsoft.com/graph/aad-advanced-queries) ---------------------------------------
+
+const EVENTUAL: (&str, &str) = ("ConsistencyLevel", "eventual");
+
+/// Ann, Bob and three more users whose names the documented examples search and sort.
+async fn directory_sim() -> m365_sim::SimHandle {
+    let mut seed = test_seed();
+    let users = seed["users"].as_array_mut().unwrap();
+    for (i, (name, mail)) in [
+        ("Oscar Ward", "oscar@contoso.example"),
+        ("Adele Vance", "adelev@contoso.example"),
+        ("Walter Alda", "walter@fabrikam.example"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        users.push(json!({
+            "id": format!("3333333{i}-3333-3333-3333-333333333333"),
+            "userPrincipalName": mail, "mail": mail, "displayName": name,
+            "businessPhones": [format!("+44 20 7946 000{i}")]
+        }));
+    }
+    start_sim_with(m365_sim::SimConfig {
+        seed: Some(seed),
+        ..Default::default()
+    })
+    .await
+}
+
+fn names(page: &Value) -> Vec<String> {
+    page["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["displayName"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn count_and_search_need_consistency_level_eventual() {
+    let sim = directory_sim().await;
+    let g = Graph::new(&sim).await;
+    let (s, body) = g.send("GET", "/users?$count=true", None, &[]).await;
+    assert_eq!(s, 400, "{body}");
+    assert_eq!(body["error"]["code"], "Request_BadRequest");
+    let (s, body) = g
+        .send("GET", "/users?$search=\"displayName:wa\"", None, &[])
+        .await;
+    assert_eq!(s, 400, "{body}");
+    assert_eq!(body["error"]["code"], "Request_UnsupportedQuery");
+    // "Get only a count of users": text/plain.
+    let resp = g
+        .request("GET", "/users/$count")
+        .header(EVENTUAL.0, EVENTUAL.1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    assert_eq!(resp.text().await.unwrap(), "5");
+    let (s, _) = g.send("GET", "/users/$count", None, &[]).await;
+    assert_eq!(s, 400);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn search_with_orderby_and_count_finds_words_that_start_with_the_term() {
+    // "Use $search to get users with display names that contain the letters 'wa' or 'ad'
+    // including a count of returned objects".
+    let sim = directory_sim().await;
+    let g = Graph::new(&sim).await;
+    let (s, page) = g
+        .send(
+            "GET",
+            "/users?$search=\"displayName:wa\" OR \"displayName:ad\"&$orderby=displayName&$count=true",
+            None,
+            &[EVENTUAL],
+        )
+        .await;
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(page["@odata.count"], 3);
+    assert_eq!(names(&page), ["Adele Vance", "Oscar Ward", "Walter Alda"]);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn orderby_sorts_and_needs_an_advanced_query_with_a_filter() {
+    let sim = directory_sim().await;
+    let g = Graph::new(&sim).await;
+    let page = g
+        .get("/users?$orderby=displayName desc&$select=displayName")
+        .await;
+    assert_eq!(
+        names(&page),
+        [
+            "Walter Alda",
+            "Oscar Ward",
+            "Bob Baker",
+            "Ann Archer",
+            "Adele Vance"
+        ]
+    );
+    // "Use $filter and $top to get one user with a display name that starts with 'a'
+    // including a count of returned objects".
+    let path = "/users?$filter=startswith(displayName,'a')&$orderby=displayName&$count=true&$top=1";
+    let (s, body) = g.send("GET", path, None, &[]).await;
+    assert_eq!(s, 400, "{body}");
+    let (s, page) = g.send("GET", path, None, &[EVENTUAL]).await;
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(page["@odata.count"], 2);
+    assert_eq!(names(&page), ["Adele Vance"]);
+    assert!(page["@odata.nextLink"].is_string());
+    let (s, body) = g.send("GET", "/users?$orderby=jobTitle", None, &[]).await;
+    assert_eq!(s, 400, "{body}");
+    assert_eq!(body["error"]["code"], "Request_UnsupportedQuery");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn endswith_and_any_filters_work_as_advanced_queries() {
+    // "Use $filter to get all users with a mail that ends with a given domain".
+    let sim = directory_sim().await;
+    let g = Graph::new(&sim).await;
+    let path =
+        "/users?$filter=endswith(mail,'@fabrikam.example')&$orderby=userPrincipalName&$count=true";
+    let (s, body) = g.send("GET", path, None, &[]).await;
+    assert_eq!(s, 400, "{body}");
+    // With the header but without `$count=true` it is still not an advanced query.
+    let (s, body) = g
+        .send(
+            "GET",
+            "/users?$filter=endswith(mail,'@fabrikam.example')",
+            None,
+            &[EVENTUAL],
+        )
+        .await;
+    assert_eq!(s, 400, "{body}");
+    assert_eq!(body["error"]["code"], "Request_UnsupportedQuery");
+    let (s, page) = g.send("GET", path, None, &[EVENTUAL]).await;
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(page["@odata.count"], 1);
+    assert_eq!(page["value"][0]["mail"], "walter@fabrikam.example");
+    let (s, page) = g
+        .send(
+            "GET",
+            "/users?$filter=businessPhones/any(p:startswith(p, '%2B44'))&$count=true",
+            None,
+            &[EVENTUAL],
+        )
+        .await;
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(page["@odata.count"], 3);
+    let page = g
+        .get("/users?$filter=businessPhones/any(p:p eq '%2B44 20 7946 0001')")
+        .await;
+    assert_eq!(names(&page), ["Adele Vance"]);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn unsupported_query_options_fail_instead_of_being_ignored() {
+    let sim = directory_sim().await;
+    let g = Graph::new(&sim).await;
+    for path in [
+        "/users?$skip=2",
+        "/users?$expand=manager",
+        "/groups?$skip=1",
+    ] {
+        let (s, body) = g.send("GET", path, None, &[]).await;
+        assert_eq!(s, 400, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "Request_UnsupportedQuery", "{path}");
+    }
+    // pbx365's picker query keeps working as a basic query.
+    let page = g
+        .get("/users?$select=id,displayName,userPrincipalName,mail&$top=20&$filter=startswith(displayName,'ad') or startswith(userPrincipalName,'ad')")
+        .await;
+    assert_eq!(names(&page), ["Adele Vance"]);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn member_lists_filter_search_and_count_as_graph_does() {
+    // https://learn.microsoft.com/graph/api/group-list-members (examples with $count, $filter, $search).
+    let mut seed = test_seed();
+    seed["groups"] = json!([{"id": "44444444-4444-4444-4444-444444444444", "displayName": "Sales",
+        "members": ["ann@contoso.example", "bob@contoso.example"]}]);
+    let sim = start_sim_with(m365_sim::SimConfig {
+        seed: Some(seed),
+        ..Default::default()
+    })
+    .await;
+    let g = Graph::new(&sim).await;
+    let members = "/groups/44444444-4444-4444-4444-444444444444/members";
+    let (s, body) = g
+        .send(
+            "GET",
+            &format!("{members}?$filter=startswith(displayName,'a')"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(s, 400, "{body}");
+    let (s, page) = g
+        .send(
+            "GET",
+            &format!("{members}?$filter=startswith(displayName,'a')&$count=true"),
+            None,
+            &[EVENTUAL],
+        )
+        .await;
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(page["@odata.count"], 1);
+    assert_eq!(names(&page), ["Ann Archer"]);
+    let (s, page) = g
+        .send(
+            "GET",
+            &format!("{members}?$search=\"displayName:bak\"&$count=true"),
+            None,
+            &[EVENTUAL],
+        )
+        .await;
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(names(&page), ["Bob Baker"]);
+    let resp = g
+        .request("GET", &format!("{members}/$count"))
+        .header(EVENTUAL.0, EVENTUAL.1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.text().await.unwrap(), "2");
+    let resp = g
+        .request("GET", &format!("{members}/microsoft.graph.user/$count"))
+        .header(EVENTUAL.0, EVENTUAL.1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.text().await.unwrap(), "2");
+    // `$select` on groups is honoured.
+    let page = g.get("/groups?$select=displayName").await;
+    let keys: Vec<&String> = page["value"][0].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["displayName", "id"]);
+    sim.shutdown().await;
+}
