@@ -11,8 +11,8 @@ use base64::Engine;
 use serde_json::{Map, Value};
 
 use crate::tenant::{
-    derived_id, generate, normalize_event, now_str, Contact, ContactFolder, Event, Group, Mailbox,
-    Photo, Tenant, User,
+    derived_id, fill_organizer, generate, normalize_event, now_str, Contact, ContactFolder, Event,
+    Group, Mailbox, Photo, Tenant, User,
 };
 use crate::SimConfig;
 
@@ -268,6 +268,9 @@ fn apply(t: &mut Tenant, root: &Map<String, Value>) -> Result<(), SeedError> {
                 };
                 normalize_event(&mut props)
                     .map_err(|(field, msg)| err(&format!("{path}.{field}"), msg))?;
+                if let Some(owner) = t.users.get(&uid) {
+                    fill_organizer(&mut props, owner);
+                }
                 let now = now_str();
                 t.mailbox_mut(&uid).events.insert(
                     id.clone(),

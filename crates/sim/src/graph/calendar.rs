@@ -24,8 +24,8 @@ use super::{
 };
 use crate::state::SimState;
 use crate::tenant::{
-    instances, merge_props, normalize_event, now_str, parse_dtz, ChangeEvent, Event, FieldError,
-    Instance, ItemKind,
+    fill_organizer, fnv32, instances, merge_props, normalize_event, now_str, parse_dtz,
+    ChangeEvent, Event, FieldError, Instance, ItemKind,
 };
 use crate::tz::{self, fmt_local, parse_local, Zone};
 
@@ -53,13 +53,39 @@ pub fn routes() -> Router<Arc<SimState>> {
         .route("/v1.0/users/{id}/calendar/getSchedule", post(get_schedule))
 }
 
-/// Event JSON as stored (series master or single instance).
+/// Event JSON as stored (series master or single instance), with the properties Graph adds
+/// (https://learn.microsoft.com/graph/api/resources/event and the response example of
+/// https://learn.microsoft.com/graph/api/event-get): `@odata.etag` from the change key, a stable
+/// `iCalUId`, the owner's `responseStatus`, the zones the event was created in, reminder defaults.
 pub fn event_json(ev: &Event) -> Map<String, Value> {
+    let zone = |f: &str| ev.props.get(f).and_then(|d| d.get("timeZone")).cloned();
     let mut m = Map::new();
+    m.insert(
+        "@odata.etag".into(),
+        json!(format!("W/\"{}\"", ev.change_key)),
+    );
     m.insert("id".into(), json!(ev.id));
     m.insert("createdDateTime".into(), json!(ev.created));
     m.insert("lastModifiedDateTime".into(), json!(ev.modified));
     m.insert("changeKey".into(), json!(ev.change_key));
+    m.insert(
+        "iCalUId".into(),
+        json!(format!(
+            "040000008200E00074C5B7101A82E00800000000{:08X}{:08X}",
+            fnv32(ev.id.as_bytes()),
+            fnv32(ev.id.to_ascii_lowercase().as_bytes()).rotate_left(7)
+        )),
+    );
+    m.insert(
+        "responseStatus".into(),
+        json!({"response": "organizer", "time": "0001-01-01T00:00:00Z"}),
+    );
+    m.insert("originalStartTimeZone".into(), json!(zone("start")));
+    m.insert("originalEndTimeZone".into(), json!(zone("end")));
+    m.insert("isReminderOn".into(), json!(true));
+    m.insert("reminderMinutesBeforeStart".into(), json!(15));
+    m.insert("isOrganizer".into(), json!(true));
+    m.insert("organizer".into(), Value::Null);
     for (k, v) in &ev.props {
         m.insert(k.clone(), v.clone());
     }
@@ -100,7 +126,9 @@ fn select_event(v: Value, select: &Option<Vec<String>>) -> Value {
     };
     Value::Object(
         m.into_iter()
-            .filter(|(k, _)| k == "id" || sel.iter().any(|s| s.eq_ignore_ascii_case(k)))
+            .filter(|(k, _)| {
+                k == "id" || k == "@odata.etag" || sel.iter().any(|s| s.eq_ignore_ascii_case(k))
+            })
             .collect(),
     )
 }
@@ -310,6 +338,8 @@ async fn calendar_view_delta(
         out.reverse();
         (out, upper)
     };
+    // Delta items name their type (https://learn.microsoft.com/graph/api/event-delta, response example).
+    let items = super::typed_items(items, "#microsoft.graph.event");
     let offset = if is_delta_call { 0 } else { tok.o };
     let total = items.len();
     let page: Vec<Value> = items.into_iter().skip(offset).take(size).collect();
@@ -437,6 +467,8 @@ async fn create_event(
     }
     let mut tenant = state.tenant.write().await;
     let uid = call.user_id.clone();
+    call.owner_still_there(&tenant)?;
+    fill_organizer(&mut props, &tenant.users[&uid]);
     let eid = crate::tenant::derived_id(&uid, &crate::tenant::new_id());
     let now = now_str();
     let ev = Event {

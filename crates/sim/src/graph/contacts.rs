@@ -79,6 +79,7 @@ fn select_contact(c: &Contact, select: &Option<Vec<String>>) -> Value {
         None => Value::Object(full),
         Some(sel) => {
             let mut m = Map::new();
+            m.insert("@odata.etag".into(), full["@odata.etag"].clone());
             m.insert("id".into(), json!(c.id));
             for s in sel {
                 if let Some((k, v)) = full.iter().find(|(k, _)| k.eq_ignore_ascii_case(s)) {
@@ -530,6 +531,8 @@ async fn delta(
         out.reverse();
         (out, upper)
     };
+    // Delta items name their type (https://learn.microsoft.com/graph/api/contact-delta, response example).
+    let items = super::typed_items(items, "#microsoft.graph.contact");
     let offset = if is_delta_call { 0 } else { tok.o };
     let total = items.len();
     let page: Vec<Value> = items.into_iter().skip(offset).take(size).collect();

@@ -288,6 +288,19 @@ pub fn count_response(headers: &HeaderMap, n: usize) -> Result<Response, Respons
     Ok(r)
 }
 
+/// Delta items with their `@odata.type` (removed ones stay `{"id", "@removed"}`).
+pub fn typed_items(items: Vec<Value>, odata_type: &str) -> Vec<Value> {
+    items
+        .into_iter()
+        .map(|mut v| {
+            if let Some(m) = v.as_object_mut().filter(|m| !m.contains_key("@removed")) {
+                m.insert("@odata.type".into(), json!(odata_type));
+            }
+            v
+        })
+        .collect()
+}
+
 /// 404 for a directory object.
 pub fn dir_not_found(id: &str) -> Response {
     graph_error(

@@ -4,7 +4,7 @@
 use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, Weekday};
 use serde_json::{json, Map, Value};
 
-use super::Event;
+use super::{Event, User};
 use crate::tz::{self, fmt_local, parse_local, Zone};
 
 const SHOW_AS: &[&str] = &[
@@ -397,5 +397,25 @@ pub fn instances(ev: &Event, from: NaiveDateTime, to: NaiveDateTime, resp: Zone)
                 .filter(overlaps)
                 .collect()
         }
+    }
+}
+
+/// Sets `organizer` to the mailbox owner when the event names none: an event created in a
+/// mailbox is organised by its owner (https://learn.microsoft.com/graph/api/resources/event,
+/// `organizer`; the response example of https://learn.microsoft.com/graph/api/user-post-events).
+pub fn fill_organizer(props: &mut Map<String, Value>, owner: &User) {
+    if props.get("organizer").is_none_or(Value::is_null) {
+        let address = owner
+            .mail
+            .clone()
+            .unwrap_or_else(|| owner.user_principal_name.clone());
+        let name = owner
+            .display_name
+            .clone()
+            .unwrap_or_else(|| address.clone());
+        props.insert(
+            "organizer".into(),
+            json!({"emailAddress": {"name": name, "address": address}}),
+        );
     }
 }

@@ -8,8 +8,8 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Map, Value};
 
 use super::{
-    derived_id, normalize_event, Contact, ContactFolder, Event, Group, Mailbox, Photo, Tenant,
-    User, GENERATED_PASSWORD,
+    derived_id, fill_organizer, normalize_event, Contact, ContactFolder, Event, Group, Mailbox,
+    Photo, Tenant, User, GENERATED_PASSWORD,
 };
 
 struct Culture {
@@ -833,6 +833,7 @@ pub fn generate_mailbox(seed: u64, idx: u32, user: &User) -> Mailbox {
     }
     for (n, mut props) in events.into_iter().enumerate() {
         let _ = normalize_event(&mut props);
+        fill_organizer(&mut props, user);
         let id = derived_id(uid, &format!("event-{n}"));
         mb.events.insert(
             id.clone(),

@@ -32,11 +32,65 @@ pub struct Contact {
     pub change_key: String,
 }
 
+/// The contact properties Graph always returns, with their value when unset: `null` for these,
+/// `[]` for collections, `{}` for addresses (https://learn.microsoft.com/graph/api/resources/contact,
+/// and the response example of https://learn.microsoft.com/graph/api/contact-get).
+const CONTACT_NULLS: &[&str] = &[
+    "assistantName",
+    "birthday",
+    "businessHomePage",
+    "companyName",
+    "department",
+    "displayName",
+    "fileAs",
+    "generation",
+    "givenName",
+    "initials",
+    "jobTitle",
+    "manager",
+    "middleName",
+    "mobilePhone",
+    "nickName",
+    "officeLocation",
+    "personalNotes",
+    "profession",
+    "spouseName",
+    "surname",
+    "title",
+    "yomiCompanyName",
+    "yomiGivenName",
+    "yomiSurname",
+];
+/// Collection properties of a contact (`[]` when unset).
+const CONTACT_LISTS: &[&str] = &[
+    "businessPhones",
+    "categories",
+    "children",
+    "emailAddresses",
+    "homePhones",
+    "imAddresses",
+];
+/// Address properties of a contact (`{}` when unset).
+const CONTACT_ADDRESSES: &[&str] = &["businessAddress", "homeAddress", "otherAddress"];
+
 impl Contact {
-    /// Graph JSON of the contact.
+    /// Graph JSON of the contact: every documented property, unset ones as Graph shows them.
     pub fn to_json(&self) -> Map<String, Value> {
         let mut m = Map::new();
+        m.insert(
+            "@odata.etag".into(),
+            json!(format!("W/\"{}\"", self.change_key)),
+        );
         m.insert("id".into(), json!(self.id));
+        for k in CONTACT_NULLS {
+            m.insert(k.to_string(), Value::Null);
+        }
+        for k in CONTACT_LISTS {
+            m.insert(k.to_string(), json!([]));
+        }
+        for k in CONTACT_ADDRESSES {
+            m.insert(k.to_string(), json!({}));
+        }
         m.insert("createdDateTime".into(), json!(self.created));
         m.insert("lastModifiedDateTime".into(), json!(self.modified));
         m.insert("changeKey".into(), json!(self.change_key));

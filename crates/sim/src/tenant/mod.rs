@@ -15,7 +15,7 @@ mod subscription;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 
-pub use calendar::{instances, normalize_event, parse_dtz, FieldError, Instance};
+pub use calendar::{fill_organizer, instances, normalize_event, parse_dtz, FieldError, Instance};
 pub use directory::{Group, User, GENERATED_PASSWORD, USER_DEFAULT_PROPS, USER_KNOWN_PROPS};
 pub use generate::{generate, generate_mailbox, RECEPTION_INDEX};
 pub use mailbox::{merge_props, Contact, ContactFolder, Event, ItemKind, Mailbox, MailboxChange};

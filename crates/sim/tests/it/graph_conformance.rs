@@ -365,3 +365,117 @@ async fn member_lists_filter_search_and_count_as_graph_does() {
     assert_eq!(keys, ["displayName", "id"]);
     sim.shutdown().await;
 }
+
+// ----- events (https://learn.microsoft.com/graph/api/resources/event) -------------------------
+
+#[tokio::test]
+async fn events_carry_the_documented_properties_and_delta_items_their_type() {
+    // Request of https://learn.microsoft.com/graph/api/user-post-events (trimmed).
+    let sim = start_sim().await;
+    let g = Graph::new(&sim).await;
+    let (s, created) = g
+        .send(
+            "POST",
+            &format!("/users/{ANN}/events"),
+            Some(json!({
+                "subject": "Let's go for lunch",
+                "start": {"dateTime": "2026-03-10T12:00:00", "timeZone": "Pacific Standard Time"},
+                "end": {"dateTime": "2026-03-10T14:00:00", "timeZone": "Pacific Standard Time"},
+                "location": {"displayName": "Harry's Bar"}
+            })),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 201, "{created}");
+    let id = created["id"].as_str().unwrap();
+    // Response shape of https://learn.microsoft.com/graph/api/event-get.
+    let ev = g.get(&format!("/users/{ANN}/events/{id}")).await;
+    assert!(ev["@odata.etag"].as_str().unwrap().starts_with("W/\""));
+    assert!(!ev["iCalUId"].as_str().unwrap().is_empty());
+    assert_eq!(ev["iCalUId"], created["iCalUId"], "iCalUId is stable");
+    assert_eq!(
+        ev["organizer"]["emailAddress"]["address"],
+        "ann@contoso.example"
+    );
+    assert_eq!(ev["organizer"]["emailAddress"]["name"], "Ann Archer");
+    assert_eq!(ev["responseStatus"]["response"], "organizer");
+    assert!(ev["responseStatus"]["time"].is_string());
+    assert_eq!(ev["originalStartTimeZone"], "Pacific Standard Time");
+    assert_eq!(ev["originalEndTimeZone"], "Pacific Standard Time");
+    assert!(ev["isReminderOn"].is_boolean());
+    assert!(ev["reminderMinutesBeforeStart"].is_number());
+    // calendarView keeps the etag with $select, and names the original zone in UTC answers.
+    let view = g
+        .get(&format!("/users/{ANN}/calendarView?startDateTime=2026-03-10T00:00:00Z&endDateTime=2026-03-11T00:00:00Z&$select=subject"))
+        .await;
+    assert_eq!(view["value"][0]["@odata.etag"], ev["@odata.etag"]);
+    // https://learn.microsoft.com/graph/api/event-delta (response example).
+    let (items, _) = g
+        .get_all(
+            &format!("/users/{ANN}/calendarView/delta?startDateTime=2026-03-10T00:00:00Z&endDateTime=2026-03-11T00:00:00Z"),
+            &[],
+        )
+        .await;
+    assert_eq!(items[0]["@odata.type"], "#microsoft.graph.event");
+    assert_eq!(items[0]["originalStartTimeZone"], "Pacific Standard Time");
+    sim.shutdown().await;
+}
+
+// ----- contacts (https://learn.microsoft.com/graph/api/resources/contact) ---------------------
+
+#[tokio::test]
+async fn contacts_show_unset_documented_properties_and_delta_items_their_type() {
+    let sim = start_sim().await;
+    let g = Graph::new(&sim).await;
+    // Request of https://learn.microsoft.com/graph/api/user-post-contacts (trimmed).
+    let (s, c) = g
+        .send(
+            "POST",
+            &format!("/users/{ANN}/contacts"),
+            Some(json!({"givenName": "Pavel", "surname": "Bansky",
+                        "businessPhones": ["+1 732 555 0102"]})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 201, "{c}");
+    // Response shape of https://learn.microsoft.com/graph/api/contact-get.
+    let got = g
+        .get(&format!(
+            "/users/{ANN}/contacts/{}",
+            c["id"].as_str().unwrap()
+        ))
+        .await;
+    assert!(got["@odata.etag"].as_str().unwrap().starts_with("W/\""));
+    assert_eq!(got["displayName"], "Pavel Bansky");
+    assert_eq!(got["businessPhones"], json!(["+1 732 555 0102"]));
+    for null in [
+        "mobilePhone",
+        "companyName",
+        "jobTitle",
+        "birthday",
+        "personalNotes",
+    ] {
+        assert!(got[null].is_null(), "{null}: {got}");
+        assert!(
+            got.as_object().unwrap().contains_key(null),
+            "{null} is present"
+        );
+    }
+    for list in [
+        "homePhones",
+        "emailAddresses",
+        "categories",
+        "imAddresses",
+        "children",
+    ] {
+        assert_eq!(got[list], json!([]), "{list}");
+    }
+    for address in ["homeAddress", "businessAddress", "otherAddress"] {
+        assert_eq!(got[address], json!({}), "{address}");
+    }
+    let (items, _) = g
+        .get_all(&format!("/users/{ANN}/contacts/delta"), &[])
+        .await;
+    assert_eq!(items[0]["@odata.type"], "#microsoft.graph.contact");
+    sim.shutdown().await;
+}
