@@ -25,6 +25,17 @@ pub enum ControlError {
     },
 }
 
+/// An app registered with a client secret, and the Graph access token it redeemed.
+#[derive(Debug, Clone)]
+pub struct AppToken {
+    /// The app's client id.
+    pub client_id: String,
+    /// The app's client secret.
+    pub client_secret: String,
+    /// A Graph access token from the client-credentials grant.
+    pub access_token: String,
+}
+
 /// Control-API client.
 #[derive(Clone)]
 pub struct SimControl {
@@ -186,5 +197,79 @@ impl SimControl {
     ) -> Result<serde_json::Value, ControlError> {
         self.send_json(reqwest::Method::POST, path, Some(body))
             .await
+    }
+
+    /// Registers `app` (with a made-up client secret when it has none), then redeems the
+    /// client-credentials grant at `tenant`'s token endpoint: the app, certificate, permissions
+    /// and token a test needs before it calls Graph, in one call.
+    pub async fn register_app_with_token(
+        &self,
+        tenant: &str,
+        app: &NewApp,
+    ) -> Result<AppToken, ControlError> {
+        let mut app = app.clone();
+        let client_secret = app
+            .client_secret
+            .get_or_insert_with(|| format!("secret-{}", uuid::Uuid::new_v4()))
+            .clone();
+        let client_id = self.create_app(&app).await?;
+        let access_token = self
+            .client_credentials_token(tenant, &client_id, &client_secret)
+            .await?;
+        Ok(AppToken {
+            client_id,
+            client_secret,
+            access_token,
+        })
+    }
+
+    /// A Graph token for a registered app from the client-credentials grant with its secret
+    /// (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow).
+    pub async fn client_credentials_token(
+        &self,
+        tenant: &str,
+        client_id: &str,
+        client_secret: &str,
+    ) -> Result<String, ControlError> {
+        let path = format!("/{tenant}/oauth2/v2.0/token");
+        let resp = self
+            .http
+            .post(self.url(&path))
+            .form(&[
+                ("client_id", client_id),
+                ("client_secret", client_secret),
+                ("scope", "https://graph.microsoft.com/.default"),
+                ("grant_type", "client_credentials"),
+            ])
+            .send()
+            .await?;
+        let body: serde_json::Value = Self::check(&format!("POST {path}"), resp)
+            .await?
+            .json()
+            .await?;
+        body["access_token"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| ControlError::Refused {
+                what: format!("POST {path}"),
+                status: 200,
+                body: format!("no access_token in {body}"),
+            })
+    }
+
+    /// Registers a consented app holding `permissions` and returns its Graph token (see
+    /// [`SimControl::register_app_with_token`]).
+    pub async fn app_token(
+        &self,
+        tenant: &str,
+        permissions: &[&str],
+    ) -> Result<AppToken, ControlError> {
+        let app = NewApp {
+            display_name: "m365-sim test app".into(),
+            permissions: permissions.iter().map(|p| p.to_string()).collect(),
+            consented: true,
+            ..NewApp::default()
+        };
+        self.register_app_with_token(tenant, &app).await
     }
 }

@@ -13,12 +13,14 @@ pub mod control;
 pub mod faults;
 pub mod graph;
 pub mod identity;
+pub mod runtime;
 pub mod seed;
 pub mod server;
 pub mod state;
 pub mod stats;
 pub mod tenant;
 pub mod tls;
+pub mod tz;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

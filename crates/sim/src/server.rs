@@ -12,6 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
+use crate::identity::access::CLIENT_REQUEST_ID;
 use crate::identity::keys::KeySet;
 use crate::state::SimState;
 use crate::{SimConfig, SimError, SimHandle};
@@ -117,6 +118,7 @@ pub(crate) async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
         tenant_id: tenant_id.clone(),
         domain: domain.clone(),
         tenant: tokio::sync::RwLock::new(tenant),
+        runtime: Default::default(),
         apps: Mutex::new(HashMap::new()),
         keys: RwLock::new(keys),
         faults: Default::default(),
@@ -222,10 +224,26 @@ async fn observe(State(state): State<Arc<SimState>>, req: Request, next: Next) -
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
-    let mut resp = match fault {
-        Some((status, retry_after)) => fault_response(&path, status, retry_after),
-        None => next.run(req).await,
-    };
+    let caller_id = client_request_id
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let mut resp = CLIENT_REQUEST_ID
+        .scope(caller_id, async {
+            match fault {
+                Some((status, retry_after)) => fault_response(&path, status, retry_after),
+                None => {
+                    let resp = next.run(req).await;
+                    if resp.status() == StatusCode::METHOD_NOT_ALLOWED && path.starts_with("/v1.0")
+                    {
+                        method_not_allowed(resp)
+                    } else {
+                        resp
+                    }
+                }
+            }
+        })
+        .await;
     if path.starts_with("/v1.0") {
         let headers = resp.headers_mut();
         if !headers.contains_key("request-id") {
@@ -236,6 +254,23 @@ async fn observe(State(state): State<Arc<SimState>>, req: Request, next: Next) -
         if let Some(v) = client_request_id {
             headers.insert("client-request-id", v);
         }
+    }
+    resp
+}
+
+/// Graph answers a method a resource does not support with 405 and its error envelope (axum's
+/// own 405 has no body); the `Allow` header is kept
+/// (https://learn.microsoft.com/graph/errors: "The HTTP method in the request isn't allowed on
+/// the resource").
+fn method_not_allowed(plain: Response) -> Response {
+    let mut resp = crate::identity::access::graph_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Request_BadRequest",
+        "Specified HTTP method is not allowed for the request target.",
+    );
+    if let Some(allow) = plain.headers().get(axum::http::header::ALLOW) {
+        resp.headers_mut()
+            .insert(axum::http::header::ALLOW, allow.clone());
     }
     resp
 }

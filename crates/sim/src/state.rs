@@ -1,12 +1,13 @@
 //! The state shared by every handler (as `Arc<SimState>`).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use crate::faults::Faults;
 use crate::identity::apps::App;
-use crate::identity::authorize::AuthCode;
+use crate::identity::claims::{AccessClaims, AuthCode};
 use crate::identity::keys::KeySet;
+use crate::runtime::GraphRuntime;
 use crate::stats::Stats;
 use crate::tenant::Tenant;
 use crate::SimConfig;
@@ -23,6 +24,8 @@ pub struct SimState {
     pub domain: String,
     /// Directory and mailbox data (S2's model).
     pub tenant: tokio::sync::RwLock<Tenant>,
+    /// Graph settings, throttling counters and delivery bookkeeping (kept across reseeds).
+    pub runtime: Arc<GraphRuntime>,
     /// Registered applications by client id.
     pub apps: Mutex<HashMap<String, App>>,
     /// Token signing keys (current first).
@@ -38,7 +41,7 @@ pub struct SimState {
     /// Client-assertion `jti` values already used, with their expiry (unix seconds).
     pub used_jti: Mutex<HashMap<String, i64>>,
     /// Graph access tokens already verified: token -> (claims, kid).
-    pub verified_tokens: RwLock<HashMap<String, (crate::identity::access::AccessClaims, String)>>,
+    pub verified_tokens: RwLock<HashMap<String, (AccessClaims, String)>>,
     /// Outbound HTTP client (notification delivery to loopback receivers).
     pub http: reqwest::Client,
     /// The complete app router, for dispatching `$batch` sub-requests through the same stack.

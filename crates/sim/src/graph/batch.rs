@@ -57,7 +57,9 @@ fn parse(body: &[u8]) -> Result<Vec<Sub>, Response> {
             Some(Value::Number(n)) => n.to_string(),
             _ => return Err(bad("Each request in a batch needs an 'id'.")),
         };
-        if out.iter().any(|s: &Sub| s.id == id) {
+        // Ids are unique case-insensitively (https://learn.microsoft.com/graph/json-batching:
+        // "id ... must be unique"; the service compares them ignoring case).
+        if out.iter().any(|s: &Sub| s.id.eq_ignore_ascii_case(&id)) {
             return Err(bad(&format!(
                 "Batch request ids must be unique; '{id}' is repeated."
             )));
@@ -189,6 +191,12 @@ async fn run(router: axum::Router, outer: HeaderMap, sub: Sub) -> Value {
     let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
         .await
         .unwrap_or_default();
+    if !bytes.is_empty() {
+        // What Graph puts on every sub-response with a body
+        // (https://learn.microsoft.com/graph/json-batching, response example).
+        headers.insert("Cache-Control".into(), json!("no-cache"));
+        headers.insert("OData-Version".into(), json!("4.0"));
+    }
     let mut out = json!({"id": sub.id, "status": status, "headers": headers});
     if !bytes.is_empty() {
         out["body"] = if is_json {

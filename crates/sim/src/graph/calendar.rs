@@ -9,23 +9,25 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, Weekday};
+use chrono::{Duration, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::contacts::mailbox_user;
-use super::tz::{self, fmt_local, parse_local, Zone};
+use super::outlook::{CalendarsRead, CalendarsWrite, Outlook};
 use super::{
-    collection, decode_token, enc, encode_token, graph_error, item_not_found, json_object,
+    collection, decode_token, encode_token, graph_error, item_not_found, json_object,
     json_response, prefer_values, sync_state_not_found, Query,
 };
-use crate::identity::access::AppPrincipal;
 use crate::state::SimState;
-use crate::tenant::{now_str, ChangeEvent, Event, ItemKind};
+use crate::tenant::{
+    fill_organizer, fnv32, instances, merge_props, normalize_event, now_str, parse_dtz,
+    ChangeEvent, Event, FieldError, Instance, ItemKind,
+};
+use crate::tz::{self, fmt_local, parse_local, Zone};
 
 /// Calendar routes.
 pub fn routes() -> Router<Arc<SimState>> {
@@ -51,407 +53,39 @@ pub fn routes() -> Router<Arc<SimState>> {
         .route("/v1.0/users/{id}/calendar/getSchedule", post(get_schedule))
 }
 
-const READ: &[&str] = &[
-    "Calendars.Read",
-    "Calendars.ReadBasic.All",
-    "Calendars.ReadWrite",
-];
-const WRITE: &[&str] = &["Calendars.ReadWrite"];
-const SHOW_AS: &[&str] = &[
-    "free",
-    "tentative",
-    "busy",
-    "oof",
-    "workingElsewhere",
-    "unknown",
-];
-
-type FieldError = (String, String);
-
-fn fe(field: &str, msg: impl Into<String>) -> FieldError {
-    (field.to_string(), msg.into())
-}
-
-fn parse_dtz(
-    props: &Map<String, Value>,
-    field: &str,
-) -> Result<(NaiveDateTime, String, Zone), FieldError> {
-    let v = props
-        .get(field)
-        .ok_or_else(|| fe(field, "required dateTimeTimeZone object"))?;
-    let dt = v
-        .get("dateTime")
-        .and_then(|d| d.as_str())
-        .and_then(parse_local)
-        .ok_or_else(|| {
-            fe(
-                &format!("{field}.dateTime"),
-                "expected a date and time like 2025-03-15T12:00:00",
-            )
-        })?;
-    let tz_name = v
-        .get("timeZone")
-        .and_then(|t| t.as_str())
-        .unwrap_or("UTC")
-        .to_string();
-    let zone = tz::zone(&tz_name).ok_or_else(|| {
-        fe(
-            &format!("{field}.timeZone"),
-            format!("unknown time zone '{tz_name}'"),
-        )
-    })?;
-    Ok((dt, tz_name, zone))
-}
-
-/// Validates and fills defaults of an event's properties (start/end, all-day rounding,
-/// showAs, recurrence); the error names the field.
-pub fn normalize_event(props: &mut Map<String, Value>) -> Result<(), FieldError> {
-    let (mut start, stz, _) = parse_dtz(props, "start")?;
-    let (mut end, etz, _) = parse_dtz(props, "end")?;
-    let all_day = match props.get("isAllDay") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(fe("isAllDay", "expected true or false")),
-    };
-    if all_day {
-        // All-day events run midnight to midnight; a non-midnight start moves back and a
-        // non-midnight end moves forward (graph-facts §7).
-        start = start.date().and_hms_opt(0, 0, 0).expect("midnight");
-        if end.time() != chrono::NaiveTime::MIN {
-            end = (end.date() + Duration::days(1))
-                .and_hms_opt(0, 0, 0)
-                .expect("midnight");
-        }
-        if end <= start {
-            end = start + Duration::days(1);
-        }
-    }
-    if end < start {
-        return Err(fe("end", "must not be before start"));
-    }
-    props.insert(
-        "start".into(),
-        json!({"dateTime": fmt_local(start), "timeZone": stz}),
-    );
-    props.insert(
-        "end".into(),
-        json!({"dateTime": fmt_local(end), "timeZone": etz}),
-    );
-    props.insert("isAllDay".into(), json!(all_day));
-    match props.get("showAs") {
-        None | Some(Value::Null) => {
-            props.insert("showAs".into(), json!("busy"));
-        }
-        Some(Value::String(s)) => {
-            let Some(canon) = SHOW_AS.iter().find(|x| x.eq_ignore_ascii_case(s)) else {
-                return Err(fe(
-                    "showAs",
-                    "expected free, tentative, busy, oof, workingElsewhere or unknown",
-                ));
-            };
-            props.insert("showAs".into(), json!(canon));
-        }
-        Some(_) => return Err(fe("showAs", "expected a string")),
-    }
-    for (k, d) in [
-        ("subject", json!("")),
-        ("isCancelled", json!(false)),
-        ("sensitivity", json!("normal")),
-    ] {
-        if props.get(k).is_none_or(|v| v.is_null()) {
-            props.insert(k.into(), d);
-        }
-    }
-    match props.get("recurrence") {
-        None | Some(Value::Null) => {
-            props.insert("recurrence".into(), Value::Null);
-            props.insert("type".into(), json!("singleInstance"));
-        }
-        Some(r) => {
-            parse_recurrence(r, start.date())?;
-            props.insert("type".into(), json!("seriesMaster"));
-        }
-    }
-    Ok(())
-}
-
-#[derive(Debug, Clone)]
-struct Recurrence {
-    kind: String,
-    interval: i64,
-    days: Vec<Weekday>,
-    first_day: Weekday,
-    day_of_month: u32,
-    month: u32,
-    start: NaiveDate,
-    end: Option<NaiveDate>,
-    count: Option<usize>,
-}
-
-fn weekday(s: &str) -> Option<Weekday> {
-    Some(match s.to_ascii_lowercase().as_str() {
-        "monday" => Weekday::Mon,
-        "tuesday" => Weekday::Tue,
-        "wednesday" => Weekday::Wed,
-        "thursday" => Weekday::Thu,
-        "friday" => Weekday::Fri,
-        "saturday" => Weekday::Sat,
-        "sunday" => Weekday::Sun,
-        _ => return None,
-    })
-}
-
-fn parse_recurrence(r: &Value, event_start: NaiveDate) -> Result<Recurrence, FieldError> {
-    let p = r
-        .get("pattern")
-        .ok_or_else(|| fe("recurrence.pattern", "required"))?;
-    let kind = p
-        .get("type")
-        .and_then(|t| t.as_str())
-        .unwrap_or("")
-        .to_string();
-    if ![
-        "daily",
-        "weekly",
-        "absoluteMonthly",
-        "relativeMonthly",
-        "absoluteYearly",
-        "relativeYearly",
-    ]
-    .contains(&kind.as_str())
-    {
-        return Err(fe("recurrence.pattern.type", "expected daily, weekly, absoluteMonthly, relativeMonthly, absoluteYearly or relativeYearly"));
-    }
-    let interval = p.get("interval").and_then(|i| i.as_i64()).unwrap_or(1);
-    if interval < 1 {
-        return Err(fe("recurrence.pattern.interval", "must be at least 1"));
-    }
-    let mut days = Vec::new();
-    if let Some(a) = p.get("daysOfWeek").and_then(|d| d.as_array()) {
-        for (i, d) in a.iter().enumerate() {
-            days.push(d.as_str().and_then(weekday).ok_or_else(|| {
-                fe(
-                    &format!("recurrence.pattern.daysOfWeek[{i}]"),
-                    "expected a day name such as monday",
-                )
-            })?);
-        }
-    }
-    if kind == "weekly" && days.is_empty() {
-        days.push(event_start.weekday());
-    }
-    let range = r
-        .get("range")
-        .ok_or_else(|| fe("recurrence.range", "required"))?;
-    let start = range
-        .get("startDate")
-        .and_then(|d| d.as_str())
-        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-        .unwrap_or(event_start);
-    let rtype = range
-        .get("type")
-        .and_then(|t| t.as_str())
-        .unwrap_or("noEnd");
-    let (end, count) = match rtype {
-        "noEnd" => (None, None),
-        "endDate" => (
-            Some(
-                range
-                    .get("endDate")
-                    .and_then(|d| d.as_str())
-                    .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-                    .ok_or_else(|| {
-                        fe(
-                            "recurrence.range.endDate",
-                            "expected a date like 2025-12-31",
-                        )
-                    })?,
-            ),
-            None,
-        ),
-        "numbered" => (
-            None,
-            Some(
-                range
-                    .get("numberOfOccurrences")
-                    .and_then(|n| n.as_u64())
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| {
-                        fe(
-                            "recurrence.range.numberOfOccurrences",
-                            "expected a positive number",
-                        )
-                    })? as usize,
-            ),
-        ),
-        _ => {
-            return Err(fe(
-                "recurrence.range.type",
-                "expected endDate, noEnd or numbered",
-            ))
-        }
-    };
-    Ok(Recurrence {
-        kind,
-        interval,
-        days,
-        first_day: p
-            .get("firstDayOfWeek")
-            .and_then(|d| d.as_str())
-            .and_then(weekday)
-            .unwrap_or(Weekday::Sun),
-        day_of_month: p
-            .get("dayOfMonth")
-            .and_then(|d| d.as_u64())
-            .map(|d| d as u32)
-            .unwrap_or(event_start.day()),
-        month: p
-            .get("month")
-            .and_then(|d| d.as_u64())
-            .map(|d| d as u32)
-            .unwrap_or(event_start.month()),
-        start,
-        end,
-        count,
-    })
-}
-
-/// Dates of a recurrence from its start up to and including `until`.
-fn recurrence_dates(r: &Recurrence, until: NaiveDate) -> Vec<NaiveDate> {
-    let mut out = Vec::new();
-    let last = r.end.map(|e| e.min(until)).unwrap_or(until);
-    let mut d = r.start;
-    let week0 = {
-        let mut w = r.start;
-        while w.weekday() != r.first_day {
-            w -= Duration::days(1);
-        }
-        w
-    };
-    let max_iter = 366 * 30;
-    let mut i = 0;
-    while d <= last && i < max_iter {
-        i += 1;
-        let hit = match r.kind.as_str() {
-            "daily" => (d - r.start).num_days() % r.interval == 0,
-            "weekly" => {
-                let week = (d - week0).num_days() / 7;
-                week % r.interval == 0 && r.days.contains(&d.weekday())
-            }
-            "absoluteMonthly" | "relativeMonthly" => {
-                let months = (d.year() - r.start.year()) as i64 * 12 + d.month() as i64
-                    - r.start.month() as i64;
-                months % r.interval == 0 && d.day() == r.day_of_month
-            }
-            _ => {
-                let years = (d.year() - r.start.year()) as i64;
-                years % r.interval == 0 && d.month() == r.month && d.day() == r.day_of_month
-            }
-        };
-        if hit {
-            out.push(d);
-            if r.count.is_some_and(|c| out.len() >= c) {
-                break;
-            }
-        }
-        d += Duration::days(1);
-    }
-    out
-}
-
-/// One expanded instance of an event.
-#[derive(Debug, Clone)]
-pub struct Instance {
-    /// Instance id (the event id for single instances).
-    pub id: String,
-    /// Start in UTC (for all-day: midnight in the response zone).
-    pub start_utc: NaiveDateTime,
-    /// End in UTC.
-    pub end_utc: NaiveDateTime,
-    /// Local start in the event's zone (all-day: the floating date).
-    local_start: NaiveDateTime,
-    local_end: NaiveDateTime,
-    all_day: bool,
-    occurrence: bool,
-}
-
-/// Instances of `ev` overlapping `[from, to)` (UTC); all-day entries float in `resp`.
-pub fn instances(ev: &Event, from: NaiveDateTime, to: NaiveDateTime, resp: Zone) -> Vec<Instance> {
-    let Ok((start, _, zone)) = parse_dtz(&ev.props, "start") else {
-        return vec![];
-    };
-    let Ok((end, _, end_zone)) = parse_dtz(&ev.props, "end") else {
-        return vec![];
-    };
-    let all_day = ev
-        .props
-        .get("isAllDay")
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false);
-    let duration = if all_day {
-        end - start
-    } else {
-        end_zone.to_utc(end) - zone.to_utc(start)
-    };
-    let make = |local_start: NaiveDateTime, occurrence: bool| {
-        let (s_utc, e_utc, local_end) = if all_day {
-            let le = local_start + duration;
-            (resp.to_utc(local_start), resp.to_utc(le), le)
-        } else {
-            let su = zone.to_utc(local_start);
-            let eu = su + duration;
-            (su, eu, zone.from_utc(eu))
-        };
-        Instance {
-            id: if occurrence {
-                format!("{}_{}", ev.id, local_start.format("%Y%m%d"))
-            } else {
-                ev.id.clone()
-            },
-            start_utc: s_utc,
-            end_utc: e_utc,
-            local_start,
-            local_end,
-            all_day,
-            occurrence,
-        }
-    };
-    let overlaps = |i: &Instance| {
-        i.start_utc < to && (i.end_utc > from || (i.end_utc == i.start_utc && i.start_utc >= from))
-    };
-    if ev.props.get("isCancelled").and_then(|v| v.as_bool()) == Some(true) {
-        return vec![];
-    }
-    match ev.props.get("recurrence").filter(|r| !r.is_null()) {
-        None => {
-            let i = make(start, false);
-            if overlaps(&i) {
-                vec![i]
-            } else {
-                vec![]
-            }
-        }
-        Some(r) => {
-            let Ok(rec) = parse_recurrence(r, start.date()) else {
-                return vec![];
-            };
-            let until = (to + Duration::days(2)).date();
-            recurrence_dates(&rec, until)
-                .into_iter()
-                .map(|d| make(d.and_time(start.time()), true))
-                .filter(overlaps)
-                .collect()
-        }
-    }
-}
-
-/// Event JSON as stored (series master or single instance).
+/// Event JSON as stored (series master or single instance), with the properties Graph adds
+/// (https://learn.microsoft.com/graph/api/resources/event and the response example of
+/// https://learn.microsoft.com/graph/api/event-get): `@odata.etag` from the change key, a stable
+/// `iCalUId`, the owner's `responseStatus`, the zones the event was created in, reminder defaults.
 pub fn event_json(ev: &Event) -> Map<String, Value> {
+    let zone = |f: &str| ev.props.get(f).and_then(|d| d.get("timeZone")).cloned();
     let mut m = Map::new();
+    m.insert(
+        "@odata.etag".into(),
+        json!(format!("W/\"{}\"", ev.change_key)),
+    );
     m.insert("id".into(), json!(ev.id));
     m.insert("createdDateTime".into(), json!(ev.created));
     m.insert("lastModifiedDateTime".into(), json!(ev.modified));
     m.insert("changeKey".into(), json!(ev.change_key));
+    m.insert(
+        "iCalUId".into(),
+        json!(format!(
+            "040000008200E00074C5B7101A82E00800000000{:08X}{:08X}",
+            fnv32(ev.id.as_bytes()),
+            fnv32(ev.id.to_ascii_lowercase().as_bytes()).rotate_left(7)
+        )),
+    );
+    m.insert(
+        "responseStatus".into(),
+        json!({"response": "organizer", "time": "0001-01-01T00:00:00Z"}),
+    );
+    m.insert("originalStartTimeZone".into(), json!(zone("start")));
+    m.insert("originalEndTimeZone".into(), json!(zone("end")));
+    m.insert("isReminderOn".into(), json!(true));
+    m.insert("reminderMinutesBeforeStart".into(), json!(15));
+    m.insert("isOrganizer".into(), json!(true));
+    m.insert("organizer".into(), Value::Null);
     for (k, v) in &ev.props {
         m.insert(k.clone(), v.clone());
     }
@@ -492,7 +126,9 @@ fn select_event(v: Value, select: &Option<Vec<String>>) -> Value {
     };
     Value::Object(
         m.into_iter()
-            .filter(|(k, _)| k == "id" || sel.iter().any(|s| s.eq_ignore_ascii_case(k)))
+            .filter(|(k, _)| {
+                k == "id" || k == "@odata.etag" || sel.iter().any(|s| s.eq_ignore_ascii_case(k))
+            })
             .collect(),
     )
 }
@@ -533,56 +169,18 @@ fn window(q: &Query) -> Result<(NaiveDateTime, NaiveDateTime), Response> {
     Ok((s, e))
 }
 
-#[derive(Serialize, Deserialize)]
-struct Offset {
-    o: usize,
-}
-
-fn page_size(q: &Query, headers: &HeaderMap) -> Result<usize, Response> {
-    if q.get("top").is_some() {
-        return q.top(10, 1000);
-    }
-    Ok(super::prefer_max_page_size(headers)
-        .unwrap_or(10)
-        .clamp(1, 1000))
-}
-
 /// `GET /v1.0/users/{id}/calendarView?startDateTime&endDateTime` (app: Calendars.Read).
 async fn calendar_view(
     State(state): State<Arc<SimState>>,
-    app: AppPrincipal,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response {
-    if let Err(r) = app.require(READ) {
-        return r;
-    }
-    let q = Query::from_uri(&uri);
-    let (from, to) = match window(&q) {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
-    let top = match page_size(&q, &headers) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    let offset = q
-        .get("skiptoken")
-        .and_then(decode_token::<Offset>)
-        .map(|o| o.o)
-        .unwrap_or(0);
-    let (resp, resp_name, applied) = response_zone(&headers);
+    call: Outlook<CalendarsRead>,
+) -> Result<Response, Response> {
+    let q = &call.query;
+    let (from, to) = window(q)?;
+    let page = call.page()?;
+    let (resp, resp_name, applied) = response_zone(&call.headers);
     let tenant = state.tenant.read().await;
-    let uid = match mailbox_user(&tenant, &id) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let _guard = match tenant.runtime.enter_mailbox(&app.app_id, &uid) {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
-    let mb = tenant.mailbox(&uid);
+    let uid = &call.user_id;
+    let mb = tenant.mailbox(uid);
     let select = q.select();
     let mut all: Vec<(NaiveDateTime, Value)> = Vec::new();
     for ev in mb.events.values() {
@@ -593,48 +191,36 @@ async fn calendar_view(
     }
     all.sort_by_key(|a| a.0);
     let total = all.len();
-    let page: Vec<Value> = all
+    let items: Vec<Value> = all
         .into_iter()
-        .skip(offset)
-        .take(top)
+        .skip(page.offset)
+        .take(page.top)
         .map(|(_, v)| v)
         .collect();
-    let next = (offset + page.len() < total).then(|| {
-        let mut params = vec![
-            format!(
-                "startDateTime={}",
-                enc(q.get("startdatetime").unwrap_or(""))
-            ),
-            format!("endDateTime={}", enc(q.get("enddatetime").unwrap_or(""))),
-        ];
-        for k in ["top", "select"] {
-            if let Some(t) = q.get(k) {
-                params.push(format!("${k}={}", enc(t)));
-            }
-        }
-        params.push(format!(
-            "$skiptoken={}",
-            encode_token(&Offset {
-                o: offset + page.len()
-            })
-        ));
-        format!(
-            "{}/v1.0/users/{uid}/calendarView?{}",
-            state.base_url,
-            params.join("&")
+    let window = [
+        ("startDateTime", q.get("startdatetime").unwrap_or("")),
+        ("endDateTime", q.get("enddatetime").unwrap_or("")),
+    ];
+    let next = page.after(items.len(), total).map(|n| {
+        call.next_link(
+            &state,
+            &format!("users/{uid}/calendarView"),
+            &window,
+            &["select"],
+            n,
         )
     });
-    with_preference(
+    Ok(with_preference(
         collection(
             &state,
             &format!("users('{uid}')/calendarView"),
-            page,
+            items,
             next,
             None,
         ),
         applied,
         &resp_name,
-    )
+    ))
 }
 
 #[derive(Serialize, Deserialize, Clone)]
@@ -657,50 +243,32 @@ struct EventDeltaToken {
 /// then changes; removed or moved-out events come as `@removed` (graph-facts §7).
 async fn calendar_view_delta(
     State(state): State<Arc<SimState>>,
-    app: AppPrincipal,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response {
-    if let Err(r) = app.require(READ) {
-        return r;
-    }
-    let q = Query::from_uri(&uri);
+    call: Outlook<CalendarsRead>,
+) -> Result<Response, Response> {
+    let q = &call.query;
     for bad in ["select", "expand", "filter", "orderby", "search"] {
         if q.get(bad).is_some() {
-            return graph_error(
+            return Err(graph_error(
                 StatusCode::BAD_REQUEST,
                 "ErrorInvalidUrlQuery",
                 &format!("The query parameter '${bad}' is not supported with delta."),
-            );
+            ));
         }
     }
-    let size = super::prefer_max_page_size(&headers)
-        .unwrap_or(10)
-        .clamp(1, 1000);
-    let (resp, resp_name, applied) = response_zone(&headers);
+    let size = call.delta_page_size();
+    let (resp, resp_name, applied) = response_zone(&call.headers);
     let tenant = state.tenant.read().await;
-    let settings = tenant.runtime.settings();
-    let uid = match mailbox_user(&tenant, &id) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let _guard = match tenant.runtime.enter_mailbox(&app.app_id, &uid) {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
+    let settings = state.runtime.settings();
+    let uid = call.user_id.clone();
     let epoch = state.delta_epoch();
     let token_str = q.get("deltatoken").or(q.get("skiptoken"));
     let tok = match token_str {
         Some(t) => match decode_token::<EventDeltaToken>(t) {
             Some(t) if t.i == tenant.instance && t.e >= epoch && t.u == uid => t,
-            _ => return sync_state_not_found(false, &settings),
+            _ => return Err(sync_state_not_found(false, &settings)),
         },
         None => {
-            let (from, to) = match window(&q) {
-                Ok(w) => w,
-                Err(r) => return r,
-            };
+            let (from, to) = window(q)?;
             EventDeltaToken {
                 i: tenant.instance.clone(),
                 e: epoch,
@@ -770,6 +338,8 @@ async fn calendar_view_delta(
         out.reverse();
         (out, upper)
     };
+    // Delta items name their type (https://learn.microsoft.com/graph/api/event-delta, response example).
+    let items = super::typed_items(items, "#microsoft.graph.event");
     let offset = if is_delta_call { 0 } else { tok.o };
     let total = items.len();
     let page: Vec<Value> = items.into_iter().skip(offset).take(size).collect();
@@ -813,7 +383,7 @@ async fn calendar_view_delta(
             Some(format!("{base}?$deltatoken={}", encode_token(&done))),
         )
     };
-    with_preference(r, applied, &resp_name)
+    Ok(with_preference(r, applied, &resp_name))
 }
 
 fn event_change(uid: &str, eid: &str, change_type: &'static str) -> ChangeEvent {
@@ -837,89 +407,51 @@ fn invalid_event(e: FieldError) -> Response {
 /// `GET /v1.0/users/{id}/events` (app: Calendars.Read): series masters and single instances.
 async fn list_events(
     State(state): State<Arc<SimState>>,
-    app: AppPrincipal,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response {
-    if let Err(r) = app.require(READ) {
-        return r;
-    }
-    let q = Query::from_uri(&uri);
-    let top = match page_size(&q, &headers) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    let offset = q
-        .get("skiptoken")
-        .and_then(decode_token::<Offset>)
-        .map(|o| o.o)
-        .unwrap_or(0);
+    call: Outlook<CalendarsRead>,
+) -> Result<Response, Response> {
+    let page = call.page()?;
     let tenant = state.tenant.read().await;
-    let uid = match mailbox_user(&tenant, &id) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let _guard = match tenant.runtime.enter_mailbox(&app.app_id, &uid) {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
-    let mb = tenant.mailbox(&uid);
+    let uid = &call.user_id;
+    let mb = tenant.mailbox(uid);
     let total = mb.events.len();
-    let page: Vec<Value> = mb
+    let items: Vec<Value> = mb
         .events
         .values()
-        .skip(offset)
-        .take(top)
+        .skip(page.offset)
+        .take(page.top)
         .map(|e| Value::Object(event_json(e)))
         .collect();
-    let next = (offset + page.len() < total).then(|| {
-        format!(
-            "{}/v1.0/users/{uid}/events?$top={top}&$skiptoken={}",
-            state.base_url,
-            encode_token(&Offset {
-                o: offset + page.len()
-            })
-        )
-    });
-    collection(&state, &format!("users('{uid}')/events"), page, next, None)
+    let next = page
+        .after(items.len(), total)
+        .map(|n| call.next_link(&state, &format!("users/{uid}/events"), &[], &[], n));
+    Ok(collection(
+        &state,
+        &format!("users('{uid}')/events"),
+        items,
+        next,
+        None,
+    ))
 }
 
 /// `GET /v1.0/users/{id}/events/{eid}` (app: Calendars.Read).
 async fn get_event(
     State(state): State<Arc<SimState>>,
-    app: AppPrincipal,
-    Path((id, eid)): Path<(String, String)>,
-) -> Response {
-    if let Err(r) = app.require(READ) {
-        return r;
-    }
+    call: Outlook<CalendarsRead>,
+    Path((_, eid)): Path<(String, String)>,
+) -> Result<Response, Response> {
     let tenant = state.tenant.read().await;
-    let uid = match mailbox_user(&tenant, &id) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let mb = tenant.mailbox(&uid);
-    match mb.events.get(&eid) {
-        Some(ev) => json_response(StatusCode::OK, Value::Object(event_json(ev))),
-        None => item_not_found(),
-    }
+    let mb = tenant.mailbox(&call.user_id);
+    let ev = mb.events.get(&eid).ok_or_else(item_not_found)?;
+    Ok(json_response(StatusCode::OK, Value::Object(event_json(ev))))
 }
 
 /// `POST /v1.0/users/{id}/events` (app: Calendars.ReadWrite) → 201 with the event.
 async fn create_event(
     State(state): State<Arc<SimState>>,
-    app: AppPrincipal,
-    Path(id): Path<String>,
+    call: Outlook<CalendarsWrite>,
     body: axum::body::Bytes,
-) -> Response {
-    if let Err(r) = app.require(WRITE) {
-        return r;
-    }
-    let mut props = match json_object(&body) {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
+) -> Result<Response, Response> {
+    let mut props = json_object(&body)?;
     for k in [
         "id",
         "createdDateTime",
@@ -931,17 +463,12 @@ async fn create_event(
         props.remove(k);
     }
     if let Err(e) = normalize_event(&mut props) {
-        return invalid_event(e);
+        return Err(invalid_event(e));
     }
     let mut tenant = state.tenant.write().await;
-    let uid = match mailbox_user(&tenant, &id) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let _guard = match tenant.runtime.enter_mailbox(&app.app_id, &uid) {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
+    let uid = call.user_id.clone();
+    call.owner_still_there(&tenant)?;
+    fill_organizer(&mut props, &tenant.users[&uid]);
     let eid = crate::tenant::derived_id(&uid, &crate::tenant::new_id());
     let now = now_str();
     let ev = Event {
@@ -949,64 +476,49 @@ async fn create_event(
         props,
         created: now.clone(),
         modified: now,
-        change_key: crate::tenant::new_id()[..8].to_string(),
+        change_key: crate::tenant::new_change_key(),
     };
     let body = event_json(&ev);
-    tenant.mailbox_mut(&uid).events.insert(eid.clone(), ev);
+    call.mailbox_mut(&mut tenant)?
+        .events
+        .insert(eid.clone(), ev);
     tenant.log_mailbox(&uid, ItemKind::Event, &eid, "", None, false);
     super::subscriptions::publish(
         &state,
         &mut tenant,
         vec![event_change(&uid, &eid, "created")],
     );
-    json_response(StatusCode::CREATED, Value::Object(body))
+    Ok(json_response(StatusCode::CREATED, Value::Object(body)))
 }
 
 /// `PATCH /v1.0/users/{id}/events/{eid}` (app: Calendars.ReadWrite) → 200 with the event.
 async fn update_event(
     State(state): State<Arc<SimState>>,
-    app: AppPrincipal,
-    Path((id, eid)): Path<(String, String)>,
+    call: Outlook<CalendarsWrite>,
+    Path((_, eid)): Path<(String, String)>,
     body: axum::body::Bytes,
-) -> Response {
-    if let Err(r) = app.require(WRITE) {
-        return r;
-    }
-    let patch = match json_object(&body) {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
+) -> Result<Response, Response> {
+    let patch = json_object(&body)?;
     let mut tenant = state.tenant.write().await;
-    let uid = match mailbox_user(&tenant, &id) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let _guard = match tenant.runtime.enter_mailbox(&app.app_id, &uid) {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
-    let Some(mut ev) = tenant.mailbox_mut(&uid).events.get(&eid).cloned() else {
-        return item_not_found();
-    };
-    for (k, v) in patch {
-        if [
+    let uid = call.user_id.clone();
+    let mb = call.mailbox_mut(&mut tenant)?;
+    let mut ev = mb.events.get(&eid).cloned().ok_or_else(item_not_found)?;
+    merge_props(
+        &mut ev.props,
+        patch,
+        &[
             "id",
             "createdDateTime",
             "lastModifiedDateTime",
             "changeKey",
             "type",
-        ]
-        .contains(&k.as_str())
-        {
-            continue;
-        }
-        ev.props.insert(k, v);
-    }
+        ],
+    );
     if let Err(e) = normalize_event(&mut ev.props) {
-        return invalid_event(e);
+        return Err(invalid_event(e));
     }
     ev.modified = now_str();
-    ev.change_key = crate::tenant::new_id()[..8].to_string();
+    ev.change_key = crate::tenant::new_change_key();
     let body = event_json(&ev);
     tenant.mailbox_mut(&uid).events.insert(eid.clone(), ev);
     tenant.log_mailbox(&uid, ItemKind::Event, &eid, "", None, false);
@@ -1015,37 +527,26 @@ async fn update_event(
         &mut tenant,
         vec![event_change(&uid, &eid, "updated")],
     );
-    json_response(StatusCode::OK, Value::Object(body))
+    Ok(json_response(StatusCode::OK, Value::Object(body)))
 }
 
 /// `DELETE /v1.0/users/{id}/events/{eid}` (app: Calendars.ReadWrite) → 204.
 async fn delete_event(
     State(state): State<Arc<SimState>>,
-    app: AppPrincipal,
-    Path((id, eid)): Path<(String, String)>,
-) -> Response {
-    if let Err(r) = app.require(WRITE) {
-        return r;
-    }
+    call: Outlook<CalendarsWrite>,
+    Path((_, eid)): Path<(String, String)>,
+) -> Result<Response, Response> {
     let mut tenant = state.tenant.write().await;
-    let uid = match mailbox_user(&tenant, &id) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let _guard = match tenant.runtime.enter_mailbox(&app.app_id, &uid) {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
-    let Some(old) = tenant.mailbox_mut(&uid).events.remove(&eid) else {
-        return item_not_found();
-    };
+    let uid = call.user_id.clone();
+    let mb = call.mailbox_mut(&mut tenant)?;
+    let old = mb.events.remove(&eid).ok_or_else(item_not_found)?;
     tenant.log_mailbox(&uid, ItemKind::Event, &eid, "", Some(old), true);
     super::subscriptions::publish(
         &state,
         &mut tenant,
         vec![event_change(&uid, &eid, "deleted")],
     );
-    StatusCode::NO_CONTENT.into_response()
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 fn status_digit(show_as: &str) -> u8 {
@@ -1073,24 +574,16 @@ fn rank(d: u8) -> u8 {
 /// mailboxes for a period under 42 days.
 async fn get_schedule(
     State(state): State<Arc<SimState>>,
-    app: AppPrincipal,
-    Path(id): Path<String>,
-    headers: HeaderMap,
+    call: Outlook<CalendarsRead>,
     body: axum::body::Bytes,
-) -> Response {
-    if let Err(r) = app.require(READ) {
-        return r;
-    }
-    let req = match json_object(&body) {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
+) -> Result<Response, Response> {
+    let req = json_object(&body)?;
     let bad = |m: &str| graph_error(StatusCode::BAD_REQUEST, "ErrorInvalidParameter", m);
     let Some(schedules) = req.get("schedules").and_then(|s| s.as_array()) else {
-        return bad("schedules is required.");
+        return Err(bad("schedules is required."));
     };
     if schedules.is_empty() || schedules.len() > 20 {
-        return bad("The number of schedules must be between 1 and 20.");
+        return Err(bad("The number of schedules must be between 1 and 20."));
     }
     let parse = |field: &str| -> Result<NaiveDateTime, Response> {
         let (dt, _, zone) =
@@ -1099,28 +592,22 @@ async fn get_schedule(
     };
     let (from, to) = match (parse("startTime"), parse("endTime")) {
         (Ok(a), Ok(b)) => (a, b),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _) | (_, Err(r)) => return Err(r),
     };
     if to <= from || to - from >= Duration::days(42) {
-        return bad("The time period must be positive and shorter than 42 days.");
+        return Err(bad(
+            "The time period must be positive and shorter than 42 days.",
+        ));
     }
     let interval = req
         .get("availabilityViewInterval")
         .and_then(|v| v.as_i64())
         .unwrap_or(30);
     if !(5..=1440).contains(&interval) {
-        return bad("availabilityViewInterval must be between 5 and 1440.");
+        return Err(bad("availabilityViewInterval must be between 5 and 1440."));
     }
-    let (resp, resp_name, applied) = response_zone(&headers);
+    let (resp, resp_name, applied) = response_zone(&call.headers);
     let tenant = state.tenant.read().await;
-    let uid = match mailbox_user(&tenant, &id) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let _guard = match tenant.runtime.enter_mailbox(&app.app_id, &uid) {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
     let mut out = Vec::new();
     for s in schedules {
         let addr = s.as_str().unwrap_or_default();
@@ -1212,7 +699,7 @@ async fn get_schedule(
             "value": out,
         }),
     );
-    with_preference(r, applied, &resp_name)
+    Ok(with_preference(r, applied, &resp_name))
 }
 
 #[cfg(test)]

@@ -8,20 +8,20 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use super::outlook::{ContactsRead, ContactsWrite, Outlook};
 use super::{
     collection, decode_token, encode_token, graph_error, item_not_found, json_object,
-    json_response, sync_state_not_found, Query,
+    json_response, sync_state_not_found,
 };
-use crate::identity::access::AppPrincipal;
 use crate::state::SimState;
-use crate::tenant::{now_str, ChangeEvent, Contact, ContactFolder, ItemKind, Mailbox, Tenant};
+use crate::tenant::{merge_props, now_str, ChangeEvent, Contact, ContactFolder, ItemKind, Mailbox};
 
 /// Contact routes.
 pub fn routes() -> Router<Arc<SimState>> {
@@ -61,30 +61,6 @@ pub fn routes() -> Router<Arc<SimState>> {
         )
 }
 
-const READ: &[&str] = &["Contacts.Read", "Contacts.ReadWrite"];
-const WRITE: &[&str] = &["Contacts.ReadWrite"];
-
-/// Resolves the mailbox owner: 404 `ErrorInvalidUser` for an unknown user and
-/// `MailboxNotEnabledForRESTAPI` for users without an Exchange mailbox (guests, no mail).
-pub fn mailbox_user(tenant: &Tenant, id: &str) -> Result<String, Response> {
-    let Some(u) = tenant.find_user(id) else {
-        return Err(graph_error(
-            StatusCode::NOT_FOUND,
-            "ErrorInvalidUser",
-            &format!("The requested user '{id}' is invalid."),
-        ));
-    };
-    if u.mail.is_none() || u.user_type == "Guest" {
-        // graph-facts §12 (OBSERVED)
-        return Err(graph_error(
-            StatusCode::NOT_FOUND,
-            "MailboxNotEnabledForRESTAPI",
-            "REST API is not yet supported for this mailbox.",
-        ));
-    }
-    Ok(u.id.clone())
-}
-
 fn folder_json(f: &ContactFolder) -> Value {
     json!({"id": f.id, "displayName": f.display_name, "parentFolderId": f.parent_folder_id})
 }
@@ -103,6 +79,7 @@ fn select_contact(c: &Contact, select: &Option<Vec<String>>) -> Value {
         None => Value::Object(full),
         Some(sel) => {
             let mut m = Map::new();
+            m.insert("@odata.etag".into(), full["@odata.etag"].clone());
             m.insert("id".into(), json!(c.id));
             for s in sel {
                 if let Some((k, v)) = full.iter().find(|(k, _)| k.eq_ignore_ascii_case(s)) {
@@ -114,185 +91,113 @@ fn select_contact(c: &Contact, select: &Option<Vec<String>>) -> Value {
     }
 }
 
-#[derive(Serialize, Deserialize)]
-struct Offset {
-    o: usize,
-}
-
-fn page_size(q: &Query, headers: &HeaderMap) -> Result<usize, Response> {
-    if q.get("top").is_some() {
-        return q.top(10, 1000);
-    }
-    Ok(super::prefer_max_page_size(headers)
-        .unwrap_or(10)
-        .clamp(1, 1000))
-}
-
 async fn list(
     state: Arc<SimState>,
-    app: AppPrincipal,
-    id: String,
+    call: Outlook<ContactsRead>,
     fid: Option<String>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response {
-    if let Err(r) = app.require(READ) {
-        return r;
-    }
-    let q = Query::from_uri(&uri);
-    let top = match page_size(&q, &headers) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    let offset = q
-        .get("skiptoken")
-        .and_then(decode_token::<Offset>)
-        .map(|o| o.o)
-        .unwrap_or(0);
+) -> Result<Response, Response> {
+    let page = call.page()?;
+    let uid = &call.user_id;
     let tenant = state.tenant.read().await;
-    let uid = match mailbox_user(&tenant, &id) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let _guard = match tenant.runtime.enter_mailbox(&app.app_id, &uid) {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
-    let mb = tenant.mailbox(&uid);
+    let mb = tenant.mailbox(uid);
     let folder = match fid.as_deref() {
         None => mb.default_folder_id.clone(),
         Some(f) => match resolve_folder(&mb, f) {
             Some(f) => f,
-            None => return item_not_found(),
+            None => return Err(item_not_found()),
         },
     };
-    let select = q.select();
+    let select = call.query.select();
     let all: Vec<&Contact> = mb
         .contacts
         .values()
         .filter(|c| c.folder_id == folder)
         .collect();
     let total = all.len();
-    let page: Vec<Value> = all
+    let items: Vec<Value> = all
         .iter()
-        .skip(offset)
-        .take(top)
+        .skip(page.offset)
+        .take(page.top)
         .map(|c| select_contact(c, &select))
         .collect();
     let path = match &fid {
         None => format!("users/{uid}/contacts"),
         Some(_) => format!("users/{uid}/contactFolders/{folder}/contacts"),
     };
-    let next = (offset + page.len() < total).then(|| {
-        let mut params = vec![];
-        if let Some(s) = q.get("select") {
-            params.push(format!("$select={}", super::enc(s)));
-        }
-        params.push(format!("$top={top}"));
-        params.push(format!(
-            "$skiptoken={}",
-            encode_token(&Offset {
-                o: offset + page.len()
-            })
-        ));
-        format!("{}/v1.0/{path}?{}", state.base_url, params.join("&"))
-    });
-    collection(
+    let next = page
+        .after(items.len(), total)
+        .map(|n| call.next_link(&state, &path, &[], &["select"], n));
+    Ok(collection(
         &state,
         &format!("users('{uid}')/contacts"),
-        page,
+        items,
         next,
         None,
-    )
+    ))
 }
 
 /// `GET /v1.0/users/{id}/contacts` (app: Contacts.Read): the default folder.
 async fn list_default(
     State(state): State<Arc<SimState>>,
-    app: AppPrincipal,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response {
-    list(state, app, id, None, headers, uri).await
+    call: Outlook<ContactsRead>,
+) -> Result<Response, Response> {
+    list(state, call, None).await
 }
 
 /// `GET /v1.0/users/{id}/contactFolders/{fid}/contacts` (app: Contacts.Read).
 async fn list_in_folder(
     State(state): State<Arc<SimState>>,
-    app: AppPrincipal,
-    Path((id, fid)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response {
-    list(state, app, id, Some(fid), headers, uri).await
+    call: Outlook<ContactsRead>,
+    Path((_, fid)): Path<(String, String)>,
+) -> Result<Response, Response> {
+    list(state, call, Some(fid)).await
 }
 
 /// `GET /v1.0/users/{id}/contacts/{cid}` (app: Contacts.Read).
 async fn get_contact(
     State(state): State<Arc<SimState>>,
-    app: AppPrincipal,
-    Path((id, cid)): Path<(String, String)>,
-    uri: Uri,
-) -> Response {
-    if let Err(r) = app.require(READ) {
-        return r;
-    }
-    let q = Query::from_uri(&uri);
+    call: Outlook<ContactsRead>,
+    Path((_, cid)): Path<(String, String)>,
+) -> Result<Response, Response> {
     let tenant = state.tenant.read().await;
-    let uid = match mailbox_user(&tenant, &id) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let mb = tenant.mailbox(&uid);
-    match mb.contacts.get(&cid) {
-        Some(c) => json_response(StatusCode::OK, select_contact(c, &q.select())),
-        None => item_not_found(),
-    }
+    let mb = tenant.mailbox(&call.user_id);
+    let c = mb.contacts.get(&cid).ok_or_else(item_not_found)?;
+    Ok(json_response(
+        StatusCode::OK,
+        select_contact(c, &call.query.select()),
+    ))
 }
 
 /// `GET /v1.0/users/{id}/contactFolders` (app: Contacts.Read): folders under the default one.
 async fn list_folders(
     State(state): State<Arc<SimState>>,
-    app: AppPrincipal,
-    Path(id): Path<String>,
-) -> Response {
-    folders_under(state, app, id, None).await
+    call: Outlook<ContactsRead>,
+) -> Result<Response, Response> {
+    folders_under(state, call, None).await
 }
 
 /// `GET /v1.0/users/{id}/contactFolders/{fid}/childFolders` (app: Contacts.Read).
 async fn child_folders(
     State(state): State<Arc<SimState>>,
-    app: AppPrincipal,
-    Path((id, fid)): Path<(String, String)>,
-) -> Response {
-    folders_under(state, app, id, Some(fid)).await
+    call: Outlook<ContactsRead>,
+    Path((_, fid)): Path<(String, String)>,
+) -> Result<Response, Response> {
+    folders_under(state, call, Some(fid)).await
 }
 
 async fn folders_under(
     state: Arc<SimState>,
-    app: AppPrincipal,
-    id: String,
+    call: Outlook<ContactsRead>,
     fid: Option<String>,
-) -> Response {
-    if let Err(r) = app.require(READ) {
-        return r;
-    }
+) -> Result<Response, Response> {
+    let uid = &call.user_id;
     let tenant = state.tenant.read().await;
-    let uid = match mailbox_user(&tenant, &id) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let _guard = match tenant.runtime.enter_mailbox(&app.app_id, &uid) {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
-    let mb = tenant.mailbox(&uid);
+    let mb = tenant.mailbox(uid);
     let parent = match fid {
         None => mb.default_folder_id.clone(),
         Some(f) => match resolve_folder(&mb, &f) {
             Some(f) => f,
-            None => return item_not_found(),
+            None => return Err(item_not_found()),
         },
     };
     let items = mb
@@ -301,83 +206,65 @@ async fn folders_under(
         .filter(|f| f.parent_folder_id == parent)
         .map(folder_json)
         .collect();
-    collection(
+    Ok(collection(
         &state,
         &format!("users('{uid}')/contactFolders"),
         items,
         None,
         None,
-    )
+    ))
 }
 
 /// `GET /v1.0/users/{id}/contactFolders/{fid}` (app: Contacts.Read); `contacts` = default folder.
 async fn get_folder(
     State(state): State<Arc<SimState>>,
-    app: AppPrincipal,
-    Path((id, fid)): Path<(String, String)>,
-) -> Response {
-    if let Err(r) = app.require(READ) {
-        return r;
-    }
+    call: Outlook<ContactsRead>,
+    Path((_, fid)): Path<(String, String)>,
+) -> Result<Response, Response> {
+    let uid = &call.user_id;
     let tenant = state.tenant.read().await;
-    let uid = match mailbox_user(&tenant, &id) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let mb = tenant.mailbox(&uid);
-    let Some(f) = resolve_folder(&mb, &fid) else {
-        return item_not_found();
-    };
+    let mb = tenant.mailbox(uid);
+    let f = resolve_folder(&mb, &fid).ok_or_else(item_not_found)?;
     if f == mb.default_folder_id {
         // The root folder's parent is the mailbox root (an id the client never needs).
-        return json_response(
+        return Err(json_response(
             StatusCode::OK,
-            json!({"id": f, "displayName": "Contacts", "parentFolderId": crate::tenant::derived_id(&uid, "root")}),
-        );
+            json!({"id": f, "displayName": "Contacts", "parentFolderId": crate::tenant::derived_id(uid, "root")}),
+        ));
     }
     let folder = mb.folders.iter().find(|x| x.id == f).expect("resolved");
-    json_response(StatusCode::OK, folder_json(folder))
+    Ok(json_response(StatusCode::OK, folder_json(folder)))
 }
 
 /// `POST /v1.0/users/{id}/contactFolders` `{"displayName"}` (app: Contacts.ReadWrite) → 201.
 async fn create_folder(
     State(state): State<Arc<SimState>>,
-    app: AppPrincipal,
-    Path(id): Path<String>,
+    call: Outlook<ContactsWrite>,
     body: axum::body::Bytes,
-) -> Response {
-    if let Err(r) = app.require(WRITE) {
-        return r;
-    }
-    let obj = match json_object(&body) {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
+) -> Result<Response, Response> {
+    let obj = json_object(&body)?;
     let Some(name) = obj
         .get("displayName")
         .and_then(|v| v.as_str())
         .filter(|s| !s.trim().is_empty())
     else {
-        return graph_error(
+        return Err(graph_error(
             StatusCode::BAD_REQUEST,
             "ErrorInvalidRequest",
             "displayName is required.",
-        );
+        ));
     };
     let mut tenant = state.tenant.write().await;
-    let uid = match mailbox_user(&tenant, &id) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let mb = tenant.mailbox_mut(&uid);
+    let uid = call.user_id.clone();
+    let mb = call.mailbox_mut(&mut tenant)?;
     if mb.folders.iter().any(|f| {
         f.display_name.eq_ignore_ascii_case(name) && f.parent_folder_id == mb.default_folder_id
     }) {
-        return graph_error(
+        return Err(graph_error(
             StatusCode::CONFLICT,
             "ErrorFolderExists",
             "A folder with the specified name already exists.",
-        );
+        ));
     }
     let f = ContactFolder {
         id: crate::tenant::derived_id(&uid, &crate::tenant::new_id()),
@@ -386,7 +273,7 @@ async fn create_folder(
     };
     let body = folder_json(&f);
     mb.folders.push(f);
-    json_response(StatusCode::CREATED, body)
+    Ok(json_response(StatusCode::CREATED, body))
 }
 
 fn contact_change(uid: &str, folder: &str, cid: &str, change_type: &'static str) -> ChangeEvent {
@@ -405,18 +292,11 @@ fn invalid(e: crate::seed::SeedError) -> Response {
 
 async fn create(
     state: Arc<SimState>,
-    app: AppPrincipal,
-    id: String,
+    call: Outlook<ContactsWrite>,
     fid: Option<String>,
     body: axum::body::Bytes,
-) -> Response {
-    if let Err(r) = app.require(WRITE) {
-        return r;
-    }
-    let mut props = match json_object(&body) {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
+) -> Result<Response, Response> {
+    let mut props = json_object(&body)?;
     for k in [
         "id",
         "parentFolderId",
@@ -427,24 +307,17 @@ async fn create(
         props.remove(k);
     }
     if let Err(e) = crate::seed::validate_contact(&props, "contact") {
-        return invalid(e);
+        return Err(invalid(e));
     }
     fill_display_name(&mut props);
     let mut tenant = state.tenant.write().await;
-    let uid = match mailbox_user(&tenant, &id) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let _guard = match tenant.runtime.enter_mailbox(&app.app_id, &uid) {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
-    let mb = tenant.mailbox_mut(&uid);
+    let uid = call.user_id.clone();
+    let mb = call.mailbox_mut(&mut tenant)?;
     let folder = match fid.as_deref() {
         None => mb.default_folder_id.clone(),
         Some(f) => match resolve_folder(mb, f) {
             Some(f) => f,
-            None => return item_not_found(),
+            None => return Err(item_not_found()),
         },
     };
     let now = now_str();
@@ -454,7 +327,7 @@ async fn create(
         props,
         created: now.clone(),
         modified: now,
-        change_key: crate::tenant::new_id()[..8].to_string(),
+        change_key: crate::tenant::new_change_key(),
     };
     let cid = c.id.clone();
     let body = Value::Object(c.to_json());
@@ -465,7 +338,7 @@ async fn create(
         &mut tenant,
         vec![contact_change(&uid, &folder, &cid, "created")],
     );
-    json_response(StatusCode::CREATED, body)
+    Ok(json_response(StatusCode::CREATED, body))
 }
 
 /// Outlook regenerates `displayName` from the name parts when it is not given (graph-facts §6).
@@ -491,69 +364,50 @@ fn fill_display_name(props: &mut Map<String, Value>) {
 /// `POST /v1.0/users/{id}/contacts` (app: Contacts.ReadWrite) → 201 with the contact.
 async fn create_default(
     State(state): State<Arc<SimState>>,
-    app: AppPrincipal,
-    Path(id): Path<String>,
+    call: Outlook<ContactsWrite>,
     body: axum::body::Bytes,
-) -> Response {
-    create(state, app, id, None, body).await
+) -> Result<Response, Response> {
+    create(state, call, None, body).await
 }
 
 /// `POST /v1.0/users/{id}/contactFolders/{fid}/contacts` (app: Contacts.ReadWrite) → 201.
 async fn create_in_folder(
     State(state): State<Arc<SimState>>,
-    app: AppPrincipal,
-    Path((id, fid)): Path<(String, String)>,
+    call: Outlook<ContactsWrite>,
+    Path((_, fid)): Path<(String, String)>,
     body: axum::body::Bytes,
-) -> Response {
-    create(state, app, id, Some(fid), body).await
+) -> Result<Response, Response> {
+    create(state, call, Some(fid), body).await
 }
 
 /// `PATCH /v1.0/users/{id}/contacts/{cid}` (app: Contacts.ReadWrite) → 200 with the contact.
 async fn update_contact(
     State(state): State<Arc<SimState>>,
-    app: AppPrincipal,
-    Path((id, cid)): Path<(String, String)>,
+    call: Outlook<ContactsWrite>,
+    Path((_, cid)): Path<(String, String)>,
     body: axum::body::Bytes,
-) -> Response {
-    if let Err(r) = app.require(WRITE) {
-        return r;
-    }
-    let patch = match json_object(&body) {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
+) -> Result<Response, Response> {
+    let patch = json_object(&body)?;
     if let Err(e) = crate::seed::validate_contact(&patch, "contact") {
-        return invalid(e);
+        return Err(invalid(e));
     }
     let mut tenant = state.tenant.write().await;
-    let uid = match mailbox_user(&tenant, &id) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let _guard = match tenant.runtime.enter_mailbox(&app.app_id, &uid) {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
-    let mb = tenant.mailbox_mut(&uid);
-    let Some(c) = mb.contacts.get_mut(&cid) else {
-        return item_not_found();
-    };
-    for (k, v) in patch {
-        if [
+    let uid = call.user_id.clone();
+    let mb = call.mailbox_mut(&mut tenant)?;
+    let c = mb.contacts.get_mut(&cid).ok_or_else(item_not_found)?;
+    merge_props(
+        &mut c.props,
+        patch,
+        &[
             "id",
             "parentFolderId",
             "changeKey",
             "createdDateTime",
             "lastModifiedDateTime",
-        ]
-        .contains(&k.as_str())
-        {
-            continue;
-        }
-        c.props.insert(k, v);
-    }
+        ],
+    );
     c.modified = now_str();
-    c.change_key = crate::tenant::new_id()[..8].to_string();
+    c.change_key = crate::tenant::new_change_key();
     let folder = c.folder_id.clone();
     let body = Value::Object(c.to_json());
     tenant.log_mailbox(&uid, ItemKind::Contact, &cid, &folder, None, false);
@@ -562,37 +416,26 @@ async fn update_contact(
         &mut tenant,
         vec![contact_change(&uid, &folder, &cid, "updated")],
     );
-    json_response(StatusCode::OK, body)
+    Ok(json_response(StatusCode::OK, body))
 }
 
 /// `DELETE /v1.0/users/{id}/contacts/{cid}` (app: Contacts.ReadWrite) → 204.
 async fn delete_contact(
     State(state): State<Arc<SimState>>,
-    app: AppPrincipal,
-    Path((id, cid)): Path<(String, String)>,
-) -> Response {
-    if let Err(r) = app.require(WRITE) {
-        return r;
-    }
+    call: Outlook<ContactsWrite>,
+    Path((_, cid)): Path<(String, String)>,
+) -> Result<Response, Response> {
     let mut tenant = state.tenant.write().await;
-    let uid = match mailbox_user(&tenant, &id) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let _guard = match tenant.runtime.enter_mailbox(&app.app_id, &uid) {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
-    let Some(c) = tenant.mailbox_mut(&uid).contacts.remove(&cid) else {
-        return item_not_found();
-    };
+    let uid = call.user_id.clone();
+    let mb = call.mailbox_mut(&mut tenant)?;
+    let c = mb.contacts.remove(&cid).ok_or_else(item_not_found)?;
     tenant.log_mailbox(&uid, ItemKind::Contact, &cid, &c.folder_id, None, true);
     super::subscriptions::publish(
         &state,
         &mut tenant,
         vec![contact_change(&uid, &c.folder_id, &cid, "deleted")],
     );
-    StatusCode::NO_CONTENT.into_response()
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[derive(Serialize, Deserialize, Clone)]
@@ -614,35 +457,20 @@ struct ContactDeltaToken {
 
 async fn delta(
     state: Arc<SimState>,
-    app: AppPrincipal,
-    id: String,
+    call: Outlook<ContactsRead>,
     fid: Option<String>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response {
-    if let Err(r) = app.require(READ) {
-        return r;
-    }
-    let q = Query::from_uri(&uri);
-    let size = super::prefer_max_page_size(&headers)
-        .unwrap_or(10)
-        .clamp(1, 1000);
+) -> Result<Response, Response> {
+    let q = &call.query;
+    let size = call.delta_page_size();
     let tenant = state.tenant.read().await;
-    let settings = tenant.runtime.settings();
-    let uid = match mailbox_user(&tenant, &id) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let _guard = match tenant.runtime.enter_mailbox(&app.app_id, &uid) {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
+    let settings = state.runtime.settings();
+    let uid = call.user_id.clone();
     let mb = tenant.mailbox(&uid);
     let folder = match fid.as_deref() {
         None => mb.default_folder_id.clone(),
         Some(f) => match resolve_folder(&mb, f) {
             Some(f) => f,
-            None => return item_not_found(),
+            None => return Err(item_not_found()),
         },
     };
     let epoch = state.delta_epoch();
@@ -651,7 +479,7 @@ async fn delta(
         Some(t) => match decode_token::<ContactDeltaToken>(t) {
             // Outlook: 410 SyncStateNotFound (graph-facts §6).
             Some(t) if t.i == tenant.instance && t.e >= epoch && t.u == uid && t.f == folder => t,
-            _ => return sync_state_not_found(false, &settings),
+            _ => return Err(sync_state_not_found(false, &settings)),
         },
         None => ContactDeltaToken {
             i: tenant.instance.clone(),
@@ -703,6 +531,8 @@ async fn delta(
         out.reverse();
         (out, upper)
     };
+    // Delta items name their type (https://learn.microsoft.com/graph/api/contact-delta, response example).
+    let items = super::typed_items(items, "#microsoft.graph.contact");
     let offset = if is_delta_call { 0 } else { tok.o };
     let total = items.len();
     let page: Vec<Value> = items.into_iter().skip(offset).take(size).collect();
@@ -728,13 +558,13 @@ async fn delta(
             first,
             ..tok.clone()
         };
-        return collection(
+        return Err(collection(
             &state,
             &ctx,
             page,
             Some(format!("{base}?$skiptoken={}", encode_token(&next))),
             None,
-        );
+        ));
     }
     let done = ContactDeltaToken {
         s: upper,
@@ -743,58 +573,47 @@ async fn delta(
         first: false,
         ..tok
     };
-    collection(
+    Ok(collection(
         &state,
         &ctx,
         page,
         None,
         Some(format!("{base}?$deltatoken={}", encode_token(&done))),
-    )
+    ))
 }
 
 /// `GET /v1.0/users/{id}/contacts/delta` (app: Contacts.Read): delta of the default folder.
 async fn delta_default(
     State(state): State<Arc<SimState>>,
-    app: AppPrincipal,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response {
-    delta(state, app, id, None, headers, uri).await
+    call: Outlook<ContactsRead>,
+) -> Result<Response, Response> {
+    delta(state, call, None).await
 }
 
 /// `GET /v1.0/users/{id}/contactFolders/{fid}/contacts/delta` (app: Contacts.Read).
 async fn delta_in_folder(
     State(state): State<Arc<SimState>>,
-    app: AppPrincipal,
-    Path((id, fid)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response {
-    delta(state, app, id, Some(fid), headers, uri).await
+    call: Outlook<ContactsRead>,
+    Path((_, fid)): Path<(String, String)>,
+) -> Result<Response, Response> {
+    delta(state, call, Some(fid)).await
 }
 
 /// `GET /v1.0/users/{id}/contacts/{cid}/photo[/$value]` (app: Contacts.Read): the sim stores no
 /// contact photos, so an existing contact answers 404 `ImageNotFound` like a contact without one.
 async fn contact_photo(
     State(state): State<Arc<SimState>>,
-    app: AppPrincipal,
-    Path((id, cid)): Path<(String, String)>,
-) -> Response {
-    if let Err(r) = app.require(READ) {
-        return r;
-    }
+    call: Outlook<ContactsRead>,
+    Path((_, cid)): Path<(String, String)>,
+) -> Result<Response, Response> {
     let tenant = state.tenant.read().await;
-    let uid = match mailbox_user(&tenant, &id) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
+    let uid = call.user_id.clone();
     if !tenant.mailbox(&uid).contacts.contains_key(&cid) {
-        return item_not_found();
+        return Err(item_not_found());
     }
-    graph_error(
+    Ok(graph_error(
         StatusCode::NOT_FOUND,
         "ImageNotFound",
         "The photo wasn't found.",
-    )
+    ))
 }

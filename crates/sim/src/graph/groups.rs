@@ -8,42 +8,51 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::query::{refuse_unknown_options, DirectoryQuery, GROUPS, USERS};
 use super::users::user_props;
 use super::{
-    bad_request, collection, decode_token, dir_not_found, enc, encode_token, json_object,
-    json_response, Query,
+    bad_request, collection, counted_collection, decode_token, dir_not_found, enc, encode_token,
+    json_object, json_response, Query,
 };
 use crate::identity::access::AppPrincipal;
 use crate::state::SimState;
-use crate::tenant::{ChangeEvent, Tenant};
+use crate::tenant::{ChangeEvent, Group, Tenant};
 
 /// Group routes.
 pub fn routes() -> Router<Arc<SimState>> {
-    Router::new()
+    let mut r = Router::new()
         .route("/v1.0/groups", get(list_groups))
+        .route("/v1.0/groups/$count", get(count_groups))
         .route("/v1.0/groups/delta", get(groups_delta))
-        .route("/v1.0/groups/{id}", get(get_group))
-        .route("/v1.0/groups/{id}/members", get(members))
-        .route(
-            "/v1.0/groups/{id}/members/microsoft.graph.user",
-            get(members_users),
-        )
-        .route(
-            "/v1.0/groups/{id}/transitiveMembers",
-            get(transitive_members),
-        )
-        .route(
-            "/v1.0/groups/{id}/transitiveMembers/microsoft.graph.user",
-            get(transitive_members_users),
-        )
-        .route("/v1.0/groups/{id}/members/$ref", post(add_member))
+        .route("/v1.0/groups/{id}", get(get_group));
+    // `members` / `transitiveMembers`, each also cast to users (`/microsoft.graph.user`), each
+    // with a `/$count` segment (app: GroupMember.Read.All).
+    for (kind, transitive) in [("members", false), ("transitiveMembers", true)] {
+        for (cast, users_only) in [("", false), ("/microsoft.graph.user", true)] {
+            let list = MemberList {
+                transitive,
+                users_only,
+            };
+            let path = format!("/v1.0/groups/{{id}}/{kind}{cast}");
+            r = r
+                .route(
+                    &path,
+                    get(move |State(s), a, Path(id), h, u| list_members(s, a, id, h, u, list)),
+                )
+                .route(
+                    &format!("{path}/$count"),
+                    get(move |State(s), a, Path(id), h, u| count_members(s, a, id, h, u, list)),
+                );
+        }
+    }
+    r.route("/v1.0/groups/{id}/members/$ref", post(add_member))
         .route(
             "/v1.0/groups/{id}/members/{member}/$ref",
             delete(remove_member),
@@ -66,24 +75,30 @@ struct Offset {
     o: usize,
 }
 
-fn page_of(state: &SimState, uri: &Uri, path: &str, context: &str, items: Vec<Value>) -> Response {
-    let q = Query::from_uri(uri);
-    let top = match q.top(100, 999) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
+/// One page of `items` with `@odata.nextLink` and, when `$count=true`, `@odata.count` on the
+/// first page.
+fn page_of(
+    state: &SimState,
+    q: &Query,
+    path: &str,
+    context: &str,
+    items: Vec<Value>,
+    count: bool,
+) -> Result<Response, Response> {
+    let top = q.top(100, 999)?;
     let offset = match q.get("skiptoken") {
         None => 0,
-        Some(t) => match decode_token::<Offset>(t) {
-            Some(o) => o.o,
-            None => return bad_request("Invalid $skiptoken."),
-        },
+        Some(t) => {
+            decode_token::<Offset>(t)
+                .ok_or_else(|| bad_request("Invalid $skiptoken."))?
+                .o
+        }
     };
     let total = items.len();
     let page: Vec<Value> = items.into_iter().skip(offset).take(top).collect();
     let next = (offset + page.len() < total).then(|| {
         let mut params = Vec::new();
-        for k in ["select", "top"] {
+        for k in ["select", "filter", "search", "orderby", "top", "count"] {
             if let Some(v) = q.get(k) {
                 params.push(format!("${k}={}", enc(v)));
             }
@@ -96,40 +111,65 @@ fn page_of(state: &SimState, uri: &Uri, path: &str, context: &str, items: Vec<Va
         ));
         format!("{}/v1.0/{path}?{}", state.base_url, params.join("&"))
     });
-    collection(state, context, page, next, None)
+    let count = (count && offset == 0).then_some(total);
+    Ok(counted_collection(state, context, page, count, next, None))
 }
 
-/// `GET /v1.0/groups` (app: Group.Read.All); `$filter=displayName eq '…'` / `startswith` supported.
-async fn list_groups(State(state): State<Arc<SimState>>, app: AppPrincipal, uri: Uri) -> Response {
-    if let Err(r) = app.require(READ) {
-        return r;
+/// The query options the group collections know
+/// (https://learn.microsoft.com/graph/api/group-list, https://learn.microsoft.com/graph/api/group-list-members).
+const LIST_OPTIONS: &[&str] = &[
+    "select",
+    "filter",
+    "top",
+    "count",
+    "search",
+    "orderby",
+    "skiptoken",
+];
+
+/// A group's JSON with only the `$select`ed properties (and `id`).
+fn select_group(g: &Group, select: &Option<Vec<String>>) -> Value {
+    let mut m = g.to_json();
+    if let Some(sel) = select {
+        m.retain(|k, _| k == "id" || sel.iter().any(|s| s.eq_ignore_ascii_case(k)));
     }
+    Value::Object(m)
+}
+
+/// `GET /v1.0/groups` (app: Group.Read.All): `$filter`, `$search`, `$orderby`, `$count` and
+/// `$select` as Graph has them.
+async fn list_groups(
+    State(state): State<Arc<SimState>>,
+    app: AppPrincipal,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, Response> {
+    app.require(READ)?;
     let q = Query::from_uri(&uri);
-    let filter = q.get("filter").map(|f| f.to_string());
+    refuse_unknown_options(&q, LIST_OPTIONS)?;
+    let dq = DirectoryQuery::parse(&q, &headers, &GROUPS)?;
     let tenant = state.tenant.read().await;
-    let items: Vec<Value> = tenant
-        .groups
-        .values()
-        .filter(|g| match &filter {
-            None => true,
-            Some(f) => group_filter(f, &g.display_name),
-        })
-        .map(|g| Value::Object(g.to_json()))
-        .collect();
-    page_of(&state, &uri, "groups", "groups", items)
+    let mut groups: Vec<&Group> = tenant.groups.values().filter(|g| dq.matches(*g)).collect();
+    dq.sort(&mut groups);
+    let select = q.select();
+    let items = groups.iter().map(|g| select_group(g, &select)).collect();
+    page_of(&state, &q, "groups", "groups", items, dq.count)
 }
 
-fn group_filter(f: &str, name: &str) -> bool {
-    let f = f.trim();
-    let lit = |s: &str| s.trim().trim_matches('\'').replace("''", "'");
-    if let Some(rest) = f.strip_prefix("displayName eq ") {
-        return lit(rest).eq_ignore_ascii_case(name);
-    }
-    if let Some(rest) = f.strip_prefix("startswith(displayName,") {
-        let v = lit(rest.trim_end_matches(')'));
-        return name.to_lowercase().starts_with(&v.to_lowercase());
-    }
-    true
+/// `GET /v1.0/groups/$count` with `ConsistencyLevel: eventual` (app: Group.Read.All).
+async fn count_groups(
+    State(state): State<Arc<SimState>>,
+    app: AppPrincipal,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, Response> {
+    app.require(READ)?;
+    let q = Query::from_uri(&uri);
+    refuse_unknown_options(&q, &["filter", "search"])?;
+    let dq = DirectoryQuery::parse(&q, &headers, &GROUPS)?;
+    let tenant = state.tenant.read().await;
+    let n = tenant.groups.values().filter(|g| dq.matches(*g)).count();
+    super::count_response(&headers, n)
 }
 
 /// `GET /v1.0/groups/{id}` (app: Group.Read.All).
@@ -171,85 +211,101 @@ fn member_json(tenant: &Tenant, id: &str, props: &[String]) -> Option<Value> {
     })
 }
 
+/// Which members a member list shows.
+#[derive(Clone, Copy)]
+struct MemberList {
+    transitive: bool,
+    users_only: bool,
+}
+
+/// The query options member lists know (https://learn.microsoft.com/graph/api/group-list-members).
+const MEMBER_OPTIONS: &[&str] = &["select", "filter", "top", "count", "search", "skiptoken"];
+
+/// The member ids of `gid` that pass the query; `$filter` and `$search` on members are advanced
+/// queries (`ConsistencyLevel: eventual` and `$count=true`).
+fn member_ids(
+    tenant: &Tenant,
+    gid: &str,
+    list: MemberList,
+    dq: &DirectoryQuery,
+) -> Result<Vec<String>, Response> {
+    if (dq.filter.is_some() || dq.search.is_some()) && !dq.count {
+        return Err(super::graph_error(
+            StatusCode::BAD_REQUEST,
+            "Request_UnsupportedQuery",
+            "$filter and $search on members are not supported because the required parameters might be missing. Try adding $count with a value of true and set the ConsistencyLevel header to eventual.",
+        ));
+    }
+    let Some(g) = tenant.groups.get(gid) else {
+        return Err(dir_not_found(gid));
+    };
+    let ids = if list.transitive {
+        tenant.transitive_members(gid)
+    } else {
+        g.members.clone()
+    };
+    Ok(ids
+        .into_iter()
+        .filter(|m| match (tenant.users.get(m), tenant.groups.get(m)) {
+            (Some(u), _) => dq.matches(u),
+            (None, Some(g)) => !list.users_only && dq.matches(g),
+            _ => false,
+        })
+        .collect())
+}
+
 async fn list_members(
     state: Arc<SimState>,
     app: AppPrincipal,
     id: String,
+    headers: HeaderMap,
     uri: Uri,
-    transitive: bool,
-    users_only: bool,
-) -> Response {
-    if let Err(r) = app.require(READ) {
-        return r;
-    }
+    list: MemberList,
+) -> Result<Response, Response> {
+    app.require(READ)?;
     let q = Query::from_uri(&uri);
+    refuse_unknown_options(&q, MEMBER_OPTIONS)?;
+    let dq = DirectoryQuery::parse(&q, &headers, &USERS)?;
     let props = user_props(q.select());
     let tenant = state.tenant.read().await;
     let gid = id.to_ascii_lowercase();
-    let Some(g) = tenant.groups.get(&gid) else {
-        return dir_not_found(&id);
-    };
-    let ids = if transitive {
-        tenant.transitive_members(&gid)
-    } else {
-        g.members.clone()
-    };
+    let ids = member_ids(&tenant, &gid, list, &dq)?;
     let items: Vec<Value> = ids
         .iter()
-        .filter(|m| !users_only || tenant.users.contains_key(*m))
         .filter_map(|m| member_json(&tenant, m, &props))
         .collect();
-    let kind = if transitive {
+    let kind = if list.transitive {
         "transitiveMembers"
     } else {
         "members"
     };
-    let path = if users_only {
+    let path = if list.users_only {
         format!("groups/{gid}/{kind}/microsoft.graph.user")
     } else {
         format!("groups/{gid}/{kind}")
     };
-    page_of(&state, &uri, &path, "directoryObjects", items)
+    page_of(&state, &q, &path, "directoryObjects", items, dq.count)
 }
 
-/// `GET /v1.0/groups/{id}/members` (app: GroupMember.Read.All): direct members.
-async fn members(
-    State(state): State<Arc<SimState>>,
+/// `GET /v1.0/groups/{id}/members/$count` and `/transitiveMembers/$count` with
+/// `ConsistencyLevel: eventual` (app: GroupMember.Read.All): the number as `text/plain`.
+async fn count_members(
+    state: Arc<SimState>,
     app: AppPrincipal,
-    Path(id): Path<String>,
+    id: String,
+    headers: HeaderMap,
     uri: Uri,
-) -> Response {
-    list_members(state, app, id, uri, false, false).await
-}
-
-/// `GET /v1.0/groups/{id}/members/microsoft.graph.user` (app: GroupMember.Read.All).
-async fn members_users(
-    State(state): State<Arc<SimState>>,
-    app: AppPrincipal,
-    Path(id): Path<String>,
-    uri: Uri,
-) -> Response {
-    list_members(state, app, id, uri, false, true).await
-}
-
-/// `GET /v1.0/groups/{id}/transitiveMembers` (app: GroupMember.Read.All): nested groups flattened.
-async fn transitive_members(
-    State(state): State<Arc<SimState>>,
-    app: AppPrincipal,
-    Path(id): Path<String>,
-    uri: Uri,
-) -> Response {
-    list_members(state, app, id, uri, true, false).await
-}
-
-/// `GET /v1.0/groups/{id}/transitiveMembers/microsoft.graph.user` (app: GroupMember.Read.All).
-async fn transitive_members_users(
-    State(state): State<Arc<SimState>>,
-    app: AppPrincipal,
-    Path(id): Path<String>,
-    uri: Uri,
-) -> Response {
-    list_members(state, app, id, uri, true, true).await
+    list: MemberList,
+) -> Result<Response, Response> {
+    app.require(READ)?;
+    let q = Query::from_uri(&uri);
+    refuse_unknown_options(&q, &["filter", "search"])?;
+    let mut dq = DirectoryQuery::parse(&q, &headers, &USERS)?;
+    // The segment itself asks for a count.
+    dq.count = true;
+    let tenant = state.tenant.read().await;
+    let n = member_ids(&tenant, &id.to_ascii_lowercase(), list, &dq)?.len();
+    super::count_response(&headers, n)
 }
 
 fn group_change(id: &str) -> ChangeEvent {
@@ -380,7 +436,7 @@ async fn groups_delta(State(state): State<Arc<SimState>>, app: AppPrincipal, uri
     }
     let q = Query::from_uri(&uri);
     let tenant = state.tenant.read().await;
-    let settings = tenant.runtime.settings();
+    let settings = state.runtime.settings();
     let now = chrono::Utc::now().timestamp();
     let epoch = state.delta_epoch();
     let link = |tok: &GroupDeltaToken| {

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -13,9 +13,8 @@ use axum::Router;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::contacts::mailbox_user;
+use super::outlook::{MailSend, Outlook};
 use super::{graph_error, json_object};
-use crate::identity::access::AppPrincipal;
 use crate::state::SimState;
 use crate::tenant::{now_str, SentMail};
 
@@ -36,26 +35,22 @@ fn bad(code: &str, msg: &str) -> Response {
 /// `POST /v1.0/users/{id}/sendMail` (app: Mail.Send) → 202 with an empty body.
 async fn send_mail(
     State(state): State<Arc<SimState>>,
-    app: AppPrincipal,
-    Path(id): Path<String>,
+    call: Outlook<MailSend>,
     body: axum::body::Bytes,
-) -> Response {
-    if let Err(r) = app.require(&["Mail.Send"]) {
-        return r;
-    }
+) -> Result<Response, Response> {
     if body.len() > MAX_REQUEST_BYTES {
-        return graph_error(
+        return Err(graph_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "RequestEntityTooLarge",
             "The maximum request length supported is 4MB.",
-        );
+        ));
     }
-    let obj = match json_object(&body) {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
+    let obj = json_object(&body)?;
     let Some(message) = obj.get("message").filter(|m| m.is_object()) else {
-        return bad("ErrorInvalidRequest", "The 'message' property is required.");
+        return Err(bad(
+            "ErrorInvalidRequest",
+            "The 'message' property is required.",
+        ));
     };
     let recipients = ["toRecipients", "ccRecipients", "bccRecipients"]
         .iter()
@@ -63,7 +58,7 @@ async fn send_mail(
         .flatten()
         .collect::<Vec<_>>();
     if recipients.is_empty() {
-        return bad("ErrorInvalidRecipients", "At least one recipient is not valid., A message can't be sent because it contains no recipients.");
+        return Err(bad("ErrorInvalidRecipients", "At least one recipient is not valid., A message can't be sent because it contains no recipients."));
     }
     for r in &recipients {
         let ok = r
@@ -72,10 +67,10 @@ async fn send_mail(
             .and_then(|a| a.as_str())
             .is_some_and(|a| a.contains('@'));
         if !ok {
-            return bad(
+            return Err(bad(
                 "ErrorInvalidRecipients",
                 "At least one recipient is not valid.",
-            );
+            ));
         }
     }
     if let Some(headers) = message
@@ -85,12 +80,12 @@ async fn send_mail(
         for h in headers {
             let name = h.get("name").and_then(|n| n.as_str()).unwrap_or("");
             if !(name.starts_with("x-") || name.starts_with("X-")) {
-                return bad(
+                return Err(bad(
                     "InvalidInternetMessageHeader",
                     &format!(
                         "The internet message header name '{name}' should start with 'x-' or 'X-'."
                     ),
-                );
+                ));
             }
         }
     }
@@ -100,29 +95,23 @@ async fn send_mail(
                 continue;
             };
             let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(b64) else {
-                return bad(
+                return Err(bad(
                     "ErrorInvalidRequest",
                     "An attachment's contentBytes is not valid base64.",
-                );
+                ));
             };
             if bytes.len() >= MAX_INLINE_ATTACHMENT_BYTES {
-                return graph_error(
+                return Err(graph_error(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "ErrorAttachmentSizeLimitExceeded",
                     "Inline attachments must be smaller than 3 MB; use an upload session for larger files.",
-                );
+                ));
             }
         }
     }
     let mut tenant = state.tenant.write().await;
-    let uid = match mailbox_user(&tenant, &id) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let _guard = match tenant.runtime.enter_mailbox(&app.app_id, &uid) {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
+    call.owner_still_there(&tenant)?;
+    let uid = call.user_id.clone();
     let from = tenant.users[&uid].user_principal_name.clone();
     let mail = SentMail {
         from_user_id: uid,
@@ -135,7 +124,7 @@ async fn send_mail(
         sent_at: now_str(),
     };
     tenant.outbox.push(mail);
-    StatusCode::ACCEPTED.into_response()
+    Ok(StatusCode::ACCEPTED.into_response())
 }
 
 /// `GET /_sim/mail` (control): every accepted message, oldest first.

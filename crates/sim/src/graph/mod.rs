@@ -8,9 +8,9 @@ pub mod calendar;
 pub mod contacts;
 pub mod groups;
 pub mod mail;
-pub mod runtime;
+pub mod outlook;
+pub mod query;
 pub mod subscriptions;
-pub mod tz;
 pub mod users;
 
 use std::collections::HashMap;
@@ -56,10 +56,7 @@ pub fn control_router() -> Router<Arc<SimState>> {
             post(subscriptions::sim_lifecycle),
         )
         .route("/_sim/seed", post(sim_seed))
-        .route(
-            "/_sim/graph-settings",
-            get(runtime::get_settings).put(runtime::put_settings),
-        )
+        .route("/_sim/graph-settings", get(get_settings).put(put_settings))
         .layer(DefaultBodyLimit::max(64 * 1024 * 1024))
 }
 
@@ -82,10 +79,35 @@ async fn sim_seed(
     fresh.seq = tenant.seq;
     fresh.subscriptions = std::mem::take(&mut tenant.subscriptions);
     fresh.outbox = std::mem::take(&mut tenant.outbox);
-    fresh.runtime = tenant.runtime.clone();
     let counts = json!({"users": fresh.users.len(), "groups": fresh.groups.len()});
     *tenant = fresh;
     (StatusCode::OK, axum::Json(counts)).into_response()
+}
+
+/// Current Graph settings (control API).
+async fn get_settings(
+    axum::extract::State(state): axum::extract::State<Arc<SimState>>,
+) -> Response {
+    axum::Json(state.runtime.settings()).into_response()
+}
+
+/// Replaces the Graph settings; missing fields take their defaults (control API).
+async fn put_settings(
+    axum::extract::State(state): axum::extract::State<Arc<SimState>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let s: crate::runtime::GraphSettings = match serde_json::from_slice(&body) {
+        Ok(s) => s,
+        Err(e) => return sim_error(StatusCode::BAD_REQUEST, &format!("bad settings: {e}")),
+    };
+    if !matches!(s.directory_delta_expired_status, 400 | 410) {
+        return sim_error(
+            StatusCode::BAD_REQUEST,
+            "directory_delta_expired_status must be 400 or 410",
+        );
+    }
+    *state.runtime.settings.lock().expect("settings lock") = s.clone();
+    axum::Json(s).into_response()
 }
 
 /// A control-API error (`{"error": "..."}`), not Graph's envelope.
@@ -94,20 +116,29 @@ pub fn sim_error(status: StatusCode, msg: &str) -> Response {
 }
 
 /// Query parameters by lowercase name, with the OData `$` prefix optional (`$top` = `top`).
-pub struct Query(HashMap<String, String>);
+pub struct Query(HashMap<String, String>, Vec<String>);
 
 impl Query {
     /// Parses the query string of `uri`.
     pub fn from_uri(uri: &Uri) -> Query {
         let mut map = HashMap::new();
+        let mut options = Vec::new();
         if let Some(q) = uri.query() {
             for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
                 let k = k.to_ascii_lowercase();
+                if let Some(o) = k.strip_prefix('$') {
+                    options.push(o.to_string());
+                }
                 let k = k.strip_prefix('$').unwrap_or(&k).to_string();
                 map.insert(k, v.into_owned());
             }
         }
-        Query(map)
+        Query(map, options)
+    }
+
+    /// The OData system query options given (`$`-prefixed names, without the `$`).
+    pub fn options(&self) -> impl Iterator<Item = &String> {
+        self.1.iter()
     }
 
     /// A parameter by name without `$`.
@@ -204,11 +235,26 @@ pub fn collection(
     next_link: Option<String>,
     delta_link: Option<String>,
 ) -> Response {
+    counted_collection(state, context, value, None, next_link, delta_link)
+}
+
+/// A collection page with `@odata.count` when `count` is given (`$count=true`, first page).
+pub fn counted_collection(
+    state: &SimState,
+    context: &str,
+    value: Vec<Value>,
+    count: Option<usize>,
+    next_link: Option<String>,
+    delta_link: Option<String>,
+) -> Response {
     let mut m = Map::new();
     m.insert(
         "@odata.context".into(),
         json!(format!("{}/v1.0/$metadata#{context}", state.base_url)),
     );
+    if let Some(c) = count {
+        m.insert("@odata.count".into(), json!(c));
+    }
     if let Some(n) = next_link {
         m.insert("@odata.nextLink".into(), json!(n));
     }
@@ -217,6 +263,42 @@ pub fn collection(
     }
     m.insert("value".into(), Value::Array(value));
     json_response(StatusCode::OK, Value::Object(m))
+}
+
+/// The answer of a `/$count` segment: the number as `text/plain`; like `$count`, it needs
+/// `ConsistencyLevel: eventual` on directory objects
+/// (https://learn.microsoft.com/graph/aad-advanced-queries).
+pub fn count_response(headers: &HeaderMap, n: usize) -> Result<Response, Response> {
+    let eventual = headers
+        .get("consistencylevel")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("eventual"));
+    if !eventual {
+        return Err(graph_error(
+            StatusCode::BAD_REQUEST,
+            "Request_BadRequest",
+            "$count is not currently supported.",
+        ));
+    }
+    let mut r = (StatusCode::OK, n.to_string()).into_response();
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/plain"),
+    );
+    Ok(r)
+}
+
+/// Delta items with their `@odata.type` (removed ones stay `{"id", "@removed"}`).
+pub fn typed_items(items: Vec<Value>, odata_type: &str) -> Vec<Value> {
+    items
+        .into_iter()
+        .map(|mut v| {
+            if let Some(m) = v.as_object_mut().filter(|m| !m.contains_key("@removed")) {
+                m.insert("@odata.type".into(), json!(odata_type));
+            }
+            v
+        })
+        .collect()
 }
 
 /// 404 for a directory object.
@@ -257,7 +339,7 @@ pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, Response> {
 /// The answer to an expired or unknown delta token (graph-facts §4/§6): directory resources get
 /// the configured status (400 by default) with `syncStateNotFound`; Outlook resources get 410
 /// `SyncStateNotFound`.
-pub fn sync_state_not_found(directory: bool, settings: &runtime::GraphSettings) -> Response {
+pub fn sync_state_not_found(directory: bool, settings: &crate::runtime::GraphSettings) -> Response {
     if directory {
         let status = StatusCode::from_u16(settings.directory_delta_expired_status)
             .unwrap_or(StatusCode::BAD_REQUEST);

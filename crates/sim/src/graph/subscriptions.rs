@@ -15,81 +15,43 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::{collection, graph_error, json_object, json_response, sim_error};
 use crate::identity::access::AppPrincipal;
+use crate::runtime::DeliveryStats;
 use crate::state::SimState;
-use crate::tenant::{ChangeEvent, Tenant};
+use crate::tenant::{ChangeEvent, Subscription, Tenant};
 
-/// A change-notification subscription.
-#[derive(Debug, Clone)]
-pub struct Subscription {
-    /// Subscription id.
-    pub id: String,
-    /// Resource as given (e.g. `users`, `/users/{id}/contacts`).
-    pub resource: String,
-    /// Normalised collection key the resource watches (see [`ChangeEvent::collection`]).
-    pub collection: String,
-    /// Comma-separated change types.
-    pub change_type: String,
-    /// Where notifications go.
-    pub notification_url: String,
-    /// Where lifecycle notifications go.
-    pub lifecycle_url: Option<String>,
-    /// Secret echoed in every notification (never returned by the API).
-    pub client_state: Option<String>,
-    /// Expiry.
-    pub expiration: DateTime<Utc>,
-    /// Client id of the creating app.
-    pub app_id: String,
-    /// `includeResourceData`.
-    pub include_resource_data: bool,
-    /// `latestSupportedTlsVersion`.
-    pub tls_version: String,
-}
-
-/// Delivery counters of one subscription (control API).
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct DeliveryStats {
-    /// Notifications delivered (2xx).
-    pub delivered: u64,
-    /// Failed attempts (non-2xx or timeout).
-    pub failed_attempts: u64,
-    /// Notifications given up on after the last retry.
-    pub dropped: u64,
-    /// Notifications dropped by the `drop_notifications` fault.
-    pub dropped_by_fault: u64,
-    /// Status of the last attempt (0 = timeout or connection error).
-    pub last_status: Option<u16>,
-}
-
-impl Subscription {
-    fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "resource": self.resource,
-            "applicationId": self.app_id,
-            "changeType": self.change_type,
-            // Secrets are never returned (security checklist); Graph's GET also hides it.
-            "clientState": null,
-            "notificationUrl": self.notification_url,
-            "lifecycleNotificationUrl": self.lifecycle_url,
-            "expirationDateTime": fmt_time(self.expiration),
-            "creatorId": self.app_id,
-            "includeResourceData": self.include_resource_data,
-            "latestSupportedTlsVersion": self.tls_version,
-            "encryptionCertificate": null,
-            "encryptionCertificateId": null,
-            "notificationQueryOptions": null,
-            "notificationUrlAppId": null,
-        })
-    }
+/// The subscription as Graph returns it. `clientState` is echoed only to the create and update
+/// calls that set it (the documented response of
+/// https://learn.microsoft.com/graph/api/subscription-post-subscriptions carries the value sent);
+/// reads never return the secret.
+fn subscription_json(sub: &Subscription, echo_client_state: bool) -> Value {
+    let client_state = sub.client_state.as_ref().filter(|_| echo_client_state);
+    json!({
+        "id": sub.id,
+        "resource": sub.resource,
+        "applicationId": sub.app_id,
+        "changeType": sub.change_type,
+        "clientState": client_state,
+        "notificationUrl": sub.notification_url,
+        "lifecycleNotificationUrl": sub.lifecycle_url,
+        "expirationDateTime": fmt_time(sub.expiration),
+        "creatorId": sub.app_id,
+        "includeResourceData": sub.include_resource_data,
+        "latestSupportedTlsVersion": sub.tls_version,
+        "encryptionCertificate": null,
+        "encryptionCertificateId": null,
+        "notificationQueryOptions": null,
+        "notificationUrlAppId": null,
+        // Only JSON notifications exist in v1.0 (https://learn.microsoft.com/graph/api/resources/subscription).
+        "notificationContentType": "application/json",
+    })
 }
 
 fn fmt_time(t: DateTime<Utc>) -> String {
-    format!("{}Z", super::tz::fmt_local(t.naive_utc()))
+    format!("{}Z", crate::tz::fmt_local(t.naive_utc()))
 }
 
 /// Subscription routes.
@@ -207,7 +169,7 @@ async fn validate_endpoint(state: &SimState, url: &str, timeout_ms: u64) -> bool
     }
 }
 
-fn max_minutes(s: &super::runtime::GraphSettings, outlook: bool, rich: bool) -> i64 {
+fn max_minutes(s: &crate::runtime::GraphSettings, outlook: bool, rich: bool) -> i64 {
     match (outlook, rich) {
         (false, _) => s.max_directory_subscription_minutes,
         (true, false) => s.max_outlook_subscription_minutes,
@@ -217,7 +179,7 @@ fn max_minutes(s: &super::runtime::GraphSettings, outlook: bool, rich: bool) -> 
 
 /// Applies the lifetime rules: under 45 min is raised to 45, over the maximum is refused.
 fn clamp_expiry(
-    s: &super::runtime::GraphSettings,
+    s: &crate::runtime::GraphSettings,
     requested: &str,
     outlook: bool,
     rich: bool,
@@ -294,7 +256,7 @@ async fn create(
                 "Resource '{resource}' is not supported or does not exist."
             ));
         };
-        (c, p, o, tenant.runtime.settings())
+        (c, p, o, state.runtime.settings())
     };
     if let Err(r) = app.require(perms) {
         return r;
@@ -336,7 +298,7 @@ async fn create(
             "Operation: Create; Exception: [Status Code: Forbidden; Reason: The number of subscriptions per app per tenant (100) for resource 'users' has been reached.]",
         );
     }
-    let mut body = sub.to_json();
+    let mut body = subscription_json(&sub, true);
     body["@odata.context"] = json!(format!(
         "{}/v1.0/$metadata#subscriptions/$entity",
         state.base_url
@@ -359,7 +321,7 @@ async fn list(State(state): State<Arc<SimState>>, app: AppPrincipal) -> Response
         .subscriptions
         .values()
         .filter(|s| s.app_id == app.app_id)
-        .map(Subscription::to_json)
+        .map(|s| subscription_json(s, false))
         .collect();
     collection(&state, "subscriptions", items, None, None)
 }
@@ -385,7 +347,7 @@ async fn get_one(
         .get(&id)
         .filter(|s| s.app_id == app.app_id)
     {
-        Some(s) => json_response(StatusCode::OK, s.to_json()),
+        Some(s) => json_response(StatusCode::OK, subscription_json(s, false)),
         None => not_found(&id),
     }
 }
@@ -403,7 +365,7 @@ async fn renew(
     };
     let mut tenant = state.tenant.write().await;
     expire(&mut tenant);
-    let settings = tenant.runtime.settings();
+    let settings = state.runtime.settings();
     let Some(sub) = tenant
         .subscriptions
         .get(&id)
@@ -426,7 +388,7 @@ async fn renew(
         }
         sub.notification_url = n.to_string();
     }
-    let body = sub.to_json();
+    let body = subscription_json(&sub, true);
     tenant.subscriptions.insert(id, sub);
     json_response(StatusCode::OK, body)
 }
@@ -515,7 +477,7 @@ pub fn publish(state: &Arc<SimState>, tenant: &mut Tenant, events: Vec<ChangeEve
     if tenant.subscriptions.is_empty() {
         return;
     }
-    let rt = tenant.runtime.clone();
+    let rt = state.runtime.clone();
     let settings = rt.settings();
     for ev in events {
         for sub in tenant.subscriptions.values().filter(|s| watches(s, &ev)) {
@@ -569,7 +531,7 @@ pub fn publish(state: &Arc<SimState>, tenant: &mut Tenant, events: Vec<ChangeEve
     }
 }
 
-fn count(rt: &super::runtime::GraphRuntime, batch: &[Value], f: impl Fn(&mut DeliveryStats)) {
+fn count(rt: &crate::runtime::GraphRuntime, batch: &[Value], f: impl Fn(&mut DeliveryStats)) {
     let mut d = rt.delivery.lock().expect("delivery lock");
     for n in batch {
         if let Some(id) = n.get("subscriptionId").and_then(|v| v.as_str()) {
@@ -582,8 +544,8 @@ fn count(rt: &super::runtime::GraphRuntime, batch: &[Value], f: impl Fn(&mut Del
 /// (https://learn.microsoft.com/graph/change-notifications-delivery-webhooks).
 async fn deliver(
     state: Arc<SimState>,
-    rt: Arc<super::runtime::GraphRuntime>,
-    settings: super::runtime::GraphSettings,
+    rt: Arc<crate::runtime::GraphRuntime>,
+    settings: crate::runtime::GraphSettings,
     url: String,
     batch: Vec<Value>,
 ) {
@@ -630,7 +592,7 @@ async fn deliver(
 pub async fn sim_list(State(state): State<Arc<SimState>>) -> Response {
     let mut tenant = state.tenant.write().await;
     expire(&mut tenant);
-    let delivery = tenant
+    let delivery = state
         .runtime
         .delivery
         .lock()
@@ -640,7 +602,7 @@ pub async fn sim_list(State(state): State<Arc<SimState>>) -> Response {
         .subscriptions
         .values()
         .map(|s| {
-            let mut v = s.to_json();
+            let mut v = subscription_json(s, false);
             v["delivery"] = json!(delivery.get(&s.id).cloned().unwrap_or_default());
             v
         })
@@ -677,7 +639,7 @@ pub async fn sim_lifecycle(
         (
             sub,
             tenant.id.clone(),
-            tenant.runtime.settings().delivery_timeout_ms,
+            state.runtime.settings().delivery_timeout_ms,
         )
     };
     let Some(url) = sub.lifecycle_url.clone() else {

@@ -10,7 +10,6 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
 
 use crate::state::SimState;
 
@@ -19,54 +18,7 @@ pub const GRAPH_AUDIENCE: &str = "https://graph.microsoft.com";
 /// Graph's well-known application id (also accepted as audience).
 pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 
-/// Claims of the access tokens the sim issues for Graph (v1.0 token format, graph-facts §1).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AccessClaims {
-    /// `https://graph.microsoft.com`.
-    pub aud: String,
-    /// `https://sts.windows.net/{tid}/`.
-    pub iss: String,
-    /// Identity provider, same as `iss` for app-only tokens.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub idp: Option<String>,
-    /// Issued at.
-    pub iat: i64,
-    /// Not before.
-    pub nbf: i64,
-    /// Expiry.
-    pub exp: i64,
-    /// Client id.
-    pub appid: String,
-    /// `"1"` secret, `"2"` certificate.
-    pub appidacr: String,
-    /// App display name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub app_displayname: Option<String>,
-    /// `"app"` for app-only tokens, `"user"` for delegated ones.
-    pub idtyp: String,
-    /// Service principal (app-only) or user (delegated) object id.
-    pub oid: String,
-    /// Same as `oid` for app-only tokens.
-    pub sub: String,
-    /// Tenant id.
-    pub tid: String,
-    /// Granted application permissions; absent when none were consented.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub roles: Option<Vec<String>>,
-    /// Delegated scopes (space separated), delegated tokens only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scp: Option<String>,
-    /// Signed-in user's UPN, delegated tokens only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub upn: Option<String>,
-    /// Signed-in user's name, delegated tokens only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Unique token id.
-    pub uti: String,
-    /// `"1.0"`.
-    pub ver: String,
-}
+pub use super::claims::AccessClaims;
 
 /// The caller of a Graph request, from a verified access token.
 #[derive(Debug, Clone)]
@@ -156,8 +108,20 @@ fn implies(granted: &str, wanted: &str) -> bool {
 /// 401 `InvalidAuthenticationToken` when it is missing, malformed, badly signed, for another
 /// audience or tenant, or outside its lifetime.
 pub fn app_from_headers(state: &SimState, headers: &HeaderMap) -> Result<AppPrincipal, Response> {
-    let unauthorized =
-        |msg: &str| graph_error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", msg);
+    let unauthorized = |msg: &str| {
+        let mut r = graph_error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", msg);
+        // A 401 carries the challenge saying where to get a token and for which resource
+        // (https://learn.microsoft.com/entra/msal/dotnet/advanced/extract-authentication-parameters).
+        let challenge = format!(
+            "Bearer realm=\"\", authorization_uri=\"{}/{}/oauth2/authorize\", client_id=\"{GRAPH_APP_ID}\"",
+            state.base_url, state.tenant_id
+        );
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            r.headers_mut()
+                .insert(axum::http::header::WWW_AUTHENTICATE, v);
+        }
+        r
+    };
     let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
         return Err(unauthorized("Access token is empty."));
     };
@@ -281,10 +245,24 @@ impl FromRequestParts<Arc<SimState>> for AppPrincipal {
     }
 }
 
+tokio::task_local! {
+    /// The caller's `client-request-id` while its request is answered (set by the middleware
+    /// in `crate::server`), so that error bodies can echo it.
+    pub static CLIENT_REQUEST_ID: Option<String>;
+}
+
 /// A Graph error response: `{"error":{"code","message","innerError":{date, request-id,
 /// client-request-id}}}` plus the `request-id`/`client-request-id` headers.
+///
+/// `client-request-id` is the caller's own id when it sent one ("Client request Id as sent by
+/// the client application", https://learn.microsoft.com/graph/errors), else the request id.
 pub fn graph_error(status: StatusCode, code: &str, message: &str) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
+    let client_request_id = CLIENT_REQUEST_ID
+        .try_with(|c| c.clone())
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| request_id.clone());
     let date = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string();
     let body = serde_json::json!({
         "error": {
@@ -293,13 +271,15 @@ pub fn graph_error(status: StatusCode, code: &str, message: &str) -> Response {
             "innerError": {
                 "date": date,
                 "request-id": request_id,
-                "client-request-id": request_id,
+                "client-request-id": client_request_id,
             }
         }
     });
     let mut resp = (status, axum::Json(body)).into_response();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
-        resp.headers_mut().insert("request-id", v.clone());
+        resp.headers_mut().insert("request-id", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&client_request_id) {
         resp.headers_mut().insert("client-request-id", v);
     }
     resp

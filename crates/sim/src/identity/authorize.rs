@@ -27,26 +27,7 @@ pub const CODE_LIFETIME_SECS: i64 = 600;
 /// Session cookie set after a form sign-in (single sign-on for later authorize requests).
 pub const SESSION_COOKIE: &str = "m365sim_session";
 
-/// An issued authorization code awaiting redemption.
-#[derive(Debug, Clone)]
-pub struct AuthCode {
-    /// Client the code was issued to.
-    pub client_id: String,
-    /// Redirect URI of the authorize request (must match at redemption).
-    pub redirect_uri: String,
-    /// Signed-in user's object id.
-    pub user_id: String,
-    /// Requested scopes.
-    pub scope: String,
-    /// Nonce to echo in the ID token.
-    pub nonce: Option<String>,
-    /// PKCE challenge and method.
-    pub code_challenge: Option<(String, String)>,
-    /// Expiry, unix seconds.
-    pub expires_at: i64,
-    /// Already exchanged for tokens (codes are single use).
-    pub redeemed: bool,
-}
+pub use super::claims::AuthCode;
 
 /// HTML-escapes text for the sign-in and consent pages.
 pub(crate) fn esc(s: &str) -> String {

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod apps;
 pub mod authorize;
+pub mod claims;
 pub mod consent;
 pub mod discovery;
 pub mod errors;

@@ -3,34 +3,12 @@
 use std::io::BufRead;
 
 use m365_sim::faults::FaultSpec;
-use m365_sim::identity::apps::NewApp;
 use serde_json::Value;
 
 use crate::*;
 
 async fn graph_token(sim: &m365_sim::SimHandle) -> String {
-    let client_id = register_app(
-        sim,
-        NewApp {
-            client_secret: Some("pw".into()),
-            permissions: vec!["User.Read.All".into()],
-            consented: true,
-            ..Default::default()
-        },
-    )
-    .await;
-    let (status, body) = post_token(
-        sim,
-        &[
-            ("client_id", client_id.as_str()),
-            ("client_secret", "pw"),
-            ("scope", "https://graph.microsoft.com/.default"),
-            ("grant_type", "client_credentials"),
-        ],
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body["access_token"].as_str().unwrap().to_string()
+    crate::graph::graph_token(sim, &["User.Read.All"]).await
 }
 
 #[tokio::test]

@@ -1,7 +1,6 @@
 //! Graph v1.0: users (paging, filters, delta, writes), photos, groups, contacts, calendar,
 //! sendMail, $batch and seeds.
 
-use m365_sim::identity::apps::NewApp;
 use m365_sim::SimHandle;
 use serde_json::{json, Value};
 
@@ -16,31 +15,13 @@ pub const ALL_ROLES: &[&str] = &[
     "Mail.Send",
 ];
 
-/// Registers a client-secret app with `roles` and returns an access token from the sim's token endpoint.
+/// A Graph token of a consented app holding `roles`.
 pub async fn graph_token(sim: &SimHandle, roles: &[&str]) -> String {
-    let client_id = register_app(
-        sim,
-        NewApp {
-            display_name: "graph tests".into(),
-            client_secret: Some("s3cret-value".into()),
-            permissions: roles.iter().map(|r| r.to_string()).collect(),
-            consented: true,
-            ..Default::default()
-        },
-    )
-    .await;
-    let (status, body) = post_token(
-        sim,
-        &[
-            ("client_id", client_id.as_str()),
-            ("client_secret", "s3cret-value"),
-            ("scope", "https://graph.microsoft.com/.default"),
-            ("grant_type", "client_credentials"),
-        ],
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body["access_token"].as_str().unwrap().to_string()
+    sim.control()
+        .app_token(&sim.tenant_id, roles)
+        .await
+        .expect("app registered and token issued")
+        .access_token
 }
 
 /// A tiny Graph client for tests.
@@ -74,6 +55,13 @@ impl Graph {
         }
     }
 
+    /// A request with the token, for tests that need the raw response.
+    pub fn request(&self, method: &str, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method.parse().unwrap(), self.url(path))
+            .bearer_auth(&self.token)
+    }
+
     /// Sends a request; returns status and JSON body (Null when empty).
     pub async fn send(
         &self,
@@ -82,10 +70,7 @@ impl Graph {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method.parse().unwrap(), self.url(path))
-            .bearer_auth(&self.token);
+        let mut req = self.request(method, path);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }

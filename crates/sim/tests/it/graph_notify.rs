@@ -110,7 +110,18 @@ async fn subscription_to_users_is_validated_then_notified_of_changes() {
         panic!("expected the validation request first")
     };
     assert!(!token.is_empty());
-    assert!(sub["clientState"].is_null(), "secrets are not returned");
+    // The create response echoes the clientState sent and names the content type
+    // (https://learn.microsoft.com/graph/api/subscription-post-subscriptions, response example);
+    // reads do not return the secret.
+    assert_eq!(sub["clientState"], "secret-client-state");
+    assert_eq!(sub["notificationContentType"], "application/json");
+    let sub_id = sub["id"].as_str().unwrap();
+    let read = g.get(&format!("/subscriptions/{sub_id}")).await;
+    assert!(
+        read["clientState"].is_null(),
+        "reads do not return the secret"
+    );
+    assert_eq!(read["notificationContentType"], "application/json");
 
     let (s, _) = g
         .send(
@@ -159,6 +170,9 @@ async fn subscription_to_users_is_validated_then_notified_of_changes() {
         )
         .await;
     assert_eq!(s, 200, "{renewed}");
+    // https://learn.microsoft.com/graph/api/subscription-update: the updated subscription, as created.
+    assert_eq!(renewed["clientState"], "secret-client-state");
+    assert_eq!(renewed["notificationContentType"], "application/json");
     let (s, _) = g
         .send(
             "DELETE",

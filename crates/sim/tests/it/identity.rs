@@ -79,12 +79,7 @@ async fn assertion_signed_with_the_wrong_key_is_invalid_client_700027() {
     let client_id = register_app(&sim, app_with_cert(&registered, true)).await;
     // A key that is not registered at all: "key not found".
     let other = TestCert::valid();
-    let (status, body) = token_with_assertion(
-        &sim,
-        &client_id,
-        &other.assertion(&client_id, &token_url(&sim), true),
-    )
-    .await;
+    let (status, body) = cert_token(&sim, &client_id, &other, true).await;
     assert_aad_error(status, &body, 401, "invalid_client", 700027);
     assert!(body["error_description"]
         .as_str()
@@ -96,12 +91,7 @@ async fn assertion_signed_with_the_wrong_key_is_invalid_client_700027() {
         key_pem: other.key_pem.clone(),
         der: registered.der.clone(),
     };
-    let (status, body) = token_with_assertion(
-        &sim,
-        &client_id,
-        &forged.assertion(&client_id, &token_url(&sim), true),
-    )
-    .await;
+    let (status, body) = cert_token(&sim, &client_id, &forged, true).await;
     assert_aad_error(status, &body, 401, "invalid_client", 700027);
     assert!(body["error_description"]
         .as_str()
@@ -115,12 +105,7 @@ async fn unknown_app_is_unauthorized_client_700016() {
     let sim = start_sim().await;
     let cert = TestCert::valid();
     let client_id = uuid::Uuid::new_v4().to_string();
-    let (status, body) = token_with_assertion(
-        &sim,
-        &client_id,
-        &cert.assertion(&client_id, &token_url(&sim), true),
-    )
-    .await;
+    let (status, body) = cert_token(&sim, &client_id, &cert, true).await;
     assert_aad_error(status, &body, 400, "unauthorized_client", 700016);
     sim.shutdown().await;
 }
@@ -130,12 +115,7 @@ async fn expired_certificate_is_refused_because_the_key_used_is_expired() {
     let sim = start_sim().await;
     let cert = TestCert::expired();
     let client_id = register_app(&sim, app_with_cert(&cert, true)).await;
-    let (status, body) = token_with_assertion(
-        &sim,
-        &client_id,
-        &cert.assertion(&client_id, &token_url(&sim), true),
-    )
-    .await;
+    let (status, body) = cert_token(&sim, &client_id, &cert, true).await;
     assert_aad_error(status, &body, 401, "invalid_client", 700027);
     assert!(body["error_description"]
         .as_str()
@@ -160,12 +140,7 @@ async fn certificate_uploaded_later_is_accepted() {
         .add_certificate(&client_id, &cert.cert_pem)
         .await
         .unwrap();
-    let (status, body) = token_with_assertion(
-        &sim,
-        &client_id,
-        &cert.assertion(&client_id, &token_url(&sim), false),
-    )
-    .await;
+    let (status, body) = cert_token(&sim, &client_id, &cert, false).await;
     assert_eq!(status, 200, "{body}");
     sim.shutdown().await;
 }
@@ -320,12 +295,7 @@ async fn app_without_consent_gets_a_token_without_roles_and_graph_denies_it() {
     let sim = start_sim().await;
     let cert = TestCert::valid();
     let client_id = register_app(&sim, app_with_cert(&cert, false)).await;
-    let (status, body) = token_with_assertion(
-        &sim,
-        &client_id,
-        &cert.assertion(&client_id, &token_url(&sim), true),
-    )
-    .await;
+    let (status, body) = cert_token(&sim, &client_id, &cert, true).await;
     assert_eq!(status, 200, "{body}");
     let token = body["access_token"].as_str().unwrap().to_string();
     assert!(jwt_claims(&token).get("roles").is_none());
@@ -372,27 +342,7 @@ async fn graph_refuses_missing_forged_and_expired_tokens_with_401() {
     let resp = http.get(&users).bearer_auth(forged).send().await.unwrap();
     assert_eq!(resp.status(), 401);
 
-    let client_id = register_app(
-        &sim,
-        NewApp {
-            client_secret: Some("pw".into()),
-            permissions: vec!["User.Read.All".into()],
-            consented: true,
-            ..Default::default()
-        },
-    )
-    .await;
-    let (_, body) = post_token(
-        &sim,
-        &[
-            ("client_id", client_id.as_str()),
-            ("client_secret", "pw"),
-            ("scope", "https://graph.microsoft.com/.default"),
-            ("grant_type", "client_credentials"),
-        ],
-    )
-    .await;
-    let token = body["access_token"].as_str().unwrap().to_string();
+    let token = crate::graph::graph_token(&sim, &["User.Read.All"]).await;
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let resp = http.get(&users).bearer_auth(&token).send().await.unwrap();
     assert_eq!(resp.status(), 401);
@@ -682,24 +632,12 @@ async fn key_rotation_signs_with_a_new_key_and_keeps_the_old_one_published() {
     );
     assert_eq!(before.len(), 2);
 
-    let client_id = register_app(
-        &sim,
-        NewApp {
-            client_secret: Some("pw".into()),
-            permissions: vec!["User.Read.All".into()],
-            consented: true,
-            ..Default::default()
-        },
-    )
-    .await;
-    let form = [
-        ("client_id", client_id.as_str()),
-        ("client_secret", "pw"),
-        ("scope", "https://graph.microsoft.com/.default"),
-        ("grant_type", "client_credentials"),
-    ];
-    let (_, old) = post_token(&sim, &form).await;
-    let old_token = old["access_token"].as_str().unwrap().to_string();
+    let control = sim.control();
+    let app = control
+        .app_token(&sim.tenant_id, &["User.Read.All"])
+        .await
+        .unwrap();
+    let old_token = app.access_token.clone();
 
     let new_kid = sim.control().rotate_keys().await.unwrap();
     let after = kids(
@@ -715,8 +653,11 @@ async fn key_rotation_signs_with_a_new_key_and_keeps_the_old_one_published() {
     for k in &before {
         assert!(after.contains(k), "old key {k} still published");
     }
-    let (_, new) = post_token(&sim, &form).await;
-    let header = jsonwebtoken::decode_header(new["access_token"].as_str().unwrap()).unwrap();
+    let new = control
+        .client_credentials_token(&sim.tenant_id, &app.client_id, &app.client_secret)
+        .await
+        .unwrap();
+    let header = jsonwebtoken::decode_header(&new).unwrap();
     assert_eq!(header.kid.as_deref(), Some(new_kid.as_str()));
     // Tokens signed before the roll keep working during the grace period.
     let resp = http
@@ -769,17 +710,12 @@ async fn admin_consent_page_grants_the_permissions_and_redirects_with_admin_cons
     assert_eq!(q["tenant"], sim.tenant_id);
     assert_eq!(q["state"], "abc");
 
-    let (_, body) = post_token(
-        &sim,
-        &[
-            ("client_id", client_id.as_str()),
-            ("client_secret", "pw"),
-            ("scope", "https://graph.microsoft.com/.default"),
-            ("grant_type", "client_credentials"),
-        ],
-    )
-    .await;
-    let claims = jwt_claims(body["access_token"].as_str().unwrap());
+    let token = sim
+        .control()
+        .client_credentials_token(&sim.tenant_id, &client_id, "pw")
+        .await
+        .unwrap();
+    let claims = jwt_claims(&token);
     assert_eq!(
         claims["roles"],
         serde_json::json!(["User.Read.All", "Calendars.Read"])

@@ -5,6 +5,7 @@
 
 mod control;
 mod graph;
+mod graph_conformance;
 mod graph_notify;
 mod identity;
 
@@ -174,6 +175,17 @@ pub async fn token_with_assertion(
         ],
     )
     .await
+}
+
+/// Client-credentials form with a fresh assertion signed by `cert` (PS256 when `pss`, else RS256).
+pub async fn cert_token(
+    sim: &SimHandle,
+    client_id: &str,
+    cert: &TestCert,
+    pss: bool,
+) -> (u16, Value) {
+    let assertion = cert.assertion(client_id, &token_url(sim), pss);
+    token_with_assertion(sim, client_id, &assertion).await
 }
 
 /// Decodes a JWT's payload without verifying it.

@@ -1,17 +1,14 @@
-//! Graph runtime state that is not tenant data: configurable limits (graph-facts says "take the
-//! numbers as configurable defaults") and the Outlook per-app-per-mailbox throttling counters.
+//! Graph runtime state that is not tenant data (it survives reseeds): configurable limits
+//! (graph-facts says "take the numbers as configurable defaults"), the Outlook
+//! per-app-per-mailbox throttling counters and notification delivery bookkeeping.
+//!
+//! Plain data: the HTTP answers (429, the control API) are built in `crate::graph`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-
-use super::graph_error;
-use crate::state::SimState;
 
 /// Configurable Graph behaviour (`GET|PUT /_sim/graph-settings`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -79,7 +76,7 @@ pub struct GraphRuntime {
     pub settings: Mutex<GraphSettings>,
     mailbox_use: Mutex<HashMap<(String, String), MailboxUse>>,
     /// Per-subscription delivery counters for `GET /_sim/subscriptions`.
-    pub delivery: Mutex<HashMap<String, super::subscriptions::DeliveryStats>>,
+    pub delivery: Mutex<HashMap<String, DeliveryStats>>,
     /// Pending notifications per notification URL (batched into one POST).
     pub pending: Mutex<HashMap<String, Vec<serde_json::Value>>>,
 }
@@ -90,13 +87,13 @@ impl GraphRuntime {
         self.settings.lock().expect("settings lock").clone()
     }
 
-    /// Admits one Outlook request for app + mailbox, or answers 429 `ApplicationThrottled`
+    /// Admits one Outlook request for app + mailbox, or says which limit it is over
     /// (https://learn.microsoft.com/graph/throttling-limits#outlook-service-limits).
     pub fn enter_mailbox(
         self: &Arc<Self>,
         app_id: &str,
         mailbox: &str,
-    ) -> Result<MailboxGuard, Response> {
+    ) -> Result<MailboxGuard, Throttled> {
         let s = self.settings();
         let key = (app_id.to_string(), mailbox.to_string());
         let mut map = self.mailbox_use.lock().expect("throttle lock");
@@ -111,19 +108,19 @@ impl GraphRuntime {
             u.count = 0;
         }
         if u.in_flight >= s.mailbox_concurrency {
-            return Err(throttled(
-                "Application is over its MailboxConcurrency limit.",
-                1,
-            ));
+            return Err(Throttled {
+                message: "Application is over its MailboxConcurrency limit.",
+                retry_after_secs: 1,
+            });
         }
         if u.count >= s.mailbox_requests_per_10_min {
             let left = 600u64
                 .saturating_sub(now.duration_since(u.window_start).as_secs())
                 .max(1);
-            return Err(throttled(
-                "Application is over its MailboxRequestRate limit.",
-                left,
-            ));
+            return Err(Throttled {
+                message: "Application is over its MailboxRequestRate limit.",
+                retry_after_secs: left,
+            });
         }
         u.in_flight += 1;
         u.count += 1;
@@ -134,11 +131,13 @@ impl GraphRuntime {
     }
 }
 
-fn throttled(msg: &str, retry_after: u64) -> Response {
-    let mut r = graph_error(StatusCode::TOO_MANY_REQUESTS, "ApplicationThrottled", msg);
-    r.headers_mut()
-        .insert("retry-after", HeaderValue::from(retry_after));
-    r
+/// An Outlook request over its app + mailbox budget (answered as 429 `ApplicationThrottled`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Throttled {
+    /// Graph's message naming the limit.
+    pub message: &'static str,
+    /// Seconds for `Retry-After`.
+    pub retry_after_secs: u64,
 }
 
 /// Holds one slot of a mailbox's concurrency budget until dropped.
@@ -157,27 +156,19 @@ impl Drop for MailboxGuard {
     }
 }
 
-/// Current Graph settings (control API).
-pub async fn get_settings(State(state): State<Arc<SimState>>) -> Response {
-    let rt = state.tenant.read().await.runtime.clone();
-    axum::Json(rt.settings()).into_response()
-}
-
-/// Replaces the Graph settings; missing fields take their defaults (control API).
-pub async fn put_settings(State(state): State<Arc<SimState>>, body: axum::body::Bytes) -> Response {
-    let s: GraphSettings = match serde_json::from_slice(&body) {
-        Ok(s) => s,
-        Err(e) => return super::sim_error(StatusCode::BAD_REQUEST, &format!("bad settings: {e}")),
-    };
-    if !matches!(s.directory_delta_expired_status, 400 | 410) {
-        return super::sim_error(
-            StatusCode::BAD_REQUEST,
-            "directory_delta_expired_status must be 400 or 410",
-        );
-    }
-    let rt = state.tenant.read().await.runtime.clone();
-    *rt.settings.lock().expect("settings lock") = s.clone();
-    axum::Json(s).into_response()
+/// Delivery counters of one subscription (control API).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DeliveryStats {
+    /// Notifications delivered (2xx).
+    pub delivered: u64,
+    /// Failed attempts (non-2xx or timeout).
+    pub failed_attempts: u64,
+    /// Notifications given up on after the last retry.
+    pub dropped: u64,
+    /// Notifications dropped by the `drop_notifications` fault.
+    pub dropped_by_fault: u64,
+    /// Status of the last attempt (0 = timeout or connection error).
+    pub last_status: Option<u16>,
 }
 
 #[cfg(test)]
@@ -191,7 +182,7 @@ mod tests {
             .map(|_| rt.enter_mailbox("app", "mb").unwrap())
             .collect();
         let r = rt.enter_mailbox("app", "mb").err().unwrap();
-        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.retry_after_secs, 1);
         assert!(rt.enter_mailbox("app", "other").is_ok());
         drop(guards);
         assert!(rt.enter_mailbox("app", "mb").is_ok());
