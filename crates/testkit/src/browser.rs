@@ -1,0 +1,111 @@
+//! Real headless Chromium for the browser tests: chromedriver on a free loopback port and a
+//! fantoccini session with a fresh profile.
+
+use fantoccini::ClientBuilder;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// chromedriver on a free loopback port, killed when dropped.
+pub struct Driver {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    _child: tokio::process::Child,
+}
+
+/// Starts chromedriver and waits until it reports ready.
+pub async fn start_chromedriver() -> Driver {
+    // Ask the OS for a free port, then hand it to chromedriver.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = tokio::process::Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .arg("--allowed-ips=127.0.0.1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("chromedriver starts");
+    let url = format!("http://127.0.0.1:{port}");
+    let http = crate::web::http_client();
+    // Wait until chromedriver answers /status with ready=true (bounded, never a blind sleep).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(res) = http.get(format!("{url}/status")).send().await {
+            if let Ok(v) = res.json::<serde_json::Value>().await {
+                if v["value"]["ready"] == serde_json::Value::Bool(true) {
+                    break;
+                }
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "chromedriver did not become ready within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Driver { url, _child: child }
+}
+
+/// True when the browser is installed; in CI a missing browser fails the test instead.
+pub fn browser_available() -> bool {
+    let present = Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists();
+    if !present {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the browser test: install chromium and chromium-driver (apt-get install -y chromium chromium-driver)"
+        );
+        eprintln!("skipping browser test: {CHROMIUM} or {CHROMEDRIVER} missing (apt-get install -y chromium chromium-driver)");
+    }
+    present
+}
+
+/// A headless Chromium session with a fresh profile; `extra_args` are added to the defaults.
+pub async fn browser(
+    driver: &Driver,
+    profile_dir: &Path,
+    extra_args: &[&str],
+) -> fantoccini::Client {
+    let mut args: Vec<String> = [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]
+    .iter()
+    .chain(extra_args)
+    .map(|a| a.to_string())
+    .collect();
+    args.push(format!("--user-data-dir={}", profile_dir.display()));
+    let caps = serde_json::json!({
+        "goog:chromeOptions": {
+            "binary": CHROMIUM,
+            "args": args
+        }
+    });
+    let caps = caps.as_object().unwrap().clone();
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a Chromium session through chromedriver")
+}
+
+/// chromedriver and a headless Chromium session on a fresh profile in `profile_dir` (keep the
+/// driver alive as long as the session).
+pub async fn chromium(profile_dir: &Path) -> (Driver, fantoccini::Client) {
+    let driver = start_chromedriver().await;
+    let client = browser(&driver, profile_dir, &[]).await;
+    (driver, client)
+}
