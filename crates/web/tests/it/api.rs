@@ -1,18 +1,16 @@
 //! The REST API as a client sees it: authentication, CRUD, refusals with the error envelope.
 
-use crate::harness::{error_message, TestServer};
-use crate::on_both_databases;
 use pbx365_domain::{
     Extension, ExtensionNumber, ExtensionSource, ProfileState, SyncKind, SyncReport, SyncStatus,
 };
+use pbx365_testkit::db::{self, FreshDb};
+use pbx365_testkit::on_both;
+use pbx365_testkit::web::server::{error_message, TestServer};
 use reqwest::Method;
 use serde_json::json;
 
-on_both_databases!(
-    requests_without_a_valid_token_get_401,
-    requests_without_a_valid_token_get_401_body
-);
-async fn requests_without_a_valid_token_get_401_body(db: crate::db::TestDb) {
+on_both!(requests_without_a_valid_token_get_401 => requests_without_a_valid_token_get_401_body);
+async fn requests_without_a_valid_token_get_401_body(db: FreshDb) {
     let s = TestServer::start(db).await;
     let plain = s
         .http
@@ -58,11 +56,8 @@ async fn requests_without_a_valid_token_get_401_body(db: crate::db::TestDb) {
     assert_eq!(body, json!([]));
 }
 
-on_both_databases!(
-    local_extension_lifecycle_through_the_api,
-    local_extension_lifecycle_body
-);
-async fn local_extension_lifecycle_body(db: crate::db::TestDb) {
+on_both!(local_extension_lifecycle_through_the_api => local_extension_lifecycle_body);
+async fn local_extension_lifecycle_body(db: FreshDb) {
     let s = TestServer::start(db).await;
     let (status, created) = s
         .send_json(
@@ -164,11 +159,8 @@ async fn local_extension_lifecycle_body(db: crate::db::TestDb) {
     assert!(audit.iter().all(|a| a.actor == "api-token:tests"));
 }
 
-on_both_databases!(
-    bad_input_gets_a_sentence_and_changes_nothing,
-    bad_input_body
-);
-async fn bad_input_body(db: crate::db::TestDb) {
+on_both!(bad_input_gets_a_sentence_and_changes_nothing => bad_input_body);
+async fn bad_input_body(db: FreshDb) {
     let s = TestServer::start(db).await;
     let (status, _) = s
         .send_json(
@@ -308,11 +300,8 @@ fn synced_extension(number: &str) -> Extension {
     }
 }
 
-on_both_databases!(
-    synced_extension_is_read_only_except_admin_role_and_profile,
-    synced_read_only_body
-);
-async fn synced_read_only_body(db: crate::db::TestDb) {
+on_both!(synced_extension_is_read_only_except_admin_role_and_profile => synced_read_only_body);
+async fn synced_read_only_body(db: FreshDb) {
     let s = TestServer::start(db).await;
     s.store
         .upsert_extensions(&[synced_extension("150")])
@@ -366,11 +355,8 @@ async fn synced_read_only_body(db: crate::db::TestDb) {
     );
 }
 
-on_both_databases!(
-    groups_can_be_managed_but_the_builtin_group_follows_the_sync,
-    groups_body
-);
-async fn groups_body(db: crate::db::TestDb) {
+on_both!(groups_can_be_managed_but_the_builtin_group_follows_the_sync => groups_body);
+async fn groups_body(db: FreshDb) {
     let s = TestServer::start(db).await;
     s.send_json(
         Method::POST,
@@ -448,11 +434,8 @@ async fn groups_body(db: crate::db::TestDb) {
     );
 }
 
-on_both_databases!(
-    phonebook_entries_keep_several_numbers_and_refuse_bad_ones,
-    phonebook_body
-);
-async fn phonebook_body(db: crate::db::TestDb) {
+on_both!(phonebook_entries_keep_several_numbers_and_refuse_bad_ones => phonebook_body);
+async fn phonebook_body(db: FreshDb) {
     let s = TestServer::start(db).await;
     let (status, entry) = s
         .send_json(
@@ -518,8 +501,8 @@ async fn phonebook_body(db: crate::db::TestDb) {
     assert_eq!(list, json!([]));
 }
 
-on_both_databases!(sync_runs_are_listed_with_their_reports, sync_runs_body);
-async fn sync_runs_body(db: crate::db::TestDb) {
+on_both!(sync_runs_are_listed_with_their_reports => sync_runs_body);
+async fn sync_runs_body(db: FreshDb) {
     let s = TestServer::start(db).await;
     let run = s.store.start_sync_run(SyncKind::Users).await.unwrap();
     let report = SyncReport {
@@ -559,7 +542,7 @@ async fn sync_runs_body(db: crate::db::TestDb) {
 
 #[tokio::test]
 async fn openapi_document_lists_every_api_path() {
-    let s = TestServer::start(crate::db::sqlite().await).await;
+    let s = TestServer::start(db::sqlite().await).await;
     let r = s
         .http
         .get(s.url("/api/v1/openapi.json"))
@@ -588,7 +571,7 @@ async fn openapi_document_lists_every_api_path() {
 
 #[tokio::test]
 async fn healthz_and_metrics_answer() {
-    let s = TestServer::start(crate::db::sqlite().await).await;
+    let s = TestServer::start(db::sqlite().await).await;
     let r = s.http.get(s.url("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let body: serde_json::Value = r.json().await.unwrap();

@@ -3,11 +3,12 @@
 //! sim app, click "Sign in to Microsoft 365", consent on the sim page, and land back on the
 //! integration page showing the five granted permissions.
 
-use crate::browser_support::{browser, browser_available, start_chromedriver};
-use crate::m365_support::{
+use fantoccini::Locator;
+use pbx365_testkit::browser::{browser, browser_available, start_chromedriver};
+use pbx365_testkit::db;
+use pbx365_testkit::web::m365::{
     start, Opts, ADMIN, CONFIGURE, FIVE, PASSWORD, TENANT_ADMIN, TENANT_ADMIN_PASSWORD,
 };
-use fantoccini::Locator;
 use std::time::Duration;
 
 async fn fill(c: &fantoccini::Client, id: &str, value: &str) {
@@ -53,7 +54,7 @@ async fn admin_connects_microsoft_365_in_the_browser_and_sees_five_granted_permi
     if !browser_available() {
         return;
     }
-    let app = start(crate::db::sqlite().await, Opts::default()).await;
+    let app = start(db::sqlite().await, Opts::default()).await;
     let driver = start_chromedriver().await;
     let profile = tempfile::tempdir().unwrap();
     let c = browser(&driver, profile.path(), &["--ignore-certificate-errors"]).await;

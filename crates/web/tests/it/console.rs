@@ -1,13 +1,13 @@
 //! Console sign-in, sessions and pages over real HTTP (no browser): cookie attributes, session
 //! fixation, server-side logout, timeouts, CSRF, open redirects, sign-in required everywhere.
 
-use crate::console_support::{start, ConsoleApp, ADMIN, PASSWORD};
 use chrono::Duration;
+use pbx365_testkit::web::console::{start, ConsoleApp, ADMIN, PASSWORD};
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{Client, Response, StatusCode};
 
 fn client() -> Client {
-    crate::console_support::http_client()
+    pbx365_testkit::web::http_client()
 }
 
 fn set_cookies(res: &Response) -> Vec<String> {
@@ -495,7 +495,7 @@ async fn extension_list_shows_source_state_profile_and_photo() {
     assert_eq!(photo.headers().get(CONTENT_TYPE).unwrap(), "image/png");
     assert_eq!(
         &photo.bytes().await.unwrap()[..],
-        crate::console_support::PNG_1X1
+        pbx365_testkit::data::PNG_1X1
     );
 }
 
