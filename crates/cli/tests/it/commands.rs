@@ -1,6 +1,6 @@
 //! The admin commands: `admin create`, `admin token create`, `ext list`.
 
-use crate::harness::{command, run, write_config, Server};
+use pbx365_testkit::process::{command, run, write_config, Server};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,8 +1,9 @@
 //! SIGKILL in the middle of a bulk extension import loses no committed extension and leaves no
 //! half-written one.
 
-use crate::harness::{token, write_config, Server};
-use crate::on_both_databases;
+use pbx365_testkit::db::FreshDb;
+use pbx365_testkit::on_both;
+use pbx365_testkit::process::{token, write_config, Server};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,11 +38,8 @@ const FIELDS: [&str; 10] = [
     "office",
 ];
 
-on_both_databases!(
-    sigkill_during_bulk_import_loses_no_committed_extension_and_leaves_no_partial_one,
-    sigkill_body
-);
-async fn sigkill_body(db: crate::db::TestDb) {
+on_both!(sigkill_during_bulk_import_loses_no_committed_extension_and_leaves_no_partial_one => sigkill_body);
+async fn sigkill_body(db: FreshDb) {
     const TOTAL: usize = 400;
     const KILL_AFTER: usize = 60;
     let dir = db.dir.path();

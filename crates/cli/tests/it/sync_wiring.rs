@@ -2,8 +2,11 @@
 //! end to end: the demo child process connects to its embedded m365-sim exactly as to a real
 //! tenant; the test changes the tenant through the sim's Graph write API.
 
-use crate::harness::{command, run, Server};
-use pbx365_graph::{GraphClient, GraphConfig, GraphRequest, KeyStore};
+use pbx365_graph::{GraphClient, GraphConfig, GraphRequest};
+use pbx365_testkit::db::FreshDb;
+use pbx365_testkit::on_both;
+use pbx365_testkit::process::{command, run, token, write_config, Server};
+use pbx365_testkit::tenant::{delete_user, register_in};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -13,7 +16,7 @@ pub(crate) struct Demo {
     pub password: String,
     config: PathBuf,
     tenant: String,
-    _db: crate::db::TestDb,
+    _db: FreshDb,
 }
 
 fn line_after<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
@@ -22,7 +25,7 @@ fn line_after<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
         .map(str::trim)
 }
 
-pub(crate) async fn start_demo(db: crate::db::TestDb, users: usize) -> Demo {
+pub(crate) async fn start_demo(db: FreshDb, users: usize) -> Demo {
     let data = db.dir.path().join("demo-data");
     let mut cmd = command(db.dir.path());
     cmd.args([
@@ -177,21 +180,14 @@ async fn tenant_writer(
         .build()
         .unwrap();
     let control = m365_sim::SimControl::new(base.clone(), http);
-    let keys = KeyStore::new(keys_dir);
-    let cert = keys.generate("writer.test").unwrap().certificate.pem;
-    let client_id = control
-        .create_app(&m365_sim::identity::apps::NewApp {
-            display_name: "test writer".into(),
-            certificate_pem: Some(cert),
-            permissions: vec![
-                "User.ReadWrite.All".into(),
-                "Directory.ReadWrite.All".into(),
-            ],
-            consented: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let (keys, client_id) = register_in(
+        &control,
+        keys_dir,
+        "test writer",
+        &["User.ReadWrite.All", "Directory.ReadWrite.All"],
+        true,
+    )
+    .await;
     let cfg = GraphConfig {
         authority_url: base.clone(),
         graph_url: base,
@@ -201,12 +197,6 @@ async fn tenant_writer(
         ..GraphConfig::default()
     };
     (GraphClient::new(cfg, keys).unwrap(), control)
-}
-
-async fn delete_user(w: &GraphClient, id: &str) {
-    let mut req = GraphRequest::get(format!("/users/{id}"));
-    req.method = reqwest::Method::DELETE;
-    w.send(req).await.unwrap();
 }
 
 async fn extensions(http: &reqwest::Client, base: &str, token: &str) -> Vec<serde_json::Value> {
@@ -231,7 +221,7 @@ async fn sync_users(http: &reqwest::Client, base: &str, token: &str) -> serde_js
     r.json().await.unwrap()
 }
 
-async fn demo_body(db: crate::db::TestDb) {
+async fn demo_body(db: FreshDb) {
     let demo = start_demo(db, 50).await;
     let base = demo.server.base.clone();
     let dir = demo.config.parent().unwrap().to_path_buf();
@@ -346,7 +336,7 @@ async fn demo_body(db: crate::db::TestDb) {
     );
 
     // `pbx365 sync users --json --dry-run` prints the SPEC object and writes nothing.
-    let token = crate::harness::token(&dir, &demo.config).await;
+    let token = token(&dir, &demo.config).await;
     let http = reqwest::Client::new();
     let runs_before: Vec<serde_json::Value> = http
         .get(format!("{base}/api/v1/sync/runs"))
@@ -614,15 +604,12 @@ async fn demo_body(db: crate::db::TestDb) {
     assert!(status.success(), "the demo stops cleanly on SIGTERM");
 }
 
-crate::on_both_databases!(
-    demo_connects_syncs_serves_and_holds_mass_deletions_until_approved,
-    demo_body
-);
+on_both!(demo_connects_syncs_serves_and_holds_mass_deletions_until_approved => demo_body);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_without_a_connected_tenant_says_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
-    let config = crate::harness::write_config(
+    let config = write_config(
         dir.path(),
         &format!("sqlite://{}/x.db", dir.path().display()),
         "",
@@ -637,7 +624,7 @@ async fn sync_without_a_connected_tenant_says_what_to_do() {
     assert_ne!(code, 0);
     assert!(err.contains("Microsoft 365 is not connected"), "{err}");
     let server = Server::start(dir.path(), &["--config", config.to_str().unwrap()]).await;
-    let token = crate::harness::token(dir.path(), &config).await;
+    let token = token(dir.path(), &config).await;
     let r = reqwest::Client::new()
         .post(format!("{}/api/v1/sync/users", server.base))
         .bearer_auth(&token)
