@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use m365_sim::identity::apps::NewApp;
 use m365_sim::SimConfig;
+use pbx365_testkit::tenant::new_app;
 
 /// Options.
 #[derive(clap::Args)]
@@ -51,11 +52,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let control = sim.control();
     let client_id = control
         .create_app(&NewApp {
-            display_name: "bench".into(),
             client_secret: Some("bench-secret".into()),
-            permissions: vec!["User.Read.All".into()],
-            consented: true,
-            ..Default::default()
+            ..new_app("bench", &["User.Read.All"], true)
         })
         .await?;
     let http = reqwest::Client::builder()
