@@ -33,6 +33,43 @@ pub fn object_id(n: u32) -> String {
     format!("{n:08x}-0000-4000-8000-000000000000")
 }
 
+/// The fields of an extension a client sets through the API.
+pub const EXTENSION_FIELDS: [&str; 10] = [
+    "number",
+    "first_name",
+    "last_name",
+    "display_name",
+    "email",
+    "mobile",
+    "outbound_caller_id",
+    "department",
+    "job_title",
+    "office",
+];
+
+/// The keys every sync run report carries (API and `pbx365 sync --json`).
+pub const RUN_REPORT_KEYS: [&str; 9] = [
+    "id",
+    "started_at",
+    "finished_at",
+    "created",
+    "updated",
+    "disabled",
+    "deleted",
+    "skipped",
+    "errors",
+];
+
+/// The checks `pbx365 m365 doctor` and the console's connection check run besides one per
+/// permission.
+pub const DOCTOR_CHECKS: [&str; 5] = [
+    "configuration",
+    "key pair",
+    "certificate expiry",
+    "token",
+    "Microsoft Graph",
+];
+
 /// A 1x1 PNG.
 pub const PNG_1X1: &[u8] = &[
     0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,

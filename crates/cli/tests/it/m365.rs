@@ -2,6 +2,7 @@
 //! in-process m365-sim over HTTPS (its CA through `m365.ca_file`).
 
 use m365_sim::SimConfig;
+use pbx365_testkit::data::DOCTOR_CHECKS;
 use pbx365_testkit::process::{run, write_config};
 use pbx365_testkit::tenant::{new_app, start_sim, write_ca, PERMISSIONS as FIVE};
 
@@ -141,13 +142,7 @@ async fn doctor_prints_one_line_per_check_and_fails_with_the_reason() {
         .unwrap();
     let (code, out, err) = run(dir.path(), &["m365", "doctor", "--config", cfg], None).await;
     assert_eq!(code, 0, "{out}\n{err}");
-    for name in [
-        "configuration",
-        "key pair",
-        "certificate expiry",
-        "token",
-        "Microsoft Graph",
-    ] {
+    for name in DOCTOR_CHECKS {
         assert!(
             out.lines().any(|l| l.starts_with(&format!("ok   {name}:"))),
             "{name}: {out}"

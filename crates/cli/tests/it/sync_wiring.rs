@@ -3,10 +3,12 @@
 //! tenant; the test changes the tenant through the sim's Graph write API.
 
 use pbx365_graph::{GraphClient, GraphConfig, GraphRequest};
+use pbx365_testkit::data::RUN_REPORT_KEYS;
 use pbx365_testkit::db::FreshDb;
 use pbx365_testkit::on_both;
 use pbx365_testkit::process::{command, run, token, write_config, Server};
 use pbx365_testkit::tenant::{delete_user, register_in};
+use pbx365_testkit::web::{hidden, Fetch};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -98,14 +100,7 @@ async fn sign_in(base: &str, password: &str) -> (reqwest::Client, String) {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let page = http
-        .get(format!("{base}/console/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = http.get(format!("{base}/console/login")).text_body().await;
     let login_csrf = hidden(&page, "login_csrf");
     let r = http
         .post(format!("{base}/console/login"))
@@ -153,15 +148,6 @@ fn sync_form(csrf: &str, changes: &[(&'static str, &str)]) -> Vec<(&'static str,
     }
     f.push(("csrf", csrf.to_string()));
     f
-}
-
-fn hidden(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let at = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} field in {html}"))
-        + marker.len();
-    html[at..].split('"').next().unwrap().to_string()
 }
 
 /// A Graph client with write permissions in the demo's tenant (what a test script uses to change it).
@@ -231,12 +217,8 @@ async fn demo_body(db: FreshDb) {
     let (browser, csrf) = sign_in(&base, &demo.password).await;
     let list: Vec<serde_json::Value> = browser
         .get(format!("{base}/api/v1/extensions"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     let synced: Vec<&serde_json::Value> = list.iter().filter(|e| e["source"] == "m365").collect();
     assert!(
         (35..=50).contains(&synced.len()),
@@ -261,12 +243,8 @@ async fn demo_body(db: FreshDb) {
     let found: Vec<serde_json::Value> = browser
         .get(format!("{page_url}/directory"))
         .query(&[("kind", "users"), ("q", q.as_str())])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     assert!(
         found.iter().any(|f| f["name"] == first_name.as_str()),
         "picker finds {first_name}: {found:?}"
@@ -322,14 +300,7 @@ async fn demo_body(db: FreshDb) {
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
-    let page = browser
-        .get(&page_url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = browser.get(&page_url).text_body().await;
     assert!(
         page.contains("value=\"03:30\"") && page.contains("saved"),
         "{page}"
@@ -341,12 +312,8 @@ async fn demo_body(db: FreshDb) {
     let runs_before: Vec<serde_json::Value> = http
         .get(format!("{base}/api/v1/sync/runs"))
         .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     let (code, out, err) = run(
         &dir,
         &["--config", &cfg, "sync", "users", "--json", "--dry-run"],
@@ -358,28 +325,14 @@ async fn demo_body(db: FreshDb) {
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(report["status"], "dry_run");
     assert_eq!(report["kind"], "users");
-    for key in [
-        "id",
-        "started_at",
-        "finished_at",
-        "created",
-        "updated",
-        "disabled",
-        "deleted",
-        "skipped",
-        "errors",
-    ] {
+    for key in RUN_REPORT_KEYS {
         assert!(report.get(key).is_some(), "{key} in {report}");
     }
     let runs_after: Vec<serde_json::Value> = http
         .get(format!("{base}/api/v1/sync/runs"))
         .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     assert_eq!(
         runs_before.len(),
         runs_after.len(),
@@ -443,31 +396,16 @@ async fn demo_body(db: FreshDb) {
             done["id"].as_str().unwrap()
         ))
         .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     assert_eq!(got, done, "the run is recorded as returned");
     let history = browser
         .get(format!("{base}/console/sync"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .text_body()
+        .await;
     let link = format!("/console/sync/runs/{}", done["id"].as_str().unwrap());
     assert!(history.contains(&link), "Sync history links to the run");
-    let detail = browser
-        .get(format!("{base}{link}"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let detail = browser.get(format!("{base}{link}")).text_body().await;
     assert!(
         detail.contains("data-status=\"completed\"") && detail.contains("id=\"run-summary\""),
         "{detail}"
@@ -534,12 +472,8 @@ async fn demo_body(db: FreshDb) {
     // Every console page shows the banner with what would be disabled.
     let page = browser
         .get(format!("{base}/console/extensions"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .text_body()
+        .await;
     assert!(
         page.contains("id=\"held-banner\"") && page.contains("Approve these deletions"),
         "{page}"
@@ -565,14 +499,7 @@ async fn demo_body(db: FreshDb) {
         .unwrap();
     assert_eq!(r.status(), 303, "approved, then synced");
     let detail = r.headers()["location"].to_str().unwrap().to_string();
-    let page = browser
-        .get(format!("{base}{detail}"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = browser.get(format!("{base}{detail}")).text_body().await;
     assert!(
         page.contains("data-status=\"completed\"") && page.contains("10 disabled"),
         "{page}"

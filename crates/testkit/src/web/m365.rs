@@ -8,10 +8,9 @@ use m365_sim::{SimConfig, SimHandle};
 use pbx365_domain::settings::Settings;
 use pbx365_store::Store;
 use pbx365_web::{password, AppState};
-use reqwest::header::LOCATION;
 use reqwest::{Client, Response};
 
-pub use super::{ADMIN, PASSWORD};
+pub use super::{hidden, location, text, ADMIN, PASSWORD};
 /// The tenant's Global Administrator in the sim.
 pub const TENANT_ADMIN: &str = "globaladmin@contoso.example";
 /// Their password.
@@ -124,34 +123,6 @@ impl M365App {
     pub async fn doctor(&self) -> Vec<pbx365_graph::Check> {
         pbx365_graph::run_checks(&self.state.settings(), self.state.data_dir(), None).await
     }
-}
-
-/// The text of a page with the entities askama writes turned back into characters.
-pub fn text(html: &str) -> String {
-    html.replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&#x27;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
-}
-
-/// The value of the first hidden field `name` in `html`.
-pub fn hidden(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} field in page"))
-        + marker.len();
-    html[start..].split('"').next().unwrap().to_string()
-}
-
-/// The `Location` header.
-pub fn location(res: &Response) -> String {
-    res.headers()
-        .get(LOCATION)
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default()
 }
 
 /// A console admin's browser: a cookie jar, redirects followed by hand.

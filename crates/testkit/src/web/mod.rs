@@ -19,3 +19,49 @@ pub fn http_client() -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// The text of a page with the entities askama writes turned back into characters.
+pub fn text(html: &str) -> String {
+    html.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The value of the first hidden field `name` in `html`.
+pub fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} field in page"))
+        + marker.len();
+    html[start..].split('"').next().unwrap().to_string()
+}
+
+/// The `Location` header.
+pub fn location(res: &reqwest::Response) -> String {
+    res.headers()
+        .get(reqwest::header::LOCATION)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+/// Test shorthands on a request: send it and read the body, failing the test on a transport or
+/// decoding error.
+pub trait Fetch {
+    /// The response body as text.
+    fn text_body(self) -> impl std::future::Future<Output = String>;
+    /// The response body as JSON.
+    fn json_body<T: serde::de::DeserializeOwned>(self) -> impl std::future::Future<Output = T>;
+}
+
+impl Fetch for reqwest::RequestBuilder {
+    async fn text_body(self) -> String {
+        self.send().await.unwrap().text().await.unwrap()
+    }
+    async fn json_body<T: serde::de::DeserializeOwned>(self) -> T {
+        self.send().await.unwrap().json().await.unwrap()
+    }
+}

@@ -3,6 +3,7 @@
 use pbx365_domain::{
     Extension, ExtensionNumber, ExtensionSource, ProfileState, SyncKind, SyncReport, SyncStatus,
 };
+use pbx365_testkit::data::{EXTENSION_FIELDS, RUN_REPORT_KEYS};
 use pbx365_testkit::db::{self, FreshDb};
 use pbx365_testkit::on_both;
 use pbx365_testkit::web::server::{error_message, TestServer};
@@ -68,17 +69,7 @@ async fn local_extension_lifecycle_body(db: FreshDb) {
         )
         .await;
     assert_eq!(status, 201, "{created}");
-    for field in [
-        "number",
-        "first_name",
-        "last_name",
-        "display_name",
-        "email",
-        "mobile",
-        "outbound_caller_id",
-        "department",
-        "job_title",
-        "office",
+    for field in EXTENSION_FIELDS.into_iter().chain([
         "enabled",
         "source",
         "m365_id",
@@ -86,7 +77,7 @@ async fn local_extension_lifecycle_body(db: FreshDb) {
         "profile",
         "has_photo",
         "is_admin",
-    ] {
+    ]) {
         assert!(
             created.get(field).is_some(),
             "field {field} missing in {created}"
@@ -524,16 +515,7 @@ async fn sync_runs_body(db: FreshDb) {
     assert_eq!(one["status"], "completed");
     assert_eq!(one["kind"], "users");
     assert_eq!(one["created"][0]["extension"], "100");
-    for key in [
-        "id",
-        "started_at",
-        "finished_at",
-        "updated",
-        "disabled",
-        "deleted",
-        "skipped",
-        "errors",
-    ] {
+    for key in RUN_REPORT_KEYS {
         assert!(one.get(key).is_some(), "{key} missing in {one}");
     }
     let (status, _) = s.get_json("/api/v1/sync/runs/does-not-exist").await;

@@ -5,6 +5,7 @@
 
 use fantoccini::Locator;
 use pbx365_testkit::browser::{browser, browser_available, start_chromedriver};
+use pbx365_testkit::data::DOCTOR_CHECKS;
 use pbx365_testkit::db;
 use pbx365_testkit::web::m365::{
     start, Opts, ADMIN, CONFIGURE, FIVE, PASSWORD, TENANT_ADMIN, TENANT_ADMIN_PASSWORD,
@@ -186,13 +187,7 @@ async fn admin_connects_microsoft_365_in_the_browser_and_sees_five_granted_permi
             lines.len() >= 10,
             "configuration, key pair, expiry, token, 5 permissions, Graph"
         );
-        for name in [
-            "configuration",
-            "key pair",
-            "certificate expiry",
-            "token",
-            "Microsoft Graph",
-        ] {
+        for name in DOCTOR_CHECKS {
             let sel = format!("#check-list li[data-check='{name}'][data-ok='true']");
             assert!(c.find(Locator::Css(&sel)).await.is_ok(), "{name} ok");
         }

@@ -3,7 +3,8 @@
 
 use chrono::Duration;
 use pbx365_testkit::web::console::{start, ConsoleApp, ADMIN, PASSWORD};
-use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use pbx365_testkit::web::{hidden, location};
+use reqwest::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
 use reqwest::{Client, Response, StatusCode};
 
 fn client() -> Client {
@@ -25,22 +26,6 @@ fn cookie_set(res: &Response, name: &str) -> Option<String> {
         let (k, v) = pair.split_once('=')?;
         (k == name).then(|| v.to_string())
     })
-}
-
-fn hidden(html: &str, field: &str) -> String {
-    let marker = format!("name=\"{field}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {field} field in page"))
-        + marker.len();
-    html[start..].split('"').next().unwrap().to_string()
-}
-
-fn location(res: &Response) -> String {
-    res.headers()
-        .get(LOCATION)
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default()
 }
 
 async fn get(app: &ConsoleApp, path: &str, cookie: Option<&str>) -> Response {
