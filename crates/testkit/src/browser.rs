@@ -1,7 +1,7 @@
 //! Real headless Chromium for the browser tests: chromedriver on a free loopback port and a
 //! fantoccini session with a fresh profile.
 
-use fantoccini::ClientBuilder;
+use fantoccini::{ClientBuilder, Locator};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -108,4 +108,11 @@ pub async fn chromium(profile_dir: &Path) -> (Driver, fantoccini::Client) {
     let driver = start_chromedriver().await;
     let client = browser(&driver, profile_dir, &[]).await;
     (driver, client)
+}
+
+/// Replaces the value of input `id` with `value`, as a person typing it.
+pub async fn fill(c: &fantoccini::Client, id: &str, value: &str) {
+    let field = c.wait().for_element(Locator::Id(id)).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(value).await.unwrap();
 }

@@ -3,15 +3,9 @@
 
 use crate::sync_wiring::start_demo;
 use fantoccini::Locator;
-use pbx365_testkit::browser::{browser_available, chromium};
+use pbx365_testkit::browser::{browser_available, chromium, fill};
 use pbx365_testkit::db;
 use std::time::Duration;
-
-async fn fill(c: &fantoccini::Client, id: &str, value: &str) {
-    let field = c.wait().for_element(Locator::Id(id)).await.unwrap();
-    field.clear().await.unwrap();
-    field.send_keys(value).await.unwrap();
-}
 
 async fn click(c: &fantoccini::Client, css: &str) {
     c.wait()

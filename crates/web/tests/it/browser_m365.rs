@@ -4,19 +4,13 @@
 //! integration page showing the five granted permissions.
 
 use fantoccini::Locator;
-use pbx365_testkit::browser::{browser, browser_available, start_chromedriver};
+use pbx365_testkit::browser::{browser, browser_available, fill, start_chromedriver};
 use pbx365_testkit::data::DOCTOR_CHECKS;
 use pbx365_testkit::db;
 use pbx365_testkit::web::m365::{
     start, Opts, ADMIN, CONFIGURE, FIVE, PASSWORD, TENANT_ADMIN, TENANT_ADMIN_PASSWORD,
 };
 use std::time::Duration;
-
-async fn fill(c: &fantoccini::Client, id: &str, value: &str) {
-    let field = c.wait().for_element(Locator::Id(id)).await.unwrap();
-    field.clear().await.unwrap();
-    field.send_keys(value).await.unwrap();
-}
 
 async fn click(c: &fantoccini::Client, id: &str) {
     c.wait()
