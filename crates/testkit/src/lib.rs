@@ -6,7 +6,10 @@
 //! - [`web`]: the web app on `127.0.0.1:0` with an admin, an API token and HTTP clients;
 //! - [`browser`]: headless Chromium through chromedriver;
 //! - [`process`]: the `pbx365` binary (and `sync-once`) as child processes;
+//! - [`sync`]: running the sync engine and reading what it wrote; [`data`]: test data;
 //! - [`wait`] and [`log`]: polling for a condition, capturing log output.
+
+#![warn(missing_docs)]
 
 pub mod browser;
 pub mod data;
