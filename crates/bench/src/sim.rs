@@ -16,6 +16,7 @@ use pbx365_graph::assertion::token_endpoint;
 use pbx365_graph::client::api_base;
 use pbx365_graph::token::GRAPH_DEFAULT_SCOPE;
 use pbx365_graph::users;
+use pbx365_testkit::tenant::new_app;
 
 /// Options.
 #[derive(clap::Args)]
@@ -55,11 +56,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let control = sim.control();
     let client_id = control
         .create_app(&NewApp {
-            display_name: "bench".into(),
             client_secret: Some("bench-secret".into()),
-            permissions: vec!["User.Read.All".into()],
-            consented: true,
-            ..Default::default()
+            ..new_app("bench", &["User.Read.All"], true)
         })
         .await?;
     let http = reqwest::Client::builder()

@@ -8,7 +8,8 @@
 use anyhow::Context;
 use chrono::Utc;
 use pbx365_domain::{Extension, ExtensionNumber, ExtensionSource, ProfileState, AZURE_AD_GROUP};
-use pbx365_store::{testing, Store};
+use pbx365_store::Store;
+use pbx365_testkit::db::{create_postgres_database, drop_postgres_database};
 use std::time::Instant;
 
 /// Upserts per second SQLite must reach.
@@ -88,11 +89,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     match &args.postgres_url {
         Some(admin) => {
             let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
-            let url = testing::create_postgres_database(admin, &name).await?;
+            let url = create_postgres_database(admin, &name).await?;
             let store = Store::connect(&url).await?;
             let result = measure(&store, count).await;
             store.close().await;
-            testing::drop_postgres_database(admin, &name).await?;
+            drop_postgres_database(admin, &name).await?;
             report("PostgreSQL", count, result?);
         }
         None => println!("PostgreSQL skipped: give --postgres-url or PBX365_TEST_POSTGRES_URL"),

@@ -11,15 +11,14 @@
 
 use anyhow::{bail, Context};
 use m365_sim::faults::FaultSpec;
-use m365_sim::identity::apps::NewApp;
 use m365_sim::{SimConfig, SimHandle};
 use pbx365_domain::settings::SyncSettings;
 use pbx365_domain::{NumberRules, SyncStatus};
-use pbx365_graph::client::is_api_path;
 use pbx365_graph::keys::KeyStore;
-use pbx365_graph::{photos, users, GraphClient, GraphConfig};
+use pbx365_graph::{users, GraphClient, GraphConfig};
 use pbx365_store::Store;
 use pbx365_sync::{RunOptions, UserSync};
+use pbx365_testkit::tenant::{graph_requests, register_at};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -63,26 +62,6 @@ struct Tenant {
     _writer_dir: tempfile::TempDir,
 }
 
-async fn register(
-    sim: &SimHandle,
-    permissions: &[&str],
-) -> anyhow::Result<(tempfile::TempDir, KeyStore, String)> {
-    let dir = tempfile::tempdir()?;
-    let keys = KeyStore::new(dir.path());
-    let generated = keys.generate("bench.pbx365")?;
-    let client_id = sim
-        .control()
-        .create_app(&NewApp {
-            display_name: "pbx365-bench".into(),
-            certificate_pem: Some(generated.certificate.pem.clone()),
-            permissions: permissions.iter().map(|p| p.to_string()).collect(),
-            consented: true,
-            ..NewApp::default()
-        })
-        .await?;
-    Ok((dir, keys, client_id))
-}
-
 fn graph_config(base: &str, tenant: &str, client_id: &str, concurrency: usize) -> GraphConfig {
     GraphConfig {
         authority_url: base.to_string(),
@@ -102,9 +81,17 @@ async fn tenant(users: usize, latency_ms: u64, concurrency: usize) -> anyhow::Re
         ..SimConfig::default()
     })
     .await?;
-    let (keys_dir, keys, client_id) =
-        register(&sim, &["User.Read.All", "Directory.Read.All"]).await?;
-    let (writer_dir, wkeys, writer_id) = register(&sim, &["User.ReadWrite.All"]).await?;
+    let control = sim.control();
+    let reader = register_at(
+        &control,
+        "pbx365-bench",
+        &["User.Read.All", "Directory.Read.All"],
+        true,
+    )
+    .await;
+    let writer = register_at(&control, "pbx365-bench", &["User.ReadWrite.All"], true).await;
+    let (keys_dir, keys, client_id) = (reader.dir, reader.keys, reader.client_id);
+    let (writer_dir, wkeys, writer_id) = (writer.dir, writer.keys, writer.client_id);
     let graph = Arc::new(GraphClient::new(
         graph_config(&sim.base_url, &sim.tenant_id, &client_id, concurrency),
         keys,
@@ -121,17 +108,6 @@ async fn tenant(users: usize, latency_ms: u64, concurrency: usize) -> anyhow::Re
         keys_dir,
         _writer_dir: writer_dir,
     })
-}
-
-/// HTTP requests to Graph counted by the sim (batch sub-requests excluded).
-async fn graph_requests(sim: &SimHandle) -> anyhow::Result<u64> {
-    let stats = sim.control().stats().await?;
-    Ok(stats
-        .by_route
-        .iter()
-        .filter(|(route, _)| is_api_path(route) && !photos::is_photo_path(route))
-        .map(|(_, n)| n)
-        .sum())
 }
 
 fn engine(store: &Store, graph: &Arc<GraphClient>, concurrency: usize) -> UserSync {
@@ -178,7 +154,7 @@ async fn first_sync(args: &Args, missed: &mut Vec<String>) -> anyhow::Result<()>
     if run.status != SyncStatus::Completed {
         bail!("the first sync did not complete: {:?}", run.report.errors);
     }
-    let requests = graph_requests(&t.sim).await?;
+    let requests = graph_requests(&t.sim).await;
     let photos = store
         .list_extensions()
         .await?
@@ -280,7 +256,7 @@ async fn large(args: &Args, missed: &mut Vec<String>) -> anyhow::Result<()> {
         let run = engine(&store, &t.graph, args.concurrency)
             .run(&RunOptions::default())
             .await?;
-        let requests = graph_requests(&t.sim).await?;
+        let requests = graph_requests(&t.sim).await;
         println!(
             "delta round, 10 changes in {} users: {} updated, {requests} Graph requests (target <= {MAX_DELTA_REQUESTS} + changed photos), {:.2} s",
             args.large_users,

@@ -24,7 +24,6 @@ mod notifications;
 mod outbox;
 mod phonebook;
 mod runs;
-pub mod testing;
 
 use pbx365_domain::Extension;
 

@@ -1,6 +1,7 @@
 //! The admin commands: `admin create`, `admin token create`, `ext list`.
 
-use crate::harness::{command, run, write_config, Server};
+use pbx365_testkit::process::{command, run, write_config, Server};
+use pbx365_testkit::web::Fetch;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,12 +56,8 @@ async fn token_is_printed_alone_and_works_and_ext_list_shows_api_fields() {
     let api: serde_json::Value = client
         .get(format!("{}/api/v1/extensions", server.base))
         .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
 
     let (code, out, err) = run(
         dir.path(),

@@ -1,8 +1,11 @@
 //! SIGKILL in the middle of a bulk extension import loses no committed extension and leaves no
 //! half-written one.
 
-use crate::harness::{token, write_config, Server};
-use crate::on_both_databases;
+use pbx365_testkit::data::EXTENSION_FIELDS as FIELDS;
+use pbx365_testkit::db::FreshDb;
+use pbx365_testkit::on_both;
+use pbx365_testkit::process::{token, write_config, Server};
+use pbx365_testkit::web::Fetch;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,24 +27,8 @@ fn payload(i: usize) -> Value {
     })
 }
 
-const FIELDS: [&str; 10] = [
-    "number",
-    "first_name",
-    "last_name",
-    "display_name",
-    "email",
-    "mobile",
-    "outbound_caller_id",
-    "department",
-    "job_title",
-    "office",
-];
-
-on_both_databases!(
-    sigkill_during_bulk_import_loses_no_committed_extension_and_leaves_no_partial_one,
-    sigkill_body
-);
-async fn sigkill_body(db: crate::db::TestDb) {
+on_both!(sigkill_during_bulk_import_loses_no_committed_extension_and_leaves_no_partial_one => sigkill_body);
+async fn sigkill_body(db: FreshDb) {
     const TOTAL: usize = 400;
     const KILL_AFTER: usize = 60;
     let dir = db.dir.path();
@@ -112,12 +99,8 @@ async fn sigkill_body(db: crate::db::TestDb) {
     let list: Vec<Value> = client
         .get(format!("{}/api/v1/extensions", server.base))
         .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     let stored: BTreeMap<String, Value> = list
         .into_iter()
         .map(|e| (e["number"].as_str().unwrap().to_string(), e))

@@ -1,17 +1,10 @@
 //! `pbx365 m365 keygen` and `pbx365 m365 doctor` as a real child process, the doctor against an
 //! in-process m365-sim over HTTPS (its CA through `m365.ca_file`).
 
-use crate::harness::{run, write_config};
-use m365_sim::identity::apps::NewApp;
 use m365_sim::SimConfig;
-
-const FIVE: [&str; 5] = [
-    "Calendars.Read",
-    "Contacts.Read",
-    "Directory.Read.All",
-    "Mail.Send",
-    "User.Read.All",
-];
+use pbx365_testkit::data::DOCTOR_CHECKS;
+use pbx365_testkit::process::{run, write_config};
+use pbx365_testkit::tenant::{new_app, start_sim, write_ca, PERMISSIONS as FIVE};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keygen_keeps_the_key_private_writes_the_certificate_and_prints_thumbprints() {
@@ -101,22 +94,16 @@ async fn keygen_keeps_the_key_private_writes_the_certificate_and_prints_thumbpri
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_prints_one_line_per_check_and_fails_with_the_reason() {
     let seed = serde_json::json!({"users": []});
-    let sim = m365_sim::start(SimConfig {
+    let sim = start_sim(SimConfig {
         seed: Some(seed),
         ..SimConfig::default()
     })
-    .await
-    .unwrap();
+    .await;
     let dir = tempfile::tempdir().unwrap();
-    let ca_file = dir.path().join("sim-ca.pem");
-    std::fs::write(&ca_file, sim.ca_pem.as_deref().unwrap()).unwrap();
+    let ca_file = write_ca(&sim, dir.path());
     let client_id = sim
         .control()
-        .create_app(&NewApp {
-            permissions: FIVE.iter().map(|s| s.to_string()).collect(),
-            consented: true,
-            ..NewApp::default()
-        })
+        .create_app(&new_app("", &FIVE, true))
         .await
         .unwrap();
     let db_url = format!("sqlite://{}/data/pbx365.db", dir.path().display());
@@ -155,13 +142,7 @@ async fn doctor_prints_one_line_per_check_and_fails_with_the_reason() {
         .unwrap();
     let (code, out, err) = run(dir.path(), &["m365", "doctor", "--config", cfg], None).await;
     assert_eq!(code, 0, "{out}\n{err}");
-    for name in [
-        "configuration",
-        "key pair",
-        "certificate expiry",
-        "token",
-        "Microsoft Graph",
-    ] {
+    for name in DOCTOR_CHECKS {
         assert!(
             out.lines().any(|l| l.starts_with(&format!("ok   {name}:"))),
             "{name}: {out}"

@@ -1,10 +1,6 @@
 //! Tests of the `pbx365` binary run as a real child process: start-up, configuration errors,
 //! TLS, the admin commands, and crash consistency under SIGKILL.
 
-#[path = "../../../web/tests/it/db.rs"]
-mod db;
-mod harness;
-
 mod commands;
 mod crash;
 mod m365;

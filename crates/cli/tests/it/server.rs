@@ -1,7 +1,8 @@
 //! `pbx365 serve`: first start, configuration errors, TLS, graceful shutdown.
 
-use crate::harness::{command, run, write_config, Server};
-use crate::on_both_databases;
+use pbx365_testkit::db::FreshDb;
+use pbx365_testkit::on_both;
+use pbx365_testkit::process::{command, run, write_config, Server};
 use std::os::unix::fs::PermissionsExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -65,11 +66,8 @@ async fn serve_on_an_empty_directory_creates_its_sqlite_database_and_serves_heal
     assert!(!log.contains(&password), "the password reached the log");
 }
 
-on_both_databases!(
-    serve_with_a_configured_database_serves_healthz,
-    configured_database_body
-);
-async fn configured_database_body(db: crate::db::TestDb) {
+on_both!(serve_with_a_configured_database_serves_healthz => configured_database_body);
+async fn configured_database_body(db: FreshDb) {
     let cfg = write_config(db.dir.path(), &db.url, "");
     let cfg_arg = cfg.to_str().unwrap();
     let server = Server::start(

@@ -2,8 +2,13 @@
 //! end to end: the demo child process connects to its embedded m365-sim exactly as to a real
 //! tenant; the test changes the tenant through the sim's Graph write API.
 
-use crate::harness::{command, run, Server};
-use pbx365_graph::{GraphClient, GraphConfig, GraphRequest, KeyStore};
+use pbx365_graph::{GraphClient, GraphConfig, GraphRequest};
+use pbx365_testkit::data::RUN_REPORT_KEYS;
+use pbx365_testkit::db::FreshDb;
+use pbx365_testkit::on_both;
+use pbx365_testkit::process::{command, run, token, write_config, Server};
+use pbx365_testkit::tenant::{delete_user, register_in};
+use pbx365_testkit::web::{hidden, Fetch};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -13,7 +18,7 @@ pub(crate) struct Demo {
     pub password: String,
     config: PathBuf,
     tenant: String,
-    _db: crate::db::TestDb,
+    _db: FreshDb,
 }
 
 fn line_after<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
@@ -22,7 +27,7 @@ fn line_after<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
         .map(str::trim)
 }
 
-pub(crate) async fn start_demo(db: crate::db::TestDb, users: usize) -> Demo {
+pub(crate) async fn start_demo(db: FreshDb, users: usize) -> Demo {
     let data = db.dir.path().join("demo-data");
     let mut cmd = command(db.dir.path());
     cmd.args([
@@ -95,14 +100,7 @@ async fn sign_in(base: &str, password: &str) -> (reqwest::Client, String) {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let page = http
-        .get(format!("{base}/console/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = http.get(format!("{base}/console/login")).text_body().await;
     let login_csrf = hidden(&page, "login_csrf");
     let r = http
         .post(format!("{base}/console/login"))
@@ -152,15 +150,6 @@ fn sync_form(csrf: &str, changes: &[(&'static str, &str)]) -> Vec<(&'static str,
     f
 }
 
-fn hidden(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let at = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} field in {html}"))
-        + marker.len();
-    html[at..].split('"').next().unwrap().to_string()
-}
-
 /// A Graph client with write permissions in the demo's tenant (what a test script uses to change it).
 async fn tenant_writer(
     config: &Path,
@@ -177,21 +166,14 @@ async fn tenant_writer(
         .build()
         .unwrap();
     let control = m365_sim::SimControl::new(base.clone(), http);
-    let keys = KeyStore::new(keys_dir);
-    let cert = keys.generate("writer.test").unwrap().certificate.pem;
-    let client_id = control
-        .create_app(&m365_sim::identity::apps::NewApp {
-            display_name: "test writer".into(),
-            certificate_pem: Some(cert),
-            permissions: vec![
-                "User.ReadWrite.All".into(),
-                "Directory.ReadWrite.All".into(),
-            ],
-            consented: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let (keys, client_id) = register_in(
+        &control,
+        keys_dir,
+        "test writer",
+        &["User.ReadWrite.All", "Directory.ReadWrite.All"],
+        true,
+    )
+    .await;
     let cfg = GraphConfig {
         authority_url: base.clone(),
         graph_url: base,
@@ -201,12 +183,6 @@ async fn tenant_writer(
         ..GraphConfig::default()
     };
     (GraphClient::new(cfg, keys).unwrap(), control)
-}
-
-async fn delete_user(w: &GraphClient, id: &str) {
-    let mut req = GraphRequest::get(format!("/users/{id}"));
-    req.method = reqwest::Method::DELETE;
-    w.send(req).await.unwrap();
 }
 
 async fn extensions(http: &reqwest::Client, base: &str, token: &str) -> Vec<serde_json::Value> {
@@ -231,7 +207,7 @@ async fn sync_users(http: &reqwest::Client, base: &str, token: &str) -> serde_js
     r.json().await.unwrap()
 }
 
-async fn demo_body(db: crate::db::TestDb) {
+async fn demo_body(db: FreshDb) {
     let demo = start_demo(db, 50).await;
     let base = demo.server.base.clone();
     let dir = demo.config.parent().unwrap().to_path_buf();
@@ -241,12 +217,8 @@ async fn demo_body(db: crate::db::TestDb) {
     let (browser, csrf) = sign_in(&base, &demo.password).await;
     let list: Vec<serde_json::Value> = browser
         .get(format!("{base}/api/v1/extensions"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     let synced: Vec<&serde_json::Value> = list.iter().filter(|e| e["source"] == "m365").collect();
     assert!(
         (35..=50).contains(&synced.len()),
@@ -271,12 +243,8 @@ async fn demo_body(db: crate::db::TestDb) {
     let found: Vec<serde_json::Value> = browser
         .get(format!("{page_url}/directory"))
         .query(&[("kind", "users"), ("q", q.as_str())])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     assert!(
         found.iter().any(|f| f["name"] == first_name.as_str()),
         "picker finds {first_name}: {found:?}"
@@ -332,31 +300,20 @@ async fn demo_body(db: crate::db::TestDb) {
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
-    let page = browser
-        .get(&page_url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = browser.get(&page_url).text_body().await;
     assert!(
         page.contains("value=\"03:30\"") && page.contains("saved"),
         "{page}"
     );
 
     // `pbx365 sync users --json --dry-run` prints the SPEC object and writes nothing.
-    let token = crate::harness::token(&dir, &demo.config).await;
+    let token = token(&dir, &demo.config).await;
     let http = reqwest::Client::new();
     let runs_before: Vec<serde_json::Value> = http
         .get(format!("{base}/api/v1/sync/runs"))
         .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     let (code, out, err) = run(
         &dir,
         &["--config", &cfg, "sync", "users", "--json", "--dry-run"],
@@ -368,28 +325,14 @@ async fn demo_body(db: crate::db::TestDb) {
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(report["status"], "dry_run");
     assert_eq!(report["kind"], "users");
-    for key in [
-        "id",
-        "started_at",
-        "finished_at",
-        "created",
-        "updated",
-        "disabled",
-        "deleted",
-        "skipped",
-        "errors",
-    ] {
+    for key in RUN_REPORT_KEYS {
         assert!(report.get(key).is_some(), "{key} in {report}");
     }
     let runs_after: Vec<serde_json::Value> = http
         .get(format!("{base}/api/v1/sync/runs"))
         .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     assert_eq!(
         runs_before.len(),
         runs_after.len(),
@@ -453,31 +396,16 @@ async fn demo_body(db: crate::db::TestDb) {
             done["id"].as_str().unwrap()
         ))
         .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     assert_eq!(got, done, "the run is recorded as returned");
     let history = browser
         .get(format!("{base}/console/sync"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .text_body()
+        .await;
     let link = format!("/console/sync/runs/{}", done["id"].as_str().unwrap());
     assert!(history.contains(&link), "Sync history links to the run");
-    let detail = browser
-        .get(format!("{base}{link}"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let detail = browser.get(format!("{base}{link}")).text_body().await;
     assert!(
         detail.contains("data-status=\"completed\"") && detail.contains("id=\"run-summary\""),
         "{detail}"
@@ -544,12 +472,8 @@ async fn demo_body(db: crate::db::TestDb) {
     // Every console page shows the banner with what would be disabled.
     let page = browser
         .get(format!("{base}/console/extensions"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .text_body()
+        .await;
     assert!(
         page.contains("id=\"held-banner\"") && page.contains("Approve these deletions"),
         "{page}"
@@ -575,14 +499,7 @@ async fn demo_body(db: crate::db::TestDb) {
         .unwrap();
     assert_eq!(r.status(), 303, "approved, then synced");
     let detail = r.headers()["location"].to_str().unwrap().to_string();
-    let page = browser
-        .get(format!("{base}{detail}"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = browser.get(format!("{base}{detail}")).text_body().await;
     assert!(
         page.contains("data-status=\"completed\"") && page.contains("10 disabled"),
         "{page}"
@@ -614,15 +531,12 @@ async fn demo_body(db: crate::db::TestDb) {
     assert!(status.success(), "the demo stops cleanly on SIGTERM");
 }
 
-crate::on_both_databases!(
-    demo_connects_syncs_serves_and_holds_mass_deletions_until_approved,
-    demo_body
-);
+on_both!(demo_connects_syncs_serves_and_holds_mass_deletions_until_approved => demo_body);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_without_a_connected_tenant_says_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
-    let config = crate::harness::write_config(
+    let config = write_config(
         dir.path(),
         &format!("sqlite://{}/x.db", dir.path().display()),
         "",
@@ -637,7 +551,7 @@ async fn sync_without_a_connected_tenant_says_what_to_do() {
     assert_ne!(code, 0);
     assert!(err.contains("Microsoft 365 is not connected"), "{err}");
     let server = Server::start(dir.path(), &["--config", config.to_str().unwrap()]).await;
-    let token = crate::harness::token(dir.path(), &config).await;
+    let token = token(dir.path(), &config).await;
     let r = reqwest::Client::new()
         .post(format!("{}/api/v1/sync/users", server.base))
         .bearer_auth(&token)

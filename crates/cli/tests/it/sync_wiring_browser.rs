@@ -2,76 +2,10 @@
 //! (JavaScript searching Microsoft 365 through the console), Preview of unsaved values.
 
 use crate::sync_wiring::start_demo;
-use fantoccini::{ClientBuilder, Locator};
-use std::path::Path;
-use std::process::Stdio;
+use fantoccini::Locator;
+use pbx365_testkit::browser::{browser_available, chromium, fill};
+use pbx365_testkit::db;
 use std::time::Duration;
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-
-fn browser_available() -> bool {
-    let present = Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists();
-    if !present {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run the browser test: apt-get install -y chromium chromium-driver"
-        );
-        eprintln!("skipping browser test: {CHROMIUM} or {CHROMEDRIVER} missing");
-    }
-    present
-}
-
-/// chromedriver on a free loopback port (killed when dropped) and a headless Chromium session.
-async fn chromium(profile: &Path) -> (tokio::process::Child, fantoccini::Client) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = tokio::process::Command::new(CHROMEDRIVER)
-        .arg(format!("--port={port}"))
-        .arg("--allowed-ips=127.0.0.1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("chromedriver starts");
-    let url = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(res) = http.get(format!("{url}/status")).send().await {
-            if let Ok(v) = res.json::<serde_json::Value>().await {
-                if v["value"]["ready"] == true {
-                    break;
-                }
-            }
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "chromedriver did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let caps = serde_json::json!({"goog:chromeOptions": {"binary": CHROMIUM, "args": [
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        format!("--user-data-dir={}", profile.display()),
-    ]}});
-    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps.as_object().unwrap().clone())
-        .connect(&url)
-        .await
-        .expect("a Chromium session through chromedriver");
-    (child, client)
-}
-
-async fn fill(c: &fantoccini::Client, id: &str, value: &str) {
-    let field = c.wait().for_element(Locator::Id(id)).await.unwrap();
-    field.clear().await.unwrap();
-    field.send_keys(value).await.unwrap();
-}
 
 async fn click(c: &fantoccini::Client, css: &str) {
     c.wait()
@@ -104,7 +38,7 @@ async fn admin_picks_users_from_microsoft_365_and_previews_the_sync_in_the_brows
     if !browser_available() {
         return;
     }
-    let demo = start_demo(crate::db::sqlite().await, 30).await;
+    let demo = start_demo(db::sqlite().await, 30).await;
     let base = demo.server.base.clone();
     let profile = tempfile::tempdir().unwrap();
     let (_driver, c) = chromium(profile.path()).await;

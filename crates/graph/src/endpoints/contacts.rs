@@ -130,6 +130,13 @@ pub fn delta_start(mailbox: &str, folder: Option<&str>) -> String {
     format!("{}/delta", contacts_path(mailbox, folder))
 }
 
+/// Deletes a contact of `mailbox` (tests shape the simulated tenant this way;
+/// https://learn.microsoft.com/graph/api/contact-delete).
+pub fn delete_request(mailbox: &str, id: &str) -> GraphRequest {
+    let path = format!("{}/{}", contacts_path(mailbox, None), seg(id));
+    GraphRequest::new(reqwest::Method::DELETE, path).mailbox(mailbox)
+}
+
 /// One page of a contacts delta round from `link` (a start URL, nextLink or deltaLink).
 pub fn delta_request(mailbox: &str, link: &str) -> GraphRequest {
     GraphRequest::get(link)

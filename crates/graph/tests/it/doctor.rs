@@ -1,8 +1,8 @@
 //! `pbx365 m365 doctor` against the sim: a healthy setup passes, a broken one says what to fix.
 
-use crate::harness::*;
 use pbx365_domain::settings::Settings;
 use pbx365_graph::doctor::run_checks;
+use pbx365_testkit::tenant::{register, sim, Pbx, PERMISSIONS as ALL_PERMISSIONS};
 
 fn settings(sim: &m365_sim::SimHandle, pbx: &Pbx, ca_file: &std::path::Path) -> Settings {
     let mut s = Settings {

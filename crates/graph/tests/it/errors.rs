@@ -1,11 +1,11 @@
 //! Each Microsoft failure an admin can cause yields its own actionable sentence.
 
-use crate::harness::*;
 use chrono::{Duration, Utc};
 use m365_sim::faults::FaultSpec;
 use pbx365_domain::settings::AssertionAlg;
 use pbx365_graph::keys::{generate_pair, generate_pair_valid, Slot};
 use pbx365_graph::{GraphClient, GraphError};
+use pbx365_testkit::tenant::{client, config, register, sim, PERMISSIONS as ALL_PERMISSIONS};
 
 #[tokio::test]
 async fn missing_admin_consent_says_to_click_sign_in() {

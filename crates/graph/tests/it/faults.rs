@@ -1,9 +1,10 @@
 //! Throttling, outages and slow answers: the paged read still returns every user exactly once.
 
-use crate::harness::*;
 use m365_sim::faults::FaultSpec;
 use pbx365_domain::settings::AssertionAlg;
 use pbx365_graph::{GraphRequest, GraphUser, USER_SELECT};
+use pbx365_testkit::log::Buffer;
+use pbx365_testkit::tenant::{client, register, sim, PERMISSIONS as ALL_PERMISSIONS};
 use std::collections::HashSet;
 
 #[tokio::test]

@@ -1,9 +1,9 @@
 //! Delta rounds, `$batch`, photos and mail against the sim.
 
-use crate::harness::*;
 use m365_sim::faults::FaultSpec;
 use pbx365_domain::settings::AssertionAlg;
 use pbx365_graph::{BatchRequest, GraphError, MailMessage, NextOrDelta, Recipient, UserChange};
+use pbx365_testkit::tenant::{client, register, sim, PERMISSIONS as ALL_PERMISSIONS};
 use std::collections::HashSet;
 
 #[tokio::test]

@@ -1,9 +1,9 @@
 //! Key storage: file modes, refusal of readable keys, rotation without outage.
 
-use crate::harness::*;
 use pbx365_domain::settings::AssertionAlg;
 use pbx365_graph::keys::{KeyError, Slot};
 use pbx365_graph::GraphError;
+use pbx365_testkit::tenant::{client, register, sim, PERMISSIONS as ALL_PERMISSIONS};
 use std::os::unix::fs::PermissionsExt;
 
 #[tokio::test]

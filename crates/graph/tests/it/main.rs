@@ -5,7 +5,6 @@ mod doctor;
 mod errors;
 mod faults;
 mod graph_calls;
-mod harness;
 mod keys;
 mod secrets;
 mod token;

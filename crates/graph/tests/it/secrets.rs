@@ -1,8 +1,9 @@
 //! No secret reaches the log, even at TRACE.
 
-use crate::harness::*;
 use pbx365_domain::settings::AssertionAlg;
 use pbx365_graph::keys::Slot;
+use pbx365_testkit::log::Buffer;
+use pbx365_testkit::tenant::{client, register, sim, PERMISSIONS as ALL_PERMISSIONS};
 
 #[test]
 fn private_key_tokens_and_assertions_never_appear_in_trace_logs() {

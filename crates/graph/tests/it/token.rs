@@ -1,7 +1,9 @@
 //! App-only tokens: both assertion formats, caching, single-flight refresh, invalidation.
 
-use crate::harness::*;
 use pbx365_domain::settings::AssertionAlg;
+use pbx365_testkit::tenant::{
+    client, register, sim, token_requests, PERMISSIONS as ALL_PERMISSIONS,
+};
 use std::sync::Arc;
 
 #[tokio::test]

@@ -1,9 +1,9 @@
 //! Admins, API tokens, sessions, OAuth states.
 
-use crate::harness::TestDb;
-use crate::on_both;
 use chrono::{Duration, Utc};
 use pbx365_store::{OAuthState, SessionRecord, StoreError};
+use pbx365_testkit::db::TestDb;
+use pbx365_testkit::on_both;
 
 async fn admins_are_created_once_and_counted(db: TestDb) {
     assert_eq!(db.store.count_admins().await.unwrap(), 0);

@@ -1,10 +1,11 @@
 //! Extensions: CRUD, upsert, photos, ordering, bulk.
 
-use crate::harness::{object_id, synced_extension, TestDb};
-use crate::on_both;
 use chrono::{TimeZone, Utc};
 use pbx365_domain::*;
 use pbx365_store::StoreError;
+use pbx365_testkit::data::{object_id, synced_extension};
+use pbx365_testkit::db::TestDb;
+use pbx365_testkit::on_both;
 
 fn anna() -> NewExtension {
     NewExtension {

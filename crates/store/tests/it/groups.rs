@@ -1,9 +1,10 @@
 //! Extension groups.
 
-use crate::harness::{object_id, synced_extension, TestDb};
-use crate::on_both;
 use pbx365_domain::{NewExtension, AZURE_AD_GROUP};
 use pbx365_store::StoreError;
+use pbx365_testkit::data::{object_id, synced_extension};
+use pbx365_testkit::db::TestDb;
+use pbx365_testkit::on_both;
 
 async fn the_azure_ad_group_is_built_in_and_cannot_be_deleted(db: TestDb) {
     let groups = db.store.list_groups().await.unwrap();

@@ -1,9 +1,9 @@
 //! Opening databases: creation, migrations on reopen, clear errors.
 
-use crate::harness::{postgres_admin_url, TestDb};
-use crate::on_both;
 use pbx365_domain::{NewExtension, AZURE_AD_GROUP};
 use pbx365_store::{Store, StoreError};
+use pbx365_testkit::db::{postgres_admin_url, TestDb};
+use pbx365_testkit::on_both;
 
 async fn reopening_keeps_data_and_applies_no_migration_twice(db: TestDb) {
     db.store
@@ -107,7 +107,7 @@ async fn unsupported_urls_and_unreachable_servers_are_clear_errors() {
 
 #[tokio::test]
 async fn postgres_tests_are_not_skipped_in_ci() {
-    // In CI the harness panics without a server (see harness::postgres_admin_url); locally it
+    // In CI the harness panics without a server (see pbx365_testkit::db::postgres_admin_url); locally it
     // prints a notice. Here: when a server is given, it answers.
     if let Some(admin) = postgres_admin_url() {
         sqlx::any::install_default_drivers();

@@ -1,10 +1,10 @@
 //! Sync runs, key/value, audit log, mail outbox.
 
-use crate::harness::TestDb;
-use crate::on_both;
 use chrono::{Duration, TimeZone, Utc};
 use pbx365_domain::*;
 use pbx365_store::StoreError;
+use pbx365_testkit::db::TestDb;
+use pbx365_testkit::on_both;
 
 async fn sync_runs_record_their_report_and_list_newest_first(db: TestDb) {
     let first = db.store.start_sync_run(SyncKind::Users).await.unwrap();

@@ -1,9 +1,9 @@
 //! Subscriptions and the notification inbox.
 
-use crate::harness::TestDb;
-use crate::on_both;
 use chrono::{Duration, Utc};
 use pbx365_store::SubscriptionRecord;
+use pbx365_testkit::db::TestDb;
+use pbx365_testkit::on_both;
 use serde_json::json;
 
 async fn a_notification_is_accepted_once_per_dedup_key(db: TestDb) {

@@ -1,9 +1,10 @@
 //! `apply_extension_ops`: the sync's atomic batch.
 
-use crate::harness::{object_id, synced_extension, TestDb};
-use crate::on_both;
 use chrono::{TimeZone, Utc};
 use pbx365_store::{ExtensionOp, StoreError};
+use pbx365_testkit::data::{object_id, synced_extension};
+use pbx365_testkit::db::TestDb;
+use pbx365_testkit::on_both;
 
 async fn ops_and_cursor_are_applied_together(db: TestDb) {
     let a = synced_extension("200", &object_id(1));

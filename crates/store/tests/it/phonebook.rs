@@ -1,9 +1,9 @@
 //! Company and personal phonebooks; synced entries are read-only.
 
-use crate::harness::TestDb;
-use crate::on_both;
 use pbx365_domain::*;
 use pbx365_store::StoreError;
+use pbx365_testkit::db::TestDb;
+use pbx365_testkit::on_both;
 
 fn entry(owner: PhonebookOwner, name: &str) -> PhonebookEntry {
     PhonebookEntry {

@@ -1,14 +1,17 @@
 //! SIGKILL during a 10,000-user first sync (a real child process), then a restart: the final
 //! state equals a clean sync — no duplicate extension, none lost, same numbers and photos.
 
-use crate::harness::{settings, synced, world, TestDb};
-use crate::on_both;
 use pbx365_domain::NumberRules;
 use pbx365_sync::{RunOptions, UserSync};
+use pbx365_testkit::db::TestDb;
+use pbx365_testkit::on_both;
+use pbx365_testkit::process::sync_once_bin;
+use pbx365_testkit::sync::{settings, synced};
+use pbx365_testkit::tenant::{world, World};
 use std::process::Stdio;
 
-fn child(w: &crate::harness::World, db_url: &str) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sync-once"));
+fn child(w: &World, db_url: &str) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(sync_once_bin());
     cmd.env("SYNC_DB_URL", db_url)
         .env("SYNC_GRAPH_URL", w.sim.graph_url())
         .env("SYNC_TENANT", &w.sim.tenant_id)

@@ -3,8 +3,6 @@
 //! driven through it: full and delta rounds, the mass-deletion guard with hold and one-shot
 //! approval, and a SIGKILL in the middle of a round resumed from the committed cursor.
 
-use crate::harness::{world_with, TestDb, World};
-use crate::on_both;
 use async_trait::async_trait;
 use m365_sim::SimConfig;
 use pbx365_domain::deletion_guard::{guard, Guard};
@@ -17,6 +15,9 @@ use pbx365_sync::lease::{HeldLease, SYNC_LEASE};
 use pbx365_sync::{
     round, Prepared, ResourceJob, RoundKind, RunOptions, Step, SyncJob, SyncResource, SyncResult,
 };
+use pbx365_testkit::db::TestDb;
+use pbx365_testkit::on_both;
+use pbx365_testkit::tenant::{world_with, World};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -264,7 +265,7 @@ async fn an_extra_kind_runs_full_and_delta_rounds_with_guard_hold_and_one_shot_a
 
     // One approval of that held run applies it once; the guard is armed again afterwards.
     let svc = w
-        .service(&db.store, crate::harness::settings())
+        .service(&db.store, pbx365_testkit::sync::settings())
         .with_job(Arc::new(ResourceJob::new(
             db.store.clone(),
             kind(&w, &db.store),
@@ -327,11 +328,11 @@ async fn framework_kind_child() {
     let v: serde_json::Value = serde_json::from_str(&spec).unwrap();
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let store = Store::connect(v["db"].as_str().unwrap()).await.unwrap();
-    let w = crate::harness::reader(
+    let w = pbx365_testkit::tenant::client_at(
         v["graph"].as_str().unwrap(),
         v["tenant"].as_str().unwrap(),
         v["client_id"].as_str().unwrap(),
-        v["keys"].as_str().unwrap(),
+        std::path::Path::new(v["keys"].as_str().unwrap()),
     );
     let k = MailboxContacts {
         store: store.clone(),
@@ -369,7 +370,7 @@ async fn a_sigkilled_round_of_an_extra_kind_resumes_from_its_cursor(db: TestDb) 
     // Kill it once some pages are committed (each page commits its entries with its cursor).
     let cursor_key = format!("contacts:{MAILBOX}");
     let cursor_key = format!("cursor:{cursor_key}");
-    crate::harness::eventually(60, "the child commits a page", || async {
+    pbx365_testkit::wait::eventually(60, "the child commits a page", || async {
         db.store.get_kv(&cursor_key).await.ok().flatten().is_some()
     })
     .await;
@@ -384,7 +385,7 @@ async fn a_sigkilled_round_of_an_extra_kind_resumes_from_its_cursor(db: TestDb) 
 
     // Another instance takes over once the dead child's lease has expired, and resumes.
     let svc = w
-        .service(&db.store, crate::harness::settings())
+        .service(&db.store, pbx365_testkit::sync::settings())
         .with_lease_ttl(std::time::Duration::from_secs(2))
         .with_job(Arc::new(ResourceJob::new(
             db.store.clone(),

@@ -1,10 +1,12 @@
 //! The mass-deletion guard, implausible reads and faults: nothing is ever partly deleted.
 
-use crate::harness::{run, settings, synced, world, TestDb};
-use crate::on_both;
 use m365_sim::faults::FaultSpec;
 use pbx365_domain::settings::SyncScope;
 use pbx365_domain::SyncStatus;
+use pbx365_testkit::db::TestDb;
+use pbx365_testkit::on_both;
+use pbx365_testkit::sync::{run, settings, synced};
+use pbx365_testkit::tenant::world;
 
 async fn deleting_60_users_holds_the_run_until_approved_once_and_the_guard_rearms(db: TestDb) {
     let w = world(400).await;

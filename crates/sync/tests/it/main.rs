@@ -2,8 +2,6 @@
 //! SQLite and on PostgreSQL (`PBX365_TEST_POSTGRES_URL`; skipped with a notice locally when
 //! unset, a failure when `CI` is set).
 
-mod harness;
-
 mod crash;
 mod framework_kind;
 mod guard;

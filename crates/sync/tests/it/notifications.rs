@@ -2,8 +2,6 @@
 //! HTTP, subscriptions created in the sim, the service's worker turning notifications into delta
 //! rounds; the poll when notifications are dropped; the handshake and forged clientStates.
 
-use crate::harness::{eventually, settings, world, TestDb};
-use crate::on_both;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -11,6 +9,11 @@ use axum::response::{IntoResponse, Response};
 use m365_sim::faults::FaultSpec;
 use pbx365_store::{Store, SubscriptionRecord};
 use pbx365_sync::receiver;
+use pbx365_testkit::db::TestDb;
+use pbx365_testkit::on_both;
+use pbx365_testkit::sync::settings;
+use pbx365_testkit::tenant::world;
+use pbx365_testkit::wait::eventually;
 use serde_json::json;
 use std::time::Duration;
 
@@ -66,7 +69,7 @@ async fn a_user_created_in_microsoft_365_arrives_within_5_seconds_through_a_noti
         &url,
     )
     .with_poll_interval(Duration::from_secs(3600));
-    crate::harness::run(&svc, false).await;
+    pbx365_testkit::sync::run(&svc, false).await;
     let bg = svc.start();
     let store = db.store.clone();
     eventually(10, "a users subscription exists", || {
@@ -207,7 +210,7 @@ async fn lifecycle_events_recreate_reauthorize_and_resync(db: TestDb) {
         &url,
     )
     .with_poll_interval(Duration::from_secs(3600));
-    crate::harness::run(&svc, false).await;
+    pbx365_testkit::sync::run(&svc, false).await;
     let bg = svc.start();
     let store = db.store.clone();
     eventually(10, "a users subscription exists", || {

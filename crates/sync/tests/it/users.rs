@@ -1,11 +1,13 @@
 //! Full and delta rounds against the sim: the right extensions with the right fields, stable
 //! numbers, photos, idempotence, changes made through Graph, local deletes, dry runs.
 
-use crate::harness::{run, settings, synced, world, TestDb};
-use crate::on_both;
 use pbx365_domain::settings::SyncScope;
 use pbx365_domain::{DirectoryUser, ExtensionSource, SyncKind, SyncStatus, AZURE_AD_GROUP};
 use pbx365_sync::RunOptions;
+use pbx365_testkit::db::TestDb;
+use pbx365_testkit::on_both;
+use pbx365_testkit::sync::{run, settings, synced};
+use pbx365_testkit::tenant::world;
 use serde_json::json;
 use std::collections::{BTreeMap, HashSet};
 

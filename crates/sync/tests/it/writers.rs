@@ -2,13 +2,15 @@
 //! writer's changes land beside it. The sync writes only the fields it owns, never overwrites
 //! another extension, and no number passes from one person to another.
 
-use crate::harness::{settings, synced, world_with, TestDb};
-use crate::on_both;
 use m365_sim::SimConfig;
 use pbx365_domain::{
     ExtensionSource, NewExtension, Profile, ProfileSource, ProfileState, SyncKind, SyncStatus,
 };
 use pbx365_sync::RunOptions;
+use pbx365_testkit::db::TestDb;
+use pbx365_testkit::on_both;
+use pbx365_testkit::sync::{settings, synced};
+use pbx365_testkit::tenant::world_with;
 use serde_json::json;
 use std::collections::BTreeMap;
 
@@ -65,7 +67,7 @@ async fn writes_beside_a_10000_user_full_round_all_survive_and_no_number_changes
     };
     // Once the round has committed its first page, the other writers act.
     let store = db.store.clone();
-    crate::harness::eventually(60, "the round commits a page", || async {
+    pbx365_testkit::wait::eventually(60, "the round commits a page", || async {
         let cursor = store.get_kv("cursor:users").await.ok().flatten();
         cursor.is_some_and(|c| c.contains("\"pages\":") && !c.contains("\"pages\":0"))
     })
@@ -208,7 +210,7 @@ async fn two_instances_on_one_database_never_run_a_round_at_the_same_time(db: Te
 on_both!(two_instances_on_one_database_never_run_a_round_at_the_same_time);
 
 async fn a_notification_stays_in_the_inbox_until_a_round_has_handled_it(db: TestDb) {
-    let w = crate::harness::world(20).await;
+    let w = pbx365_testkit::tenant::world(20).await;
     let mut s = settings();
     s.enabled = false;
     let svc = w.service(&db.store, s.clone());

@@ -1,18 +1,17 @@
 //! The REST API as a client sees it: authentication, CRUD, refusals with the error envelope.
 
-use crate::harness::{error_message, TestServer};
-use crate::on_both_databases;
 use pbx365_domain::{
     Extension, ExtensionNumber, ExtensionSource, ProfileState, SyncKind, SyncReport, SyncStatus,
 };
+use pbx365_testkit::data::{EXTENSION_FIELDS, RUN_REPORT_KEYS};
+use pbx365_testkit::db::{self, FreshDb};
+use pbx365_testkit::on_both;
+use pbx365_testkit::web::server::{error_message, TestServer};
 use reqwest::Method;
 use serde_json::json;
 
-on_both_databases!(
-    requests_without_a_valid_token_get_401,
-    requests_without_a_valid_token_get_401_body
-);
-async fn requests_without_a_valid_token_get_401_body(db: crate::db::TestDb) {
+on_both!(requests_without_a_valid_token_get_401 => requests_without_a_valid_token_get_401_body);
+async fn requests_without_a_valid_token_get_401_body(db: FreshDb) {
     let s = TestServer::start(db).await;
     let plain = s
         .http
@@ -58,11 +57,8 @@ async fn requests_without_a_valid_token_get_401_body(db: crate::db::TestDb) {
     assert_eq!(body, json!([]));
 }
 
-on_both_databases!(
-    local_extension_lifecycle_through_the_api,
-    local_extension_lifecycle_body
-);
-async fn local_extension_lifecycle_body(db: crate::db::TestDb) {
+on_both!(local_extension_lifecycle_through_the_api => local_extension_lifecycle_body);
+async fn local_extension_lifecycle_body(db: FreshDb) {
     let s = TestServer::start(db).await;
     let (status, created) = s
         .send_json(
@@ -73,17 +69,7 @@ async fn local_extension_lifecycle_body(db: crate::db::TestDb) {
         )
         .await;
     assert_eq!(status, 201, "{created}");
-    for field in [
-        "number",
-        "first_name",
-        "last_name",
-        "display_name",
-        "email",
-        "mobile",
-        "outbound_caller_id",
-        "department",
-        "job_title",
-        "office",
+    for field in EXTENSION_FIELDS.into_iter().chain([
         "enabled",
         "source",
         "m365_id",
@@ -91,7 +77,7 @@ async fn local_extension_lifecycle_body(db: crate::db::TestDb) {
         "profile",
         "has_photo",
         "is_admin",
-    ] {
+    ]) {
         assert!(
             created.get(field).is_some(),
             "field {field} missing in {created}"
@@ -164,11 +150,8 @@ async fn local_extension_lifecycle_body(db: crate::db::TestDb) {
     assert!(audit.iter().all(|a| a.actor == "api-token:tests"));
 }
 
-on_both_databases!(
-    bad_input_gets_a_sentence_and_changes_nothing,
-    bad_input_body
-);
-async fn bad_input_body(db: crate::db::TestDb) {
+on_both!(bad_input_gets_a_sentence_and_changes_nothing => bad_input_body);
+async fn bad_input_body(db: FreshDb) {
     let s = TestServer::start(db).await;
     let (status, _) = s
         .send_json(
@@ -308,11 +291,8 @@ fn synced_extension(number: &str) -> Extension {
     }
 }
 
-on_both_databases!(
-    synced_extension_is_read_only_except_admin_role_and_profile,
-    synced_read_only_body
-);
-async fn synced_read_only_body(db: crate::db::TestDb) {
+on_both!(synced_extension_is_read_only_except_admin_role_and_profile => synced_read_only_body);
+async fn synced_read_only_body(db: FreshDb) {
     let s = TestServer::start(db).await;
     s.store
         .upsert_extensions(&[synced_extension("150")])
@@ -366,11 +346,8 @@ async fn synced_read_only_body(db: crate::db::TestDb) {
     );
 }
 
-on_both_databases!(
-    groups_can_be_managed_but_the_builtin_group_follows_the_sync,
-    groups_body
-);
-async fn groups_body(db: crate::db::TestDb) {
+on_both!(groups_can_be_managed_but_the_builtin_group_follows_the_sync => groups_body);
+async fn groups_body(db: FreshDb) {
     let s = TestServer::start(db).await;
     s.send_json(
         Method::POST,
@@ -448,11 +425,8 @@ async fn groups_body(db: crate::db::TestDb) {
     );
 }
 
-on_both_databases!(
-    phonebook_entries_keep_several_numbers_and_refuse_bad_ones,
-    phonebook_body
-);
-async fn phonebook_body(db: crate::db::TestDb) {
+on_both!(phonebook_entries_keep_several_numbers_and_refuse_bad_ones => phonebook_body);
+async fn phonebook_body(db: FreshDb) {
     let s = TestServer::start(db).await;
     let (status, entry) = s
         .send_json(
@@ -518,8 +492,8 @@ async fn phonebook_body(db: crate::db::TestDb) {
     assert_eq!(list, json!([]));
 }
 
-on_both_databases!(sync_runs_are_listed_with_their_reports, sync_runs_body);
-async fn sync_runs_body(db: crate::db::TestDb) {
+on_both!(sync_runs_are_listed_with_their_reports => sync_runs_body);
+async fn sync_runs_body(db: FreshDb) {
     let s = TestServer::start(db).await;
     let run = s.store.start_sync_run(SyncKind::Users).await.unwrap();
     let report = SyncReport {
@@ -541,16 +515,7 @@ async fn sync_runs_body(db: crate::db::TestDb) {
     assert_eq!(one["status"], "completed");
     assert_eq!(one["kind"], "users");
     assert_eq!(one["created"][0]["extension"], "100");
-    for key in [
-        "id",
-        "started_at",
-        "finished_at",
-        "updated",
-        "disabled",
-        "deleted",
-        "skipped",
-        "errors",
-    ] {
+    for key in RUN_REPORT_KEYS {
         assert!(one.get(key).is_some(), "{key} missing in {one}");
     }
     let (status, _) = s.get_json("/api/v1/sync/runs/does-not-exist").await;
@@ -559,7 +524,7 @@ async fn sync_runs_body(db: crate::db::TestDb) {
 
 #[tokio::test]
 async fn openapi_document_lists_every_api_path() {
-    let s = TestServer::start(crate::db::sqlite().await).await;
+    let s = TestServer::start(db::sqlite().await).await;
     let r = s
         .http
         .get(s.url("/api/v1/openapi.json"))
@@ -588,7 +553,7 @@ async fn openapi_document_lists_every_api_path() {
 
 #[tokio::test]
 async fn healthz_and_metrics_answer() {
-    let s = TestServer::start(crate::db::sqlite().await).await;
+    let s = TestServer::start(db::sqlite().await).await;
     let r = s.http.get(s.url("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let body: serde_json::Value = r.json().await.unwrap();

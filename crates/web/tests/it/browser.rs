@@ -2,9 +2,11 @@
 //! signs in, sees the extension list with profiles, signs out, and the back button does not
 //! bring the console back.
 
-use crate::browser_support::{browser, browser_available, start_chromedriver};
-use crate::console_support::{start_on, ADMIN, PASSWORD};
 use fantoccini::Locator;
+use pbx365_testkit::browser::{browser, browser_available, start_chromedriver};
+use pbx365_testkit::db::FreshDb;
+use pbx365_testkit::on_both;
+use pbx365_testkit::web::console::{start_on, ADMIN, PASSWORD};
 use std::time::Duration;
 
 async fn path_of(c: &fantoccini::Client) -> String {
@@ -15,11 +17,8 @@ async fn script(c: &fantoccini::Client, js: &str) -> serde_json::Value {
     c.execute(js, vec![]).await.unwrap()
 }
 
-crate::on_both_databases!(
-    admin_signs_in_sees_extensions_with_profiles_adds_one_and_sign_out_locks_the_console,
-    sign_in_and_out_in_the_browser
-);
-async fn sign_in_and_out_in_the_browser(db: crate::db::TestDb) {
+on_both!(admin_signs_in_sees_extensions_with_profiles_adds_one_and_sign_out_locks_the_console => sign_in_and_out_in_the_browser);
+async fn sign_in_and_out_in_the_browser(db: FreshDb) {
     if !browser_available() {
         return;
     }

@@ -3,18 +3,14 @@
 //! sim app, click "Sign in to Microsoft 365", consent on the sim page, and land back on the
 //! integration page showing the five granted permissions.
 
-use crate::browser_support::{browser, browser_available, start_chromedriver};
-use crate::m365_support::{
+use fantoccini::Locator;
+use pbx365_testkit::browser::{browser, browser_available, fill, start_chromedriver};
+use pbx365_testkit::data::DOCTOR_CHECKS;
+use pbx365_testkit::db;
+use pbx365_testkit::web::m365::{
     start, Opts, ADMIN, CONFIGURE, FIVE, PASSWORD, TENANT_ADMIN, TENANT_ADMIN_PASSWORD,
 };
-use fantoccini::Locator;
 use std::time::Duration;
-
-async fn fill(c: &fantoccini::Client, id: &str, value: &str) {
-    let field = c.wait().for_element(Locator::Id(id)).await.unwrap();
-    field.clear().await.unwrap();
-    field.send_keys(value).await.unwrap();
-}
 
 async fn click(c: &fantoccini::Client, id: &str) {
     c.wait()
@@ -53,7 +49,7 @@ async fn admin_connects_microsoft_365_in_the_browser_and_sees_five_granted_permi
     if !browser_available() {
         return;
     }
-    let app = start(crate::db::sqlite().await, Opts::default()).await;
+    let app = start(db::sqlite().await, Opts::default()).await;
     let driver = start_chromedriver().await;
     let profile = tempfile::tempdir().unwrap();
     let c = browser(&driver, profile.path(), &["--ignore-certificate-errors"]).await;
@@ -185,13 +181,7 @@ async fn admin_connects_microsoft_365_in_the_browser_and_sees_five_granted_permi
             lines.len() >= 10,
             "configuration, key pair, expiry, token, 5 permissions, Graph"
         );
-        for name in [
-            "configuration",
-            "key pair",
-            "certificate expiry",
-            "token",
-            "Microsoft Graph",
-        ] {
+        for name in DOCTOR_CHECKS {
             let sel = format!("#check-list li[data-check='{name}'][data-ok='true']");
             assert!(c.find(Locator::Css(&sel)).await.is_ok(), "{name} ok");
         }

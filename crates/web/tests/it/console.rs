@@ -1,13 +1,14 @@
 //! Console sign-in, sessions and pages over real HTTP (no browser): cookie attributes, session
 //! fixation, server-side logout, timeouts, CSRF, open redirects, sign-in required everywhere.
 
-use crate::console_support::{start, ConsoleApp, ADMIN, PASSWORD};
 use chrono::Duration;
-use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use pbx365_testkit::web::console::{start, ConsoleApp, ADMIN, PASSWORD};
+use pbx365_testkit::web::{hidden, location};
+use reqwest::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
 use reqwest::{Client, Response, StatusCode};
 
 fn client() -> Client {
-    crate::console_support::http_client()
+    pbx365_testkit::web::http_client()
 }
 
 fn set_cookies(res: &Response) -> Vec<String> {
@@ -25,22 +26,6 @@ fn cookie_set(res: &Response, name: &str) -> Option<String> {
         let (k, v) = pair.split_once('=')?;
         (k == name).then(|| v.to_string())
     })
-}
-
-fn hidden(html: &str, field: &str) -> String {
-    let marker = format!("name=\"{field}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {field} field in page"))
-        + marker.len();
-    html[start..].split('"').next().unwrap().to_string()
-}
-
-fn location(res: &Response) -> String {
-    res.headers()
-        .get(LOCATION)
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default()
 }
 
 async fn get(app: &ConsoleApp, path: &str, cookie: Option<&str>) -> Response {
@@ -495,7 +480,7 @@ async fn extension_list_shows_source_state_profile_and_photo() {
     assert_eq!(photo.headers().get(CONTENT_TYPE).unwrap(), "image/png");
     assert_eq!(
         &photo.bytes().await.unwrap()[..],
-        crate::console_support::PNG_1X1
+        pbx365_testkit::data::PNG_1X1
     );
 }
 

@@ -2,14 +2,15 @@
 //! HTTPS: connecting, each failure with its own sentence (page and doctor), forged callbacks,
 //! the Application ID check, and what can and cannot be downloaded.
 
-use crate::m365_support::{
-    consent_round, hidden, location, prepare, start, text, Browser, M365App, Opts, BASE, CONFIGURE,
-    FIVE,
-};
-use crate::on_both_databases;
 use chrono::{Duration, Utc};
 use pbx365_app::m365::generate_pair_valid;
 use pbx365_app::m365::{KeyStore, Slot};
+use pbx365_testkit::db::{self, FreshDb};
+use pbx365_testkit::on_both;
+use pbx365_testkit::web::m365::{
+    consent_round, hidden, location, prepare, start, text, Browser, M365App, Opts, BASE, CONFIGURE,
+    FIVE,
+};
 
 async fn doctor_line(app: &M365App, name: &str) -> pbx365_app::m365::Check {
     app.doctor()
@@ -40,7 +41,7 @@ async fn check_connection(b: &Browser) -> String {
     b.page_text().await
 }
 
-async fn connects_and_shows_five_granted_permissions(db: crate::db::TestDb) {
+async fn connects_and_shows_five_granted_permissions(db: FreshDb) {
     let app = start(db, Opts::default()).await;
     let b = Browser::signed_in(&app).await;
     let page = b.page_text().await;
@@ -83,14 +84,11 @@ async fn connects_and_shows_five_granted_permissions(db: crate::db::TestDb) {
         app.doctor().await
     );
 }
-on_both_databases!(
-    console_connects_and_shows_five_granted_permissions,
-    connects_and_shows_five_granted_permissions
-);
+on_both!(console_connects_and_shows_five_granted_permissions => connects_and_shows_five_granted_permissions);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn declined_consent_says_consent_was_not_granted_and_records_nothing() {
-    let app = start(crate::db::sqlite().await, Opts::default()).await;
+    let app = start(db::sqlite().await, Opts::default()).await;
     let b = Browser::signed_in(&app).await;
     prepare(&app, &b).await;
     let page = consent_round(&app, &b, false).await;
@@ -108,7 +106,7 @@ async fn declined_consent_says_consent_was_not_granted_and_records_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_consent_is_named_by_check_connection_and_doctor() {
     let app = start(
-        crate::db::sqlite().await,
+        db::sqlite().await,
         Opts {
             tenant_in_file: true,
         },
@@ -131,7 +129,7 @@ async fn missing_consent_is_named_by_check_connection_and_doctor() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_certificate_says_upload_public_key_pem_again() {
     let app = start(
-        crate::db::sqlite().await,
+        db::sqlite().await,
         Opts {
             tenant_in_file: true,
         },
@@ -174,7 +172,7 @@ async fn wrong_certificate_says_upload_public_key_pem_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_app_id_says_it_is_not_registered() {
     let app = start(
-        crate::db::sqlite().await,
+        db::sqlite().await,
         Opts {
             tenant_in_file: true,
         },
@@ -200,7 +198,7 @@ async fn unknown_app_id_says_it_is_not_registered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_certificate_says_it_has_expired_and_shows_the_banner() {
-    let app = start(crate::db::sqlite().await, Opts::default()).await;
+    let app = start(db::sqlite().await, Opts::default()).await;
     let b = Browser::signed_in(&app).await;
     assert_eq!(
         b.save_client_id(&app.client_id).await.status().as_u16(),
@@ -240,7 +238,7 @@ async fn expired_certificate_says_it_has_expired_and_shows_the_banner() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificate_expiring_soon_shows_a_banner() {
-    let app = start(crate::db::sqlite().await, Opts::default()).await;
+    let app = start(db::sqlite().await, Opts::default()).await;
     let b = Browser::signed_in(&app).await;
     let now = Utc::now();
     let pair = generate_pair_valid(
@@ -277,7 +275,7 @@ async fn certificate_expiring_soon_shows_a_banner() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removed_permission_is_named_with_what_stops_working() {
-    let app = start(crate::db::sqlite().await, Opts::default()).await;
+    let app = start(db::sqlite().await, Opts::default()).await;
     let b = Browser::signed_in(&app).await;
     prepare(&app, &b).await;
     let four: Vec<&str> = FIVE
@@ -333,7 +331,7 @@ async fn assert_nothing_changed(app: &M365App) {
     );
 }
 
-async fn forged_callbacks_change_nothing(db: crate::db::TestDb) {
+async fn forged_callbacks_change_nothing(db: FreshDb) {
     let app = start(db, Opts::default()).await;
     let b = Browser::signed_in(&app).await;
     prepare(&app, &b).await;
@@ -406,7 +404,7 @@ async fn forged_callbacks_change_nothing(db: crate::db::TestDb) {
 
     // A real round works, and replaying its callback afterwards is refused.
     let consent_url = b.start_consent().await;
-    let back = crate::m365_support::consent_at_sim(&app, &consent_url, true).await;
+    let back = pbx365_testkit::web::m365::consent_at_sim(&app, &consent_url, true).await;
     let res = b.callback(&back).await;
     assert_eq!(location(&res), CONFIGURE);
     assert!(b
@@ -417,15 +415,15 @@ async fn forged_callbacks_change_nothing(db: crate::db::TestDb) {
     b.callback(&back).await;
     assert!(forged_page(&b.page_text().await), "replay refused");
 }
-on_both_databases!(forged_callbacks, forged_callbacks_change_nothing);
+on_both!(forged_callbacks => forged_callbacks_change_nothing);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callback_tenant_is_confirmed_by_the_token_not_trusted() {
-    let app = start(crate::db::sqlite().await, Opts::default()).await;
+    let app = start(db::sqlite().await, Opts::default()).await;
     let b = Browser::signed_in(&app).await;
     prepare(&app, &b).await;
     let consent_url = b.start_consent().await;
-    let back = crate::m365_support::consent_at_sim(&app, &consent_url, true).await;
+    let back = pbx365_testkit::web::m365::consent_at_sim(&app, &consent_url, true).await;
     // Swap the tenant the answer names for another one.
     let other_tenant = "11111111-2222-4333-8444-555555555555";
     let tampered = back.replace(&app.sim.tenant_id, other_tenant);
@@ -439,7 +437,7 @@ async fn callback_tenant_is_confirmed_by_the_token_not_trusted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_application_id_is_refused_with_a_sentence_and_kept_in_the_field() {
-    let app = start(crate::db::sqlite().await, Opts::default()).await;
+    let app = start(db::sqlite().await, Opts::default()).await;
     let b = Browser::signed_in(&app).await;
     let res = b.save_client_id("not-a-guid").await;
     assert_eq!(res.status().as_u16(), 422);
@@ -490,7 +488,7 @@ fn hidden_value(html: &str, id: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn public_key_pem_is_a_certificate_and_the_private_key_is_never_served() {
-    let app = start(crate::db::sqlite().await, Opts::default()).await;
+    let app = start(db::sqlite().await, Opts::default()).await;
     let b = Browser::signed_in(&app).await;
     // Before a key pair exists there is nothing to download.
     assert_eq!(
@@ -640,7 +638,7 @@ print(json.dumps({"version": c.version.name, "key_size": k.key_size if ok else 0
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_key_pair_waits_for_its_certificate_and_the_old_one_keeps_working() {
-    let app = start(crate::db::sqlite().await, Opts::default()).await;
+    let app = start(db::sqlite().await, Opts::default()).await;
     let b = Browser::signed_in(&app).await;
     let first = prepare(&app, &b).await;
     let page = consent_round(&app, &b, true).await;
@@ -679,7 +677,7 @@ async fn new_key_pair_waits_for_its_certificate_and_the_old_one_keeps_working() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_sends_the_browser_to_admin_consent_with_a_single_use_state() {
-    let app = start(crate::db::sqlite().await, Opts::default()).await;
+    let app = start(db::sqlite().await, Opts::default()).await;
     let b = Browser::signed_in(&app).await;
     // Without an app id there is nothing to consent to.
     b.start_consent().await;
@@ -715,7 +713,7 @@ async fn sign_in_sends_the_browser_to_admin_consent_with_a_single_use_state() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn msal_python_gets_a_token_with_the_key_pair_pbx365_generated() {
-    let app = start(crate::db::sqlite().await, Opts::default()).await;
+    let app = start(db::sqlite().await, Opts::default()).await;
     let b = Browser::signed_in(&app).await;
     prepare(&app, &b).await;
     consent_round(&app, &b, true).await;

@@ -2,32 +2,21 @@
 //! an app registration in the sim with the five permissions (not consented yet), and a console
 //! admin driving the Configure page over real HTTP with a cookie jar.
 
-#![allow(dead_code)]
-
+use crate::tenant::{new_app, start_sim, write_ca};
 use m365_sim::identity::apps::NewApp;
 use m365_sim::{SimConfig, SimHandle};
 use pbx365_domain::settings::Settings;
 use pbx365_store::Store;
 use pbx365_web::{password, AppState};
-use reqwest::header::LOCATION;
 use reqwest::{Client, Response};
 
-/// The console admin.
-pub const ADMIN: &str = "admin";
-/// Its password.
-pub const PASSWORD: &str = "correct horse battery staple";
+pub use super::{hidden, location, text, ADMIN, PASSWORD};
 /// The tenant's Global Administrator in the sim.
 pub const TENANT_ADMIN: &str = "globaladmin@contoso.example";
 /// Their password.
 pub const TENANT_ADMIN_PASSWORD: &str = "sim-admin-password";
 /// The permissions pbx365 asks for.
-pub const FIVE: [&str; 5] = [
-    "Calendars.Read",
-    "Contacts.Read",
-    "Directory.Read.All",
-    "Mail.Send",
-    "User.Read.All",
-];
+pub use crate::tenant::PERMISSIONS as FIVE;
 /// The Configure page.
 pub const CONFIGURE: &str = "/console/settings/integrations/microsoft365/configure";
 /// Where the forms post.
@@ -53,7 +42,7 @@ pub struct M365App {
     /// The store.
     pub store: Store,
     server: tokio::task::JoinHandle<()>,
-    _db: crate::db::TestDb,
+    _db: crate::db::FreshDb,
 }
 
 impl Drop for M365App {
@@ -63,7 +52,7 @@ impl Drop for M365App {
 }
 
 /// Starts the sim and the app on `db`.
-pub async fn start(db: crate::db::TestDb, opts: Opts) -> M365App {
+pub async fn start(db: crate::db::FreshDb, opts: Opts) -> M365App {
     let seed = serde_json::json!({
         "users": [{
             "id": "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0",
@@ -72,18 +61,12 @@ pub async fn start(db: crate::db::TestDb, opts: Opts) -> M365App {
             "password": TENANT_ADMIN_PASSWORD
         }]
     });
-    let sim = m365_sim::start(SimConfig {
+    let sim = start_sim(SimConfig {
         seed: Some(seed),
         ..SimConfig::default()
     })
-    .await
-    .expect("sim starts");
-    let ca_file = db.dir.path().join("sim-ca.pem");
-    std::fs::write(
-        &ca_file,
-        sim.ca_pem.as_deref().expect("the sim serves HTTPS"),
-    )
-    .unwrap();
+    .await;
+    let ca_file = write_ca(&sim, db.dir.path());
 
     let store = Store::connect(&db.url).await.expect("open store");
     store
@@ -114,11 +97,8 @@ pub async fn start(db: crate::db::TestDb, opts: Opts) -> M365App {
     let client_id = sim
         .control()
         .create_app(&NewApp {
-            display_name: "pbx365 test".into(),
             redirect_uris: vec![format!("{base}/oauth2office2")],
-            permissions: FIVE.iter().map(|s| s.to_string()).collect(),
-            consented: false,
-            ..NewApp::default()
+            ..new_app("pbx365 test", &FIVE, false)
         })
         .await
         .expect("app registered in the sim");
@@ -143,34 +123,6 @@ impl M365App {
     pub async fn doctor(&self) -> Vec<pbx365_app::m365::Check> {
         pbx365_app::m365::run_checks(&self.state.settings(), self.state.data_dir(), None).await
     }
-}
-
-/// The text of a page with the entities askama writes turned back into characters.
-pub fn text(html: &str) -> String {
-    html.replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&#x27;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
-}
-
-/// The value of the first hidden field `name` in `html`.
-pub fn hidden(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} field in page"))
-        + marker.len();
-    html[start..].split('"').next().unwrap().to_string()
-}
-
-/// The `Location` header.
-pub fn location(res: &Response) -> String {
-    res.headers()
-        .get(LOCATION)
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default()
 }
 
 /// A console admin's browser: a cookie jar, redirects followed by hand.

@@ -1,4 +1,4 @@
-//! Starts the app on 127.0.0.1:0 with a fresh database and an API token.
+//! The app on 127.0.0.1:0 with a fresh database and an API token, for the REST API tests.
 
 use pbx365_domain::settings::Settings;
 use pbx365_store::Store;
@@ -14,12 +14,12 @@ pub struct TestServer {
     pub store: Store,
     /// HTTP client.
     pub http: reqwest::Client,
-    _db: crate::db::TestDb,
+    _db: crate::db::FreshDb,
 }
 
 impl TestServer {
     /// Starts the server on `db`.
-    pub async fn start(db: crate::db::TestDb) -> TestServer {
+    pub async fn start(db: crate::db::FreshDb) -> TestServer {
         pbx365_web::server::install_crypto_provider();
         let store = Store::connect(&db.url).await.expect("open store");
         let token = auth::new_token();

@@ -1,7 +1,7 @@
-//! Runs `pbx365` as a child process in a temp directory and waits for it to serve.
+//! The `pbx365` binary as a child process in a temp directory: its ready line ("pbx365 is
+//! serving on …") awaited, `/healthz` polled, killed when dropped; and the `sync-once` helper.
 
-#![allow(dead_code)]
-
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -9,10 +9,40 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-/// The binary under test.
-pub fn bin() -> &'static str {
+/// The `pbx365` binary under test (installing the crypto provider for the tests' HTTPS clients).
+pub fn bin() -> PathBuf {
     pbx365_web::server::install_crypto_provider();
-    env!("CARGO_BIN_EXE_pbx365")
+    built_binary("pbx365", "PBX365_BIN")
+}
+
+/// The `sync-once` helper binary of this kit: one user sync against the Graph and database
+/// named by `SYNC_*` variables (see `src/bin/sync-once.rs`), for SIGKILL tests.
+pub fn sync_once_bin() -> PathBuf {
+    built_binary("sync-once", "SYNC_ONCE_BIN")
+}
+
+/// Finds binary `name` of the workspace: the one nextest built for this package, else the path
+/// in `var`, else the one next to this test executable's `deps/` directory.
+fn built_binary(name: &str, var: &str) -> PathBuf {
+    let given = std::env::var_os(format!("NEXTEST_BIN_EXE_{name}"))
+        .or_else(|| std::env::var_os(var))
+        .filter(|p: &OsString| !p.is_empty());
+    let path = given.map(PathBuf::from).unwrap_or_else(|| {
+        let exe = std::env::current_exe().expect("the test executable");
+        // target/<profile>/deps/<test>-<hash> -> target/<profile>/<name>
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("a test executable in target/<profile>/deps");
+        profile_dir.join(name)
+    });
+    assert!(
+        path.is_file(),
+        "{} does not exist: build the workspace first (cargo build --workspace --all-targets, \
+         as scripts/test does) or set {var}",
+        path.display()
+    );
+    path
 }
 
 /// A `pbx365` command in `dir` with a clean environment (no inherited `PBX365_*` settings).

@@ -11,10 +11,8 @@ use pbx365_web::session::{ManualClock, SessionPolicy};
 use pbx365_web::{password, AppState};
 use std::sync::Arc;
 
-/// The admin every test signs in as.
-pub const ADMIN: &str = "admin";
-/// Its password.
-pub const PASSWORD: &str = "correct horse battery staple";
+pub use super::{http_client, ADMIN, PASSWORD};
+pub use crate::data::PNG_1X1;
 
 /// A running app.
 pub struct ConsoleApp {
@@ -59,32 +57,13 @@ fn ext(number: &str, first: &str, last: &str, dept: &str, source: ExtensionSourc
     }
 }
 
-/// A 1x1 PNG.
-pub const PNG_1X1: &[u8] = &[
-    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
-    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
-    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0,
-    0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x89, 0x99, 0x3d, 0x1d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45,
-    0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
-];
-
-/// An HTTP client that does not follow redirects (so tests see each `Location`).
-pub fn http_client() -> reqwest::Client {
-    // reqwest is built without a bundled crypto provider; pick the one rustls ships with.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
 /// Starts the app; `public_url` overrides the loopback URL (to test https cookie rules).
 pub async fn start(public_url: Option<&str>) -> ConsoleApp {
     start_on(crate::db::sqlite().await, public_url).await
 }
 
 /// Starts the app on the given test database (SQLite or PostgreSQL).
-pub async fn start_on(db: crate::db::TestDb, public_url: Option<&str>) -> ConsoleApp {
+pub async fn start_on(db: crate::db::FreshDb, public_url: Option<&str>) -> ConsoleApp {
     let store = Store::connect(&db.url).await.unwrap();
     let dir = db.dir;
 

@@ -1,7 +1,7 @@
 //! Real headless Chromium for the browser tests: chromedriver on a free loopback port and a
 //! fantoccini session with a fresh profile.
 
-use fantoccini::ClientBuilder;
+use fantoccini::{ClientBuilder, Locator};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -11,10 +11,12 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 /// chromedriver on a free loopback port, killed when dropped.
 pub struct Driver {
+    /// `http://127.0.0.1:PORT`.
     pub url: String,
     _child: tokio::process::Child,
 }
 
+/// Starts chromedriver and waits until it reports ready.
 pub async fn start_chromedriver() -> Driver {
     // Ask the OS for a free port, then hand it to chromedriver.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -31,7 +33,7 @@ pub async fn start_chromedriver() -> Driver {
         .spawn()
         .expect("chromedriver starts");
     let url = format!("http://127.0.0.1:{port}");
-    let http = crate::console_support::http_client();
+    let http = crate::web::http_client();
     // Wait until chromedriver answers /status with ready=true (bounded, never a blind sleep).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -98,4 +100,19 @@ pub async fn browser(
         .connect(&driver.url)
         .await
         .expect("a Chromium session through chromedriver")
+}
+
+/// chromedriver and a headless Chromium session on a fresh profile in `profile_dir` (keep the
+/// driver alive as long as the session).
+pub async fn chromium(profile_dir: &Path) -> (Driver, fantoccini::Client) {
+    let driver = start_chromedriver().await;
+    let client = browser(&driver, profile_dir, &[]).await;
+    (driver, client)
+}
+
+/// Replaces the value of input `id` with `value`, as a person typing it.
+pub async fn fill(c: &fantoccini::Client, id: &str, value: &str) {
+    let field = c.wait().for_element(Locator::Id(id)).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(value).await.unwrap();
 }

@@ -1,5 +1,6 @@
-//! Test helper: runs one user sync against the Graph and database named by environment
-//! variables, prints the run as JSON, and exits. The crash test kills it with SIGKILL mid-run.
+//! Test helper of the test kit: runs one user sync against the Graph and database named by
+//! environment variables, prints the run as JSON, and exits. The crash test kills it with SIGKILL
+//! mid-run (found through `pbx365_testkit::process::sync_once_bin`).
 //!
 //! `SYNC_DB_URL`, `SYNC_GRAPH_URL` (also the authority), `SYNC_TENANT`, `SYNC_CLIENT_ID`,
 //! `SYNC_DATA_DIR` (holds `m365/credential.pem`), optional `SYNC_CA_FILE`, `SYNC_FULL=1`.
