@@ -56,3 +56,34 @@ pub async fn create_api_token(store: &Store, name: &str) -> Result<String, AppEr
     store.create_api_token(name, &hash_token(&token)).await?;
     Ok(token)
 }
+
+impl crate::App {
+    /// The name of the API token `token`, or `None` when it is not one of ours.
+    pub async fn api_token_name(&self, token: &str) -> Result<Option<String>, AppError> {
+        Ok(self
+            .store
+            .find_api_token(&hash_token(token))
+            .await?
+            .map(|r| r.name))
+    }
+
+    /// Checks a console admin's password. An unknown name costs the same work as a wrong
+    /// password, so response time does not tell which names exist; Argon2 runs off the async
+    /// workers (it takes tens of milliseconds of CPU).
+    pub async fn check_admin_password(
+        &self,
+        name: &str,
+        password: String,
+    ) -> Result<bool, AppError> {
+        let admin = self.store.get_admin(name).await?;
+        Ok(tokio::task::spawn_blocking(move || match admin {
+            Some(a) => password::verify_password(&password, &a.password_hash),
+            None => {
+                password::burn_verification(&password);
+                false
+            }
+        })
+        .await
+        .unwrap_or(false))
+    }
+}

@@ -247,19 +247,8 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pbx365_domain::settings::Settings;
 
-    async fn app() -> (App, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let settings = Settings {
-            data_dir: dir.path().to_path_buf(),
-            ..Default::default()
-        };
-        let store = pbx365_store::Store::connect(&settings.effective_database_url())
-            .await
-            .unwrap();
-        (App::new(store, settings), dir)
-    }
+    use crate::test_app as app;
 
     fn named(name: &str) -> NewExtension {
         NewExtension {

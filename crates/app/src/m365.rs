@@ -22,7 +22,7 @@ pub use pbx365_graph::{
 };
 
 /// The scope of the admin-consent request: every application permission configured on the app.
-pub const GRAPH_DEFAULT_SCOPE: &str = "https://graph.microsoft.com/.default";
+pub use pbx365_graph::token::GRAPH_DEFAULT_SCOPE;
 /// `purpose` of the state stored when an admin starts admin consent.
 pub const ADMIN_CONSENT: &str = "admin_consent";
 /// How long a started admin consent may take.

@@ -47,10 +47,9 @@ impl FromRequestParts<AppState> for Authenticated {
                 .map(str::trim)
                 .filter(|t| !t.is_empty())
                 .ok_or_else(ApiError::unauthorized)?;
-            let record = state.store.find_api_token(&hash_token(token)).await?;
-            return match record {
-                Some(r) => Ok(Authenticated {
-                    actor: format!("api-token:{}", r.name),
+            return match state.app.api_token_name(token).await? {
+                Some(name) => Ok(Authenticated {
+                    actor: format!("api-token:{name}"),
                     kind: CallerKind::ApiToken,
                 }),
                 None => Err(ApiError::unauthorized()),

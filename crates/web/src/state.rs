@@ -1,7 +1,7 @@
 //! The state every handler sees: the application context ([`pbx365_app::App`]) and the
 //! console sessions.
 
-use crate::session::{SessionPolicy, Sessions};
+use crate::session::{Clock, SessionPolicy, Sessions};
 use pbx365_app::App;
 use pbx365_domain::settings::Settings;
 use pbx365_domain::NumberRules;
@@ -57,6 +57,14 @@ impl AppState {
     /// Directory holding the private key, photos and the SQLite file.
     pub fn data_dir(&self) -> &Path {
         self.app.data_dir()
+    }
+
+    /// The same state on another clock: audit entries and sessions both read it (tests move
+    /// time).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.app = self.app.with_clock(clock.clone());
+        self.sessions = self.sessions.with_clock(clock);
+        self
     }
 
     /// The same state with other sessions (tests move the session clock).

@@ -4,7 +4,7 @@ use super::error::ConsoleError;
 use super::views::LoginPage;
 use crate::html::render;
 use crate::session::{cookie_value, random_token, secrets_equal, ActiveSession, NoSession};
-use crate::{password, AppState};
+use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
@@ -267,21 +267,14 @@ pub(crate) async fn login_submit(
             None,
         );
     }
-    let admin = match state.store.get_admin(&username).await {
-        Ok(a) => a,
+    let ok = match state
+        .app
+        .check_admin_password(&username, form.password)
+        .await
+    {
+        Ok(ok) => ok,
         Err(e) => return ConsoleError::server(e).into_response(),
     };
-    let password = form.password;
-    // Argon2 takes tens of milliseconds of CPU: keep it off the async workers.
-    let ok = tokio::task::spawn_blocking(move || match admin {
-        Some(a) => password::verify_password(&password, &a.password_hash),
-        None => {
-            password::burn_verification(&password);
-            false
-        }
-    })
-    .await
-    .unwrap_or(false);
     if !ok {
         sessions.record_login_failure(&username);
         tracing::warn!(user = ?username, "console sign-in refused");
