@@ -101,7 +101,7 @@ impl From<GraphUser> for UserChange {
 }
 
 /// The largest page `/users/delta` serves.
-const DELTA_PAGE_SIZE: u32 = 999;
+pub const DELTA_MAX_PAGE: u32 = 999;
 
 /// `/users/{id}`: one user by object id or UPN, relative to `/v1.0`.
 pub fn path(id: &str) -> String {
@@ -163,9 +163,19 @@ impl GraphClient {
 
     /// One page of a users delta round (`link`: [`Self::users_delta_start`], a nextLink or a saved deltaLink).
     pub async fn users_delta_page(&self, link: &str) -> Result<DeltaPage<UserChange>, GraphError> {
-        // `$top` is not accepted by `/users/delta`; the page size is asked for with a header
-        // (https://learn.microsoft.com/graph/delta-query-overview, "odata.maxpagesize").
-        let req = GraphRequest::get(link).max_page_size(DELTA_PAGE_SIZE);
+        let page: DeltaPage<GraphUser> = self.delta_page(GraphRequest::get(link)).await?;
+        Ok(page.map(Into::into))
+    }
+
+    /// One page of a users delta round of at most `max_items` users ([`DELTA_MAX_PAGE`] for the
+    /// fewest round trips). `$top` is not accepted by `/users/delta`; the page size is asked for
+    /// with a header (https://learn.microsoft.com/graph/delta-query-overview, "odata.maxpagesize").
+    pub async fn users_delta_page_of(
+        &self,
+        link: &str,
+        max_items: u32,
+    ) -> Result<DeltaPage<UserChange>, GraphError> {
+        let req = GraphRequest::get(link).max_page_size(max_items);
         let page: DeltaPage<GraphUser> = self.delta_page(req).await?;
         Ok(page.map(Into::into))
     }

@@ -198,7 +198,8 @@ impl SyncResource for UserSync {
     }
 
     async fn read_page(&self, link: &str) -> SyncResult<DeltaPage<UserChange>> {
-        Ok(self.graph.users_delta_page(link).await?)
+        let max = pbx365_graph::users::DELTA_MAX_PAGE;
+        Ok(self.graph.users_delta_page_of(link, max).await?)
     }
 
     async fn plan(
