@@ -110,7 +110,7 @@ impl App {
 }
 
 /// Identifies the tenant, app and endpoints a Graph client was built for.
-fn graph_key(s: &Settings) -> String {
+pub(crate) fn graph_key(s: &Settings) -> String {
     let m = &s.m365;
     serde_json::json!([
         m.tenant_id,

@@ -86,15 +86,8 @@ pub(crate) struct SyncHandle {
 
 /// Identifies the connection a service was built for; any change means a new service.
 fn connection_key(s: &Settings) -> String {
-    let m = &s.m365;
     serde_json::json!([
-        m.tenant_id,
-        m.client_id,
-        m.authority_url,
-        m.graph_url,
-        m.ca_file,
-        m.assertion_alg,
-        s.data_dir,
+        crate::context::graph_key(s),
         s.effective_public_url(),
         s.extension_digits,
     ])
