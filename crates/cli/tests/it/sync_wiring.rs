@@ -2,7 +2,7 @@
 //! end to end: the demo child process connects to its embedded m365-sim exactly as to a real
 //! tenant; the test changes the tenant through the sim's Graph write API.
 
-use pbx365_graph::{GraphClient, GraphConfig, GraphRequest};
+use pbx365_graph::{GraphClient, GraphConfig};
 use pbx365_testkit::data::RUN_REPORT_KEYS;
 use pbx365_testkit::db::FreshDb;
 use pbx365_testkit::on_both;
@@ -419,9 +419,8 @@ async fn demo_body(db: FreshDb) {
     // change notification to /api/m365/notifications and a delta round, within seconds.
     let renamed = synced[5]["m365_id"].as_str().unwrap().to_string();
     writer
-        .send(GraphRequest::with_json(
-            reqwest::Method::PATCH,
-            format!("/users/{renamed}"),
+        .send(pbx365_graph::users::update_request(
+            &renamed,
             serde_json::json!({"displayName": "Renamed In Entra"}),
         ))
         .await
