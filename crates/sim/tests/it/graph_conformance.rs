@@ -479,3 +479,97 @@ async fn contacts_show_unset_documented_properties_and_delta_items_their_type() 
     assert_eq!(items[0]["@odata.type"], "#microsoft.graph.contact");
     sim.shutdown().await;
 }
+
+// ----- photos (https://learn.microsoft.com/graph/api/profilephoto-get) -----------------------
+
+#[tokio::test]
+async fn photos_come_in_the_documented_sizes_with_metadata_ids() {
+    let sim = start_sim().await;
+    let g = Graph::new(&sim).await;
+    let png = m365_sim::tenant::render_png_sized(5, 240);
+    let resp = g
+        .request("PUT", &format!("/users/{ANN}/photo/$value"))
+        .header("content-type", "image/png")
+        .body(png)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // "Get the metadata of the largest available photo".
+    let meta = g.get(&format!("/users/{ANN}/photo")).await;
+    assert_eq!(meta["id"], "240X240");
+    assert_eq!(meta["width"], 240);
+    assert!(meta["@odata.id"]
+        .as_str()
+        .unwrap()
+        .contains("photos('240X240')"));
+    assert_eq!(meta["@odata.mediaContentType"], "image/png");
+    // "Get the metadata of a specific size" and the sizes available.
+    let meta = g.get(&format!("/users/{ANN}/photos/48x48")).await;
+    assert_eq!(
+        (meta["id"].as_str(), meta["height"].as_u64()),
+        (Some("48X48"), Some(48))
+    );
+    let sizes = g.get(&format!("/users/{ANN}/photos")).await;
+    let ids: Vec<&str> = sizes["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["48X48", "64X64", "96X96", "120X120", "240X240"]);
+    // Both documented binary paths answer.
+    for path in ["photos/48x48/$value", "photo/48x48/$value"] {
+        let resp = g
+            .request("GET", &format!("/users/{ANN}/{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        assert_eq!(resp.headers()["content-type"], "image/png");
+    }
+    let (s, body) = g
+        .send("GET", &format!("/users/{ANN}/photos/360x360"), None, &[])
+        .await;
+    assert_eq!(s, 404, "{body}");
+    assert_eq!(body["error"]["code"], "ImageNotFound");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn generated_photos_are_larger_than_48_pixels_and_render_each_size() {
+    let sim = start_sim_with(m365_sim::SimConfig {
+        users: 30,
+        ..Default::default()
+    })
+    .await;
+    let g = Graph::new(&sim).await;
+    let users = g.get("/users?$select=id&$top=30").await;
+    let mut seen = false;
+    for u in users["value"].as_array().unwrap() {
+        let id = u["id"].as_str().unwrap();
+        let (s, meta) = g
+            .send("GET", &format!("/users/{id}/photo"), None, &[])
+            .await;
+        if s != 200 {
+            continue;
+        }
+        seen = true;
+        assert_eq!(meta["width"], m365_sim::tenant::GENERATED_PHOTO_SIZE);
+        let bytes = g
+            .request("GET", &format!("/users/{id}/photo/48x48/$value"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(
+            m365_sim::tenant::image_info(&bytes),
+            Some(("image/png", 48, 48))
+        );
+        break;
+    }
+    assert!(seen, "some generated users have photos");
+    sim.shutdown().await;
+}
