@@ -29,6 +29,7 @@ pub fn routes() -> Router<Arc<SimState>> {
         .route("/v1.0/users", get(list_users).post(create_user))
         .route("/v1.0/users/delta", get(users_delta))
         .route("/v1.0/users/$count", get(count_users))
+        .route("/v1.0/me", get(me))
         .route(
             "/v1.0/users/{id}",
             get(get_user).patch(update_user).delete(delete_user),
@@ -198,28 +199,46 @@ async fn get_user(
     headers: HeaderMap,
     Path(id): Path<String>,
     uri: Uri,
-) -> Response {
+) -> Result<Response, Response> {
     if id == "delta()" {
-        return users_delta(State(state), app, headers, uri).await;
+        return Ok(users_delta(State(state), app, headers, uri).await);
     }
-    if let Err(r) = app.require(&["User.Read.All", "User.ReadBasic.All"]) {
-        return r;
-    }
-    let q = Query::from_uri(&uri);
+    app.require(&["User.Read.All", "User.ReadBasic.All"])?;
+    user_entity(&state, &id, &uri).await
+}
+
+/// `GET /v1.0/me` (delegated: User.Read): the signed-in user ("Get the signed-in user",
+/// https://learn.microsoft.com/graph/api/user-get); app-only tokens have no `/me`.
+async fn me(
+    State(state): State<Arc<SimState>>,
+    app: AppPrincipal,
+    uri: Uri,
+) -> Result<Response, Response> {
+    let Some(uid) = app.user_id.clone() else {
+        return Err(graph_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "/me request is only valid with delegated authentication flow.",
+        ));
+    };
+    app.require(&["User.Read", "User.ReadBasic.All", "User.Read.All"])?;
+    user_entity(&state, &uid, &uri).await
+}
+
+/// One user with `$select`ed (or default) properties.
+async fn user_entity(state: &SimState, id: &str, uri: &Uri) -> Result<Response, Response> {
+    let q = Query::from_uri(uri);
+    refuse_unknown_options(&q, &["select"])?;
     let props = user_props(q.select());
     let tenant = state.tenant.read().await;
-    match tenant.find_user(&id) {
-        Some(u) => {
-            let mut m = Map::new();
-            m.insert(
-                "@odata.context".into(),
-                json!(format!("{}/v1.0/$metadata#users/$entity", state.base_url)),
-            );
-            m.extend(u.to_json(&props));
-            json_response(StatusCode::OK, Value::Object(m))
-        }
-        None => dir_not_found(&id),
-    }
+    let u = tenant.find_user(id).ok_or_else(|| dir_not_found(id))?;
+    let mut m = Map::new();
+    m.insert(
+        "@odata.context".into(),
+        json!(format!("{}/v1.0/$metadata#users/$entity", state.base_url)),
+    );
+    m.extend(u.to_json(&props));
+    Ok(json_response(StatusCode::OK, Value::Object(m)))
 }
 
 // ----- writes -------------------------------------------------------------------------------

@@ -157,6 +157,7 @@ async fn token_inner(
             }))
         }
         "authorization_code" => super::authorize::redeem_code(state, &app, &form).await,
+        "refresh_token" => super::authorize::redeem_refresh_token(state, &app, &form).await,
         other => Err(AadError::oauth(
             "unsupported_grant_type",
             70003,
