@@ -394,6 +394,18 @@ struct GroupDeltaToken {
     t: i64,
     #[serde(default)]
     ids: Option<Vec<String>>,
+    /// `$expand=members`: members@delta even when `$select` leaves `members` out.
+    #[serde(default)]
+    x: bool,
+    /// Paging inside a round: items already returned.
+    #[serde(default)]
+    o: usize,
+    /// Paging inside a round: the change sequence the round ends at (None: the first round).
+    #[serde(default)]
+    up: Option<u64>,
+    /// Paging inside a round: this round is the first (full state).
+    #[serde(default)]
+    first: bool,
 }
 
 fn member_ref(tenant: &Tenant, id: &str) -> Value {
@@ -408,6 +420,7 @@ fn member_ref(tenant: &Tenant, id: &str) -> Value {
 fn group_delta_item(
     g: &crate::tenant::Group,
     sel: &Option<Vec<String>>,
+    expand_members: bool,
     members: Vec<Value>,
 ) -> Value {
     let full = g.to_json();
@@ -422,86 +435,176 @@ fn group_delta_item(
             m.insert(k, v);
         }
     }
-    if wants("members") {
+    if expand_members || wants("members") {
         m.insert("members@delta".into(), Value::Array(members));
     }
     Value::Object(m)
 }
 
 /// `GET /v1.0/groups/delta` (app: Group.Read.All): groups with `members@delta`; later rounds
-/// carry only membership changes, removed members with `@removed` (graph-facts §4).
-async fn groups_delta(State(state): State<Arc<SimState>>, app: AppPrincipal, uri: Uri) -> Response {
-    if let Err(r) = app.require(READ) {
-        return r;
-    }
+/// carry only membership changes, removed members with `@removed` (graph-facts §4). Pages hold
+/// `Prefer: odata.maxpagesize` groups; `$expand=members` asks for `members@delta` whatever the
+/// `$select` (https://learn.microsoft.com/graph/api/group-delta).
+async fn groups_delta(
+    State(state): State<Arc<SimState>>,
+    app: AppPrincipal,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, Response> {
+    app.require(READ)?;
     let q = Query::from_uri(&uri);
+    refuse_unknown_options(
+        &q,
+        &["select", "filter", "expand", "deltatoken", "skiptoken"],
+    )?;
+    let size = super::prefer_max_page_size(&headers)
+        .unwrap_or(100)
+        .clamp(1, 999);
     let tenant = state.tenant.read().await;
     let settings = state.runtime.settings();
     let now = chrono::Utc::now().timestamp();
     let epoch = state.delta_epoch();
-    let link = |tok: &GroupDeltaToken| {
-        format!(
-            "{}/v1.0/groups/delta?$deltatoken={}",
-            state.base_url,
-            encode_token(tok)
-        )
-    };
-    let ids_filter = match q.get("filter") {
-        None => None,
-        Some(f) => {
-            let ids: Vec<String> = f
-                .split(" or ")
-                .filter_map(|c| c.trim().strip_prefix("id eq "))
-                .map(|v| v.trim().trim_matches('\'').to_ascii_lowercase())
-                .collect();
-            if ids.is_empty() {
-                return super::graph_error(
-                    StatusCode::BAD_REQUEST,
-                    "Request_UnsupportedQuery",
-                    "Only 'id eq' clauses combined with 'or' can be used with delta.",
-                );
+    let given = q.get("deltatoken").or(q.get("skiptoken"));
+    let tok = match given {
+        None => {
+            let expand = match q.get("expand") {
+                None => false,
+                Some(e) if e.trim().eq_ignore_ascii_case("members") => true,
+                Some(_) => {
+                    return Err(super::graph_error(
+                        StatusCode::BAD_REQUEST,
+                        "Request_UnsupportedQuery",
+                        "Only $expand=members is supported with groups delta.",
+                    ))
+                }
+            };
+            let ids = match q.get("filter") {
+                None => None,
+                Some(f) => Some(delta_ids(f)?),
+            };
+            GroupDeltaToken {
+                i: tenant.instance.clone(),
+                e: epoch,
+                s: tenant.seq,
+                sel: q.select(),
+                t: now,
+                ids,
+                x: expand,
+                o: 0,
+                up: None,
+                first: true,
             }
-            Some(ids)
         }
+        Some(t) => match decode_token::<GroupDeltaToken>(t) {
+            Some(tok)
+                if tok.i == tenant.instance
+                    && tok.e >= epoch
+                    && now - tok.t <= settings.directory_delta_token_secs =>
+            {
+                tok
+            }
+            _ => return Err(super::sync_state_not_found(true, &settings)),
+        },
     };
-    let in_scope = |ids: &Option<Vec<String>>, id: &str| {
-        ids.as_ref().is_none_or(|v| v.iter().any(|x| x == id))
+    let paging = q.get("skiptoken").is_some();
+    let in_scope = |id: &str| tok.ids.as_ref().is_none_or(|v| v.iter().any(|x| x == id));
+    // A deltatoken starts a later round at its sequence; a skiptoken continues a round.
+    let first = tok.first && paging || given.is_none();
+    let (lower, upper) = if paging {
+        (tok.s, tok.up.unwrap_or(tok.s))
+    } else if first {
+        (tok.s, tok.s)
+    } else {
+        (tok.s, tenant.seq)
     };
-    let Some(t) = q.get("deltatoken") else {
-        let tok = GroupDeltaToken {
-            i: tenant.instance.clone(),
-            e: epoch,
-            s: tenant.seq,
-            sel: q.select(),
-            t: now,
-            ids: ids_filter,
-        };
-        let items: Vec<Value> = tenant
+    let items: Vec<Value> = if first {
+        tenant
             .groups
             .values()
-            .filter(|g| in_scope(&tok.ids, &g.id))
+            .filter(|g| in_scope(&g.id))
             .map(|g| {
                 let members = g.members.iter().map(|m| member_ref(&tenant, m)).collect();
-                group_delta_item(g, &tok.sel, members)
+                group_delta_item(g, &tok.sel, tok.x, members)
             })
-            .collect();
-        return collection(&state, "groups", items, None, Some(link(&tok)));
+            .collect()
+    } else {
+        membership_changes(&tenant, &tok, lower, upper, &in_scope)
     };
-    let tok = match decode_token::<GroupDeltaToken>(t) {
-        Some(tok)
-            if tok.i == tenant.instance
-                && tok.e >= epoch
-                && now - tok.t <= settings.directory_delta_token_secs =>
-        {
-            tok
-        }
-        _ => return super::sync_state_not_found(true, &settings),
+    let offset = if paging { tok.o } else { 0 };
+    let total = items.len();
+    let page: Vec<Value> = items.into_iter().skip(offset).take(size).collect();
+    let link = |kind: &str, t: &GroupDeltaToken| {
+        format!(
+            "{}/v1.0/groups/delta?${kind}={}",
+            state.base_url,
+            encode_token(t)
+        )
     };
-    let start = tenant.group_log.partition_point(|c| c.seq <= tok.s);
+    if offset + page.len() < total {
+        let next = GroupDeltaToken {
+            s: lower,
+            up: Some(upper),
+            o: offset + page.len(),
+            first,
+            t: now,
+            ..tok.clone()
+        };
+        return Ok(collection(
+            &state,
+            "groups",
+            page,
+            Some(link("skiptoken", &next)),
+            None,
+        ));
+    }
+    let done = GroupDeltaToken {
+        s: upper,
+        up: None,
+        o: 0,
+        first: false,
+        t: now,
+        ..tok
+    };
+    Ok(collection(
+        &state,
+        "groups",
+        page,
+        None,
+        Some(link("deltatoken", &done)),
+    ))
+}
+
+/// `$filter=id eq '…' or id eq '…'`, the only filter group delta supports.
+fn delta_ids(f: &str) -> Result<Vec<String>, Response> {
+    let ids: Vec<String> = f
+        .split(" or ")
+        .filter_map(|c| c.trim().strip_prefix("id eq "))
+        .map(|v| v.trim().trim_matches('\'').to_ascii_lowercase())
+        .collect();
+    if ids.is_empty() {
+        return Err(super::graph_error(
+            StatusCode::BAD_REQUEST,
+            "Request_UnsupportedQuery",
+            "Only 'id eq' clauses combined with 'or' can be used with delta.",
+        ));
+    }
+    Ok(ids)
+}
+
+/// Groups whose membership changed in `(lower, upper]`, each with its net member changes.
+fn membership_changes(
+    tenant: &Tenant,
+    tok: &GroupDeltaToken,
+    lower: u64,
+    upper: u64,
+    in_scope: &dyn Fn(&str) -> bool,
+) -> Vec<Value> {
+    let start = tenant.group_log.partition_point(|c| c.seq <= lower);
+    let end = tenant.group_log.partition_point(|c| c.seq <= upper);
     let mut order: Vec<String> = Vec::new();
     let mut changes: std::collections::HashMap<String, Vec<String>> = Default::default();
-    for c in &tenant.group_log[start..] {
-        if !in_scope(&tok.ids, &c.id) {
+    for c in &tenant.group_log[start..end] {
+        if !in_scope(&c.id) {
             continue;
         }
         if !order.contains(&c.id) {
@@ -530,19 +633,14 @@ async fn groups_delta(State(state): State<Arc<SimState>>, app: AppPrincipal, uri
         let members = last
             .into_iter()
             .map(|(mid, added)| {
-                let mut v = member_ref(&tenant, &mid);
+                let mut v = member_ref(tenant, &mid);
                 if !added {
                     v["@removed"] = json!({"reason": "deleted"});
                 }
                 v
             })
             .collect();
-        items.push(group_delta_item(g, &tok.sel, members));
+        items.push(group_delta_item(g, &tok.sel, tok.x, members));
     }
-    let next = GroupDeltaToken {
-        s: tenant.seq,
-        t: now,
-        ..tok
-    };
-    collection(&state, "groups", items, None, Some(link(&next)))
+    items
 }

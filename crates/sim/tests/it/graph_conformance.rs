@@ -573,3 +573,61 @@ async fn generated_photos_are_larger_than_48_pixels_and_render_each_size() {
     assert!(seen, "some generated users have photos");
     sim.shutdown().await;
 }
+
+// ----- group delta (https://learn.microsoft.com/graph/api/group-delta) ------------------------
+
+#[tokio::test]
+async fn group_delta_pages_by_maxpagesize_and_expands_members() {
+    let mut seed = test_seed();
+    seed["groups"] = json!([
+        {"id": "55555555-5555-5555-5555-555555555555", "displayName": "Sales", "members": [ANN]},
+        {"id": "66666666-6666-6666-6666-666666666666", "displayName": "Support", "members": []}
+    ]);
+    let sim = start_sim_with(m365_sim::SimConfig {
+        seed: Some(seed),
+        ..Default::default()
+    })
+    .await;
+    let g = Graph::new(&sim).await;
+    let prefer = ("Prefer", "odata.maxpagesize=1");
+    let (s, first) = g
+        .send(
+            "GET",
+            "/groups/delta?$select=displayName&$expand=members",
+            None,
+            &[prefer],
+        )
+        .await;
+    assert_eq!(s, 200, "{first}");
+    assert_eq!(first["value"].as_array().unwrap().len(), 1);
+    assert!(first["@odata.nextLink"].is_string());
+    assert_eq!(first["value"][0]["members@delta"][0]["id"], ANN);
+    let (items, delta) = g
+        .get_all(
+            "/groups/delta?$select=displayName&$expand=members",
+            &[prefer],
+        )
+        .await;
+    assert_eq!(items.len(), 2);
+    assert!(items.iter().all(|i| i.get("members@delta").is_some()));
+    let delta = delta.expect("the last page has a deltaLink");
+    // A membership change shows in the next round.
+    let (s, _) = g
+        .send(
+            "POST",
+            "/groups/66666666-6666-6666-6666-666666666666/members/$ref",
+            Some(json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{ANN}")})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (changes, _) = g.get_all(&delta, &[prefer]).await;
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0]["members@delta"][0]["id"], ANN);
+    let (s, body) = g
+        .send("GET", "/groups/delta?$expand=owners", None, &[])
+        .await;
+    assert_eq!(s, 400, "{body}");
+    assert_eq!(body["error"]["code"], "Request_UnsupportedQuery");
+    sim.shutdown().await;
+}
