@@ -35,11 +35,8 @@ pub fn routes() -> Router<Arc<SimState>> {
     // `members` / `transitiveMembers`, each also cast to users (`/microsoft.graph.user`), each
     // with a `/$count` segment (app: GroupMember.Read.All).
     for (kind, transitive) in [("members", false), ("transitiveMembers", true)] {
-        for (cast, users_only) in [("", false), ("/microsoft.graph.user", true)] {
-            let list = MemberList {
-                transitive,
-                users_only,
-            };
+        for cast in ["", "/microsoft.graph.user", "/microsoft.graph.group"] {
+            let list = MemberList { transitive, cast };
             let path = format!("/v1.0/groups/{{id}}/{kind}{cast}");
             r = r
                 .route(
@@ -211,11 +208,13 @@ fn member_json(tenant: &Tenant, id: &str, props: &[String]) -> Option<Value> {
     })
 }
 
-/// Which members a member list shows.
+/// Which members a member list shows: direct or transitive, all or one type (an OData cast
+/// segment such as `/microsoft.graph.user`, https://learn.microsoft.com/graph/api/group-list-members).
 #[derive(Clone, Copy)]
 struct MemberList {
     transitive: bool,
-    users_only: bool,
+    /// `""`, `/microsoft.graph.user` or `/microsoft.graph.group`.
+    cast: &'static str,
 }
 
 /// The query options member lists know (https://learn.microsoft.com/graph/api/group-list-members).
@@ -247,8 +246,8 @@ fn member_ids(
     Ok(ids
         .into_iter()
         .filter(|m| match (tenant.users.get(m), tenant.groups.get(m)) {
-            (Some(u), _) => dq.matches(u),
-            (None, Some(g)) => !list.users_only && dq.matches(g),
+            (Some(u), _) => !list.cast.ends_with("group") && dq.matches(u),
+            (None, Some(g)) => !list.cast.ends_with("user") && dq.matches(g),
             _ => false,
         })
         .collect())
@@ -279,11 +278,7 @@ async fn list_members(
     } else {
         "members"
     };
-    let path = if list.users_only {
-        format!("groups/{gid}/{kind}/microsoft.graph.user")
-    } else {
-        format!("groups/{gid}/{kind}")
-    };
+    let path = format!("groups/{gid}/{kind}{}", list.cast);
     page_of(&state, &q, &path, "directoryObjects", items, dq.count)
 }
 

@@ -359,6 +359,8 @@ async fn member_lists_filter_search_and_count_as_graph_does() {
         .await
         .unwrap();
     assert_eq!(resp.text().await.unwrap(), "2");
+    let page = g.get(&format!("{members}/microsoft.graph.group")).await;
+    assert!(page["value"].as_array().unwrap().is_empty());
     // `$select` on groups is honoured.
     let page = g.get("/groups?$select=displayName").await;
     let keys: Vec<&String> = page["value"][0].as_object().unwrap().keys().collect();
