@@ -145,25 +145,9 @@ def test_auth_code_flow_with_pkce_yields_an_id_token_msal_accepts(sim):
         display_name="msal web app", redirect_uris=[redirect_uri], client_secret="web-secret"
     )
     app = msal_app(sim, client_id, "web-secret")
-    flow = app.initiate_auth_code_flow(
-        scopes=["User.Read"], redirect_uri=redirect_uri, login_hint="ann@contoso.example"
-    )
-    status, _ = sim.control("POST", "/_sim/signin", {"user": "ann@contoso.example"})
-    assert status == 200
-    opener = urllib.request.build_opener(
-        _NoRedirect(), urllib.request.HTTPSHandler(context=sim.ssl_context())
-    )
-    try:
-        opener.open(flow["auth_uri"])
-        raise AssertionError("authorize should redirect")
-    except urllib.error.HTTPError as e:
-        assert e.code == 302
-        location = e.headers["Location"]
-    assert location.startswith(redirect_uri)
-    auth_response = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))
     # MSAL checks state, redeems the code with the PKCE verifier and validates the ID token
     # (issuer, audience, nonce, lifetime).
-    result = app.acquire_token_by_auth_code_flow(flow, auth_response)
+    result = _sign_in(sim, app, ["User.Read"], redirect_uri)
     assert "id_token_claims" in result, result
     claims = result["id_token_claims"]
     assert claims["preferred_username"] == "ann@contoso.example"
@@ -183,7 +167,9 @@ def _sign_in(sim, app, scopes, redirect_uri, user="ann@contoso.example"):
         opener.open(flow["auth_uri"])
         raise AssertionError("authorize should redirect")
     except urllib.error.HTTPError as e:
+        assert e.code == 302
         location = e.headers["Location"]
+    assert location.startswith(redirect_uri)
     auth_response = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))
     return app.acquire_token_by_auth_code_flow(flow, auth_response)
 

@@ -15,7 +15,9 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::query::{refuse_unknown_options, DirectoryQuery, GROUPS, USERS};
+use super::query::{
+    refuse_unknown_options, DirectoryQuery, COLLECTION_OPTIONS, COUNT_OPTIONS, GROUPS, USERS,
+};
 use super::users::user_props;
 use super::{
     bad_request, collection, counted_collection, decode_token, dir_not_found, enc, encode_token,
@@ -112,18 +114,6 @@ fn page_of(
     Ok(counted_collection(state, context, page, count, next, None))
 }
 
-/// The query options the group collections know
-/// (https://learn.microsoft.com/graph/api/group-list, https://learn.microsoft.com/graph/api/group-list-members).
-const LIST_OPTIONS: &[&str] = &[
-    "select",
-    "filter",
-    "top",
-    "count",
-    "search",
-    "orderby",
-    "skiptoken",
-];
-
 /// A group's JSON with only the `$select`ed properties (and `id`).
 fn select_group(g: &Group, select: &Option<Vec<String>>) -> Value {
     let mut m = g.to_json();
@@ -142,9 +132,7 @@ async fn list_groups(
     uri: Uri,
 ) -> Result<Response, Response> {
     app.require(READ)?;
-    let q = Query::from_uri(&uri);
-    refuse_unknown_options(&q, LIST_OPTIONS)?;
-    let dq = DirectoryQuery::parse(&q, &headers, &GROUPS)?;
+    let (q, dq) = DirectoryQuery::read(&uri, &headers, &GROUPS, COLLECTION_OPTIONS)?;
     let tenant = state.tenant.read().await;
     let mut groups: Vec<&Group> = tenant.groups.values().filter(|g| dq.matches(*g)).collect();
     dq.sort(&mut groups);
@@ -161,9 +149,7 @@ async fn count_groups(
     uri: Uri,
 ) -> Result<Response, Response> {
     app.require(READ)?;
-    let q = Query::from_uri(&uri);
-    refuse_unknown_options(&q, &["filter", "search"])?;
-    let dq = DirectoryQuery::parse(&q, &headers, &GROUPS)?;
+    let (_, dq) = DirectoryQuery::read(&uri, &headers, &GROUPS, COUNT_OPTIONS)?;
     let tenant = state.tenant.read().await;
     let n = tenant.groups.values().filter(|g| dq.matches(*g)).count();
     super::count_response(&headers, n)
@@ -262,9 +248,7 @@ async fn list_members(
     list: MemberList,
 ) -> Result<Response, Response> {
     app.require(READ)?;
-    let q = Query::from_uri(&uri);
-    refuse_unknown_options(&q, MEMBER_OPTIONS)?;
-    let dq = DirectoryQuery::parse(&q, &headers, &USERS)?;
+    let (q, dq) = DirectoryQuery::read(&uri, &headers, &USERS, MEMBER_OPTIONS)?;
     let props = user_props(q.select());
     let tenant = state.tenant.read().await;
     let gid = id.to_ascii_lowercase();
@@ -293,9 +277,7 @@ async fn count_members(
     list: MemberList,
 ) -> Result<Response, Response> {
     app.require(READ)?;
-    let q = Query::from_uri(&uri);
-    refuse_unknown_options(&q, &["filter", "search"])?;
-    let mut dq = DirectoryQuery::parse(&q, &headers, &USERS)?;
+    let (_, mut dq) = DirectoryQuery::read(&uri, &headers, &USERS, COUNT_OPTIONS)?;
     // The segment itself asks for a count.
     dq.count = true;
     let tenant = state.tenant.read().await;

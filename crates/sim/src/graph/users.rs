@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::outlook::{Outlook, PhotoRead};
-use super::query::{refuse_unknown_options, DirectoryQuery, Filter, USERS};
+use super::query::{
+    refuse_unknown_options, DirectoryQuery, Filter, COLLECTION_OPTIONS, COUNT_OPTIONS, USERS,
+};
 use super::{
     bad_request, collection, decode_token, dir_not_found, enc, encode_token, graph_error,
     json_object, json_response, sync_state_not_found, Query,
@@ -77,17 +79,6 @@ struct ListToken {
     o: Option<usize>,
 }
 
-/// The query options `/users` knows (https://learn.microsoft.com/graph/api/user-list).
-const LIST_OPTIONS: &[&str] = &[
-    "select",
-    "filter",
-    "top",
-    "count",
-    "search",
-    "orderby",
-    "skiptoken",
-];
-
 /// `GET /v1.0/users` (app: User.Read.All).
 async fn list_users(
     State(state): State<Arc<SimState>>,
@@ -96,10 +87,8 @@ async fn list_users(
     uri: Uri,
 ) -> Result<Response, Response> {
     app.require(&["User.Read.All", "User.ReadBasic.All"])?;
-    let q = Query::from_uri(&uri);
-    refuse_unknown_options(&q, LIST_OPTIONS)?;
+    let (q, dq) = DirectoryQuery::read(&uri, &headers, &USERS, COLLECTION_OPTIONS)?;
     let top = q.top(100, 999)?;
-    let dq = DirectoryQuery::parse(&q, &headers, &USERS)?;
     let token = match q.get("skiptoken") {
         None => None,
         Some(t) => {
@@ -184,9 +173,7 @@ async fn count_users(
     uri: Uri,
 ) -> Result<Response, Response> {
     app.require(&["User.Read.All", "User.ReadBasic.All"])?;
-    let q = Query::from_uri(&uri);
-    refuse_unknown_options(&q, &["filter", "search"])?;
-    let dq = DirectoryQuery::parse(&q, &headers, &USERS)?;
+    let (_, dq) = DirectoryQuery::read(&uri, &headers, &USERS, COUNT_OPTIONS)?;
     let tenant = state.tenant.read().await;
     let n = tenant.users.values().filter(|u| dq.matches(*u)).count();
     super::count_response(&headers, n)

@@ -74,14 +74,12 @@ async fn batch_ids_that_differ_only_in_case_are_duplicates() {
     let sim = start_sim().await;
     let g = Graph::new(&sim).await;
     let (status, body) = g
-        .send(
-            "POST",
+        .post(
             "/$batch",
-            Some(json!({"requests": [
+            json!({"requests": [
                 {"id": "a", "method": "GET", "url": "/users?$select=id"},
                 {"id": "A", "method": "GET", "url": format!("/users/{ANN}")}
-            ]})),
-            &[],
+            ]}),
         )
         .await;
     assert_eq!(status, 400, "{body}");
@@ -94,13 +92,11 @@ async fn batch_sub_responses_carry_graphs_headers() {
     let sim = start_sim().await;
     let g = Graph::new(&sim).await;
     let (status, body) = g
-        .send(
-            "POST",
+        .post(
             "/$batch",
-            Some(json!({"requests": [
+            json!({"requests": [
                 {"id": "1", "method": "GET", "url": format!("/users/{ANN}?$select=id,displayName")}
-            ]})),
-            &[],
+            ]}),
         )
         .await;
     assert_eq!(status, 200, "{body}");
@@ -376,16 +372,14 @@ async fn events_carry_the_documented_properties_and_delta_items_their_type() {
     let sim = start_sim().await;
     let g = Graph::new(&sim).await;
     let (s, created) = g
-        .send(
-            "POST",
+        .post(
             &format!("/users/{ANN}/events"),
-            Some(json!({
+            json!({
                 "subject": "Let's go for lunch",
                 "start": {"dateTime": "2026-03-10T12:00:00", "timeZone": "Pacific Standard Time"},
                 "end": {"dateTime": "2026-03-10T14:00:00", "timeZone": "Pacific Standard Time"},
                 "location": {"displayName": "Harry's Bar"}
-            })),
-            &[],
+            }),
         )
         .await;
     assert_eq!(s, 201, "{created}");
@@ -431,12 +425,10 @@ async fn contacts_show_unset_documented_properties_and_delta_items_their_type() 
     let g = Graph::new(&sim).await;
     // Request of https://learn.microsoft.com/graph/api/user-post-contacts (trimmed).
     let (s, c) = g
-        .send(
-            "POST",
+        .post(
             &format!("/users/{ANN}/contacts"),
-            Some(json!({"givenName": "Pavel", "surname": "Bansky",
-                        "businessPhones": ["+1 732 555 0102"]})),
-            &[],
+            json!({"givenName": "Pavel", "surname": "Bansky",
+                        "businessPhones": ["+1 732 555 0102"]}),
         )
         .await;
     assert_eq!(s, 201, "{c}");
@@ -615,12 +607,7 @@ async fn group_delta_pages_by_maxpagesize_and_expands_members() {
     let delta = delta.expect("the last page has a deltaLink");
     // A membership change shows in the next round.
     let (s, _) = g
-        .send(
-            "POST",
-            "/groups/66666666-6666-6666-6666-666666666666/members/$ref",
-            Some(json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{ANN}")})),
-            &[],
-        )
+        .post("/groups/66666666-6666-6666-6666-666666666666/members/$ref", json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{ANN}")}))
         .await;
     assert_eq!(s, 204);
     let (changes, _) = g.get_all(&delta, &[prefer]).await;
