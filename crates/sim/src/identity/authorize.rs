@@ -19,7 +19,7 @@ use sha2::Digest;
 use super::access::{AccessClaims, GRAPH_AUDIENCE};
 use super::apps::App;
 use super::errors::AadError;
-use super::token::{check_tenant, sign, OIDC_SCOPES};
+use super::issuer::{check_tenant, sign, OIDC_SCOPES};
 use crate::state::SimState;
 
 /// How long an authorization code can be redeemed ("about 10 minutes" per the auth-code doc).
@@ -165,7 +165,7 @@ fn check_request(
         .expect("apps lock")
         .get(&client_id.to_ascii_lowercase())
         .cloned()
-        .ok_or_else(|| error_page(&super::token::app_not_found(&client_id, &state.tenant_id)))?;
+        .ok_or_else(|| error_page(&super::issuer::app_not_found(&client_id, &state.tenant_id)))?;
     let redirect_uri = match p.get("redirect_uri") {
         Some(r) => r.clone(),
         None if app.redirect_uris.len() == 1 => app.redirect_uris[0].clone(),
