@@ -145,10 +145,20 @@ def test_auth_code_flow_with_pkce_yields_an_id_token_msal_accepts(sim):
         display_name="msal web app", redirect_uris=[redirect_uri], client_secret="web-secret"
     )
     app = msal_app(sim, client_id, "web-secret")
-    flow = app.initiate_auth_code_flow(
-        scopes=["User.Read"], redirect_uri=redirect_uri, login_hint="ann@contoso.example"
-    )
-    status, _ = sim.control("POST", "/_sim/signin", {"user": "ann@contoso.example"})
+    # MSAL checks state, redeems the code with the PKCE verifier and validates the ID token
+    # (issuer, audience, nonce, lifetime).
+    result = _sign_in(sim, app, ["User.Read"], redirect_uri)
+    assert "id_token_claims" in result, result
+    claims = result["id_token_claims"]
+    assert claims["preferred_username"] == "ann@contoso.example"
+    assert claims["oid"] == "11111111-1111-1111-1111-111111111111"
+    assert claims["tid"] == sim.tenant_id
+
+
+def _sign_in(sim, app, scopes, redirect_uri, user="ann@contoso.example"):
+    """Runs MSAL's auth code flow against the sim's authorize endpoint for `user`."""
+    flow = app.initiate_auth_code_flow(scopes=scopes, redirect_uri=redirect_uri, login_hint=user)
+    status, _ = sim.control("POST", "/_sim/signin", {"user": user})
     assert status == 200
     opener = urllib.request.build_opener(
         _NoRedirect(), urllib.request.HTTPSHandler(context=sim.ssl_context())
@@ -161,11 +171,46 @@ def test_auth_code_flow_with_pkce_yields_an_id_token_msal_accepts(sim):
         location = e.headers["Location"]
     assert location.startswith(redirect_uri)
     auth_response = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))
-    # MSAL checks state, redeems the code with the PKCE verifier and validates the ID token
-    # (issuer, audience, nonce, lifetime).
-    result = app.acquire_token_by_auth_code_flow(flow, auth_response)
-    assert "id_token_claims" in result, result
-    claims = result["id_token_claims"]
-    assert claims["preferred_username"] == "ann@contoso.example"
-    assert claims["oid"] == "11111111-1111-1111-1111-111111111111"
-    assert claims["tid"] == sim.tenant_id
+    return app.acquire_token_by_auth_code_flow(flow, auth_response)
+
+
+def _graph_get(sim, path, token):
+    req = urllib.request.Request(f"{sim.base_url}/v1.0{path}")
+    req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, context=sim.ssl_context()) as resp:
+            return resp.status, json.loads(resp.read().decode())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read().decode())
+
+
+def test_delegated_token_reads_me_and_is_renewed_silently_after_expiry(sim_factory):
+    """MSAL keeps the refresh token of the auth code flow and, once the access token has
+    expired, `acquire_token_silent` redeems it (grant_type=refresh_token) for a new one
+    (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow#refresh-the-access-token).
+    MSAL treats a token with under five minutes left as expired, so a 60-second lifetime
+    forces the refresh without waiting."""
+    from conftest import SEED
+
+    s = sim_factory("--token-lifetime-secs", "60", seed=SEED)
+    redirect_uri = "http://localhost:8765/callback"
+    client_id = s.register_app(
+        display_name="msal delegated app", redirect_uris=[redirect_uri], client_secret="web-secret"
+    )
+    app = msal_app(s, client_id, "web-secret")
+    first = _sign_in(s, app, ["User.Read"], redirect_uri)
+    assert "access_token" in first, first
+    assert "refresh_token" in first, "MSAL asks for offline_access; the sim must answer it"
+    # https://learn.microsoft.com/graph/api/user-get ("Get the signed-in user").
+    status, me = _graph_get(s, "/me", first["access_token"])
+    assert status == 200, me
+    assert me["userPrincipalName"] == "ann@contoso.example"
+
+    accounts = app.get_accounts(username="ann@contoso.example")
+    assert accounts, "MSAL cached the signed-in account"
+    renewed = app.acquire_token_silent(["User.Read"], account=accounts[0])
+    assert renewed and "access_token" in renewed, renewed
+    assert renewed["access_token"] != first["access_token"], "a new token, from the refresh token"
+    assert jwt_claims(renewed["access_token"])["oid"] == "11111111-1111-1111-1111-111111111111"
+    status, me = _graph_get(s, "/me", renewed["access_token"])
+    assert status == 200, me

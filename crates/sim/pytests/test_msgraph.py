@@ -209,3 +209,37 @@ def test_graph_sdk_sees_graph_errors_as_odata_errors(sim):
     assert err is not None
     assert err.response_status_code == 404
     assert err.error.code == "Request_ResourceNotFound"
+
+
+def test_graph_sdk_counts_users_with_consistency_level_eventual(sim):
+    """`$count` and `/users/$count` as the SDK sends them; Graph needs `ConsistencyLevel: eventual`
+    (https://learn.microsoft.com/graph/aad-advanced-queries)."""
+    from kiota_abstractions.base_request_configuration import RequestConfiguration
+
+    client = graph_client(sim, ["User.Read.All"])
+
+    def eventual(query_parameters=None):
+        config = RequestConfiguration(query_parameters=query_parameters)
+        config.headers.add("ConsistencyLevel", "eventual")
+        return config
+
+    async def run():
+        total = await client.users.count.get(request_configuration=eventual())
+        page = await client.users.get(
+            request_configuration=eventual(
+                UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
+                    count=True, filter="startswith(displayName,'Ann Archer')", top=5
+                )
+            )
+        )
+        try:
+            await client.users.count.get()
+            refused = None
+        except ODataError as e:
+            refused = e
+        return total, page, refused
+
+    total, page, refused = asyncio.run(run())
+    assert total == 2501
+    assert page.odata_count == len(page.value) >= 1
+    assert refused is not None and refused.response_status_code == 400

@@ -125,6 +125,7 @@ pub(crate) async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
         stats: Default::default(),
         pending_signin: Mutex::new(None),
         auth_codes: Mutex::new(HashMap::new()),
+        refresh_tokens: Mutex::new(HashMap::new()),
         used_jti: Mutex::new(HashMap::new()),
         verified_tokens: RwLock::new(HashMap::new()),
         http,

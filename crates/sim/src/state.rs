@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use crate::faults::Faults;
 use crate::identity::apps::App;
-use crate::identity::claims::{AccessClaims, AuthCode};
+use crate::identity::claims::{AccessClaims, AuthCode, RefreshGrant};
 use crate::identity::keys::KeySet;
 use crate::runtime::GraphRuntime;
 use crate::stats::Stats;
@@ -38,6 +38,8 @@ pub struct SimState {
     pub pending_signin: Mutex<Option<String>>,
     /// Issued, not yet redeemed authorization codes.
     pub auth_codes: Mutex<HashMap<String, AuthCode>>,
+    /// Issued refresh tokens.
+    pub refresh_tokens: Mutex<HashMap<String, RefreshGrant>>,
     /// Client-assertion `jti` values already used, with their expiry (unix seconds).
     pub used_jti: Mutex<HashMap<String, i64>>,
     /// Graph access tokens already verified: token -> (claims, kid).

@@ -15,7 +15,9 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::query::{refuse_unknown_options, DirectoryQuery, GROUPS, USERS};
+use super::query::{
+    refuse_unknown_options, DirectoryQuery, COLLECTION_OPTIONS, COUNT_OPTIONS, GROUPS, USERS,
+};
 use super::users::user_props;
 use super::{
     bad_request, collection, counted_collection, decode_token, dir_not_found, enc, encode_token,
@@ -35,11 +37,8 @@ pub fn routes() -> Router<Arc<SimState>> {
     // `members` / `transitiveMembers`, each also cast to users (`/microsoft.graph.user`), each
     // with a `/$count` segment (app: GroupMember.Read.All).
     for (kind, transitive) in [("members", false), ("transitiveMembers", true)] {
-        for (cast, users_only) in [("", false), ("/microsoft.graph.user", true)] {
-            let list = MemberList {
-                transitive,
-                users_only,
-            };
+        for cast in ["", "/microsoft.graph.user", "/microsoft.graph.group"] {
+            let list = MemberList { transitive, cast };
             let path = format!("/v1.0/groups/{{id}}/{kind}{cast}");
             r = r
                 .route(
@@ -115,18 +114,6 @@ fn page_of(
     Ok(counted_collection(state, context, page, count, next, None))
 }
 
-/// The query options the group collections know
-/// (https://learn.microsoft.com/graph/api/group-list, https://learn.microsoft.com/graph/api/group-list-members).
-const LIST_OPTIONS: &[&str] = &[
-    "select",
-    "filter",
-    "top",
-    "count",
-    "search",
-    "orderby",
-    "skiptoken",
-];
-
 /// A group's JSON with only the `$select`ed properties (and `id`).
 fn select_group(g: &Group, select: &Option<Vec<String>>) -> Value {
     let mut m = g.to_json();
@@ -145,9 +132,7 @@ async fn list_groups(
     uri: Uri,
 ) -> Result<Response, Response> {
     app.require(READ)?;
-    let q = Query::from_uri(&uri);
-    refuse_unknown_options(&q, LIST_OPTIONS)?;
-    let dq = DirectoryQuery::parse(&q, &headers, &GROUPS)?;
+    let (q, dq) = DirectoryQuery::read(&uri, &headers, &GROUPS, COLLECTION_OPTIONS)?;
     let tenant = state.tenant.read().await;
     let mut groups: Vec<&Group> = tenant.groups.values().filter(|g| dq.matches(*g)).collect();
     dq.sort(&mut groups);
@@ -164,9 +149,7 @@ async fn count_groups(
     uri: Uri,
 ) -> Result<Response, Response> {
     app.require(READ)?;
-    let q = Query::from_uri(&uri);
-    refuse_unknown_options(&q, &["filter", "search"])?;
-    let dq = DirectoryQuery::parse(&q, &headers, &GROUPS)?;
+    let (_, dq) = DirectoryQuery::read(&uri, &headers, &GROUPS, COUNT_OPTIONS)?;
     let tenant = state.tenant.read().await;
     let n = tenant.groups.values().filter(|g| dq.matches(*g)).count();
     super::count_response(&headers, n)
@@ -211,11 +194,13 @@ fn member_json(tenant: &Tenant, id: &str, props: &[String]) -> Option<Value> {
     })
 }
 
-/// Which members a member list shows.
+/// Which members a member list shows: direct or transitive, all or one type (an OData cast
+/// segment such as `/microsoft.graph.user`, https://learn.microsoft.com/graph/api/group-list-members).
 #[derive(Clone, Copy)]
 struct MemberList {
     transitive: bool,
-    users_only: bool,
+    /// `""`, `/microsoft.graph.user` or `/microsoft.graph.group`.
+    cast: &'static str,
 }
 
 /// The query options member lists know (https://learn.microsoft.com/graph/api/group-list-members).
@@ -247,8 +232,8 @@ fn member_ids(
     Ok(ids
         .into_iter()
         .filter(|m| match (tenant.users.get(m), tenant.groups.get(m)) {
-            (Some(u), _) => dq.matches(u),
-            (None, Some(g)) => !list.users_only && dq.matches(g),
+            (Some(u), _) => !list.cast.ends_with("group") && dq.matches(u),
+            (None, Some(g)) => !list.cast.ends_with("user") && dq.matches(g),
             _ => false,
         })
         .collect())
@@ -263,9 +248,7 @@ async fn list_members(
     list: MemberList,
 ) -> Result<Response, Response> {
     app.require(READ)?;
-    let q = Query::from_uri(&uri);
-    refuse_unknown_options(&q, MEMBER_OPTIONS)?;
-    let dq = DirectoryQuery::parse(&q, &headers, &USERS)?;
+    let (q, dq) = DirectoryQuery::read(&uri, &headers, &USERS, MEMBER_OPTIONS)?;
     let props = user_props(q.select());
     let tenant = state.tenant.read().await;
     let gid = id.to_ascii_lowercase();
@@ -279,11 +262,7 @@ async fn list_members(
     } else {
         "members"
     };
-    let path = if list.users_only {
-        format!("groups/{gid}/{kind}/microsoft.graph.user")
-    } else {
-        format!("groups/{gid}/{kind}")
-    };
+    let path = format!("groups/{gid}/{kind}{}", list.cast);
     page_of(&state, &q, &path, "directoryObjects", items, dq.count)
 }
 
@@ -298,9 +277,7 @@ async fn count_members(
     list: MemberList,
 ) -> Result<Response, Response> {
     app.require(READ)?;
-    let q = Query::from_uri(&uri);
-    refuse_unknown_options(&q, &["filter", "search"])?;
-    let mut dq = DirectoryQuery::parse(&q, &headers, &USERS)?;
+    let (_, mut dq) = DirectoryQuery::read(&uri, &headers, &USERS, COUNT_OPTIONS)?;
     // The segment itself asks for a count.
     dq.count = true;
     let tenant = state.tenant.read().await;
@@ -394,6 +371,18 @@ struct GroupDeltaToken {
     t: i64,
     #[serde(default)]
     ids: Option<Vec<String>>,
+    /// `$expand=members`: members@delta even when `$select` leaves `members` out.
+    #[serde(default)]
+    x: bool,
+    /// Paging inside a round: items already returned.
+    #[serde(default)]
+    o: usize,
+    /// Paging inside a round: the change sequence the round ends at (None: the first round).
+    #[serde(default)]
+    up: Option<u64>,
+    /// Paging inside a round: this round is the first (full state).
+    #[serde(default)]
+    first: bool,
 }
 
 fn member_ref(tenant: &Tenant, id: &str) -> Value {
@@ -408,6 +397,7 @@ fn member_ref(tenant: &Tenant, id: &str) -> Value {
 fn group_delta_item(
     g: &crate::tenant::Group,
     sel: &Option<Vec<String>>,
+    expand_members: bool,
     members: Vec<Value>,
 ) -> Value {
     let full = g.to_json();
@@ -422,86 +412,176 @@ fn group_delta_item(
             m.insert(k, v);
         }
     }
-    if wants("members") {
+    if expand_members || wants("members") {
         m.insert("members@delta".into(), Value::Array(members));
     }
     Value::Object(m)
 }
 
 /// `GET /v1.0/groups/delta` (app: Group.Read.All): groups with `members@delta`; later rounds
-/// carry only membership changes, removed members with `@removed` (graph-facts §4).
-async fn groups_delta(State(state): State<Arc<SimState>>, app: AppPrincipal, uri: Uri) -> Response {
-    if let Err(r) = app.require(READ) {
-        return r;
-    }
+/// carry only membership changes, removed members with `@removed` (graph-facts §4). Pages hold
+/// `Prefer: odata.maxpagesize` groups; `$expand=members` asks for `members@delta` whatever the
+/// `$select` (https://learn.microsoft.com/graph/api/group-delta).
+async fn groups_delta(
+    State(state): State<Arc<SimState>>,
+    app: AppPrincipal,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, Response> {
+    app.require(READ)?;
     let q = Query::from_uri(&uri);
+    refuse_unknown_options(
+        &q,
+        &["select", "filter", "expand", "deltatoken", "skiptoken"],
+    )?;
+    let size = super::prefer_max_page_size(&headers)
+        .unwrap_or(100)
+        .clamp(1, 999);
     let tenant = state.tenant.read().await;
     let settings = state.runtime.settings();
     let now = chrono::Utc::now().timestamp();
     let epoch = state.delta_epoch();
-    let link = |tok: &GroupDeltaToken| {
-        format!(
-            "{}/v1.0/groups/delta?$deltatoken={}",
-            state.base_url,
-            encode_token(tok)
-        )
-    };
-    let ids_filter = match q.get("filter") {
-        None => None,
-        Some(f) => {
-            let ids: Vec<String> = f
-                .split(" or ")
-                .filter_map(|c| c.trim().strip_prefix("id eq "))
-                .map(|v| v.trim().trim_matches('\'').to_ascii_lowercase())
-                .collect();
-            if ids.is_empty() {
-                return super::graph_error(
-                    StatusCode::BAD_REQUEST,
-                    "Request_UnsupportedQuery",
-                    "Only 'id eq' clauses combined with 'or' can be used with delta.",
-                );
+    let given = q.get("deltatoken").or(q.get("skiptoken"));
+    let tok = match given {
+        None => {
+            let expand = match q.get("expand") {
+                None => false,
+                Some(e) if e.trim().eq_ignore_ascii_case("members") => true,
+                Some(_) => {
+                    return Err(super::graph_error(
+                        StatusCode::BAD_REQUEST,
+                        "Request_UnsupportedQuery",
+                        "Only $expand=members is supported with groups delta.",
+                    ))
+                }
+            };
+            let ids = match q.get("filter") {
+                None => None,
+                Some(f) => Some(delta_ids(f)?),
+            };
+            GroupDeltaToken {
+                i: tenant.instance.clone(),
+                e: epoch,
+                s: tenant.seq,
+                sel: q.select(),
+                t: now,
+                ids,
+                x: expand,
+                o: 0,
+                up: None,
+                first: true,
             }
-            Some(ids)
         }
+        Some(t) => match decode_token::<GroupDeltaToken>(t) {
+            Some(tok)
+                if tok.i == tenant.instance
+                    && tok.e >= epoch
+                    && now - tok.t <= settings.directory_delta_token_secs =>
+            {
+                tok
+            }
+            _ => return Err(super::sync_state_not_found(true, &settings)),
+        },
     };
-    let in_scope = |ids: &Option<Vec<String>>, id: &str| {
-        ids.as_ref().is_none_or(|v| v.iter().any(|x| x == id))
+    let paging = q.get("skiptoken").is_some();
+    let in_scope = |id: &str| tok.ids.as_ref().is_none_or(|v| v.iter().any(|x| x == id));
+    // A deltatoken starts a later round at its sequence; a skiptoken continues a round.
+    let first = tok.first && paging || given.is_none();
+    let (lower, upper) = if paging {
+        (tok.s, tok.up.unwrap_or(tok.s))
+    } else if first {
+        (tok.s, tok.s)
+    } else {
+        (tok.s, tenant.seq)
     };
-    let Some(t) = q.get("deltatoken") else {
-        let tok = GroupDeltaToken {
-            i: tenant.instance.clone(),
-            e: epoch,
-            s: tenant.seq,
-            sel: q.select(),
-            t: now,
-            ids: ids_filter,
-        };
-        let items: Vec<Value> = tenant
+    let items: Vec<Value> = if first {
+        tenant
             .groups
             .values()
-            .filter(|g| in_scope(&tok.ids, &g.id))
+            .filter(|g| in_scope(&g.id))
             .map(|g| {
                 let members = g.members.iter().map(|m| member_ref(&tenant, m)).collect();
-                group_delta_item(g, &tok.sel, members)
+                group_delta_item(g, &tok.sel, tok.x, members)
             })
-            .collect();
-        return collection(&state, "groups", items, None, Some(link(&tok)));
+            .collect()
+    } else {
+        membership_changes(&tenant, &tok, lower, upper, &in_scope)
     };
-    let tok = match decode_token::<GroupDeltaToken>(t) {
-        Some(tok)
-            if tok.i == tenant.instance
-                && tok.e >= epoch
-                && now - tok.t <= settings.directory_delta_token_secs =>
-        {
-            tok
-        }
-        _ => return super::sync_state_not_found(true, &settings),
+    let offset = if paging { tok.o } else { 0 };
+    let total = items.len();
+    let page: Vec<Value> = items.into_iter().skip(offset).take(size).collect();
+    let link = |kind: &str, t: &GroupDeltaToken| {
+        format!(
+            "{}/v1.0/groups/delta?${kind}={}",
+            state.base_url,
+            encode_token(t)
+        )
     };
-    let start = tenant.group_log.partition_point(|c| c.seq <= tok.s);
+    if offset + page.len() < total {
+        let next = GroupDeltaToken {
+            s: lower,
+            up: Some(upper),
+            o: offset + page.len(),
+            first,
+            t: now,
+            ..tok.clone()
+        };
+        return Ok(collection(
+            &state,
+            "groups",
+            page,
+            Some(link("skiptoken", &next)),
+            None,
+        ));
+    }
+    let done = GroupDeltaToken {
+        s: upper,
+        up: None,
+        o: 0,
+        first: false,
+        t: now,
+        ..tok
+    };
+    Ok(collection(
+        &state,
+        "groups",
+        page,
+        None,
+        Some(link("deltatoken", &done)),
+    ))
+}
+
+/// `$filter=id eq '…' or id eq '…'`, the only filter group delta supports.
+fn delta_ids(f: &str) -> Result<Vec<String>, Response> {
+    let ids: Vec<String> = f
+        .split(" or ")
+        .filter_map(|c| c.trim().strip_prefix("id eq "))
+        .map(|v| v.trim().trim_matches('\'').to_ascii_lowercase())
+        .collect();
+    if ids.is_empty() {
+        return Err(super::graph_error(
+            StatusCode::BAD_REQUEST,
+            "Request_UnsupportedQuery",
+            "Only 'id eq' clauses combined with 'or' can be used with delta.",
+        ));
+    }
+    Ok(ids)
+}
+
+/// Groups whose membership changed in `(lower, upper]`, each with its net member changes.
+fn membership_changes(
+    tenant: &Tenant,
+    tok: &GroupDeltaToken,
+    lower: u64,
+    upper: u64,
+    in_scope: &dyn Fn(&str) -> bool,
+) -> Vec<Value> {
+    let start = tenant.group_log.partition_point(|c| c.seq <= lower);
+    let end = tenant.group_log.partition_point(|c| c.seq <= upper);
     let mut order: Vec<String> = Vec::new();
     let mut changes: std::collections::HashMap<String, Vec<String>> = Default::default();
-    for c in &tenant.group_log[start..] {
-        if !in_scope(&tok.ids, &c.id) {
+    for c in &tenant.group_log[start..end] {
+        if !in_scope(&c.id) {
             continue;
         }
         if !order.contains(&c.id) {
@@ -530,19 +610,14 @@ async fn groups_delta(State(state): State<Arc<SimState>>, app: AppPrincipal, uri
         let members = last
             .into_iter()
             .map(|(mid, added)| {
-                let mut v = member_ref(&tenant, &mid);
+                let mut v = member_ref(tenant, &mid);
                 if !added {
                     v["@removed"] = json!({"reason": "deleted"});
                 }
                 v
             })
             .collect();
-        items.push(group_delta_item(g, &tok.sel, members));
+        items.push(group_delta_item(g, &tok.sel, tok.x, members));
     }
-    let next = GroupDeltaToken {
-        s: tenant.seq,
-        t: now,
-        ..tok
-    };
-    collection(&state, "groups", items, None, Some(link(&next)))
+    items
 }

@@ -496,6 +496,21 @@ fn unsupported_query(msg: &str) -> Response {
     graph_error(StatusCode::BAD_REQUEST, "Request_UnsupportedQuery", msg)
 }
 
+/// The query options directory collections know (https://learn.microsoft.com/graph/api/user-list,
+/// https://learn.microsoft.com/graph/api/group-list).
+pub const COLLECTION_OPTIONS: &[&str] = &[
+    "select",
+    "filter",
+    "top",
+    "count",
+    "search",
+    "orderby",
+    "skiptoken",
+];
+
+/// The query options a `/$count` segment takes.
+pub const COUNT_OPTIONS: &[&str] = &["filter", "search"];
+
 /// Refuses query options outside `allowed` (names without `$`) with Graph's 400, so that an
 /// option the sim does not implement never passes silently.
 pub fn refuse_unknown_options(q: &Query, allowed: &[&str]) -> Result<(), Response> {
@@ -508,6 +523,19 @@ pub fn refuse_unknown_options(q: &Query, allowed: &[&str]) -> Result<(), Respons
 }
 
 impl DirectoryQuery {
+    /// The request's query string with its options checked against `allowed` and `schema`.
+    pub fn read(
+        uri: &axum::http::Uri,
+        headers: &HeaderMap,
+        schema: &'static Schema,
+        allowed: &[&str],
+    ) -> Result<(Query, DirectoryQuery), Response> {
+        let q = Query::from_uri(uri);
+        refuse_unknown_options(&q, allowed)?;
+        let dq = DirectoryQuery::parse(&q, headers, schema)?;
+        Ok((q, dq))
+    }
+
     /// Reads and checks `$filter`, `$search`, `$orderby` and `$count` against `schema` and the
     /// `ConsistencyLevel` header (https://learn.microsoft.com/graph/aad-advanced-queries).
     pub fn parse(

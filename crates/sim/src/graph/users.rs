@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::outlook::{Outlook, PhotoRead};
-use super::query::{refuse_unknown_options, DirectoryQuery, Filter, USERS};
+use super::query::{
+    refuse_unknown_options, DirectoryQuery, Filter, COLLECTION_OPTIONS, COUNT_OPTIONS, USERS,
+};
 use super::{
     bad_request, collection, decode_token, dir_not_found, enc, encode_token, graph_error,
     json_object, json_response, sync_state_not_found, Query,
@@ -29,6 +31,7 @@ pub fn routes() -> Router<Arc<SimState>> {
         .route("/v1.0/users", get(list_users).post(create_user))
         .route("/v1.0/users/delta", get(users_delta))
         .route("/v1.0/users/$count", get(count_users))
+        .route("/v1.0/me", get(me))
         .route(
             "/v1.0/users/{id}",
             get(get_user).patch(update_user).delete(delete_user),
@@ -38,7 +41,12 @@ pub fn routes() -> Router<Arc<SimState>> {
             "/v1.0/users/{id}/photo/$value",
             get(photo_value).put(put_photo),
         )
+        .route("/v1.0/users/{id}/photos", get(photo_list))
         .route("/v1.0/users/{id}/photos/{size}", get(photo_meta_sized))
+        .route(
+            "/v1.0/users/{id}/photo/{size}/$value",
+            get(photo_value_sized),
+        )
         .route(
             "/v1.0/users/{id}/photos/{size}/$value",
             get(photo_value_sized),
@@ -71,17 +79,6 @@ struct ListToken {
     o: Option<usize>,
 }
 
-/// The query options `/users` knows (https://learn.microsoft.com/graph/api/user-list).
-const LIST_OPTIONS: &[&str] = &[
-    "select",
-    "filter",
-    "top",
-    "count",
-    "search",
-    "orderby",
-    "skiptoken",
-];
-
 /// `GET /v1.0/users` (app: User.Read.All).
 async fn list_users(
     State(state): State<Arc<SimState>>,
@@ -90,10 +87,8 @@ async fn list_users(
     uri: Uri,
 ) -> Result<Response, Response> {
     app.require(&["User.Read.All", "User.ReadBasic.All"])?;
-    let q = Query::from_uri(&uri);
-    refuse_unknown_options(&q, LIST_OPTIONS)?;
+    let (q, dq) = DirectoryQuery::read(&uri, &headers, &USERS, COLLECTION_OPTIONS)?;
     let top = q.top(100, 999)?;
-    let dq = DirectoryQuery::parse(&q, &headers, &USERS)?;
     let token = match q.get("skiptoken") {
         None => None,
         Some(t) => {
@@ -178,9 +173,7 @@ async fn count_users(
     uri: Uri,
 ) -> Result<Response, Response> {
     app.require(&["User.Read.All", "User.ReadBasic.All"])?;
-    let q = Query::from_uri(&uri);
-    refuse_unknown_options(&q, &["filter", "search"])?;
-    let dq = DirectoryQuery::parse(&q, &headers, &USERS)?;
+    let (_, dq) = DirectoryQuery::read(&uri, &headers, &USERS, COUNT_OPTIONS)?;
     let tenant = state.tenant.read().await;
     let n = tenant.users.values().filter(|u| dq.matches(*u)).count();
     super::count_response(&headers, n)
@@ -193,28 +186,46 @@ async fn get_user(
     headers: HeaderMap,
     Path(id): Path<String>,
     uri: Uri,
-) -> Response {
+) -> Result<Response, Response> {
     if id == "delta()" {
-        return users_delta(State(state), app, headers, uri).await;
+        return Ok(users_delta(State(state), app, headers, uri).await);
     }
-    if let Err(r) = app.require(&["User.Read.All", "User.ReadBasic.All"]) {
-        return r;
-    }
-    let q = Query::from_uri(&uri);
+    app.require(&["User.Read.All", "User.ReadBasic.All"])?;
+    user_entity(&state, &id, &uri).await
+}
+
+/// `GET /v1.0/me` (delegated: User.Read): the signed-in user ("Get the signed-in user",
+/// https://learn.microsoft.com/graph/api/user-get); app-only tokens have no `/me`.
+async fn me(
+    State(state): State<Arc<SimState>>,
+    app: AppPrincipal,
+    uri: Uri,
+) -> Result<Response, Response> {
+    let Some(uid) = app.user_id.clone() else {
+        return Err(graph_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "/me request is only valid with delegated authentication flow.",
+        ));
+    };
+    app.require(&["User.Read", "User.ReadBasic.All", "User.Read.All"])?;
+    user_entity(&state, &uid, &uri).await
+}
+
+/// One user with `$select`ed (or default) properties.
+async fn user_entity(state: &SimState, id: &str, uri: &Uri) -> Result<Response, Response> {
+    let q = Query::from_uri(uri);
+    refuse_unknown_options(&q, &["select"])?;
     let props = user_props(q.select());
     let tenant = state.tenant.read().await;
-    match tenant.find_user(&id) {
-        Some(u) => {
-            let mut m = Map::new();
-            m.insert(
-                "@odata.context".into(),
-                json!(format!("{}/v1.0/$metadata#users/$entity", state.base_url)),
-            );
-            m.extend(u.to_json(&props));
-            json_response(StatusCode::OK, Value::Object(m))
-        }
-        None => dir_not_found(&id),
-    }
+    let u = tenant.find_user(id).ok_or_else(|| dir_not_found(id))?;
+    let mut m = Map::new();
+    m.insert(
+        "@odata.context".into(),
+        json!(format!("{}/v1.0/$metadata#users/$entity", state.base_url)),
+    );
+    m.extend(u.to_json(&props));
+    Ok(json_response(StatusCode::OK, Value::Object(m)))
 }
 
 // ----- writes -------------------------------------------------------------------------------
@@ -630,40 +641,61 @@ async fn load_photo(state: &SimState, call: &Outlook<PhotoRead>) -> Result<Photo
     u.photo.clone().ok_or_else(image_not_found)
 }
 
-fn photo_json(state: &SimState, uid: &str, p: &Photo) -> Response {
+/// Photo metadata as https://learn.microsoft.com/graph/api/profilephoto-get shows it, for the
+/// stored photo (`size` None) or one of its documented sizes.
+fn photo_meta_json(state: &SimState, uid: &str, p: &Photo, size: Option<u32>) -> Value {
     let (ct, w, h) = p.info();
-    json_response(
-        StatusCode::OK,
-        json!({
-            "@odata.context": format!("{}/v1.0/$metadata#users('{uid}')/photo/$entity", state.base_url),
-            "@odata.mediaContentType": ct,
-            "@odata.mediaEtag": p.etag,
-            "id": format!("{w}X{h}"),
-            "width": w,
-            "height": h,
-        }),
-    )
+    let (w, h) = size.map(|s| (s, s)).unwrap_or((w, h));
+    let id = format!("{w}X{h}");
+    json!({
+        "@odata.context": format!("{}/v1.0/$metadata#users('{uid}')/photo/$entity", state.base_url),
+        "@odata.id": format!("{}/v1.0/users('{uid}')/photos('{id}')", state.base_url),
+        "@odata.mediaContentType": ct,
+        "@odata.mediaEtag": p.etag,
+        "id": id,
+        "width": w,
+        "height": h,
+    })
+}
+
+/// The documented size `{size}` (`48x48`, any case) when this photo can be served in it; a size
+/// larger than the stored photo is 404 (graph-facts §5).
+fn photo_size(p: &Photo, size: &str) -> Result<u32, Response> {
+    let size = size.to_ascii_lowercase();
+    let (a, b) = size.split_once('x').ok_or_else(image_not_found)?;
+    match (a.parse::<u32>(), b.parse::<u32>()) {
+        (Ok(a), Ok(b)) if a == b && p.sizes().contains(&a) => Ok(a),
+        _ => Err(image_not_found()),
+    }
 }
 
 /// `GET /v1.0/users/{id}/photo` (app: User.Read.All): photo metadata.
-async fn photo_meta(State(state): State<Arc<SimState>>, call: Outlook<PhotoRead>) -> Response {
-    match load_photo(&state, &call).await {
-        Ok(p) => photo_json(&state, &call.user_id, &p),
-        Err(r) => r,
-    }
+async fn photo_meta(
+    State(state): State<Arc<SimState>>,
+    call: Outlook<PhotoRead>,
+) -> Result<Response, Response> {
+    let p = load_photo(&state, &call).await?;
+    let meta = photo_meta_json(&state, &call.user_id, &p, None);
+    Ok(json_response(StatusCode::OK, meta))
 }
 
-/// Requested size must not exceed the stored photo (graph-facts §5).
-fn size_ok(p: &Photo, size: &str) -> bool {
-    let (_, w, h) = p.info();
-    let size = size.to_ascii_lowercase();
-    let Some((a, b)) = size.split_once('x') else {
-        return false;
-    };
-    match (a.parse::<u32>(), b.parse::<u32>()) {
-        (Ok(a), Ok(b)) => a <= w && b <= h,
-        _ => false,
-    }
+/// `GET /v1.0/users/{id}/photos` (app: User.Read.All): the sizes the photo is available in.
+async fn photo_list(
+    State(state): State<Arc<SimState>>,
+    call: Outlook<PhotoRead>,
+) -> Result<Response, Response> {
+    let p = load_photo(&state, &call).await?;
+    let items = p
+        .sizes()
+        .into_iter()
+        .map(|s| {
+            let mut v = photo_meta_json(&state, &call.user_id, &p, Some(s));
+            v.as_object_mut().map(|m| m.remove("@odata.context"));
+            v
+        })
+        .collect();
+    let ctx = format!("users('{}')/photos", call.user_id);
+    Ok(collection(&state, &ctx, items, None, None))
 }
 
 /// `GET /v1.0/users/{id}/photos/{size}` (app: User.Read.All).
@@ -671,17 +703,20 @@ async fn photo_meta_sized(
     State(state): State<Arc<SimState>>,
     call: Outlook<PhotoRead>,
     Path((_, size)): Path<(String, String)>,
-) -> Response {
-    match load_photo(&state, &call).await {
-        Ok(p) if size_ok(&p, &size) => photo_json(&state, &call.user_id, &p),
-        Ok(_) => image_not_found(),
-        Err(r) => r,
-    }
+) -> Result<Response, Response> {
+    let p = load_photo(&state, &call).await?;
+    let size = photo_size(&p, &size)?;
+    let meta = photo_meta_json(&state, &call.user_id, &p, Some(size));
+    Ok(json_response(StatusCode::OK, meta))
 }
 
-fn photo_bytes(p: &Photo) -> Response {
+fn photo_bytes(p: &Photo, size: Option<u32>) -> Response {
     let (ct, _, _) = p.info();
-    let mut r = (StatusCode::OK, p.bytes().as_ref().clone()).into_response();
+    let bytes = match size {
+        Some(s) => p.bytes_at(s),
+        None => p.bytes(),
+    };
+    let mut r = (StatusCode::OK, bytes.as_ref().clone()).into_response();
     if let Ok(v) = HeaderValue::from_str(ct) {
         r.headers_mut().insert(axum::http::header::CONTENT_TYPE, v);
     }
@@ -692,24 +727,23 @@ fn photo_bytes(p: &Photo) -> Response {
 }
 
 /// `GET /v1.0/users/{id}/photo/$value` (app: User.Read.All): the image bytes.
-async fn photo_value(State(state): State<Arc<SimState>>, call: Outlook<PhotoRead>) -> Response {
-    match load_photo(&state, &call).await {
-        Ok(p) => photo_bytes(&p),
-        Err(r) => r,
-    }
+async fn photo_value(
+    State(state): State<Arc<SimState>>,
+    call: Outlook<PhotoRead>,
+) -> Result<Response, Response> {
+    let p = load_photo(&state, &call).await?;
+    Ok(photo_bytes(&p, None))
 }
 
-/// `GET /v1.0/users/{id}/photos/{size}/$value` (app: User.Read.All).
+/// `GET /v1.0/users/{id}/photos/{size}/$value` and `/photo/{size}/$value` (app: User.Read.All).
 async fn photo_value_sized(
     State(state): State<Arc<SimState>>,
     call: Outlook<PhotoRead>,
     Path((_, size)): Path<(String, String)>,
-) -> Response {
-    match load_photo(&state, &call).await {
-        Ok(p) if size_ok(&p, &size) => photo_bytes(&p),
-        Ok(_) => image_not_found(),
-        Err(r) => r,
-    }
+) -> Result<Response, Response> {
+    let p = load_photo(&state, &call).await?;
+    let size = photo_size(&p, &size)?;
+    Ok(photo_bytes(&p, Some(size)))
 }
 
 /// `PUT /v1.0/users/{id}/photo/$value` (app: User.ReadWrite.All): replaces the photo → 200.

@@ -19,7 +19,7 @@ use sha2::Digest;
 use super::access::{AccessClaims, GRAPH_AUDIENCE};
 use super::apps::App;
 use super::errors::AadError;
-use super::token::{check_tenant, sign, OIDC_SCOPES};
+use super::issuer::{check_tenant, sign, OIDC_SCOPES};
 use crate::state::SimState;
 
 /// How long an authorization code can be redeemed ("about 10 minutes" per the auth-code doc).
@@ -27,7 +27,7 @@ pub const CODE_LIFETIME_SECS: i64 = 600;
 /// Session cookie set after a form sign-in (single sign-on for later authorize requests).
 pub const SESSION_COOKIE: &str = "m365sim_session";
 
-pub use super::claims::AuthCode;
+pub use super::claims::{AuthCode, RefreshGrant};
 
 /// HTML-escapes text for the sign-in and consent pages.
 pub(crate) fn esc(s: &str) -> String {
@@ -165,7 +165,7 @@ fn check_request(
         .expect("apps lock")
         .get(&client_id.to_ascii_lowercase())
         .cloned()
-        .ok_or_else(|| error_page(&super::token::app_not_found(&client_id, &state.tenant_id)))?;
+        .ok_or_else(|| error_page(&super::issuer::app_not_found(&client_id, &state.tenant_id)))?;
     let redirect_uri = match p.get("redirect_uri") {
         Some(r) => r.clone(),
         None if app.redirect_uris.len() == 1 => app.redirect_uris[0].clone(),
@@ -485,8 +485,22 @@ pub(crate) async fn redeem_code(
             ));
         }
     }
+    issue_user_tokens(state, app, &code.user_id, &code.scope, code.nonce.clone()).await
+}
+
+/// Access token (+ ID token with `openid`, + refresh token with `offline_access`) for `user_id`
+/// signed in to `app` with the requested `scope`: the answer of code redemption and of the
+/// refresh-token grant (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow).
+pub(crate) async fn issue_user_tokens(
+    state: &SimState,
+    app: &App,
+    user_id: &str,
+    scope: &str,
+    nonce: Option<String>,
+) -> Result<serde_json::Value, AadError> {
+    let now = chrono::Utc::now().timestamp();
     // Graph scopes beyond User.Read need consent (65001, suberror consent_required; OBSERVED).
-    let mut scopes = graph_scopes(&code.scope);
+    let mut scopes = graph_scopes(scope);
     let missing: Vec<&String> = scopes
         .iter()
         .filter(|s| {
@@ -513,12 +527,11 @@ pub(crate) async fn redeem_code(
         .tenant
         .read()
         .await
-        .find_user(&code.user_id)
+        .find_user(user_id)
         .cloned()
         .ok_or_else(|| grant_error(50034, "The user account does not exist in the directory."))?;
 
-    let requested: Vec<String> = code
-        .scope
+    let requested: Vec<String> = scope
         .split_whitespace()
         .map(|s| s.to_ascii_lowercase())
         .collect();
@@ -586,7 +599,7 @@ pub(crate) async fn redeem_code(
             } else {
                 None
             },
-            nonce: code.nonce.clone(),
+            nonce,
             aio: uti(),
             rh: uti(),
             uti: uti(),
@@ -594,7 +607,96 @@ pub(crate) async fn redeem_code(
         };
         out["id_token"] = serde_json::Value::String(sign(state, &id, false));
     }
+    if has("offline_access") {
+        // An opaque refresh token, valid for 90 days of inactivity
+        // (https://learn.microsoft.com/entra/identity-platform/refresh-tokens).
+        let token = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes()),
+            URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes())
+        );
+        state.refresh_tokens.lock().expect("refresh lock").insert(
+            token.clone(),
+            RefreshGrant {
+                client_id: app.client_id.clone(),
+                user_id: user.id.clone(),
+                scope: scope.to_string(),
+                expires_at: now + 90 * 24 * 3600,
+            },
+        );
+        out["refresh_token"] = serde_json::Value::String(token);
+    }
     Ok(out)
+}
+
+/// `grant_type=refresh_token`: new tokens for the user and scopes the refresh token was issued
+/// for; the old refresh token stays valid until it expires
+/// (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow#refresh-the-access-token).
+pub(crate) async fn redeem_refresh_token(
+    state: &SimState,
+    app: &App,
+    form: &HashMap<String, String>,
+) -> Result<serde_json::Value, AadError> {
+    let token = form.get("refresh_token").ok_or_else(|| {
+        AadError::oauth(
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameter: 'refresh_token'.",
+        )
+    })?;
+    let grant = state
+        .refresh_tokens
+        .lock()
+        .expect("refresh lock")
+        .get(token)
+        .cloned()
+        .ok_or_else(|| {
+            grant_error(
+                9002313,
+                "Invalid request. Request is malformed or invalid. The provided refresh token is not valid.",
+            )
+        })?;
+    if grant.expires_at < chrono::Utc::now().timestamp() {
+        return Err(grant_error(
+            700082,
+            "The refresh token has expired due to inactivity.",
+        ));
+    }
+    if !grant.client_id.eq_ignore_ascii_case(&app.client_id) {
+        return Err(grant_error(
+            70000,
+            "The provided value for the 'refresh_token' parameter is not valid. The token was issued to another client.",
+        ));
+    }
+    // A `scope` on the refresh request may narrow, never widen, what was granted.
+    let scope = match form.get("scope") {
+        Some(s) => {
+            let granted: Vec<String> = grant
+                .scope
+                .split_whitespace()
+                .map(|g| g.to_ascii_lowercase())
+                .collect();
+            let wanted: Vec<String> = s
+                .split_whitespace()
+                .map(|w| w.to_ascii_lowercase())
+                .collect();
+            let bare = |w: &str| w.rsplit('/').next().unwrap_or(w).to_string();
+            let widened = wanted.iter().any(|w| {
+                !granted.iter().any(|g| bare(g) == bare(w)) && !OIDC_SCOPES.contains(&w.as_str())
+            });
+            if widened {
+                return Err(grant_error(
+                    65001,
+                    "The user or administrator has not consented to use the application for the requested scopes.",
+                )
+                .with_suberror("consent_required"));
+            }
+            // Keep offline_access so the answer carries a new refresh token, as Entra's does.
+            format!("{s} offline_access")
+        }
+        None => grant.scope.clone(),
+    };
+    issue_user_tokens(state, app, &grant.user_id, &scope, None).await
 }
 
 /// `sub` is pairwise: stable per (app, user), different between apps.

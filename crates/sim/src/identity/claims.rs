@@ -73,3 +73,16 @@ pub struct AuthCode {
     /// Already exchanged for tokens (codes are single use).
     pub redeemed: bool,
 }
+
+/// What a refresh token stands for: a user signed in to an app with some scopes.
+#[derive(Debug, Clone)]
+pub struct RefreshGrant {
+    /// Client the token was issued to.
+    pub client_id: String,
+    /// Signed-in user's object id.
+    pub user_id: String,
+    /// Scopes of the original request (space separated).
+    pub scope: String,
+    /// Expiry, unix seconds.
+    pub expires_at: i64,
+}

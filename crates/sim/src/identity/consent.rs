@@ -15,7 +15,7 @@ use axum::Form;
 use super::apps::App;
 use super::authorize::{error_page, esc, found, session_user, with_query};
 use super::errors::AadError;
-use super::token::{app_not_found, check_tenant};
+use super::issuer::{app_not_found, check_tenant};
 use crate::state::SimState;
 
 /// Which endpoint the request came through.

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::authorize::error_page;
-use super::token::check_tenant;
+use super::issuer::check_tenant;
 use crate::state::SimState;
 
 /// `GET /{tenant}/v2.0/.well-known/openid-configuration` (callers: any OIDC client).

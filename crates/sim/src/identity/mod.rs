@@ -8,6 +8,7 @@ pub mod claims;
 pub mod consent;
 pub mod discovery;
 pub mod errors;
+pub mod issuer;
 pub mod keys;
 pub mod token;
 

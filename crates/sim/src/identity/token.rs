@@ -14,20 +14,18 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
-use serde::{Deserialize, Serialize};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
 use sha2::Digest;
 
 use super::access::{AccessClaims, GRAPH_APP_ID, GRAPH_AUDIENCE};
 use super::apps::App;
 use super::errors::AadError;
+use super::issuer::{app_not_found, check_tenant, sign};
 use crate::state::SimState;
 
 /// The only client assertion type Entra accepts.
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-
-/// OIDC scopes that need no consent.
-pub const OIDC_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
 
 /// How the client proved its identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,36 +43,6 @@ impl ClientAuth {
             ClientAuth::Certificate => "2",
         }
     }
-}
-
-/// Resolves the `{tenant}` path segment of the token endpoint.
-pub(crate) fn check_tenant(
-    state: &SimState,
-    tenant: &str,
-    allow_common: bool,
-) -> Result<(), AadError> {
-    if state.is_own_tenant(tenant) {
-        return Ok(());
-    }
-    let lower = tenant.to_ascii_lowercase();
-    if ["common", "organizations", "consumers"].contains(&lower.as_str()) {
-        if allow_common {
-            return Ok(());
-        }
-        // OBSERVED (graph-facts §1): app-only with common/organizations -> AADSTS50059.
-        return Err(AadError::oauth(
-            "invalid_request",
-            50059,
-            "No tenant-identifying information found in either the request or implied by any provided credentials.",
-        ));
-    }
-    Err(AadError::oauth(
-        "invalid_request",
-        90002,
-        format!(
-            "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
-        ),
-    ))
 }
 
 /// `POST /{tenant}/oauth2/v2.0/token` (callers: any OAuth client).
@@ -157,23 +125,13 @@ async fn token_inner(
             }))
         }
         "authorization_code" => super::authorize::redeem_code(state, &app, &form).await,
+        "refresh_token" => super::authorize::redeem_refresh_token(state, &app, &form).await,
         other => Err(AadError::oauth(
             "unsupported_grant_type",
             70003,
             format!("The app requested an unsupported grant type '{other}'."),
         )),
     }
-}
-
-/// AADSTS700016: the app is unknown in this tenant (`unauthorized_client`, OBSERVED).
-pub(crate) fn app_not_found(client_id: &str, tenant: &str) -> AadError {
-    AadError::oauth(
-        "unauthorized_client",
-        700016,
-        format!(
-            "Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."
-        ),
-    )
 }
 
 /// `scope` of client credentials: one resource with `/.default` (AADSTS70011 otherwise).
@@ -473,19 +431,6 @@ fn audience_ok(state: &SimState, aud: &str) -> bool {
             .iter()
             .any(|suffix| aud == norm(&format!("{base}/{t}{suffix}")))
     })
-}
-
-/// Signs any claims with the current signing key (RS256, `kid` and `x5t`).
-pub(crate) fn sign<T: Serialize>(state: &SimState, claims: &T, with_x5t: bool) -> String {
-    let keys = state.keys.read().expect("keys lock");
-    let key = keys.current();
-    let mut header = Header::new(Algorithm::RS256);
-    header.typ = Some("JWT".into());
-    header.kid = Some(key.kid.clone());
-    if with_x5t {
-        header.x5t = Some(key.x5t.clone());
-    }
-    jsonwebtoken::encode(&header, claims, &key.encoding).expect("RS256 signing with our own key")
 }
 
 /// An app-only Graph access token (graph-facts §1): `roles` only when consented.

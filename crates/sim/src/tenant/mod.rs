@@ -19,7 +19,10 @@ pub use calendar::{fill_organizer, instances, normalize_event, parse_dtz, FieldE
 pub use directory::{Group, User, GENERATED_PASSWORD, USER_DEFAULT_PROPS, USER_KNOWN_PROPS};
 pub use generate::{generate, generate_mailbox, RECEPTION_INDEX};
 pub use mailbox::{merge_props, Contact, ContactFolder, Event, ItemKind, Mailbox, MailboxChange};
-pub use photo::{fnv32, image_info, render_png, Photo, PhotoData, GENERATED_PHOTO_SIZE};
+pub use photo::{
+    fnv32, image_info, render_png, render_png_sized, Photo, PhotoData, GENERATED_PHOTO_SIZE,
+    PHOTO_SIZES,
+};
 pub use subscription::Subscription;
 
 /// One entry in the directory change log (users and groups).
@@ -482,7 +485,11 @@ mod tests {
     fn generated_png_has_its_size_in_the_header() {
         let p = Photo::generated(7);
         let bytes = p.bytes();
-        assert_eq!(image_info(&bytes), Some(("image/png", 48, 48)));
+        assert_eq!(
+            image_info(&bytes),
+            Some(("image/png", GENERATED_PHOTO_SIZE, GENERATED_PHOTO_SIZE))
+        );
+        assert_eq!(image_info(&p.bytes_at(48)), Some(("image/png", 48, 48)));
         assert_eq!(Photo::generated(7).etag, p.etag);
     }
 }

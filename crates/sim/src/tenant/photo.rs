@@ -32,8 +32,14 @@ pub struct Photo {
     pub etag: String,
 }
 
-/// Side length of generated photos.
-pub const GENERATED_PHOTO_SIZE: u32 = 48;
+/// Side length of generated photos (Graph keeps the uploaded size and serves the documented
+/// smaller sizes from it, https://learn.microsoft.com/graph/api/profilephoto-get).
+pub const GENERATED_PHOTO_SIZE: u32 = 96;
+
+/// The square sizes Graph serves photos in
+/// (https://learn.microsoft.com/graph/api/profilephoto-get: "48x48, 64x64, 96x96, 120x120,
+/// 240x240, 360x360, 432x432, 504x504, and 648x648").
+pub const PHOTO_SIZES: &[u32] = &[48, 64, 96, 120, 240, 360, 432, 504, 648];
 
 impl Photo {
     /// Photo from uploaded bytes; `None` when the bytes are neither PNG nor JPEG.
@@ -74,11 +80,32 @@ impl Photo {
         }
     }
 
+    /// The documented sizes this photo can be served in (those not larger than it).
+    pub fn sizes(&self) -> Vec<u32> {
+        let (_, w, h) = self.info();
+        PHOTO_SIZES
+            .iter()
+            .copied()
+            .filter(|s| *s <= w && *s <= h)
+            .collect()
+    }
+
+    /// The image at `size` pixels square: generated photos are rendered at that size; uploaded
+    /// bytes are served as stored (the sim does not rescale images).
+    pub fn bytes_at(&self, size: u32) -> Arc<Vec<u8>> {
+        match &self.data {
+            PhotoData::Generated { seed } => Arc::new(render_png_sized(*seed, size)),
+            PhotoData::Bytes { data, .. } => data.clone(),
+        }
+    }
+
     /// The image bytes (rendering generated photos on the fly).
     pub fn bytes(&self) -> Arc<Vec<u8>> {
         match &self.data {
             PhotoData::Bytes { data, .. } => data.clone(),
-            PhotoData::Generated { seed } => Arc::new(render_png(*seed)),
+            PhotoData::Generated { seed } => {
+                Arc::new(render_png_sized(*seed, GENERATED_PHOTO_SIZE))
+            }
         }
     }
 }
@@ -124,7 +151,11 @@ pub fn image_info(data: &[u8]) -> Option<(&'static str, u32, u32)> {
 
 /// Renders a deterministic 48x48 PNG avatar: a coloured background with a lighter disc.
 pub fn render_png(seed: u64) -> Vec<u8> {
-    let s = GENERATED_PHOTO_SIZE;
+    render_png_sized(seed, 48)
+}
+
+/// Renders the avatar of `seed` at `s` pixels square.
+pub fn render_png_sized(seed: u64, s: u32) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15) ^ 0xD1B54A32D192ED03;
     let mut next = || {
         x ^= x >> 33;
@@ -138,9 +169,11 @@ pub fn render_png(seed: u64) -> Vec<u8> {
     let c = s as i32 / 2;
     for y in 0..s as i32 {
         for xx in 0..s as i32 {
-            // head and shoulders silhouette
-            let head = (xx - c).pow(2) + (y - 18).pow(2) < 81;
-            let body = (xx - c).pow(2) + (y - 48).pow(2) < 300;
+            // head and shoulders silhouette, drawn on a 48-unit grid
+            let (gx, gy) = (xx * 48 / s as i32, y * 48 / s as i32);
+            let gc = c * 48 / s as i32;
+            let head = (gx - gc).pow(2) + (gy - 18).pow(2) < 81;
+            let body = (gx - gc).pow(2) + (gy - 48).pow(2) < 300;
             let px = if head || body { fg } else { bg };
             pixels.extend_from_slice(&px);
         }

@@ -89,6 +89,11 @@ impl Graph {
         (status, v)
     }
 
+    /// POSTs JSON; returns status and JSON body.
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send("POST", path, Some(body), &[]).await
+    }
+
     /// GET expecting 200.
     pub async fn get(&self, path: &str) -> Value {
         let (s, v) = self.send("GET", path, None, &[]).await;

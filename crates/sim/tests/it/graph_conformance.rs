@@ -74,14 +74,12 @@ async fn batch_ids_that_differ_only_in_case_are_duplicates() {
     let sim = start_sim().await;
     let g = Graph::new(&sim).await;
     let (status, body) = g
-        .send(
-            "POST",
+        .post(
             "/$batch",
-            Some(json!({"requests": [
+            json!({"requests": [
                 {"id": "a", "method": "GET", "url": "/users?$select=id"},
                 {"id": "A", "method": "GET", "url": format!("/users/{ANN}")}
-            ]})),
-            &[],
+            ]}),
         )
         .await;
     assert_eq!(status, 400, "{body}");
@@ -94,13 +92,11 @@ async fn batch_sub_responses_carry_graphs_headers() {
     let sim = start_sim().await;
     let g = Graph::new(&sim).await;
     let (status, body) = g
-        .send(
-            "POST",
+        .post(
             "/$batch",
-            Some(json!({"requests": [
+            json!({"requests": [
                 {"id": "1", "method": "GET", "url": format!("/users/{ANN}?$select=id,displayName")}
-            ]})),
-            &[],
+            ]}),
         )
         .await;
     assert_eq!(status, 200, "{body}");
@@ -359,6 +355,8 @@ async fn member_lists_filter_search_and_count_as_graph_does() {
         .await
         .unwrap();
     assert_eq!(resp.text().await.unwrap(), "2");
+    let page = g.get(&format!("{members}/microsoft.graph.group")).await;
+    assert!(page["value"].as_array().unwrap().is_empty());
     // `$select` on groups is honoured.
     let page = g.get("/groups?$select=displayName").await;
     let keys: Vec<&String> = page["value"][0].as_object().unwrap().keys().collect();
@@ -374,16 +372,14 @@ async fn events_carry_the_documented_properties_and_delta_items_their_type() {
     let sim = start_sim().await;
     let g = Graph::new(&sim).await;
     let (s, created) = g
-        .send(
-            "POST",
+        .post(
             &format!("/users/{ANN}/events"),
-            Some(json!({
+            json!({
                 "subject": "Let's go for lunch",
                 "start": {"dateTime": "2026-03-10T12:00:00", "timeZone": "Pacific Standard Time"},
                 "end": {"dateTime": "2026-03-10T14:00:00", "timeZone": "Pacific Standard Time"},
                 "location": {"displayName": "Harry's Bar"}
-            })),
-            &[],
+            }),
         )
         .await;
     assert_eq!(s, 201, "{created}");
@@ -429,12 +425,10 @@ async fn contacts_show_unset_documented_properties_and_delta_items_their_type() 
     let g = Graph::new(&sim).await;
     // Request of https://learn.microsoft.com/graph/api/user-post-contacts (trimmed).
     let (s, c) = g
-        .send(
-            "POST",
+        .post(
             &format!("/users/{ANN}/contacts"),
-            Some(json!({"givenName": "Pavel", "surname": "Bansky",
-                        "businessPhones": ["+1 732 555 0102"]})),
-            &[],
+            json!({"givenName": "Pavel", "surname": "Bansky",
+                        "businessPhones": ["+1 732 555 0102"]}),
         )
         .await;
     assert_eq!(s, 201, "{c}");
@@ -477,5 +471,152 @@ async fn contacts_show_unset_documented_properties_and_delta_items_their_type() 
         .get_all(&format!("/users/{ANN}/contacts/delta"), &[])
         .await;
     assert_eq!(items[0]["@odata.type"], "#microsoft.graph.contact");
+    sim.shutdown().await;
+}
+
+// ----- photos (https://learn.microsoft.com/graph/api/profilephoto-get) -----------------------
+
+#[tokio::test]
+async fn photos_come_in_the_documented_sizes_with_metadata_ids() {
+    let sim = start_sim().await;
+    let g = Graph::new(&sim).await;
+    let png = m365_sim::tenant::render_png_sized(5, 240);
+    let resp = g
+        .request("PUT", &format!("/users/{ANN}/photo/$value"))
+        .header("content-type", "image/png")
+        .body(png)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // "Get the metadata of the largest available photo".
+    let meta = g.get(&format!("/users/{ANN}/photo")).await;
+    assert_eq!(meta["id"], "240X240");
+    assert_eq!(meta["width"], 240);
+    assert!(meta["@odata.id"]
+        .as_str()
+        .unwrap()
+        .contains("photos('240X240')"));
+    assert_eq!(meta["@odata.mediaContentType"], "image/png");
+    // "Get the metadata of a specific size" and the sizes available.
+    let meta = g.get(&format!("/users/{ANN}/photos/48x48")).await;
+    assert_eq!(
+        (meta["id"].as_str(), meta["height"].as_u64()),
+        (Some("48X48"), Some(48))
+    );
+    let sizes = g.get(&format!("/users/{ANN}/photos")).await;
+    let ids: Vec<&str> = sizes["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["48X48", "64X64", "96X96", "120X120", "240X240"]);
+    // Both documented binary paths answer.
+    for path in ["photos/48x48/$value", "photo/48x48/$value"] {
+        let resp = g
+            .request("GET", &format!("/users/{ANN}/{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        assert_eq!(resp.headers()["content-type"], "image/png");
+    }
+    let (s, body) = g
+        .send("GET", &format!("/users/{ANN}/photos/360x360"), None, &[])
+        .await;
+    assert_eq!(s, 404, "{body}");
+    assert_eq!(body["error"]["code"], "ImageNotFound");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn generated_photos_are_larger_than_48_pixels_and_render_each_size() {
+    let sim = start_sim_with(m365_sim::SimConfig {
+        users: 30,
+        ..Default::default()
+    })
+    .await;
+    let g = Graph::new(&sim).await;
+    let users = g.get("/users?$select=id&$top=30").await;
+    let mut seen = false;
+    for u in users["value"].as_array().unwrap() {
+        let id = u["id"].as_str().unwrap();
+        let (s, meta) = g
+            .send("GET", &format!("/users/{id}/photo"), None, &[])
+            .await;
+        if s != 200 {
+            continue;
+        }
+        seen = true;
+        assert_eq!(meta["width"], m365_sim::tenant::GENERATED_PHOTO_SIZE);
+        let bytes = g
+            .request("GET", &format!("/users/{id}/photo/48x48/$value"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(
+            m365_sim::tenant::image_info(&bytes),
+            Some(("image/png", 48, 48))
+        );
+        break;
+    }
+    assert!(seen, "some generated users have photos");
+    sim.shutdown().await;
+}
+
+// ----- group delta (https://learn.microsoft.com/graph/api/group-delta) ------------------------
+
+#[tokio::test]
+async fn group_delta_pages_by_maxpagesize_and_expands_members() {
+    let mut seed = test_seed();
+    seed["groups"] = json!([
+        {"id": "55555555-5555-5555-5555-555555555555", "displayName": "Sales", "members": [ANN]},
+        {"id": "66666666-6666-6666-6666-666666666666", "displayName": "Support", "members": []}
+    ]);
+    let sim = start_sim_with(m365_sim::SimConfig {
+        seed: Some(seed),
+        ..Default::default()
+    })
+    .await;
+    let g = Graph::new(&sim).await;
+    let prefer = ("Prefer", "odata.maxpagesize=1");
+    let (s, first) = g
+        .send(
+            "GET",
+            "/groups/delta?$select=displayName&$expand=members",
+            None,
+            &[prefer],
+        )
+        .await;
+    assert_eq!(s, 200, "{first}");
+    assert_eq!(first["value"].as_array().unwrap().len(), 1);
+    assert!(first["@odata.nextLink"].is_string());
+    assert_eq!(first["value"][0]["members@delta"][0]["id"], ANN);
+    let (items, delta) = g
+        .get_all(
+            "/groups/delta?$select=displayName&$expand=members",
+            &[prefer],
+        )
+        .await;
+    assert_eq!(items.len(), 2);
+    assert!(items.iter().all(|i| i.get("members@delta").is_some()));
+    let delta = delta.expect("the last page has a deltaLink");
+    // A membership change shows in the next round.
+    let (s, _) = g
+        .post("/groups/66666666-6666-6666-6666-666666666666/members/$ref", json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{ANN}")}))
+        .await;
+    assert_eq!(s, 204);
+    let (changes, _) = g.get_all(&delta, &[prefer]).await;
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0]["members@delta"][0]["id"], ANN);
+    let (s, body) = g
+        .send("GET", "/groups/delta?$expand=owners", None, &[])
+        .await;
+    assert_eq!(s, 400, "{body}");
+    assert_eq!(body["error"]["code"], "Request_UnsupportedQuery");
     sim.shutdown().await;
 }

@@ -393,11 +393,20 @@ fn pkce() -> (String, String) {
 }
 
 fn authorize_url(sim: &m365_sim::SimHandle, client_id: &str, challenge: &str) -> String {
+    authorize_url_for(sim, client_id, challenge, "openid profile email")
+}
+
+fn authorize_url_for(
+    sim: &m365_sim::SimHandle,
+    client_id: &str,
+    challenge: &str,
+    scope: &str,
+) -> String {
     let q = serde_urlencoded::to_string([
         ("client_id", client_id),
         ("response_type", "code"),
         ("redirect_uri", "https://pbx.example/auth/callback"),
-        ("scope", "openid profile email"),
+        ("scope", scope),
         ("response_mode", "query"),
         ("state", "st-123"),
         ("nonce", "n-456"),
@@ -760,5 +769,85 @@ async fn cancelled_v2_admin_consent_redirects_with_consent_required() {
     assert_eq!(q["state"], "xyz");
     let consented = sim.state.apps.lock().unwrap()[&client_id].consented;
     assert!(!consented, "cancel grants nothing");
+    sim.shutdown().await;
+}
+
+/// https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow ("Request an
+/// access token with a client_secret" with `offline_access`, then "Refresh the access token"),
+/// and https://learn.microsoft.com/graph/api/user-get ("Get the signed-in user").
+#[tokio::test]
+async fn delegated_tokens_reach_me_and_refresh_tokens_renew_them() {
+    let sim = start_sim().await;
+    let client_id = web_app(&sim).await;
+    sim.control().signin("ann@contoso.example").await.unwrap();
+    let (verifier, challenge) = pkce();
+    let http = no_redirect_client(&sim);
+    let scope = "openid profile offline_access https://graph.microsoft.com/User.Read";
+    let resp = http
+        .get(authorize_url_for(&sim, &client_id, &challenge, scope))
+        .send()
+        .await
+        .unwrap();
+    let q = query_of(resp.headers()["location"].to_str().unwrap());
+    let (status, body) = redeem(&sim, &client_id, &q["code"], &verifier).await;
+    assert_eq!(status, 200, "{body}");
+    let refresh = body["refresh_token"]
+        .as_str()
+        .expect("offline_access gives a refresh token");
+    let me = |token: String| {
+        let http = sim.http_client();
+        let url = format!("{}/v1.0/me", sim.graph_url());
+        async move { http.get(url).bearer_auth(token).send().await.unwrap() }
+    };
+    let resp = me(body["access_token"].as_str().unwrap().to_string()).await;
+    assert_eq!(resp.status(), 200);
+    let user: Value = resp.json().await.unwrap();
+    assert_eq!(user["id"], "11111111-1111-1111-1111-111111111111");
+    assert_eq!(user["userPrincipalName"], "ann@contoso.example");
+    assert!(user["@odata.context"]
+        .as_str()
+        .unwrap()
+        .ends_with("$metadata#users/$entity"));
+
+    let (status, renewed) = post_token(
+        &sim,
+        &[
+            ("client_id", client_id.as_str()),
+            ("client_secret", "web-secret"),
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh),
+            (
+                "scope",
+                "https://graph.microsoft.com/User.Read offline_access",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{renewed}");
+    assert_eq!(renewed["token_type"], "Bearer");
+    assert!(renewed["refresh_token"].is_string());
+    let claims = jwt_claims(renewed["access_token"].as_str().unwrap());
+    assert_eq!(claims["oid"], "11111111-1111-1111-1111-111111111111");
+    assert!(claims["scp"].as_str().unwrap().contains("User.Read"));
+    let resp = me(renewed["access_token"].as_str().unwrap().to_string()).await;
+    assert_eq!(resp.status(), 200);
+
+    // A refresh token belongs to the client it was issued to; garbage is invalid_grant.
+    let other = crate::graph::graph_token(&sim, &["User.Read.All"]).await;
+    let (status, body) = post_token(
+        &sim,
+        &[
+            ("client_id", client_id.as_str()),
+            ("client_secret", "web-secret"),
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "not-a-refresh-token"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
+    // App-only tokens have no /me.
+    let resp = me(other).await;
+    assert_eq!(resp.status(), 400);
     sim.shutdown().await;
 }
