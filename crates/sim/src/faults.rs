@@ -6,6 +6,19 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+/// The sim's Graph routes as fault patterns and request-count keys, so that clients' tests name
+/// them through the sim instead of spelling Graph paths themselves.
+pub mod routes {
+    /// Every Graph v1.0 request.
+    pub const GRAPH: &str = "/v1.0/";
+    /// `/users/delta` (a full or delta round of users).
+    pub const USERS_DELTA: &str = "/v1.0/users/delta";
+    /// Subscription create, renew and delete.
+    pub const SUBSCRIPTIONS: &str = "/v1.0/subscriptions";
+    /// The request-count key of photo downloads.
+    pub const PHOTO_VALUE_COUNT: &str = "GET /v1.0/users/{id}/photo/$value";
+}
+
 /// One fault rule as posted to `/_sim/faults`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct FaultSpec {

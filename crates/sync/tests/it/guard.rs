@@ -1,6 +1,6 @@
 //! The mass-deletion guard, implausible reads and faults: nothing is ever partly deleted.
 
-use m365_sim::faults::FaultSpec;
+use m365_sim::faults::{routes, FaultSpec};
 use pbx365_domain::settings::SyncScope;
 use pbx365_domain::SyncStatus;
 use pbx365_testkit::db::TestDb;
@@ -133,7 +133,7 @@ async fn an_expired_delta_token_leads_to_a_full_resync_that_still_applies_change
     w.sim
         .control()
         .add_fault(&FaultSpec {
-            path: "/v1.0/users/delta".into(),
+            path: routes::USERS_DELTA.into(),
             expire_delta_tokens: Some(true),
             ..Default::default()
         })
@@ -156,7 +156,7 @@ async fn a_429_storm_is_ridden_out_and_the_run_completes(db: TestDb) {
     w.sim
         .control()
         .add_fault(&FaultSpec {
-            path: "/v1.0/".into(),
+            path: routes::GRAPH.into(),
             status: Some(429),
             retry_after: Some(0.05),
             every: Some(3),
@@ -189,7 +189,7 @@ async fn persistent_503s_fail_the_run_clearly_and_never_delete_partly(db: TestDb
     w.sim
         .control()
         .add_fault(&FaultSpec {
-            path: "/v1.0/users/delta".into(),
+            path: routes::USERS_DELTA.into(),
             status: Some(503),
             retry_after: Some(0.01),
             ..Default::default()

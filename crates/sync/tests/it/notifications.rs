@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use m365_sim::faults::FaultSpec;
+use m365_sim::faults::{routes, FaultSpec};
 use pbx365_store::{Store, SubscriptionRecord};
 use pbx365_sync::receiver;
 use pbx365_testkit::db::TestDb;
@@ -98,7 +98,7 @@ async fn a_user_created_in_microsoft_365_arrives_within_5_seconds_through_a_noti
     w.sim
         .control()
         .add_fault(&FaultSpec {
-            path: "/v1.0/subscriptions".into(),
+            path: routes::SUBSCRIPTIONS.into(),
             drop_notifications: Some(true),
             ..Default::default()
         })

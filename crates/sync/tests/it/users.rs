@@ -1,6 +1,7 @@
 //! Full and delta rounds against the sim: the right extensions with the right fields, stable
 //! numbers, photos, idempotence, changes made through Graph, local deletes, dry runs.
 
+use m365_sim::faults::routes;
 use pbx365_domain::settings::SyncScope;
 use pbx365_domain::{DirectoryUser, ExtensionSource, SyncKind, SyncStatus, AZURE_AD_GROUP};
 use pbx365_sync::RunOptions;
@@ -144,7 +145,7 @@ async fn tenant_of_2500_syncs_to_exactly_the_expected_extensions_and_a_second_ru
     );
     let stats = w.sim.control().stats().await.unwrap();
     assert_eq!(
-        stats.route("GET /v1.0/users/{id}/photo/$value"),
+        stats.route(routes::PHOTO_VALUE_COUNT),
         0,
         "unchanged photos are not downloaded again"
     );
@@ -158,7 +159,7 @@ async fn tenant_of_2500_syncs_to_exactly_the_expected_extensions_and_a_second_ru
     // Extensions without a photo are probed with `$value` (a 404, no bytes); none with a photo is
     // downloaded again because the etags did not change.
     assert_eq!(
-        stats.route("GET /v1.0/users/{id}/photo/$value"),
+        stats.route(routes::PHOTO_VALUE_COUNT),
         photoless,
         "photo etags unchanged: no download"
     );
