@@ -130,6 +130,8 @@ async fn first_admin(store: &Store, data_dir: &Path) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow!("{e}"))?
     {
+        // An absolute path: a relative data_dir says nothing in a service's log.
+        let path = std::fs::canonicalize(&path).unwrap_or(path);
         println!(
             "Created the console admin `admin`; its one-time password is in {} (readable by this user only).",
             path.display()

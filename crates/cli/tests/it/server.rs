@@ -43,7 +43,7 @@ async fn serve_on_an_empty_directory_creates_its_sqlite_database_and_serves_heal
     assert!(
         out.contains(&format!(
             "Created the console admin `admin`; its one-time password is in {}",
-            file.display()
+            std::fs::canonicalize(&file).unwrap().display()
         )),
         "no password file path on stdout: {out}"
     );
