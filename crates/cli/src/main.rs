@@ -103,8 +103,9 @@ enum AdminCommand {
     /// API tokens for `Authorization: Bearer`.
     #[command(subcommand)]
     Token(TokenCommand),
-    /// Change a console administrator's password: the new one is read from standard input
-    /// (one line, at least 12 characters); the admin's console sessions end.
+    /// Change a console administrator's password: the new one is one line of standard input
+    /// (asked twice without echo on a terminal), at least 12 characters; the admin's console
+    /// sessions end.
     Password {
         /// Login name.
         #[arg(long, default_value = "admin")]
