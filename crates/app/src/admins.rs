@@ -58,15 +58,6 @@ pub async fn create_api_token(store: &Store, name: &str) -> Result<String, AppEr
 }
 
 impl crate::App {
-    /// The name of the API token `token`, or `None` when it is not one of ours.
-    pub async fn api_token_name(&self, token: &str) -> Result<Option<String>, AppError> {
-        Ok(self
-            .store
-            .find_api_token(&hash_token(token))
-            .await?
-            .map(|r| r.name))
-    }
-
     /// Checks a console admin's password. An unknown name costs the same work as a wrong
     /// password, so response time does not tell which names exist; Argon2 runs off the async
     /// workers (it takes tens of milliseconds of CPU).

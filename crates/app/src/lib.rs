@@ -16,6 +16,8 @@
 //!   history, the directory search behind the users/groups picker, the notification receiver);
 //! - [`audit`]: the audit log, stamped by the one [`clock`];
 //! - [`admins`], [`password`], [`secrets`]: console admins, API tokens and their secrets;
+//! - [`credentials`]: token expiry, use, listing and revocation; password changes; the first
+//!   admin's password file;
 //! - [`flash`]: one-off outcomes for a console session's next page;
 //! - [`error`]: [`AppError`], why a use case refused or failed.
 
@@ -23,6 +25,7 @@ pub mod admins;
 pub mod audit;
 pub mod clock;
 pub mod context;
+pub mod credentials;
 pub mod error;
 pub mod extensions;
 pub mod flash;

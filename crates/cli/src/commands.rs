@@ -2,7 +2,7 @@
 
 use anyhow::{anyhow, bail, Context};
 use pbx365_app::extensions::ExtensionView;
-use pbx365_app::{admins, password};
+use pbx365_app::{admins, credentials, password};
 use pbx365_domain::settings::Settings;
 use pbx365_store::Store;
 use pbx365_web::{server, AppState};
@@ -44,7 +44,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let (store, settings) = open(settings).await?;
     // A private key others can read is a leaked key: refuse to run with it (security checklist R5.2).
     pbx365_app::m365::check_key_file_modes(&settings.data_dir).map_err(|e| anyhow!("{e}"))?;
-    first_admin(&store).await?;
+    first_admin(&store, &settings.data_dir).await?;
     let bound = bind(&settings).await?;
     let state = server_state(store, settings, &bound);
     serve_state(state, bound).await
@@ -123,15 +123,21 @@ async fn shutdown_signal() {
 }
 
 /// On the very first start there is no way into the console: create `admin` with a random
-/// password, printed once to stdout (never to the log).
-async fn first_admin(store: &Store) -> anyhow::Result<()> {
-    if let Some(password) = admins::create_first_admin(store)
+/// password written to a 0600 file in `data_dir`. Only the file's path is printed and logged:
+/// stdout and the log end up in journald or container logs, which many people can read.
+async fn first_admin(store: &Store, data_dir: &Path) -> anyhow::Result<()> {
+    if let Some(path) = credentials::create_first_admin_with_file(store, data_dir)
         .await
         .map_err(|e| anyhow!("{e}"))?
     {
-        println!("Created the console admin `admin` with the one-time password: {password}");
-        println!("Sign in at /console and change it; this password is not shown again.");
-        tracing::info!("created the first console admin `admin` (password printed on stdout)");
+        // An absolute path: a relative data_dir says nothing in a service's log.
+        let path = std::fs::canonicalize(&path).unwrap_or(path);
+        println!(
+            "Created the console admin `admin`; its one-time password is in {} (readable by this user only).",
+            path.display()
+        );
+        println!("Sign in at /console and change it under Settings > Password; the file is removed then.");
+        tracing::info!(file = %path.display(), "created the first console admin `admin`; password written to the file");
     }
     Ok(())
 }
@@ -228,7 +234,7 @@ pub async fn admin_create(
 }
 
 /// Reads a password from the terminal without echoing it.
-fn prompt_password(prompt: &str) -> anyhow::Result<String> {
+pub(crate) fn prompt_password(prompt: &str) -> anyhow::Result<String> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         bail!("no terminal to ask for the password; use --password-stdin");
@@ -250,14 +256,15 @@ fn prompt_password(prompt: &str) -> anyhow::Result<String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
-/// `pbx365 admin token create`.
-pub async fn token_create(settings: Settings, name: &str) -> anyhow::Result<()> {
-    let name = name.trim();
-    if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
-        bail!("the token name must be 1 to 64 characters");
-    }
+/// `pbx365 admin token create [--expires-in-days D]`.
+pub async fn token_create(
+    settings: Settings,
+    name: &str,
+    expires_in_days: Option<u32>,
+) -> anyhow::Result<()> {
+    let name = credentials::check_token_name(name).map_err(|e| anyhow!("{e}"))?;
     let (store, _) = open(settings).await?;
-    let token = admins::create_api_token(&store, name)
+    let token = credentials::create_api_token(&store, name, expires_in_days, chrono::Utc::now())
         .await
         .map_err(|e| anyhow!("{e}"))?;
     // The token alone on stdout, so `TOKEN=$(pbx365 admin token create)` works.

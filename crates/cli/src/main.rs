@@ -2,6 +2,7 @@
 
 mod commands;
 mod config;
+mod credentials_cmd;
 mod demo;
 mod m365;
 mod sync_cmd;
@@ -102,6 +103,14 @@ enum AdminCommand {
     /// API tokens for `Authorization: Bearer`.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Change a console administrator's password: the new one is one line of standard input
+    /// (asked twice without echo on a terminal), at least 12 characters; the admin's console
+    /// sessions end.
+    Password {
+        /// Login name.
+        #[arg(long, default_value = "admin")]
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,6 +119,20 @@ enum TokenCommand {
     Create {
         /// A name that says who uses the token (shown in the audit log).
         #[arg(long, default_value = "api")]
+        name: String,
+        /// The token stops working this many days from now (default: never).
+        #[arg(long, value_name = "D")]
+        expires_in_days: Option<u32>,
+    },
+    /// List the API tokens: name, created, last used, expiry (never the tokens themselves).
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke every API token with this name; it stops working at once.
+    Revoke {
+        /// The token's name (as listed).
         name: String,
     },
 }
@@ -148,8 +171,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             name,
             password_stdin,
         }) => commands::admin_create(settings, &name, password_stdin).await,
-        Command::Admin(AdminCommand::Token(TokenCommand::Create { name })) => {
-            commands::token_create(settings, &name).await
+        Command::Admin(AdminCommand::Token(TokenCommand::Create {
+            name,
+            expires_in_days,
+        })) => commands::token_create(settings, &name, expires_in_days).await,
+        Command::Admin(AdminCommand::Token(TokenCommand::List { json })) => {
+            credentials_cmd::token_list(settings, json).await
+        }
+        Command::Admin(AdminCommand::Token(TokenCommand::Revoke { name })) => {
+            credentials_cmd::token_revoke(settings, &name).await
+        }
+        Command::Admin(AdminCommand::Password { name }) => {
+            credentials_cmd::password(settings, &name).await
         }
         Command::M365(command) => m365::run(settings, command).await,
         Command::Sync {

@@ -1,6 +1,6 @@
 //! Console admins, API tokens, sessions and single-use OAuth states.
 
-use crate::db::{conflict_or, parse_ts, ts};
+use crate::db::{conflict_or, parse_ts, parse_ts_opt, ts};
 use crate::{Admin, ApiTokenRecord, OAuthState, SessionRecord, Store, StoreError, StoreResult};
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
@@ -21,8 +21,13 @@ fn row_to_token(r: &AnyRow) -> StoreResult<ApiTokenRecord> {
         name: r.try_get("name")?,
         token_hash: r.try_get("token_hash")?,
         created_at: parse_ts(&r.try_get::<String, _>("created_at")?)?,
+        expires_at: parse_ts_opt(r.try_get("expires_at")?)?,
+        last_used_at: parse_ts_opt(r.try_get("last_used_at")?)?,
     })
 }
+
+/// The columns [`row_to_token`] reads.
+const TOKEN_COLUMNS: &str = "token_hash, name, created_at, expires_at, last_used_at";
 
 impl Store {
     /// Creates a console admin; `Conflict` if the name exists.
@@ -80,6 +85,35 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces an admin's password hash and ends every session of the admin except
+    /// `keep_session_hash` (the one that made the change, if any).
+    pub async fn change_admin_password(
+        &self,
+        name: &str,
+        password_hash: &str,
+        keep_session_hash: Option<&str>,
+    ) -> StoreResult<u64> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query("UPDATE admins SET password_hash = $2 WHERE name = $1")
+            .bind(name)
+            .bind(password_hash)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound {
+                what: "admin",
+                key: name.to_string(),
+            });
+        }
+        let ended = sqlx::query("DELETE FROM sessions WHERE subject = $1 AND id_hash <> $2")
+            .bind(name)
+            .bind(keep_session_hash.unwrap_or(""))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(ended.rows_affected())
+    }
+
     /// Number of admins (first start creates one when zero).
     pub async fn count_admins(&self) -> StoreResult<u64> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM admins")
@@ -94,26 +128,51 @@ impl Store {
         name: &str,
         token_hash: &str,
     ) -> StoreResult<ApiTokenRecord> {
+        self.create_api_token_expiring(name, token_hash, None).await
+    }
+
+    /// Stores a new API token's hash with an optional expiry.
+    pub async fn create_api_token_expiring(
+        &self,
+        name: &str,
+        token_hash: &str,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<ApiTokenRecord> {
         let created_at = Utc::now();
-        sqlx::query("INSERT INTO api_tokens (token_hash, name, created_at) VALUES ($1, $2, $3)")
-            .bind(token_hash)
-            .bind(name)
-            .bind(ts(created_at))
-            .execute(&self.pool)
-            .await
-            .map_err(|e| conflict_or(e, "API token named", name))?;
+        sqlx::query(
+            "INSERT INTO api_tokens (token_hash, name, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(token_hash)
+        .bind(name)
+        .bind(ts(created_at))
+        .bind(expires_at.map(ts))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict_or(e, "API token named", name))?;
         Ok(ApiTokenRecord {
             name: name.to_string(),
             token_hash: token_hash.to_string(),
             created_at,
+            expires_at,
+            last_used_at: None,
         })
+    }
+
+    /// Records that a token was used at `at` (callers do this at most once a minute per token).
+    pub async fn touch_api_token(&self, token_hash: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query("UPDATE api_tokens SET last_used_at = $2 WHERE token_hash = $1")
+            .bind(token_hash)
+            .bind(ts(at))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Finds a token by hash.
     pub async fn find_api_token(&self, token_hash: &str) -> StoreResult<Option<ApiTokenRecord>> {
-        let row = sqlx::query(
-            "SELECT token_hash, name, created_at FROM api_tokens WHERE token_hash = $1",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1"
+        ))
         .bind(token_hash)
         .fetch_optional(&self.pool)
         .await?;
@@ -122,9 +181,9 @@ impl Store {
 
     /// All API tokens (metadata only), oldest first.
     pub async fn list_api_tokens(&self) -> StoreResult<Vec<ApiTokenRecord>> {
-        let rows = sqlx::query(
-            "SELECT token_hash, name, created_at FROM api_tokens ORDER BY created_at, name",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY created_at, name"
+        ))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(row_to_token).collect()

@@ -117,6 +117,10 @@ pub struct ApiTokenRecord {
     pub token_hash: String,
     /// Created.
     pub created_at: DateTime<Utc>,
+    /// When the token stops working; `None`: never.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Last accepted use (recorded at most once a minute); `None`: never used.
+    pub last_used_at: Option<DateTime<Utc>>,
 }
 
 /// A single-use OAuth `state` (admin consent or SSO), keyed by its hash.

@@ -3,7 +3,8 @@
 use crate::{session, ApiError, AppState};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, Method};
+use axum::http::{header, Method, StatusCode};
+use pbx365_app::credentials;
 
 /// How the caller proved who they are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,12 +48,19 @@ impl FromRequestParts<AppState> for Authenticated {
                 .map(str::trim)
                 .filter(|t| !t.is_empty())
                 .ok_or_else(ApiError::unauthorized)?;
-            return match state.app.api_token_name(token).await? {
-                Some(name) => Ok(Authenticated {
+            // Expired and revoked tokens get a sentence saying so (issue 9 item 5).
+            let checked =
+                credentials::authenticate_api_token(&state.store, token, state.app.now()).await?;
+            return match checked {
+                Ok(name) => Ok(Authenticated {
                     actor: format!("api-token:{name}"),
                     kind: CallerKind::ApiToken,
                 }),
-                None => Err(ApiError::unauthorized()),
+                Err(refusal) => Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    refusal.to_string(),
+                )),
             };
         }
         let info = session::current_admin(state, &parts.headers)

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod console;
 pub mod error;
 pub mod html;
+pub mod login_throttle;
 pub mod m365;
 pub mod metrics;
 pub mod notifications;

@@ -12,12 +12,15 @@
 //!
 //! Session ids are secrets: they are never logged, and nothing here implements `Debug` over them.
 
+use crate::login_throttle::{
+    FailureMap, HashingTurn, LoginRefusal, LoginThrottle, FREE_FAILURES_PER_NAME,
+};
 use axum::http::{header, HeaderMap, HeaderValue};
 use chrono::{DateTime, Duration, Utc};
 pub use pbx365_app::clock::{Clock, ManualClock, SystemClock};
 pub use pbx365_app::secrets::{hash_secret, random_token, secrets_equal};
 use pbx365_store::{SessionRecord, Store, StoreError};
-use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 /// Cookie name over plain http (development, loopback).
@@ -179,24 +182,14 @@ pub struct Lockout {
     pub retry_after_secs: i64,
 }
 
-/// Failures allowed before the login of a name starts to back off.
-const FREE_FAILURES: u32 = 5;
-/// Longest back-off.
-const MAX_LOCKOUT_SECS: i64 = 15 * 60;
-
-#[derive(Default)]
-struct Failures {
-    count: u32,
-    locked_until: Option<DateTime<Utc>>,
-}
-
 /// Console sessions and login throttling: cheap to clone, shared through the app state.
 #[derive(Clone)]
 pub struct Sessions {
     store: Store,
     clock: Arc<dyn Clock>,
     policy: SessionPolicy,
-    failures: Arc<Mutex<HashMap<String, Failures>>>,
+    failures: Arc<Mutex<FailureMap>>,
+    throttle: LoginThrottle,
 }
 
 impl Sessions {
@@ -206,7 +199,8 @@ impl Sessions {
             store,
             clock,
             policy,
-            failures: Arc::default(),
+            failures: Arc::new(Mutex::new(FailureMap::new(FREE_FAILURES_PER_NAME))),
+            throttle: LoginThrottle::default(),
         }
     }
 
@@ -310,43 +304,61 @@ impl Sessions {
         Ok(())
     }
 
+    fn names(&self) -> std::sync::MutexGuard<'_, FailureMap> {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// `Err` with the wait when logins for `name` are currently refused after repeated failures.
     pub fn check_login_allowed(&self, name: &str) -> Result<(), Lockout> {
-        let now = self.clock.now();
-        let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        match map.get(&name.to_lowercase()).and_then(|f| f.locked_until) {
-            Some(until) if until > now => Err(Lockout {
-                retry_after_secs: (until - now).num_seconds().max(1),
-            }),
-            _ => Ok(()),
-        }
+        self.names()
+            .check(&name.to_lowercase(), self.clock.now())
+            .map_err(|retry_after_secs| Lockout { retry_after_secs })
     }
 
     /// Records a failed login for `name`: after 5 failures each further one doubles the wait
     /// (1 s, 2 s, 4 s … up to 15 min). Counted per name whether or not it exists, so the
-    /// throttle tells nothing about which names are real.
+    /// throttle tells nothing about which names are real. At most
+    /// [`crate::login_throttle::MAX_TRACKED`] names are remembered (oldest evicted first).
     pub fn record_login_failure(&self, name: &str) {
         let now = self.clock.now();
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        // Bound memory under a flood of made-up names.
-        if map.len() > 10_000 {
-            map.retain(|_, f| f.locked_until.is_some_and(|u| u > now));
-        }
-        let f = map.entry(name.to_lowercase()).or_default();
-        f.count += 1;
-        if f.count >= FREE_FAILURES {
-            let exp = (f.count - FREE_FAILURES).min(20);
-            let secs = (1i64 << exp).min(MAX_LOCKOUT_SECS);
-            f.locked_until = Some(now + Duration::seconds(secs));
-        }
+        self.names().fail(&name.to_lowercase(), now);
     }
 
     /// Clears the failure count of `name` after a successful login.
     pub fn record_login_success(&self, name: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&name.to_lowercase());
+        self.names().clear(&name.to_lowercase());
+    }
+
+    /// Lets a sign-in attempt go on to the password check, or says why not: its address or name
+    /// is locked out, or no hashing turn came free in time. Hold the turn while verifying.
+    pub async fn admit_login(
+        &self,
+        addr: Option<IpAddr>,
+        name: &str,
+    ) -> Result<HashingTurn, LoginRefusal> {
+        let now = self.clock.now();
+        self.throttle.check_address(addr, now)?;
+        self.check_login_allowed(name)
+            .map_err(|l| LoginRefusal::Name {
+                retry_after_secs: l.retry_after_secs,
+            })?;
+        self.throttle.hashing_turn().await
+    }
+
+    /// Records a failed sign-in from `addr`.
+    pub fn record_address_failure(&self, addr: Option<IpAddr>) {
+        self.throttle.record_address_failure(addr, self.clock.now());
+    }
+
+    /// (names, addresses) whose failures are remembered: tests check both stay bounded.
+    pub fn tracked_failures(&self) -> (usize, usize) {
+        (self.names().len(), self.throttle.tracked_addresses())
+    }
+
+    /// Lowers the ceiling on remembered names and addresses (tests).
+    pub fn limit_tracked(&self, cap: usize) {
+        self.names().set_cap(cap);
+        self.throttle.limit_tracked(cap);
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod commands;
 mod crash;
+mod credentials;
 mod m365;
 mod server;
 mod sync_wiring;

@@ -36,16 +36,30 @@ async fn serve_on_an_empty_directory_creates_its_sqlite_database_and_serves_heal
         0o700
     );
 
-    // The first admin's one-time password is printed once on stdout and never logged.
+    // The first admin's one-time password goes to a 0600 file in data_dir whose path is
+    // printed; the password itself reaches neither stdout nor the log.
     let out = server.stdout_text();
-    let password = out
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("Created the console admin `admin` with the one-time password: ")
-        })
-        .unwrap_or_else(|| panic!("no one-time password on stdout: {out}"))
-        .to_string();
+    let file = data.join("initial-admin-password");
+    assert!(
+        out.contains(&format!(
+            "Created the console admin `admin`; its one-time password is in {}",
+            std::fs::canonicalize(&file).unwrap().display()
+        )),
+        "no password file path on stdout: {out}"
+    );
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let password = std::fs::read_to_string(&file).unwrap().trim().to_string();
     assert!(password.len() >= 16);
+    assert!(!out.contains(&password), "the password reached stdout");
+    let first_log = server.stderr_text();
+    assert!(
+        !first_log.contains(&password),
+        "the password reached the log"
+    );
+    assert!(first_log.contains("initial-admin-password"), "{first_log}");
     let status = server.terminate().await;
     assert!(status.success(), "SIGTERM is a graceful stop: {status:?}");
 

@@ -111,7 +111,9 @@ pub async fn start_on(db: crate::db::FreshDb, public_url: Option<&str>) -> Conso
     let app = pbx365_web::router(state.clone());
     // The listener is bound before the server task starts, so connections queue until it serves.
     let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
+        // With the peer address, as `pbx365 serve` does (sign-in throttling counts by address).
+        let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let _ = axum::serve(listener, service).await;
     });
     ConsoleApp {
         base,

@@ -3,6 +3,7 @@
 use super::error::ConsoleError;
 use super::views::LoginPage;
 use crate::html::render;
+use crate::login_throttle::ClientAddr;
 use crate::session::{cookie_value, random_token, secrets_equal, ActiveSession, NoSession};
 use crate::AppState;
 use axum::body::Bytes;
@@ -223,6 +224,7 @@ pub const BAD_CREDENTIALS: &str = "The user name or password is not correct.";
 /// Checks a sign-in and starts a session. Anyone may call it.
 pub(crate) async fn login_submit(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -254,6 +256,24 @@ pub(crate) async fn login_submit(
             None,
         );
     }
+    // Locked-out addresses and names are refused before any hashing, and at most a few
+    // verifications run at once (issue 9 item 5); the turn is held until this answer.
+    let _hashing_turn = match sessions.admit_login(client, &username).await {
+        Ok(turn) => turn,
+        Err(refusal) => {
+            let mut res = login_form(
+                &state,
+                StatusCode::TOO_MANY_REQUESTS,
+                return_to,
+                username,
+                Some(refusal.to_string()),
+                None,
+            );
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, refusal.retry_after_secs().into());
+            return res;
+        }
+    };
     if let Err(lock) = sessions.check_login_allowed(&username) {
         return login_form(
             &state,
@@ -277,6 +297,7 @@ pub(crate) async fn login_submit(
     };
     if !ok {
         sessions.record_login_failure(&username);
+        sessions.record_address_failure(client);
         tracing::warn!(user = ?username, "console sign-in refused");
         return login_form(
             &state,

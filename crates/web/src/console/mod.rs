@@ -3,6 +3,7 @@
 //! fonts); rendering, chrome and security headers come from the one HTML layer ([`crate::html`]).
 
 mod auth;
+mod credentials;
 mod error;
 mod pages;
 pub mod sync;
@@ -65,6 +66,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/static/{file}", get(static_file))
         .merge(sync::router())
+        .merge(credentials::router())
         .layer(middleware::from_fn(crate::html::security_headers))
 }
 
