@@ -113,6 +113,13 @@ SEED = {
 }
 
 
+@pytest.fixture
+def seed():
+    """The seed with Ann, for tests that start their own simulator (a fixture, because two
+    `conftest` modules are on the path when every crate's pytests run together)."""
+    return SEED
+
+
 @pytest.fixture(scope="session")
 def sim():
     """One simulator for the session: a generated organisation of 2,500 users plus Ann."""

@@ -184,15 +184,13 @@ def _graph_get(sim, path, token):
         return e.code, json.loads(e.read().decode())
 
 
-def test_delegated_token_reads_me_and_is_renewed_silently_after_expiry(sim_factory):
+def test_delegated_token_reads_me_and_is_renewed_silently_after_expiry(sim_factory, seed):
     """MSAL keeps the refresh token of the auth code flow and, once the access token has
     expired, `acquire_token_silent` redeems it (grant_type=refresh_token) for a new one
     (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow#refresh-the-access-token).
     MSAL treats a token with under five minutes left as expired, so a 60-second lifetime
     forces the refresh without waiting."""
-    from conftest import SEED
-
-    s = sim_factory("--token-lifetime-secs", "60", seed=SEED)
+    s = sim_factory("--token-lifetime-secs", "60", seed=seed)
     redirect_uri = "http://localhost:8765/callback"
     client_id = s.register_app(
         display_name="msal delegated app", redirect_uris=[redirect_uri], client_secret="web-secret"

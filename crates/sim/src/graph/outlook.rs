@@ -126,6 +126,10 @@ impl<A: OutlookAccess> FromRequestParts<Arc<SimState>> for Outlook<A> {
                 tenant.user_id(&id).ok_or_else(|| dir_not_found(&id))?
             }
         };
+        let query = Query::from_uri(&parts.uri);
+        // $filter, $orderby, $search, $expand, $count and $skip are not implemented for Outlook
+        // collections here: refused as Graph refuses an unsupported option, never ignored.
+        super::query::refuse_unknown_options(&query, OUTLOOK_OPTIONS)?;
         let slot = state
             .runtime
             .enter_mailbox(&app.app_id, &user_id)
@@ -133,7 +137,7 @@ impl<A: OutlookAccess> FromRequestParts<Arc<SimState>> for Outlook<A> {
         Ok(Outlook {
             app,
             user_id,
-            query: Query::from_uri(&parts.uri),
+            query,
             headers: parts.headers.clone(),
             _slot: slot,
             _access: PhantomData,
@@ -164,6 +168,10 @@ impl Page {
 struct Offset {
     o: usize,
 }
+
+/// The OData options the Outlook handlers implement (paging, delta tokens and `$select`;
+/// https://learn.microsoft.com/graph/query-parameters).
+const OUTLOOK_OPTIONS: &[&str] = &["select", "top", "skiptoken", "deltatoken"];
 
 /// Outlook's default page size.
 const DEFAULT_PAGE: usize = 10;

@@ -420,6 +420,33 @@ async fn events_carry_the_documented_properties_and_delta_items_their_type() {
 // ----- contacts (https://learn.microsoft.com/graph/api/resources/contact) ---------------------
 
 #[tokio::test]
+async fn outlook_query_options_the_sim_does_not_implement_fail_instead_of_being_ignored() {
+    let sim = start_sim().await;
+    let g = Graph::new(&sim).await;
+    for path in [
+        format!("/users/{ANN}/contacts?$filter=startswith(displayName,'P')"),
+        format!("/users/{ANN}/contacts?$orderby=displayName"),
+        format!("/users/{ANN}/events?$count=true"),
+        format!("/users/{ANN}/contactFolders?$expand=contacts"),
+    ] {
+        let (s, body) = g.send("GET", &path, None, &[]).await;
+        assert_eq!(s, 400, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "Request_UnsupportedQuery", "{path}");
+    }
+    // What pbx365 sends keeps working.
+    let (s, _) = g
+        .send(
+            "GET",
+            &format!("/users/{ANN}/contacts?$top=100&$select=id,displayName"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(s, 200);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn contacts_show_unset_documented_properties_and_delta_items_their_type() {
     let sim = start_sim().await;
     let g = Graph::new(&sim).await;
