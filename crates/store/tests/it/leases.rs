@@ -1,8 +1,8 @@
 //! Job leases: one holder at a time, renewal, release, take-over after expiry, growing tokens.
 
+use chrono::Duration;
 use pbx365_testkit::db::TestDb;
 use pbx365_testkit::on_both;
-use chrono::Duration;
 
 async fn a_lease_has_one_holder_until_released_or_expired(db: TestDb) {
     let s = &db.store;
