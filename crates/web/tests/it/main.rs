@@ -5,4 +5,5 @@ mod api;
 mod browser;
 mod browser_m365;
 mod console;
+mod hygiene;
 mod m365;
