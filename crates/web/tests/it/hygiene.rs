@@ -151,6 +151,10 @@ async fn metrics_label_only_known_methods_and_routes(db: FreshDb) {
             format!("{random}/deeper/{}", uuid_like()),
         ),
         (reqwest::Method::GET, "/healthz".to_string()),
+        (reqwest::Method::GET, format!("/api/v1{random}")),
+        (odd.clone(), format!("/api/v1/extensions{random}")),
+        (reqwest::Method::GET, format!("/console{random}")),
+        (reqwest::Method::POST, format!("/api/m365{random}")),
     ] {
         server
             .http
