@@ -275,16 +275,26 @@ impl App {
         })
     }
 
-    /// The newest user sync run when it is held by the mass-deletion guard.
+    /// The newest user sync run when it is held by the mass-deletion guard. Every console page
+    /// asks, so this reads one small row and the report only of a held run.
     pub async fn held_run(&self) -> Option<SyncRun> {
-        self.latest_users_run()
+        let id = self.held_run_id().await?;
+        self.store.get_sync_run(&id).await.ok()?
+    }
+
+    /// The id of the newest finished user sync run when it is held (one small row, no report).
+    async fn held_run_id(&self) -> Option<String> {
+        self.store
+            .latest_finished_sync_run(&[SyncKind::Users, SyncKind::All])
             .await
+            .ok()?
             .filter(|r| r.status == SyncStatus::Held)
+            .map(|r| r.id)
     }
 
     /// True when `id` is the held run waiting for approval.
     pub async fn is_awaiting_approval(&self, id: &str) -> bool {
-        self.held_run().await.is_some_and(|r| r.id == id)
+        self.held_run_id().await.is_some_and(|r| r == id)
     }
 
     /// Recorded runs, newest first.

@@ -81,6 +81,7 @@ pub(crate) async fn serve_state(state: AppState, bound: server::Bound) -> anyhow
     state.app.refresh_sync().await;
     let watcher = state.app.watch_sync(std::time::Duration::from_secs(10));
     let expiry = state.app.watch_certificate_expiry();
+    let pruning = start_pruning(&state);
     let _ = pbx365_web::metrics::handle();
     let app = pbx365_web::router(state.clone());
     println!(
@@ -94,10 +95,30 @@ pub(crate) async fn serve_state(state: AppState, bound: server::Bound) -> anyhow
         .map_err(|e| anyhow!("{e}"));
     watcher.abort();
     expiry.abort();
+    pruning.abort();
     state.app.stop_sync().await;
     served?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often an instance asks whether the daily pruning is due (cheap: a lease and a key).
+const PRUNE_CHECK: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Starts the daily pruning of expired sessions, old notification keys and old sync runs
+/// (`retention_days`); one instance of a cluster does it, under the `prune` lease.
+fn start_pruning(state: &AppState) -> tokio::task::JoinHandle<()> {
+    let policy = *state.sessions.policy();
+    let settings = state.clone();
+    pbx365_sync::retention::start(
+        state.store.clone(),
+        move || pbx365_sync::retention::Retention {
+            days: settings.settings().retention_days,
+            session_idle: policy.idle,
+            session_absolute: policy.absolute,
+        },
+        PRUNE_CHECK,
+    )
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -35,6 +35,8 @@ pub struct Settings {
     pub calendar: CalendarSettings,
     /// pbx365's own mail.
     pub mail: MailSettings,
+    /// Days sync runs and notification dedup keys are kept (the newest 100 runs always stay).
+    pub retention_days: u32,
 }
 
 impl Default for Settings {
@@ -53,9 +55,16 @@ impl Default for Settings {
             contacts: ContactSettings::default(),
             calendar: CalendarSettings::default(),
             mail: MailSettings::default(),
+            retention_days: DEFAULT_RETENTION_DAYS,
         }
     }
 }
+
+/// Default of [`Settings::retention_days`] (SPEC §10).
+pub const DEFAULT_RETENTION_DAYS: u32 = 90;
+
+/// Largest accepted [`Settings::retention_days`] (100 years; more cannot be meant).
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
 
 /// Product edition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -436,6 +445,15 @@ impl Settings {
                 })?;
             }
         }
+        if !(1..=MAX_RETENTION_DAYS).contains(&self.retention_days) {
+            return Err(SettingsError {
+                key: "retention_days",
+                message: format!(
+                    "{} must be 1 to {MAX_RETENTION_DAYS} days",
+                    self.retention_days
+                ),
+            });
+        }
         if self.edition == Edition::Standard {
             if self.contacts.personal || !self.contacts.shared_mailboxes.is_empty() {
                 return Err(SettingsError {
@@ -478,6 +496,13 @@ mod tests {
         let mut s = Settings::default();
         s.sync.nightly_at = "25:00".into();
         assert_eq!(s.validate().unwrap_err().key, "sync.nightly_at");
+
+        let s = Settings {
+            retention_days: 0,
+            ..Settings::default()
+        };
+        assert_eq!(s.validate().unwrap_err().key, "retention_days");
+        assert_eq!(Settings::default().retention_days, 90);
 
         let mut s = Settings {
             edition: Edition::Standard,

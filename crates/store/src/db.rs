@@ -78,6 +78,10 @@ pub(crate) async fn connect(url: &str) -> StoreResult<Store> {
         .run(&pool)
         .await
         .map_err(|e| StoreError::Migrate(e.to_string()))?;
+    #[cfg(unix)]
+    if sqlite {
+        restrict_sqlite_side_files(url);
+    }
     Ok(Store { pool, sqlite })
 }
 
@@ -136,12 +140,41 @@ fn ensure_writable(file: &Path) -> Result<(), String> {
             file.display()
         ));
     }
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(file)
+    let mut open = std::fs::OpenOptions::new();
+    open.create(true).append(true);
+    // Created owner-only: the database holds password hashes and session hashes, and SQLite
+    // gives its -wal and -shm files the mode of the database file.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+    open.open(file)
         .map_err(|e| format!("{} is not writable: {e}", file.display()))?;
     Ok(())
+}
+
+/// Makes the -wal and -shm files of the SQLite database at `url` owner-only, in case they were
+/// left by an older version with a wider mode.
+#[cfg(unix)]
+fn restrict_sqlite_side_files(url: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(rest) = strip_sqlite_scheme(url) else {
+        return;
+    };
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return;
+    }
+    for suffix in ["-wal", "-shm"] {
+        let side = PathBuf::from(format!("{path}{suffix}"));
+        let Ok(meta) = std::fs::metadata(&side) else {
+            continue;
+        };
+        if meta.permissions().mode() & 0o077 != 0 {
+            if let Err(e) = std::fs::set_permissions(&side, std::fs::Permissions::from_mode(0o600))
+            {
+                tracing::warn!(file = %side.display(), error = %e, "cannot make the file owner-only");
+            }
+        }
+    }
 }
 
 fn connect_reason(e: &sqlx::Error) -> String {

@@ -25,6 +25,8 @@ mod outbox;
 mod phonebook;
 mod runs;
 
+pub use runs::SyncRunHead;
+
 use pbx365_domain::Extension;
 
 /// Errors of the store; `Display` is a sentence for logs and API messages.

@@ -1,8 +1,8 @@
 //! Sync runs and their reports.
 
-use crate::db::{corrupt, parse_ts, parse_ts_opt, sortable_id, ts};
+use crate::db::{corrupt, in_list, parse_ts, parse_ts_opt, sortable_id, ts};
 use crate::{Store, StoreError, StoreResult};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use pbx365_domain::{SyncKind, SyncReport, SyncRun, SyncStatus};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -24,6 +24,21 @@ fn row_to_run(r: &AnyRow) -> StoreResult<SyncRun> {
         report: serde_json::from_str(&report)
             .map_err(|e| corrupt(format!("stored sync report: {e}")))?,
     })
+}
+
+/// A run without its report: what a page needs to know that a run exists and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncRunHead {
+    /// The run's id.
+    pub id: String,
+    /// What it synced.
+    pub kind: SyncKind,
+    /// How it ended (or `running`).
+    pub status: SyncStatus,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
 }
 
 fn report_json(report: &SyncReport) -> StoreResult<String> {
@@ -137,5 +152,57 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(row_to_run).collect()
+    }
+
+    /// The newest finished run of one of `kinds`, without its report (one small row: the
+    /// console reads it on every page).
+    pub async fn latest_finished_sync_run(
+        &self,
+        kinds: &[SyncKind],
+    ) -> StoreResult<Option<SyncRunHead>> {
+        if kinds.is_empty() {
+            return Ok(None);
+        }
+        let sql = format!(
+            "SELECT id, kind, status, started_at, finished_at FROM sync_runs \
+             WHERE status <> $1 AND kind IN ({}) ORDER BY started_at DESC, id DESC LIMIT 1",
+            in_list(kinds.len(), 2)
+        );
+        let mut q = sqlx::query(&sql).bind(SyncStatus::Running.as_str());
+        for k in kinds {
+            q = q.bind(k.as_str());
+        }
+        let Some(r) = q.fetch_optional(&self.pool).await? else {
+            return Ok(None);
+        };
+        let kind: String = r.try_get("kind")?;
+        let status: String = r.try_get("status")?;
+        Ok(Some(SyncRunHead {
+            id: r.try_get("id")?,
+            kind: SyncKind::parse(&kind)
+                .ok_or_else(|| corrupt(format!("stored sync kind '{kind}' is unknown")))?,
+            status: SyncStatus::parse(&status)
+                .ok_or_else(|| corrupt(format!("stored sync status '{status}' is unknown")))?,
+            started_at: parse_ts(&r.try_get::<String, _>("started_at")?)?,
+            finished_at: parse_ts_opt(r.try_get("finished_at")?)?,
+        }))
+    }
+
+    /// Forgets finished runs that started before `before`, except the newest `keep_last` runs and
+    /// the newest held run (it may still wait for an admin's approval); returns how many.
+    pub async fn prune_sync_runs(&self, before: DateTime<Utc>, keep_last: u32) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM sync_runs WHERE started_at < $1 AND status <> $2 \
+             AND id NOT IN (SELECT id FROM sync_runs ORDER BY started_at DESC, id DESC LIMIT $3) \
+             AND id NOT IN (SELECT id FROM sync_runs WHERE status = $4 \
+                            ORDER BY started_at DESC, id DESC LIMIT 1)",
+        )
+        .bind(ts(before))
+        .bind(SyncStatus::Running.as_str())
+        .bind(i64::from(keep_last))
+        .bind(SyncStatus::Held.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 }

@@ -8,6 +8,7 @@
 //! - [`scheduler`]: [`SyncService`] — "sync now", nightly, delta poll, notification triage, for
 //!   every registered kind.
 //! - [`receiver`] and [`subscriptions`]: change notifications in, subscriptions kept alive.
+//! - [`retention`]: the daily pruning of expired sessions, old notification keys and runs.
 //!
 //! The kinds: [`users`] (Microsoft 365 users -> extensions, with [`photos`]).
 
@@ -17,6 +18,7 @@ pub mod kind;
 pub mod lease;
 pub mod photos;
 pub mod receiver;
+pub mod retention;
 pub mod round;
 pub mod scheduler;
 pub mod subscriptions;

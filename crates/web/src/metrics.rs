@@ -23,10 +23,26 @@ pub fn handle() -> PrometheusHandle {
         .clone()
 }
 
+/// The method as a label: one of the standard methods, else `other` (any token is a valid
+/// method, so a client could otherwise add label values without bound).
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
 /// Middleware: counts requests by method, route and status, and records their latency.
 pub async fn track_requests(req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method()).to_owned();
     // The matched route, not the raw path: keeps label cardinality bounded and ids out of metrics.
     let route = req
         .extensions()

@@ -12,3 +12,4 @@ mod misc;
 mod notifications;
 mod ops;
 mod phonebook;
+mod retention;

@@ -6,5 +6,6 @@ mod crash;
 mod framework_kind;
 mod guard;
 mod notifications;
+mod retention;
 mod users;
 mod writers;

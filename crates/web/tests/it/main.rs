@@ -6,4 +6,5 @@ mod browser;
 mod browser_m365;
 mod console;
 mod credentials;
+mod hygiene;
 mod m365;
