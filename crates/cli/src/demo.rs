@@ -205,6 +205,11 @@ pub async fn run(base: pbx365_domain::settings::Settings, args: DemoArgs) -> any
             .unwrap_or_default();
         bail!("the first sync failed: {why}");
     }
+    // Ready means changes in the tenant arrive by change notification from now on, so the
+    // subscriptions are made before the summary rather than at the worker's next step.
+    if let Err(e) = svc.ensure_subscriptions(chrono::Utc::now()).await {
+        tracing::warn!(error = %e, "change-notification subscriptions could not be set up; the delta poll keeps extensions current");
+    }
     let samples = sample_sign_ins(&state, &admin_upn).await;
 
     let mut out = std::io::stdout().lock();

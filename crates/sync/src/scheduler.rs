@@ -92,6 +92,9 @@ const LAST_SUBSCRIPTIONS_KEY: &str = "sync:last:subscriptions";
 /// How often subscriptions are checked (renewal has a margin of days, so hourly is plenty).
 const SUBSCRIPTION_CHECK: Duration = Duration::hours(1);
 
+/// How soon a failed subscription set-up is tried again.
+const SUBSCRIPTION_RETRY: Duration = Duration::minutes(1);
+
 struct Inner {
     store: Store,
     graph: Arc<GraphClient>,
@@ -99,6 +102,8 @@ struct Inner {
     number_rules: NumberRules,
     public_url: String,
     subscriptions: AtomicBool,
+    /// This service has checked its subscriptions once.
+    subscriptions_checked: AtomicBool,
     /// Poll interval override in milliseconds (0 = `poll_minutes`); tests and demos use it.
     poll_override_ms: AtomicU64,
     run_lock: Mutex<()>,
@@ -149,6 +154,7 @@ impl SyncService {
                 number_rules,
                 public_url: public_url.trim_end_matches('/').to_string(),
                 subscriptions: AtomicBool::new(true),
+                subscriptions_checked: AtomicBool::new(false),
                 poll_override_ms: AtomicU64::new(0),
                 run_lock: Mutex::new(()),
                 wake: Notify::new(),
@@ -460,17 +466,29 @@ impl SyncService {
 
     /// One step of the background loop, under the lease.
     async fn tick(&self) -> SyncResult<()> {
+        // A new service (a tenant just connected or changed) checks its subscriptions at once;
+        // after that, once an hour per cluster.
+        let first = !self
+            .inner
+            .subscriptions_checked
+            .swap(true, Ordering::SeqCst);
         if self.inner.subscriptions.load(Ordering::Relaxed)
-            && self
-                .due(LAST_SUBSCRIPTIONS_KEY, true, |last| {
-                    last + SUBSCRIPTION_CHECK
-                })
-                .await?
+            && (first
+                || self
+                    .due(LAST_SUBSCRIPTIONS_KEY, true, |last| {
+                        last + SUBSCRIPTION_CHECK
+                    })
+                    .await?)
         {
-            if let Err(e) = self.ensure_subscriptions(Utc::now()).await {
-                tracing::warn!(error = %e, "change-notification subscriptions could not be set up; the delta poll keeps extensions current");
+            match self.ensure_subscriptions(Utc::now()).await {
+                Ok(()) => self.done(LAST_SUBSCRIPTIONS_KEY).await?,
+                Err(e) => {
+                    tracing::warn!(error = %e, "change-notification subscriptions could not be set up; the delta poll keeps extensions current");
+                    // Tried again in a minute, not an hour.
+                    let retry = Utc::now() - SUBSCRIPTION_CHECK + SUBSCRIPTION_RETRY;
+                    self.schedule_at(LAST_SUBSCRIPTIONS_KEY, retry).await?;
+                }
             }
-            self.done(LAST_SUBSCRIPTIONS_KEY).await?;
         }
         if let Err(e) = self.process_inbox_held().await {
             tracing::warn!(error = %e, "processing change notifications failed");
@@ -524,11 +542,12 @@ impl SyncService {
 
     /// Records that the step under `key` was done now.
     async fn done(&self, key: &str) -> SyncResult<()> {
-        Ok(self
-            .inner
-            .store
-            .set_kv(key, &Utc::now().to_rfc3339())
-            .await?)
+        self.schedule_at(key, Utc::now()).await
+    }
+
+    /// Records `at` as the time the step under `key` was last done.
+    async fn schedule_at(&self, key: &str, at: DateTime<Utc>) -> SyncResult<()> {
+        Ok(self.inner.store.set_kv(key, &at.to_rfc3339()).await?)
     }
 
     fn log_run(&self, r: SyncResult<SyncRun>) {

@@ -436,7 +436,8 @@ async fn demo_body(db: FreshDb) {
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the rename did not arrive within 10 s"
+            "the rename did not arrive within 10 s; the demo said:\n{}",
+            demo.server.stderr_text()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
