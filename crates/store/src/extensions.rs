@@ -186,20 +186,23 @@ async fn fetch_one_where(
     Ok(Some(ext))
 }
 
-/// Writes extensions (insert or replace by number) with their groups; photo bytes are dropped for
-/// extensions whose `photo` is `None`. Runs inside the caller's transaction.
-pub(crate) async fn upsert_batch(conn: &mut AnyConnection, exts: &[&Extension]) -> StoreResult<()> {
-    // PostgreSQL refuses to touch one row twice in one INSERT; the last version of a number wins.
+/// PostgreSQL refuses to touch one row twice in one INSERT: the last version of a number wins.
+fn last_per_number<'a>(exts: &[&'a Extension]) -> Vec<&'a Extension> {
     let mut last: HashMap<&str, usize> = HashMap::with_capacity(exts.len());
     for (i, e) in exts.iter().enumerate() {
         last.insert(e.number.as_str(), i);
     }
-    let unique: Vec<&Extension> = exts
-        .iter()
+    exts.iter()
         .enumerate()
         .filter(|(i, e)| last[e.number.as_str()] == *i)
         .map(|(_, e)| *e)
-        .collect();
+        .collect()
+}
+
+/// Writes extensions (insert or replace by number) with their groups; photo bytes are dropped for
+/// extensions whose `photo` is `None`. Runs inside the caller's transaction.
+pub(crate) async fn upsert_batch(conn: &mut AnyConnection, exts: &[&Extension]) -> StoreResult<()> {
+    let unique = last_per_number(exts);
 
     let updates = COLS[1..]
         .iter()
@@ -310,6 +313,7 @@ const SYNC_OWNED: [&str; 13] = [
 /// statements; puts each in the "Azure AD" group. A number held by any other extension is
 /// reported as [`StoreError::NumberTaken`] (the caller's transaction is then not committed).
 pub(crate) async fn sync_batch(conn: &mut AnyConnection, exts: &[&Extension]) -> StoreResult<()> {
+    let exts = last_per_number(exts);
     let updates = SYNC_OWNED
         .iter()
         .map(|c| format!("{c} = excluded.{c}"))

@@ -197,3 +197,17 @@ async fn the_sync_write_changes_only_its_own_fields_and_never_takes_another_exte
 }
 
 on_both!(the_sync_write_changes_only_its_own_fields_and_never_takes_another_extensions_number);
+
+async fn the_same_number_twice_in_one_sync_batch_is_written_once_with_its_last_version(db: TestDb) {
+    let first = synced_extension("310", &object_id(40));
+    let mut second = first.clone();
+    second.display_name = "Second Version".into();
+    db.store
+        .apply_extension_ops(&[ExtensionOp::Sync(first), ExtensionOp::Sync(second)], None)
+        .await
+        .unwrap();
+    let e = db.store.get_extension("310").await.unwrap().unwrap();
+    assert_eq!(e.display_name, "Second Version");
+}
+
+on_both!(the_same_number_twice_in_one_sync_batch_is_written_once_with_its_last_version);
