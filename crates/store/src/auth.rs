@@ -65,24 +65,9 @@ impl Store {
 
     /// Replaces an admin's password hash (and ends the admin's sessions).
     pub async fn set_admin_password(&self, name: &str, password_hash: &str) -> StoreResult<()> {
-        let mut tx = self.begin_write().await?;
-        let done = sqlx::query("UPDATE admins SET password_hash = $2 WHERE name = $1")
-            .bind(name)
-            .bind(password_hash)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound {
-                what: "admin",
-                key: name.to_string(),
-            });
-        }
-        sqlx::query("DELETE FROM sessions WHERE subject = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        self.change_admin_password(name, password_hash, None)
+            .await
+            .map(|_| ())
     }
 
     /// Replaces an admin's password hash and ends every session of the admin except
