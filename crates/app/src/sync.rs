@@ -11,7 +11,7 @@
 
 use crate::{App, AppError, Missing};
 use pbx365_domain::settings::Settings;
-use pbx365_domain::{SyncKind, SyncRun, SyncStatus};
+use pbx365_domain::{SyncKind, SyncReport, SyncRun, SyncStatus};
 use pbx365_graph::search::{search_groups, search_users};
 use pbx365_graph::{KeyStore, Slot};
 use pbx365_sync::{Background, SyncService};
@@ -295,6 +295,18 @@ impl App {
     /// True when `id` is the held run waiting for approval.
     pub async fn is_awaiting_approval(&self, id: &str) -> bool {
         self.held_run_id().await.is_some_and(|r| r == id)
+    }
+
+    /// What approving the held run `id` would disable and delete: the `disabled` and `deleted`
+    /// lines of its stored plan; `None` when no held plan of that run is kept.
+    pub async fn held_plan_removals(&self, id: &str) -> Option<SyncReport> {
+        let plan = self
+            .store
+            .sync_plan_of_run(id)
+            .await
+            .ok()?
+            .filter(|p| p.status == pbx365_store::PlanStatus::Held)?;
+        self.store.sync_plan_removals(&plan.id).await.ok()
     }
 
     /// Recorded runs, newest first.

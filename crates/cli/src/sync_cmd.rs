@@ -82,6 +82,7 @@ pub async fn run(settings: Settings, args: SyncArgs) -> anyhow::Result<()> {
         dry_run: args.dry_run,
         progress: Some(progress),
         on_wait: Some(on_wait),
+        ..Default::default()
     };
     let result = app.run_sync(None, kind, opts).await;
     bar.finish_and_clear();

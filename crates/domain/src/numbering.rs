@@ -39,6 +39,11 @@ impl NumberAllocator {
         self.range.end.map_or(by_len, |e| e.min(by_len))
     }
 
+    /// Marks `n` as taken (a number a stored, not yet applied plan hands out).
+    pub fn take(&mut self, n: u64) {
+        self.taken.insert(n);
+    }
+
     /// The next free number, or `None` when the range is full.
     pub fn allocate(&mut self) -> Option<u64> {
         let last = self.last();

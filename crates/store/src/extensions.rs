@@ -199,98 +199,6 @@ fn last_per_number<'a>(exts: &[&'a Extension]) -> Vec<&'a Extension> {
         .collect()
 }
 
-/// Writes extensions (insert or replace by number) with their groups; photo bytes are dropped for
-/// extensions whose `photo` is `None`. Runs inside the caller's transaction.
-pub(crate) async fn upsert_batch(conn: &mut AnyConnection, exts: &[&Extension]) -> StoreResult<()> {
-    let unique = last_per_number(exts);
-
-    let updates = COLS[1..]
-        .iter()
-        .map(|c| format!("{c} = excluded.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    for chunk in unique.chunks(UPSERT_CHUNK) {
-        let sql = format!(
-            "INSERT INTO extensions ({}) VALUES {} ON CONFLICT (number) DO UPDATE SET {updates}",
-            select_cols(),
-            placeholders(chunk.len(), COLS.len(), 1)
-        );
-        let mut q = sqlx::query(&sql);
-        for e in chunk {
-            q = bind_extension(q, e);
-        }
-        q.execute(&mut *conn)
-            .await
-            .map_err(|e| upsert_error(e, chunk))?;
-
-        // Memberships: replace the chunk's rows.
-        let sql = format!(
-            "DELETE FROM extension_group_members WHERE number IN ({})",
-            in_list(chunk.len(), 1)
-        );
-        let mut q = sqlx::query(&sql);
-        for e in chunk {
-            q = q.bind(e.number.as_str());
-        }
-        q.execute(&mut *conn).await?;
-
-        let pairs: BTreeSet<(&str, &str)> = chunk
-            .iter()
-            .flat_map(|e| {
-                e.groups
-                    .iter()
-                    .map(move |g| (g.as_str(), e.number.as_str()))
-            })
-            .collect();
-        if !pairs.is_empty() {
-            // Groups named by the sync that do not exist yet are created, so nothing is lost.
-            let names: BTreeSet<&str> = pairs.iter().map(|(g, _)| *g).collect();
-            let names: Vec<&str> = names.into_iter().collect();
-            for part in names.chunks(300) {
-                let sql = format!(
-                    "INSERT INTO extension_groups (name, description, builtin) VALUES {} ON CONFLICT (name) DO NOTHING",
-                    placeholders(part.len(), 3, 1)
-                );
-                let mut q = sqlx::query(&sql);
-                for name in part {
-                    q = q.bind(*name).bind("").bind(0i64);
-                }
-                q.execute(&mut *conn).await?;
-            }
-            let pairs: Vec<(&str, &str)> = pairs.into_iter().collect();
-            for part in pairs.chunks(350) {
-                let sql = format!(
-                    "INSERT INTO extension_group_members (group_name, number) VALUES {}",
-                    placeholders(part.len(), 2, 1)
-                );
-                let mut q = sqlx::query(&sql);
-                for (g, n) in part {
-                    q = q.bind(*g).bind(*n);
-                }
-                q.execute(&mut *conn).await?;
-            }
-        }
-
-        let photoless: Vec<&str> = chunk
-            .iter()
-            .filter(|e| e.photo.is_none())
-            .map(|e| e.number.as_str())
-            .collect();
-        if !photoless.is_empty() {
-            let sql = format!(
-                "DELETE FROM extension_photos WHERE number IN ({})",
-                in_list(photoless.len(), 1)
-            );
-            let mut q = sqlx::query(&sql);
-            for n in photoless {
-                q = q.bind(n);
-            }
-            q.execute(&mut *conn).await?;
-        }
-    }
-    Ok(())
-}
-
 /// Columns the sync owns: the Microsoft 365 fields and whether the extension is enabled.
 const SYNC_OWNED: [&str; 13] = [
     "first_name",
@@ -479,6 +387,27 @@ impl Store {
         fetch_one_where(&mut conn, "m365_id", m365_id).await
     }
 
+    /// The extensions of these Microsoft object ids, without their groups (`groups` is empty):
+    /// what follow-up work such as photos needs, in one query per few hundred ids.
+    pub async fn extensions_by_m365_ids(&self, ids: &[String]) -> StoreResult<Vec<Extension>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for part in ids.chunks(500) {
+            let sql = format!(
+                "SELECT {} FROM extensions WHERE m365_id IN ({})",
+                select_cols(),
+                in_list(part.len(), 1)
+            );
+            let mut q = sqlx::query(&sql);
+            for id in part {
+                q = q.bind(id.as_str());
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                out.push(row_to_extension(&row)?);
+            }
+        }
+        Ok(out)
+    }
+
     /// Creates a local extension; `Conflict` when the number is taken.
     pub async fn create_local_extension(
         &self,
@@ -622,22 +551,16 @@ impl Store {
         let mut i = 0;
         while i < ops.len() {
             match &ops[i] {
-                ExtensionOp::Upsert(_) | ExtensionOp::Sync(_) => {
-                    let sync = matches!(ops[i], ExtensionOp::Sync(_));
+                ExtensionOp::Sync(_) => {
                     let run: Vec<&Extension> = ops[i..]
                         .iter()
                         .map_while(|op| match op {
-                            ExtensionOp::Upsert(e) if !sync => Some(e),
-                            ExtensionOp::Sync(e) if sync => Some(e),
+                            ExtensionOp::Sync(e) => Some(e),
                             _ => None,
                         })
                         .collect();
                     i += run.len();
-                    if sync {
-                        sync_batch(&mut tx, &run).await?;
-                    } else {
-                        upsert_batch(&mut tx, &run).await?;
-                    }
+                    sync_batch(&mut tx, &run).await?;
                     continue;
                 }
                 ExtensionOp::Disable { number, at } => {
@@ -653,16 +576,6 @@ impl Store {
         if let Some((key, value)) = cursor {
             crate::kv::set_in(&mut tx, key, value).await?;
         }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Inserts or replaces many extensions in one transaction (bulk import, benchmark), in
-    /// multi-row statements. Groups named that do not exist yet are created.
-    pub async fn upsert_extensions(&self, extensions: &[Extension]) -> StoreResult<()> {
-        let refs: Vec<&Extension> = extensions.iter().collect();
-        let mut tx = self.begin_write().await?;
-        upsert_batch(&mut tx, &refs).await?;
         tx.commit().await?;
         Ok(())
     }

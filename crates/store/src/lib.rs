@@ -23,8 +23,10 @@ mod leases;
 mod notifications;
 mod outbox;
 mod phonebook;
+mod plans;
 mod runs;
 
+pub use plans::{PlanPage, PlanStatus, RoundCommit, SyncPlan};
 pub use runs::SyncRunHead;
 
 use pbx365_domain::Extension;
@@ -63,13 +65,12 @@ pub enum StoreError {
 /// Result alias of this crate.
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// One change to an extension, applied by the sync inside a transaction.
-#[derive(Debug, Clone, PartialEq)]
+/// One change to an extension, applied by the sync inside a transaction. Serializable: a sync
+/// round stores its planned ops before it applies them.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[allow(clippy::large_enum_variant)] // the contract carries the extension by value; ops are short-lived
 pub enum ExtensionOp {
-    /// Create or replace the whole extension (matched by number), including groups and photo ref
-    /// (bulk import and tests; the sync writes with [`ExtensionOp::Sync`]).
-    Upsert(Extension),
     /// The sync's write: create the synced extension, or update only the fields the sync owns
     /// (the Microsoft 365 fields, enabled, the "Azure AD" membership) of the extension with this
     /// number AND this Microsoft object id. Profile, admin flag, photo and other memberships are
@@ -169,7 +170,7 @@ pub struct InboxNotification {
 /// The store. Cheap to clone (a pool handle).
 ///
 /// The methods live in the modules by topic (`extensions`, `groups`, `phonebook`, `runs`, `kv`,
-/// `audit`, `outbox`, `auth`, `notifications`).
+/// `audit`, `outbox`, `auth`, `notifications`, `plans`).
 #[derive(Clone)]
 pub struct Store {
     pool: sqlx::AnyPool,

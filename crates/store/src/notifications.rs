@@ -3,7 +3,7 @@
 use crate::db::{corrupt, parse_ts, sortable_id, ts};
 use crate::{InboxNotification, Store, StoreResult, SubscriptionRecord};
 use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
 impl Store {
     /// Stores or replaces a subscription.
@@ -105,8 +105,8 @@ impl Store {
     }
 
     /// Up to `limit` waiting notifications, oldest first, left in the inbox: the job that handles
-    /// them removes them with [`Store::delete_notifications`] once its round is recorded, so a
-    /// crash in between loses none.
+    /// them removes them in the transaction that commits its round ([`crate::RoundCommit`]), so a crash in
+    /// between loses none.
     pub async fn peek_notifications(&self, limit: u32) -> StoreResult<Vec<InboxNotification>> {
         let rows = sqlx::query(
             "SELECT id, dedup_key, payload, received_at FROM notification_inbox \
@@ -121,17 +121,7 @@ impl Store {
     /// Removes handled notifications by id.
     pub async fn delete_notifications(&self, ids: &[String]) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
-        for part in ids.chunks(500) {
-            let sql = format!(
-                "DELETE FROM notification_inbox WHERE id IN ({})",
-                crate::db::in_list(part.len(), 1)
-            );
-            let mut q = sqlx::query(&sql);
-            for id in part {
-                q = q.bind(id.as_str());
-            }
-            q.execute(&mut *tx).await?;
-        }
+        delete_in(&mut tx, ids).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -144,6 +134,23 @@ impl Store {
             .await?;
         Ok(done.rows_affected())
     }
+}
+
+/// Removes handled notifications inside the caller's transaction (the sync round that handled
+/// them commits with it).
+pub(crate) async fn delete_in(conn: &mut AnyConnection, ids: &[String]) -> StoreResult<()> {
+    for part in ids.chunks(500) {
+        let sql = format!(
+            "DELETE FROM notification_inbox WHERE id IN ({})",
+            crate::db::in_list(part.len(), 1)
+        );
+        let mut q = sqlx::query(&sql);
+        for id in part {
+            q = q.bind(id.as_str());
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 fn inbox_row(r: &sqlx::any::AnyRow) -> StoreResult<InboxNotification> {

@@ -1,8 +1,8 @@
 //! Where a resource's sync stands, kept in the store next to the data it describes: the delta
-//! cursor (`cursor:{scope}`), the ids each page of an unfinished full round wanted
-//! (`sync:{scope}:seen:{k}`), the fingerprint of the settings the last full round ran with
-//! (`sync:{scope}:fingerprint`) and an admin's approval of a held run (`sync:approved_run` for
-//! users, `sync:{scope}:approved_run` for other kinds).
+//! cursor (`cursor:{scope}`: planning a round, applying a stored plan, or between rounds), the
+//! fingerprint of the settings the last full round ran with (`sync:{scope}:fingerprint`) and an
+//! admin's approval of a held plan (`sync:approved_run` for users, `sync:{scope}:approved_run`
+//! for other kinds). The plans themselves are rows of the store (`Store::create_sync_plan`).
 
 use serde::{Deserialize, Serialize};
 
@@ -10,10 +10,14 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
-    /// Reading the pages of a full round; `link` is the next page.
+    /// Planning a full round into `plan`; `link` is the next page to read. (Without a plan: left
+    /// by an older version or a given-up plan, and the next round is a fresh full round.)
     Full,
-    /// All pages of a full round applied; the end-of-round removals are pending; `link` is the delta link.
+    /// Every page of the full round in `plan` is planned; its end is not; `link` is the delta link.
     Finishing,
+    /// Applying the stored `plan`: `pages` of it are applied; `link` is the delta link stored when
+    /// the plan is done.
+    Applying,
     /// Between rounds; `link` is the delta link.
     Delta,
 }
@@ -25,9 +29,12 @@ pub struct Cursor {
     pub phase: Phase,
     /// The next page or the delta link.
     pub link: String,
-    /// Pages of the current full round already applied.
+    /// Pages of the plan stored (planning) or applied (applying).
     #[serde(default)]
     pub pages: u32,
+    /// The stored plan being planned or applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
 }
 
 impl Cursor {
@@ -37,6 +44,15 @@ impl Cursor {
             phase,
             link: link.into(),
             pages,
+            plan: None,
+        }
+    }
+
+    /// The cursor of `phase` in the stored plan `plan`.
+    pub fn in_plan(phase: Phase, link: impl Into<String>, pages: u32, plan: &str) -> Self {
+        Cursor {
+            plan: Some(plan.to_string()),
+            ..Cursor::new(phase, link, pages)
         }
     }
 
@@ -70,9 +86,9 @@ impl Keys {
         format!("cursor:{}", self.scope)
     }
 
-    /// The ids page `k` of the unfinished full round wanted.
-    pub fn seen(&self, k: u32) -> String {
-        format!("sync:{}:seen:{k}", self.scope)
+    /// The scope key itself (stored plans are kept per scope).
+    pub fn scope(&self) -> &str {
+        &self.scope
     }
 
     /// The fingerprint of the settings of the last completed full round.
@@ -90,11 +106,14 @@ impl Keys {
     }
 }
 
-/// An admin's approval of one held run, valid for [`Approval::VALID_HOURS`] and used once.
+/// An admin's approval of one held plan, valid for [`Approval::VALID_HOURS`] and used once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Approval {
     /// The held run approved.
     pub run: String,
+    /// Its stored plan (the plan of `run` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
     /// When it was given.
     pub at: chrono::DateTime<chrono::Utc>,
 }

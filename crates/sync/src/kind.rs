@@ -68,14 +68,17 @@ pub struct Prepared<S> {
 /// A Microsoft 365 resource synced into pbx365 through the framework.
 ///
 /// Contract: `apply` writes the ops and the cursor in ONE transaction; `plan` and `plan_end` are
-/// pure apart from reading back what the kind itself wrote; `after_apply` is idempotent (it runs
-/// again for the last committed page when an interrupted round resumes).
+/// pure apart from reading back what the kind itself wrote; `after_apply` is idempotent.
+///
+/// The framework plans a whole round before it applies anything: each page's ops are stored
+/// (serialized, hence the bounds on `Op`) and applied only once the guard passed over the whole
+/// plan, or an admin approved that stored plan. A held round changes nothing.
 #[async_trait]
 pub trait SyncResource: Send + Sync {
     /// One change read from Microsoft (an item, or its removal).
     type Item: Send + Sync;
-    /// One write to pbx365's store.
-    type Op: Send + Sync;
+    /// One write to pbx365's store (stored with the plan before it is applied).
+    type Op: Send + Sync + serde::Serialize + serde::de::DeserializeOwned;
     /// The planning state carried across the pages of a run.
     type State: Send + Sync;
 
@@ -133,7 +136,11 @@ pub trait SyncResource: Send + Sync {
     async fn completed(&self, _state: &Self::State) -> SyncResult<()> {
         Ok(())
     }
-    /// A full round's page is committed and its `wanted` ids will not be planned again this
+    /// A full round's page is applied and its `wanted` ids will not be planned again this
     /// round: the state may forget them (bounded memory).
     fn forget(&self, _state: &mut Self::State, _wanted: &[String]) {}
+    /// Ops of a stored plan this state did not plan itself (pages planned before an interruption,
+    /// or an approved held plan) are about to be planned on from or applied: the state learns
+    /// what they write (numbers they hand out, records `after_apply` needs). Nothing by default.
+    fn replay(&self, _state: &mut Self::State, _ops: &[Self::Op]) {}
 }

@@ -1,22 +1,34 @@
 //! The one sync round every kind runs: full reconciliation or delta round over a resource's delta
-//! query, each page applied with its cursor in one transaction, guarded against mass deletion,
+//! query, planned in full first, guarded against mass deletion, then applied page by page,
 //! recorded as a run with its report.
 //!
-//! Crash safety: a full round stores, per page, the ids the page wants (`sync:{scope}:seen:{k}`)
-//! and then the page's creates/updates together with the next link (`cursor:{scope}`). Removals,
-//! which can only be known at the end of a full round (absence), are applied at the end in one
-//! transaction with the delta link, after the mass-deletion guard. A delta round reads all its
-//! pages (they are small), plans them together, and applies everything plus the new delta link in
-//! one transaction. A crash anywhere therefore resumes from the last committed link and replays at
-//! most one page, which is idempotent.
+//! Plan, then apply (issue 9, "held means unchanged"):
+//! 1. **Plan.** A full round reads page after page and stores each page's ops, report lines and
+//!    wanted ids as a page of a stored plan, together with the next link (`cursor:{scope}`,
+//!    phase `full`) in one transaction; only ids stay in memory. At the end, what no page wanted
+//!    is gone: the removals are the plan's last page. A delta round reads all its pages, keeps the
+//!    latest item per id, and stores its plan the same way.
+//! 2. **Guard** over the whole plan. Over it, the plan is **held**: its status says so, the
+//!    cursor is put back as it was, and nothing else in the store changes. An admin approves that
+//!    one held plan; the next run claims the approval (once in the cluster), applies exactly that
+//!    stored plan if the scope's cursor is still the one it was planned from, then goes on with a
+//!    delta round from the plan's delta link.
+//! 3. **Apply** page by page, each page's ops with the progress mark (phase `applying`) in one
+//!    transaction, follow-up work (photos) after each page, then the end of the round (delta
+//!    link, settings fingerprint, the notification inbox rows it handled) in one transaction that
+//!    also drops the scope's stored plans.
+//!
+//! A SIGKILL while planning resumes planning after the last stored page; while applying, it
+//! resumes applying after the last applied page. A plan whose write conflicts with another
+//! writer (a number taken meanwhile) is given up and the round planned again.
 //!
 //! https://learn.microsoft.com/graph/delta-query-overview
 
 use chrono::Utc;
-use pbx365_domain::deletion_guard::{deletion_keys, Guard};
+use pbx365_domain::deletion_guard::Guard;
 use pbx365_domain::{SyncReport, SyncRun, SyncStatus};
-use pbx365_graph::{DeltaPage, GraphError, NextOrDelta};
-use pbx365_store::{Store, StoreError};
+use pbx365_graph::{GraphError, NextOrDelta};
+use pbx365_store::{PlanPage, PlanStatus, RoundCommit, Store, StoreError, SyncPlan};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -49,6 +61,9 @@ pub struct RunOptions {
     pub progress: Option<ProgressFn>,
     /// Told (with the other holder's name) when the run waits for a sync on another instance.
     pub on_wait: Option<WaitFn>,
+    /// Notification inbox rows this run handles: they leave the inbox in the transaction that
+    /// commits (or holds) the round, and stay when the run fails.
+    pub inbox: Vec<String>,
 }
 
 /// A callback told that a run waits for another instance's sync.
@@ -74,8 +89,16 @@ impl RunOptions {
 /// How often a round plans again after a write conflict before it fails.
 const MAX_REPLANS: u32 = 2;
 
-/// How often an interrupted full round starts again after its link expired before it fails.
+/// How often a full round starts again after its next link expired (410) before it fails.
 const MAX_RESTARTS: u32 = 2;
+
+/// Items planned (and stored) together in a delta round.
+const DELTA_CHUNK: usize = 1_000;
+
+/// The `round` column of a full round's plan.
+const FULL: &str = "full";
+/// The `round` column of a delta round's plan.
+const DELTA: &str = "delta";
 
 enum Decision {
     Apply,
@@ -102,6 +125,7 @@ pub async fn run<R: SyncResource>(
         resource,
         keys: Keys::new(resource.scope_key()),
         opts,
+        run_id: record.as_ref().map(|r| r.id.clone()).unwrap_or_default(),
     };
     let mut replans = 0;
     let outcome = loop {
@@ -155,6 +179,19 @@ struct Round<'a, R: SyncResource> {
     resource: &'a R,
     keys: Keys,
     opts: &'a RunOptions,
+    /// The run record's id (empty for a dry run, which stores no plan).
+    run_id: String,
+}
+
+/// A plan being stored (or, in a dry run, only reported).
+struct Planning {
+    /// The stored plan; `None` in a dry run.
+    id: Option<String>,
+    /// Pages stored so far.
+    pages: u32,
+    /// The first page this run planned (earlier ones were planned by an interrupted run: their
+    /// lines are in no report, as the pages an interrupted run applied never were).
+    own_from: u32,
 }
 
 impl<R: SyncResource> Round<'_, R> {
@@ -163,16 +200,115 @@ impl<R: SyncResource> Round<'_, R> {
     }
 
     async fn run(&self, report: &mut SyncReport) -> SyncResult<SyncStatus> {
+        if !self.opts.dry_run {
+            self.finish_pending(report).await?;
+        }
+        self.round(report).await
+    }
+
+    /// A stored plan is pending: one an interrupted run was applying, or a held plan an admin
+    /// approved. It is applied first; the round then goes on from its delta link.
+    async fn finish_pending(&self, report: &mut SyncReport) -> SyncResult<()> {
+        let raw = self.store.get_kv(&self.keys.cursor()).await?;
+        let cursor = raw.as_deref().and_then(Cursor::decode);
+        if let Some(c) = cursor.as_ref().filter(|c| c.phase == Phase::Applying) {
+            if let Some(plan) = self.plan_of(c, PlanStatus::Applying).await? {
+                tracing::info!(scope = self.keys.scope(), plan = %plan.id, applied = c.pages, "resuming an interrupted sync plan");
+                let mut state = self.resource.prepare().await?.state;
+                if c.pages > 0 {
+                    // The page applied last may not have had its follow-up work (photos).
+                    let last = self.load_page(&plan.id, c.pages - 1).await?;
+                    self.resource
+                        .replay(&mut state, &decode_ops::<R>(&last.ops)?);
+                    self.resource
+                        .after_apply(&mut state, &last.wanted, &HashSet::new(), report)
+                        .await?;
+                }
+                // The lines of the pages applied before the interruption are in no report.
+                return self
+                    .apply_plan(&mut state, &plan, c.pages, c.pages, report)
+                    .await;
+            }
+        }
+        let approval_key = self.keys.approval();
+        let Some(stored) = self.store.get_kv(&approval_key).await? else {
+            return Ok(());
+        };
+        let Some(approval) = Approval::decode(&stored).filter(|a| a.valid_at(Utc::now())) else {
+            return Ok(());
+        };
+        let plan = match &approval.plan {
+            Some(id) => self.store.get_sync_plan(id).await?,
+            None => self.store.sync_plan_of_run(&approval.run).await?,
+        };
+        let Some(plan) = plan.filter(|p| {
+            p.status == PlanStatus::Held && p.scope == self.keys.scope() && p.prior_cursor == raw
+        }) else {
+            // Planned against a state another round has changed since: it no longer applies.
+            return Ok(());
+        };
+        let delta = plan.delta_link.clone().unwrap_or_default();
+        let applying = Cursor::in_plan(Phase::Applying, delta, 0, &plan.id);
+        // Claimed by exactly one run in the cluster; a crash after this resumes the same plan.
+        let claimed = self
+            .store
+            .claim_held_sync_plan(
+                &plan.id,
+                (&approval_key, &stored),
+                (&self.keys.cursor(), &applying.encode()),
+            )
+            .await?;
+        if !claimed {
+            return Ok(());
+        }
+        tracing::warn!(approved_run = %approval.run, plan = %plan.id, "applying a held sync plan approved by an admin");
+        let mut state = self.resource.prepare().await?.state;
+        self.apply_plan(&mut state, &plan, 0, 0, report).await
+    }
+
+    /// The stored plan a cursor names, when it is in `status`.
+    async fn plan_of(&self, c: &Cursor, status: PlanStatus) -> SyncResult<Option<SyncPlan>> {
+        let Some(id) = c.plan.as_deref() else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .get_sync_plan(id)
+            .await?
+            .filter(|p| p.status == status && p.scope == self.keys.scope()))
+    }
+
+    async fn round(&self, report: &mut SyncReport) -> SyncResult<SyncStatus> {
+        let dry = self.opts.dry_run;
         let prepared = self.resource.prepare().await?;
         let mut state = prepared.state;
-        let cursor = self
-            .store
-            .get_kv(&self.keys.cursor())
-            .await?
-            .and_then(|v| Cursor::decode(&v));
+        let raw = self.store.get_kv(&self.keys.cursor()).await?;
+        let cursor = raw.as_deref().and_then(Cursor::decode);
         let stored_fp = self.store.get_kv(&self.keys.fingerprint()).await?;
         let settings_changed = stored_fp.as_deref() != Some(prepared.fingerprint.as_str());
         let fingerprint = prepared.fingerprint;
+
+        // An unfinished planning phase of a full round.
+        let planning = match &cursor {
+            Some(c) if matches!(c.phase, Phase::Full | Phase::Finishing) => {
+                self.plan_of(c, PlanStatus::Planning).await?
+            }
+            _ => None,
+        };
+        // The cursor a held plan puts back: the one before the round.
+        let prior = match (&cursor, &planning) {
+            (_, Some(p)) => p.prior_cursor.clone(),
+            (Some(c), None) if c.phase == Phase::Delta => raw.clone(),
+            _ => None,
+        };
+        // Resumed unless a fresh round was asked for or the settings changed since it began.
+        let resume = planning.filter(|p| !self.opts.full && !dry && p.fingerprint == fingerprint);
+        if !dry {
+            // Left by interrupted rounds that will not go on (held plans wait for approval).
+            self.store
+                .drop_stale_sync_plans(self.keys.scope(), resume.as_ref().map(|p| p.id.as_str()))
+                .await?;
+        }
 
         let delta_link = match &cursor {
             Some(c) if c.phase == Phase::Delta => Some(c.link.clone()),
@@ -182,87 +318,116 @@ impl<R: SyncResource> Round<'_, R> {
         if let (Some(link), false, false, false) =
             (&delta_link, self.opts.full, forced, settings_changed)
         {
-            match self.delta_round(&mut state, link, report).await {
+            match self
+                .delta_round(&mut state, link, prior.clone(), &fingerprint, report)
+                .await
+            {
                 Err(SyncError::Graph(GraphError::DeltaExpired { .. })) => {
                     tracing::info!(
                         scope = self.keys.cursor(),
                         "the delta link expired; running a full resync"
                     );
-                    // A fresh state: the failed delta round planned nothing that was applied.
+                    // A fresh state: the failed delta round planned nothing that was stored.
                     state = self.resource.prepare().await?.state;
                 }
                 other => return other,
             }
             return self
-                .full_round(&mut state, None, &fingerprint, report)
+                .full_round(&mut state, None, prior, &fingerprint, report)
                 .await;
         }
         if let Some(why) = prepared.force_full {
             tracing::info!(scope = self.keys.cursor(), "{why}; running a full round");
         }
-        // Resume an interrupted full round unless a fresh one was asked for or settings changed.
-        let resume = cursor.filter(|c| {
-            matches!(c.phase, Phase::Full | Phase::Finishing)
-                && !self.opts.full
-                && !self.opts.dry_run
-                && !settings_changed
-        });
-        self.full_round(&mut state, resume, &fingerprint, report)
+        let resume = match (resume, cursor) {
+            (Some(p), Some(c)) => Some((c, p)),
+            _ => None,
+        };
+        self.full_round(&mut state, resume, prior, &fingerprint, report)
             .await
     }
 
-    /// A full reconciliation (first sync, nightly, after an expired link or a settings change).
+    /// A full reconciliation (first sync, nightly, after an expired link or a settings change):
+    /// planned page by page into a stored plan, then concluded.
     async fn full_round(
         &self,
         state: &mut R::State,
-        resume: Option<Cursor>,
+        resume: Option<(Cursor, SyncPlan)>,
+        prior: Option<String>,
         fingerprint: &str,
         report: &mut SyncReport,
     ) -> SyncResult<SyncStatus> {
-        let dry = self.opts.dry_run;
         let start = self.resource.first_link();
-        let (mut link, mut pages, finishing) = match &resume {
-            Some(c) => (c.link.clone(), c.pages, c.phase == Phase::Finishing),
-            None => (start.clone(), 0, false),
-        };
         let mut wanted: HashSet<String> = HashSet::new();
-        for k in 0..pages {
-            wanted.extend(self.load_seen(k).await?);
-        }
-        if pages > 0 && !dry {
-            // The page applied last before the interruption may not have had its follow-up work.
-            let last = self.load_seen(pages - 1).await?;
-            self.resource
-                .after_apply(state, &last, &HashSet::new(), report)
-                .await?;
-        }
+        let (mut plan, mut link, finishing) = match resume {
+            Some((c, stored)) => {
+                // The pages planned before the interruption: their ids, and what they will write.
+                for k in 0..c.pages {
+                    let page = self.load_page(&stored.id, k).await?;
+                    self.resource.replay(state, &decode_ops::<R>(&page.ops)?);
+                    wanted.extend(page.wanted);
+                }
+                let plan = Planning {
+                    id: Some(stored.id),
+                    pages: c.pages,
+                    own_from: c.pages,
+                };
+                (plan, c.link, c.phase == Phase::Finishing)
+            }
+            None => {
+                let id = if self.opts.dry_run {
+                    None
+                } else {
+                    Some(
+                        self.store
+                            .create_sync_plan(
+                                self.keys.scope(),
+                                &self.run_id,
+                                FULL,
+                                prior.as_deref(),
+                                fingerprint,
+                            )
+                            .await?,
+                    )
+                };
+                let plan = Planning {
+                    id,
+                    pages: 0,
+                    own_from: 0,
+                };
+                (plan, start.clone(), false)
+            }
+        };
         let mut done: u64 = wanted.len() as u64;
         // Removals found on a page wait for the end of the round and the guard.
         let mut deferred: Step<R::Op> = Step::default();
         let mut restarts = 0;
-        // The next page, read while this page's follow-up work runs (Graph latency overlaps).
-        let mut prefetched: Option<SyncResult<DeltaPage<R::Item>>> = None;
         let delta_link = if finishing {
-            link
+            link.clone()
         } else {
             loop {
-                let fetched = match prefetched.take() {
-                    Some(p) => p,
-                    None => self.resource.read_page(&link).await,
-                };
-                let page = match fetched {
+                let page = match self.resource.read_page(&link).await {
                     Ok(p) => p,
                     Err(SyncError::Graph(GraphError::DeltaExpired { .. }))
-                        if pages > 0 && restarts < MAX_RESTARTS =>
+                        if plan.pages > 0 && restarts < MAX_RESTARTS =>
                     {
                         restarts += 1;
-                        deferred = Step::default();
                         tracing::info!(
-                            "the interrupted full round's link expired; starting the round again"
+                            "the full round's next link expired; starting the round again"
                         );
-                        link = start.clone();
-                        pages = 0;
+                        if let Some(id) = &plan.id {
+                            let fresh = Cursor::in_plan(Phase::Full, start.clone(), 0, id);
+                            self.store
+                                .truncate_sync_plan(id, 0, (&self.keys.cursor(), &fresh.encode()))
+                                .await?;
+                        }
+                        *state = self.resource.prepare().await?.state;
+                        deferred = Step::default();
                         wanted.clear();
+                        plan.pages = 0;
+                        plan.own_from = 0;
+                        done = 0;
+                        link = start.clone();
                         continue;
                     }
                     Err(e) => return Err(e),
@@ -272,43 +437,21 @@ impl<R: SyncResource> Round<'_, R> {
                     .resource
                     .plan(state, page.items, RoundKind::Full)
                     .await?;
-                let next_cursor = match &page.next {
-                    NextOrDelta::Next(l) => Cursor::new(Phase::Full, l.clone(), pages + 1),
-                    NextOrDelta::Delta(l) => Cursor::new(Phase::Finishing, l.clone(), pages + 1),
-                };
                 deferred.destructive.append(&mut step.destructive);
                 deferred.report.disabled.append(&mut step.report.disabled);
                 deferred.report.deleted.append(&mut step.report.deleted);
-                if !dry {
-                    let ids = serde_json::to_string(&step.wanted).unwrap_or_else(|_| "[]".into());
-                    self.store.set_kv(&self.keys.seen(pages), &ids).await?;
-                    let created = created_ids(&step);
-                    self.resource
-                        .apply(
-                            std::mem::take(&mut step.ops),
-                            (&self.keys.cursor(), &next_cursor.encode()),
-                        )
-                        .await?;
-                    report.append(std::mem::take(&mut step.report));
-                    let follow_up =
-                        self.resource
-                            .after_apply(state, &step.wanted, &created, report);
-                    match &page.next {
-                        NextOrDelta::Next(l) => {
-                            let (done, next) = tokio::join!(follow_up, self.resource.read_page(l));
-                            done?;
-                            prefetched = Some(next);
-                        }
-                        NextOrDelta::Delta(_) => follow_up.await?,
+                wanted.extend(step.wanted.iter().cloned());
+                let next = plan.id.as_deref().map(|id| match &page.next {
+                    NextOrDelta::Next(l) => {
+                        Cursor::in_plan(Phase::Full, l.clone(), plan.pages + 1, id)
                     }
-                    // Applied and wanted: no longer needed in memory (a large round stays small).
-                    self.resource.forget(state, &step.wanted);
-                } else {
-                    report.append(std::mem::take(&mut step.report));
-                }
+                    NextOrDelta::Delta(l) => {
+                        Cursor::in_plan(Phase::Finishing, l.clone(), plan.pages + 1, id)
+                    }
+                });
+                self.store_page(&mut plan, step, next.as_ref(), report)
+                    .await?;
                 done += read;
-                pages += 1;
-                wanted.extend(step.wanted);
                 self.opts.report_progress(self.stage(), done, None);
                 match page.next {
                     NextOrDelta::Next(l) => link = l,
@@ -317,51 +460,37 @@ impl<R: SyncResource> Round<'_, R> {
             }
         };
 
-        // End of the round: what no page wanted is gone.
+        // End of the round: what no page wanted is gone. The removals are the plan's last page.
         let implausible = self.resource.implausible(state, &wanted);
         let mut end = deferred;
         end.extend(self.resource.plan_end(state, &wanted, RoundKind::Full));
-        match self
-            .decide(state, &end.report, end.destructive.len(), implausible)
-            .await?
-        {
-            Decision::Apply => {
-                if !dry {
-                    let cursor = Cursor::new(Phase::Delta, delta_link, 0);
-                    self.resource
-                        .apply(end.destructive, (&self.keys.cursor(), &cursor.encode()))
-                        .await?;
-                    self.store
-                        .set_kv(&self.keys.fingerprint(), fingerprint)
-                        .await?;
-                    self.resource.completed(state).await?;
-                    self.clear_seen(pages).await?;
-                }
-                report.append(end.report);
-                Ok(SyncStatus::Completed)
-            }
-            Decision::Hold(why) => {
-                if !dry {
-                    // The removals were not applied, so the next run must see everything again.
-                    let cursor = Cursor::new(Phase::Full, start, 0);
-                    self.store
-                        .set_kv(&self.keys.cursor(), &cursor.encode())
-                        .await?;
-                    self.clear_seen(pages).await?;
-                }
-                report.append(end.report);
-                report.push_error(why);
-                Ok(SyncStatus::Held)
-            }
-        }
+        drop(wanted);
+        let removals = end.destructive.len();
+        let mut ops = std::mem::take(&mut end.ops);
+        ops.append(&mut end.destructive);
+        end.ops = ops;
+        end.wanted.clear();
+        self.store_page(&mut plan, end, None, report).await?;
+        self.conclude(
+            state,
+            plan,
+            delta_link,
+            removals,
+            implausible,
+            prior,
+            report,
+        )
+        .await
     }
 
-    /// A delta round: all pages are read, planned together and applied in one transaction with
-    /// the new delta link; a held round applies nothing and keeps the old link.
+    /// A delta round: all pages are read and the latest item per id planned, in chunks stored as
+    /// the pages of a plan; then concluded like a full round. Nothing to do: only the new link.
     async fn delta_round(
         &self,
         state: &mut R::State,
         link: &str,
+        prior: Option<String>,
+        fingerprint: &str,
         report: &mut SyncReport,
     ) -> SyncResult<SyncStatus> {
         let mut link = link.to_string();
@@ -381,83 +510,276 @@ impl<R: SyncResource> Round<'_, R> {
                 NextOrDelta::Delta(l) => break l,
             }
         };
-        let items: Vec<R::Item> = order
-            .into_iter()
-            .filter_map(|id| latest.remove(&id))
-            .collect();
-        let read = items.len() as u64;
-        let mut step = self.resource.plan(state, items, RoundKind::Delta).await?;
-        let wanted: HashSet<String> = step.wanted.iter().cloned().collect();
-        step.extend(self.resource.plan_end(state, &wanted, RoundKind::Delta));
-        let would = SyncReport {
-            disabled: step.report.disabled.clone(),
-            deleted: step.report.deleted.clone(),
-            ..Default::default()
+        let read = order.len() as u64;
+        let mut plan = Planning {
+            id: None,
+            pages: 0,
+            own_from: 0,
         };
-        match self
-            .decide(state, &would, step.destructive.len(), None)
-            .await?
-        {
-            Decision::Apply => {
-                if !self.opts.dry_run {
-                    let mut ops = std::mem::take(&mut step.ops);
-                    ops.append(&mut step.destructive);
-                    let cursor = Cursor::new(Phase::Delta, delta_link, 0);
-                    let created = created_ids(&step);
-                    self.resource
-                        .apply(ops, (&self.keys.cursor(), &cursor.encode()))
-                        .await?;
-                    self.resource.completed(state).await?;
-                    report.append(std::mem::take(&mut step.report));
-                    self.resource
-                        .after_apply(state, &step.wanted, &created, report)
-                        .await?;
+        let mut removals = 0;
+        let mut wanted: HashSet<String> = HashSet::new();
+        for ids in order.chunks(DELTA_CHUNK) {
+            let items: Vec<R::Item> = ids.iter().filter_map(|id| latest.remove(id)).collect();
+            let mut step = self.resource.plan(state, items, RoundKind::Delta).await?;
+            removals += step.destructive.len();
+            wanted.extend(step.wanted.iter().cloned());
+            let mut ops = std::mem::take(&mut step.ops);
+            ops.append(&mut step.destructive);
+            step.ops = ops;
+            self.store_delta_page(&mut plan, step, prior.as_deref(), fingerprint, report)
+                .await?;
+        }
+        let mut end = self.resource.plan_end(state, &wanted, RoundKind::Delta);
+        removals += end.destructive.len();
+        let mut ops = std::mem::take(&mut end.ops);
+        ops.append(&mut end.destructive);
+        end.ops = ops;
+        self.store_delta_page(&mut plan, end, prior.as_deref(), fingerprint, report)
+            .await?;
+        self.opts.report_progress(self.stage(), read, Some(read));
+        if plan.id.is_none() && !self.opts.dry_run {
+            // Nothing to apply: the new link (and the handled notifications) in one transaction.
+            self.commit_end(state, delta_link, None).await?;
+            return Ok(SyncStatus::Completed);
+        }
+        self.conclude(state, plan, delta_link, removals, None, prior, report)
+            .await
+    }
+
+    /// Stores a delta round's planned chunk, starting the plan with its first page.
+    async fn store_delta_page(
+        &self,
+        plan: &mut Planning,
+        step: Step<R::Op>,
+        prior: Option<&str>,
+        fingerprint: &str,
+        report: &mut SyncReport,
+    ) -> SyncResult<()> {
+        if step.ops.is_empty() && step.wanted.is_empty() {
+            // Nothing to apply (skipped users, say): the lines are this run's at once.
+            report.append(step.report);
+            return Ok(());
+        }
+        if plan.id.is_none() && !self.opts.dry_run {
+            plan.id = Some(
+                self.store
+                    .create_sync_plan(self.keys.scope(), &self.run_id, DELTA, prior, fingerprint)
+                    .await?,
+            );
+        }
+        self.store_page(plan, step, None, report).await
+    }
+
+    /// Stores one planned page (with the read cursor, when given, in the same transaction). In a
+    /// dry run nothing is stored and the page's lines go to the report at once.
+    async fn store_page(
+        &self,
+        plan: &mut Planning,
+        step: Step<R::Op>,
+        cursor: Option<&Cursor>,
+        report: &mut SyncReport,
+    ) -> SyncResult<()> {
+        let Some(id) = &plan.id else {
+            report.append(step.report);
+            plan.pages += 1;
+            return Ok(());
+        };
+        let ops = serde_json::to_string(&step.ops)
+            .map_err(|e| SyncError::Other(format!("the sync plan cannot be stored: {e}")))?;
+        let page = PlanPage {
+            ops,
+            report: step.report,
+            wanted: step.wanted,
+        };
+        let cursor_value = cursor.map(Cursor::encode);
+        let key = self.keys.cursor();
+        self.store
+            .put_sync_plan_page(
+                id,
+                plan.pages,
+                &page,
+                cursor_value.as_deref().map(|v| (key.as_str(), v)),
+            )
+            .await?;
+        plan.pages += 1;
+        Ok(())
+    }
+
+    async fn load_page(&self, plan_id: &str, k: u32) -> SyncResult<PlanPage> {
+        self.store.sync_plan_page(plan_id, k).await?.ok_or_else(|| {
+            SyncError::Other(format!(
+                "page {k} of the stored sync plan {plan_id} is missing"
+            ))
+        })
+    }
+
+    /// The guard over the whole plan, then: apply it, or hold it (nothing but the plan's status
+    /// changes; the cursor is put back as it was before the round).
+    #[allow(clippy::too_many_arguments)]
+    async fn conclude(
+        &self,
+        state: &mut R::State,
+        plan: Planning,
+        delta_link: String,
+        removals: usize,
+        implausible: Option<String>,
+        prior: Option<String>,
+        report: &mut SyncReport,
+    ) -> SyncResult<SyncStatus> {
+        let decision = self.decide(state, removals, implausible);
+        let Some(id) = plan.id else {
+            // A dry run: the report holds every line already.
+            return Ok(match decision {
+                Decision::Apply => SyncStatus::Completed,
+                Decision::Hold(why) => {
+                    report.push_error(why);
+                    SyncStatus::Held
                 }
-                report.append(step.report);
-                self.opts.report_progress(self.stage(), read, Some(read));
+            });
+        };
+        match decision {
+            Decision::Apply => {
+                let applying = Cursor::in_plan(Phase::Applying, delta_link.clone(), 0, &id);
+                self.store
+                    .start_applying_sync_plan(
+                        &id,
+                        &delta_link,
+                        (&self.keys.cursor(), &applying.encode()),
+                    )
+                    .await?;
+                let stored =
+                    self.store.get_sync_plan(&id).await?.ok_or_else(|| {
+                        SyncError::Other(format!("the sync plan {id} is missing"))
+                    })?;
+                self.apply_plan(state, &stored, 0, plan.own_from, report)
+                    .await?;
                 Ok(SyncStatus::Completed)
             }
             Decision::Hold(why) => {
-                report.append(step.report);
+                // The report says what the plan would do: the lines this run planned.
+                for k in plan.own_from..plan.pages {
+                    report.append(self.load_page(&id, k).await?.report);
+                }
+                let mut commit = RoundCommit {
+                    inbox_done: self.opts.inbox.clone(),
+                    ..Default::default()
+                };
+                match prior {
+                    Some(c) => commit.set.push((self.keys.cursor(), c)),
+                    None => commit.unset.push(self.keys.cursor()),
+                }
+                self.store.hold_sync_plan(&id, &delta_link, &commit).await?;
                 report.push_error(why);
                 Ok(SyncStatus::Held)
             }
         }
     }
 
-    /// The mass-deletion guard with its one-shot approval.
-    async fn decide(
+    /// Applies a stored plan from page `from`, each page with its progress mark in one
+    /// transaction and its follow-up work after it; then the end of the round. The lines of pages
+    /// from `report_from` on go to the report.
+    async fn apply_plan(
+        &self,
+        state: &mut R::State,
+        plan: &SyncPlan,
+        from: u32,
+        report_from: u32,
+        report: &mut SyncReport,
+    ) -> SyncResult<()> {
+        let delta = plan.delta_link.clone().unwrap_or_default();
+        let mut done = 0u64;
+        for k in from..plan.pages {
+            let page = self.load_page(&plan.id, k).await?;
+            let ops = decode_ops::<R>(&page.ops)?;
+            self.resource.replay(state, &ops);
+            let mark = Cursor::in_plan(Phase::Applying, delta.clone(), k + 1, &plan.id);
+            let created = created_ids(&page.report);
+            if let Err(e) = self
+                .resource
+                .apply(ops, (&self.keys.cursor(), &mark.encode()))
+                .await
+            {
+                return Err(self.give_up(plan, e).await);
+            }
+            if k >= report_from {
+                report.append(page.report);
+            }
+            self.resource
+                .after_apply(state, &page.wanted, &created, report)
+                .await?;
+            // Applied and wanted: no longer needed in memory (a large round stays small).
+            self.resource.forget(state, &page.wanted);
+            done += page.wanted.len() as u64;
+            self.opts.report_progress(self.stage(), done, None);
+        }
+        let fingerprint = (plan.round == FULL).then_some(plan.fingerprint.as_str());
+        self.commit_end(state, delta, fingerprint).await
+    }
+
+    /// The end of a round in one transaction: the delta link, the settings fingerprint of a full
+    /// round, the notification inbox rows the run handled, and no stored plan of the scope left.
+    async fn commit_end(
         &self,
         state: &R::State,
-        would: &SyncReport,
-        count: usize,
-        implausible: Option<String>,
-    ) -> SyncResult<Decision> {
+        delta_link: String,
+        fingerprint: Option<&str>,
+    ) -> SyncResult<()> {
+        let cursor = Cursor::new(Phase::Delta, delta_link, 0);
+        let mut commit = RoundCommit {
+            set: vec![(self.keys.cursor(), cursor.encode())],
+            inbox_done: self.opts.inbox.clone(),
+            ..Default::default()
+        };
+        if let Some(fp) = fingerprint {
+            commit.set.push((self.keys.fingerprint(), fp.to_string()));
+        }
+        self.store
+            .commit_sync_round(self.keys.scope(), &commit)
+            .await?;
+        self.resource.completed(state).await
+    }
+
+    /// A page of a stored plan could not be written because the store changed under it (a number
+    /// taken meanwhile, a record gone): the plan is given up, so that the next round plans again
+    /// against what the store holds now (a full plan as a fresh full round). Other failures leave
+    /// it to be resumed.
+    async fn give_up(&self, plan: &SyncPlan, e: SyncError) -> SyncError {
+        let stale = matches!(
+            e,
+            SyncError::Store(
+                StoreError::NumberTaken { .. }
+                    | StoreError::NotFound { .. }
+                    | StoreError::Conflict { .. }
+            )
+        );
+        if !stale {
+            return e;
+        }
+        let mut commit = RoundCommit::default();
+        let cursor = if plan.round == FULL {
+            Some(Cursor::new(Phase::Full, self.resource.first_link(), 0).encode())
+        } else {
+            plan.prior_cursor.clone()
+        };
+        match cursor {
+            Some(c) => commit.set.push((self.keys.cursor(), c)),
+            None => commit.unset.push(self.keys.cursor()),
+        }
+        if let Err(drop) = self
+            .store
+            .commit_sync_round(self.keys.scope(), &commit)
+            .await
+        {
+            tracing::warn!(error = %drop, "a conflicting sync plan could not be given up");
+        }
+        e
+    }
+
+    /// The mass-deletion guard over a whole plan's removals (and an implausible read).
+    fn decide(&self, state: &R::State, count: usize, implausible: Option<String>) -> Decision {
         let guard = self.resource.guard(state, count);
         if guard == Guard::Pass && implausible.is_none() {
-            return Ok(Decision::Apply);
-        }
-        let approval_key = self.keys.approval();
-        let stored = self.store.get_kv(&approval_key).await?;
-        let approval = stored.as_deref().and_then(Approval::decode);
-        if let Some(approval) = approval.filter(|a| a.valid_at(Utc::now())) {
-            if let Some(run) = self.store.get_sync_run(&approval.run).await? {
-                let allowed = deletion_keys(&run.report);
-                let now = deletion_keys(would);
-                if run.status == SyncStatus::Held && now.is_subset(&allowed) {
-                    // Consumed before applying, by exactly one run in the cluster: a crash costs
-                    // a new approval, never a second mass delete.
-                    let consumed = self.opts.dry_run
-                        || self
-                            .store
-                            .take_kv(&approval_key, stored.as_deref().unwrap_or_default())
-                            .await?;
-                    if consumed {
-                        tracing::warn!(count, approved_run = %approval.run, "applying deletions approved by an admin");
-                        return Ok(Decision::Apply);
-                    }
-                }
-            }
+            return Decision::Apply;
         }
         let why = match implausible {
             Some(msg) => {
@@ -471,35 +793,19 @@ impl<R: SyncResource> Round<'_, R> {
             "sync held by the mass-deletion guard"
         );
         metrics::counter!("pbx365_sync_held_total").increment(1);
-        Ok(Decision::Hold(why))
-    }
-
-    async fn load_seen(&self, k: u32) -> SyncResult<Vec<String>> {
-        Ok(self
-            .store
-            .get_kv(&self.keys.seen(k))
-            .await?
-            .and_then(|v| serde_json::from_str(&v).ok())
-            .unwrap_or_default())
-    }
-
-    async fn clear_seen(&self, pages: u32) -> SyncResult<()> {
-        for k in 0..pages {
-            self.store.delete_kv(&self.keys.seen(k)).await?;
-        }
-        // Leftovers of an older, longer round.
-        let mut k = pages;
-        while self.store.get_kv(&self.keys.seen(k)).await?.is_some() {
-            self.store.delete_kv(&self.keys.seen(k)).await?;
-            k += 1;
-        }
-        Ok(())
+        Decision::Hold(why)
     }
 }
 
-/// The ids a step created (named in the report's `created` lines).
-fn created_ids<Op>(step: &Step<Op>) -> HashSet<String> {
-    step.report
+/// Reads the ops of a stored page.
+fn decode_ops<R: SyncResource>(stored: &str) -> SyncResult<Vec<R::Op>> {
+    serde_json::from_str(stored)
+        .map_err(|e| SyncError::Other(format!("a stored sync plan cannot be read: {e}")))
+}
+
+/// The ids a page creates (named in its report's `created` lines).
+fn created_ids(report: &SyncReport) -> HashSet<String> {
+    report
         .created
         .iter()
         .filter_map(|i| i.m365_id.clone())

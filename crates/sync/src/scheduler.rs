@@ -7,8 +7,8 @@ use chrono::{DateTime, Duration, Local, NaiveTime, TimeZone, Utc};
 use pbx365_domain::settings::{parse_time_of_day, SyncScope, SyncSettings};
 use pbx365_domain::{NumberRules, SyncKind, SyncRun, SyncStatus};
 use pbx365_graph::GraphClient;
-use pbx365_store::Store;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use pbx365_store::{PlanStatus, Store};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use tokio::sync::{watch, Mutex, Notify};
 use tokio::task::JoinHandle;
@@ -89,6 +89,10 @@ const LAST_NIGHTLY_KEY: &str = "sync:last:nightly";
 const LAST_POLL_KEY: &str = "sync:last:poll";
 const LAST_SUBSCRIPTIONS_KEY: &str = "sync:last:subscriptions";
 
+/// How long the background loop leaves notifications whose round failed before it tries again
+/// (the delta poll still runs on its own schedule).
+const INBOX_RETRY: Duration = Duration::minutes(1);
+
 /// How often subscriptions are checked (renewal has a margin of days, so hourly is plenty).
 const SUBSCRIPTION_CHECK: Duration = Duration::hours(1);
 
@@ -104,6 +108,8 @@ struct Inner {
     subscriptions: AtomicBool,
     /// This service has checked its subscriptions once.
     subscriptions_checked: AtomicBool,
+    /// Unix milliseconds before which the background loop does not retry a failed inbox round.
+    inbox_retry_at: AtomicI64,
     /// Poll interval override in milliseconds (0 = `poll_minutes`); tests and demos use it.
     poll_override_ms: AtomicU64,
     run_lock: Mutex<()>,
@@ -155,6 +161,7 @@ impl SyncService {
                 public_url: public_url.trim_end_matches('/').to_string(),
                 subscriptions: AtomicBool::new(true),
                 subscriptions_checked: AtomicBool::new(false),
+                inbox_retry_at: AtomicI64::new(0),
                 poll_override_ms: AtomicU64::new(0),
                 run_lock: Mutex::new(()),
                 wake: Notify::new(),
@@ -318,13 +325,14 @@ impl SyncService {
         first.unwrap_or_else(|| Err(SyncError::Other("no sync kind ran".into())))
     }
 
-    /// Approves the deletions of a held run, once: the next run whose deletions are among the
-    /// approved ones applies them, then the guard is armed again. The approval expires after
-    /// 24 hours unused. Start a run afterwards.
+    /// Approves the held plan of a held run, once: the next run applies exactly that stored plan
+    /// (its creates, updates and removals), then goes on with a delta round from the plan's delta
+    /// link; after that the guard is armed again. Refused when the run has no held plan any more
+    /// or a later round has changed what it was planned against. The approval expires after 24
+    /// hours unused. Start a run afterwards.
     pub async fn approve_held_run(&self, run_id: &str) -> SyncResult<()> {
-        let run = self
-            .inner
-            .store
+        let store = &self.inner.store;
+        let run = store
             .get_sync_run(run_id)
             .await?
             .ok_or_else(|| SyncError::Other(format!("sync run '{run_id}' does not exist")))?;
@@ -340,18 +348,33 @@ impl SyncService {
             .find(|j| j.kind() == run.kind)
             .map(|j| j.scope_key())
             .ok_or_else(|| SyncError::Other(format!("{} sync is not running here", run.kind)))?;
-        self.inner
-            .store
+        let keys = Keys::new(scope);
+        let plan = store
+            .sync_plan_of_run(run_id)
+            .await?
+            .filter(|p| p.status == PlanStatus::Held)
+            .ok_or_else(|| {
+                SyncError::Other(format!(
+                    "sync run '{run_id}' has no held plan to apply any more; run the sync again"
+                ))
+            })?;
+        if plan.prior_cursor != store.get_kv(&keys.cursor()).await? {
+            return Err(SyncError::Other(format!(
+                "a later sync has changed what run '{run_id}' planned against; run the sync again"
+            )));
+        }
+        store
             .set_kv(
-                &Keys::new(scope).approval(),
+                &keys.approval(),
                 &Approval {
                     run: run_id.to_string(),
+                    plan: Some(plan.id.clone()),
                     at: Utc::now(),
                 }
                 .encode(),
             )
             .await?;
-        tracing::warn!(run = run_id, "an admin approved the held deletions");
+        tracing::warn!(run = run_id, plan = %plan.id, "an admin approved the held sync plan");
         Ok(())
     }
 
@@ -399,7 +422,8 @@ impl SyncService {
 
     /// [`SyncService::process_inbox`] for a caller that holds the lease.
     async fn process_inbox_held(&self) -> SyncResult<Option<SyncRun>> {
-        // Left in the inbox until their round is recorded: a crash in between loses none.
+        // Left in the inbox until the round that handles them commits (they leave in its
+        // transaction): a crash or a failed round in between loses none.
         let notes = self.inner.store.peek_notifications(INBOX_BATCH).await?;
         if notes.is_empty() {
             return Ok(None);
@@ -413,17 +437,25 @@ impl SyncService {
             &self.subscription_resources(),
         )
         .await?;
-        let mut run = None;
-        if actions.full || actions.delta {
-            let opts = RunOptions {
-                full: actions.full,
-                ..Default::default()
-            };
-            run = Some(self.run_jobs(SyncKind::Users, opts).await?);
-            self.done(LAST_POLL_KEY).await?;
+        if !(actions.full || actions.delta) {
+            // Lifecycle events only: handled above, no round to commit with.
+            self.inner.store.delete_notifications(&ids).await?;
+            return Ok(None);
         }
-        self.inner.store.delete_notifications(&ids).await?;
-        Ok(run)
+        let opts = RunOptions {
+            full: actions.full,
+            inbox: ids,
+            ..Default::default()
+        };
+        let run = self.run_jobs(SyncKind::Users, opts).await?;
+        self.done(LAST_POLL_KEY).await?;
+        if run.status == SyncStatus::Failed {
+            let retry = Utc::now() + INBOX_RETRY;
+            self.inner
+                .inbox_retry_at
+                .store(retry.timestamp_millis(), Ordering::Relaxed);
+        }
+        Ok(Some(run))
     }
 
     /// Starts the background loop: inbox, delta poll every `poll_minutes`, nightly full round at
@@ -490,8 +522,11 @@ impl SyncService {
                 }
             }
         }
-        if let Err(e) = self.process_inbox_held().await {
-            tracing::warn!(error = %e, "processing change notifications failed");
+        let retry_at = self.inner.inbox_retry_at.load(Ordering::Relaxed);
+        if Utc::now().timestamp_millis() >= retry_at {
+            if let Err(e) = self.process_inbox_held().await {
+                tracing::warn!(error = %e, "processing change notifications failed");
+            }
         }
         let at = self.settings().nightly_at;
         let poll = self.poll_interval();

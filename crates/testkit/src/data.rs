@@ -2,6 +2,25 @@
 
 use chrono::TimeZone;
 use pbx365_domain::{Extension, ExtensionNumber, ExtensionSource, ProfileState, AZURE_AD_GROUP};
+use pbx365_store::{ExtensionOp, Store, StoreResult};
+
+/// Writes test extensions through the sync's field-owned write ([`ExtensionOp::Sync`]: a new
+/// extension gets every field given, an existing one of the same object id only the sync's
+/// fields), then puts them in the other groups they name (created when missing). The store has no
+/// whole-row write; this is how fixtures get synced extensions.
+pub async fn put_extensions(store: &Store, exts: &[Extension]) -> StoreResult<()> {
+    let ops: Vec<ExtensionOp> = exts.iter().cloned().map(ExtensionOp::Sync).collect();
+    store.apply_extension_ops(&ops, None).await?;
+    for e in exts {
+        for g in e.groups.iter().filter(|g| g.as_str() != AZURE_AD_GROUP) {
+            if store.get_group(g).await?.is_none() {
+                store.create_group(g, "").await?;
+            }
+            store.add_group_member(g, e.number.as_str()).await?;
+        }
+    }
+    Ok(())
+}
 
 /// A synced extension with every field filled.
 pub fn synced_extension(number: &str, m365_id: &str) -> Extension {

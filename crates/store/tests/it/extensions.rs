@@ -1,9 +1,9 @@
-//! Extensions: CRUD, upsert, photos, ordering, bulk.
+//! Extensions: CRUD, the sync's field-owned write, photos, ordering, bulk.
 
 use chrono::{TimeZone, Utc};
 use pbx365_domain::*;
 use pbx365_store::StoreError;
-use pbx365_testkit::data::{object_id, synced_extension};
+use pbx365_testkit::data::{object_id, put_extensions, synced_extension};
 use pbx365_testkit::db::TestDb;
 use pbx365_testkit::on_both;
 
@@ -84,8 +84,7 @@ async fn local_extension_update_replaces_directory_fields(db: TestDb) {
 }
 
 async fn synced_extension_cannot_be_updated_as_local(db: TestDb) {
-    db.store
-        .upsert_extensions(&[synced_extension("200", &object_id(1))])
+    put_extensions(&db.store, &[synced_extension("200", &object_id(1))])
         .await
         .unwrap();
     let err = db
@@ -106,7 +105,7 @@ async fn synced_extension_cannot_be_updated_as_local(db: TestDb) {
     );
 }
 
-async fn upserted_extension_round_trips_every_field(db: TestDb) {
+async fn a_written_extension_round_trips_every_field(db: TestDb) {
     let mut e = synced_extension("200", &object_id(7));
     e.enabled = false;
     e.is_admin = true;
@@ -126,8 +125,7 @@ async fn upserted_extension_round_trips_every_field(db: TestDb) {
     };
     db.store.create_group("Sales", "").await.unwrap();
     e.groups = vec![AZURE_AD_GROUP.into(), "Sales".into()];
-    db.store
-        .upsert_extensions(std::slice::from_ref(&e))
+    put_extensions(&db.store, std::slice::from_ref(&e))
         .await
         .unwrap();
     assert_eq!(db.store.get_extension("200").await.unwrap().unwrap(), e);
@@ -147,11 +145,10 @@ async fn upserted_extension_round_trips_every_field(db: TestDb) {
         .is_none());
 }
 
-async fn upsert_replaces_groups_and_creates_groups_it_names(db: TestDb) {
+async fn the_sync_write_adds_azure_ad_and_keeps_other_groups(db: TestDb) {
     let mut e = synced_extension("200", &object_id(1));
     e.groups = vec!["Sales".into(), AZURE_AD_GROUP.into()];
-    db.store
-        .upsert_extensions(std::slice::from_ref(&e))
+    put_extensions(&db.store, std::slice::from_ref(&e))
         .await
         .unwrap();
     let read = db.store.get_extension("200").await.unwrap().unwrap();
@@ -160,30 +157,27 @@ async fn upsert_replaces_groups_and_creates_groups_it_names(db: TestDb) {
         vec![AZURE_AD_GROUP.to_string(), "Sales".to_string()],
         "sorted by name"
     );
-    e.groups = vec!["Support".into()];
+    // The sync owns only the "Azure AD" membership: its write leaves the others.
+    e.groups = vec![];
     db.store
-        .upsert_extensions(std::slice::from_ref(&e))
+        .apply_extension_ops(&[pbx365_store::ExtensionOp::Sync(e)], None)
         .await
         .unwrap();
     assert_eq!(
         db.store.get_extension("200").await.unwrap().unwrap().groups,
-        vec!["Support".to_string()]
+        vec![AZURE_AD_GROUP.to_string(), "Sales".to_string()]
     );
     let groups = db.store.list_groups().await.unwrap();
     let names: Vec<_> = groups.iter().map(|g| g.name.as_str()).collect();
-    assert_eq!(names, vec![AZURE_AD_GROUP, "Sales", "Support"]);
-    assert!(groups[1].members.is_empty());
-    assert_eq!(groups[2].members, vec!["200".to_string()]);
+    assert_eq!(names, vec![AZURE_AD_GROUP, "Sales"]);
+    assert_eq!(groups[1].members, vec!["200".to_string()]);
 }
 
 async fn two_numbers_cannot_share_a_microsoft_object_id(db: TestDb) {
-    db.store
-        .upsert_extensions(&[synced_extension("200", &object_id(1))])
+    put_extensions(&db.store, &[synced_extension("200", &object_id(1))])
         .await
         .unwrap();
-    let err = db
-        .store
-        .upsert_extensions(&[synced_extension("201", &object_id(1))])
+    let err = put_extensions(&db.store, &[synced_extension("201", &object_id(1))])
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
@@ -191,8 +185,7 @@ async fn two_numbers_cannot_share_a_microsoft_object_id(db: TestDb) {
 }
 
 async fn deleting_an_extension_removes_photo_groups_and_personal_phonebook(db: TestDb) {
-    db.store
-        .upsert_extensions(&[synced_extension("200", &object_id(1))])
+    put_extensions(&db.store, &[synced_extension("200", &object_id(1))])
         .await
         .unwrap();
     db.store
@@ -344,34 +337,25 @@ async fn photos_written_together_are_all_stored_or_none_when_one_number_is_unkno
     );
 }
 
-async fn upsert_without_photo_drops_the_stored_photo(db: TestDb) {
+async fn the_sync_write_keeps_the_stored_photo(db: TestDb) {
     let mut e = synced_extension("200", &object_id(1));
-    db.store
-        .upsert_extensions(std::slice::from_ref(&e))
+    put_extensions(&db.store, std::slice::from_ref(&e))
         .await
         .unwrap();
     db.store
         .put_photo("200", "e1", "image/jpeg", b"jpeg")
         .await
         .unwrap();
-    e.photo = Some(PhotoRef {
-        etag: "e1".into(),
-        content_type: "image/jpeg".into(),
-    });
-    db.store
-        .upsert_extensions(std::slice::from_ref(&e))
-        .await
-        .unwrap();
-    assert!(
-        db.store.get_photo("200").await.unwrap().is_some(),
-        "same photo ref keeps the bytes"
-    );
+    // The photo is the photo writer's: a sync write without one leaves it.
+    e.display_name = "Renamed".into();
     e.photo = None;
-    db.store
-        .upsert_extensions(std::slice::from_ref(&e))
+    put_extensions(&db.store, std::slice::from_ref(&e))
         .await
         .unwrap();
-    assert!(db.store.get_photo("200").await.unwrap().is_none());
+    let read = db.store.get_extension("200").await.unwrap().unwrap();
+    assert_eq!(read.display_name, "Renamed");
+    assert_eq!(read.photo.map(|p| p.etag).as_deref(), Some("e1"));
+    assert!(db.store.get_photo("200").await.unwrap().is_some());
 }
 
 async fn extensions_are_listed_in_numeric_order(db: TestDb) {
@@ -390,11 +374,11 @@ async fn extensions_are_listed_in_numeric_order(db: TestDb) {
     assert_eq!(db.store.extension_numbers().await.unwrap().len(), 4);
 }
 
-async fn bulk_upsert_of_10000_extensions_is_all_readable(db: TestDb) {
+async fn a_bulk_write_of_10000_extensions_is_all_readable(db: TestDb) {
     let exts: Vec<Extension> = (0..10_000u32)
         .map(|i| synced_extension(&(10_000 + i).to_string(), &object_id(i)))
         .collect();
-    db.store.upsert_extensions(&exts).await.unwrap();
+    put_extensions(&db.store, &exts).await.unwrap();
     let listed = db.store.list_extensions().await.unwrap();
     assert_eq!(listed.len(), 10_000);
     assert_eq!(listed[0], exts[0]);
@@ -410,7 +394,7 @@ async fn bulk_upsert_of_10000_extensions_is_all_readable(db: TestDb) {
         .unwrap();
     assert_eq!(azure.members.len(), 10_000);
 
-    // Upserting again replaces rows instead of adding them.
+    // Writing them again updates rows instead of adding them.
     let renamed: Vec<Extension> = exts
         .iter()
         .map(|e| Extension {
@@ -418,7 +402,7 @@ async fn bulk_upsert_of_10000_extensions_is_all_readable(db: TestDb) {
             ..e.clone()
         })
         .collect();
-    db.store.upsert_extensions(&renamed).await.unwrap();
+    put_extensions(&db.store, &renamed).await.unwrap();
     let listed = db.store.list_extensions().await.unwrap();
     assert_eq!(listed.len(), 10_000);
     assert!(listed.iter().all(|e| e.display_name.ends_with("(new)")));
@@ -431,7 +415,7 @@ async fn concurrent_writers_all_succeed(db: TestDb) {
             tokio::spawn(async move {
                 let number = (500 + i).to_string();
                 store.create_local_extension(&number, &anna()).await?;
-                let ops = [pbx365_store::ExtensionOp::Upsert(synced_extension(
+                let ops = [pbx365_store::ExtensionOp::Sync(synced_extension(
                     &(600 + i).to_string(),
                     &object_id(i),
                 ))];
@@ -463,14 +447,14 @@ on_both!(
     creating_a_taken_number_is_a_conflict,
     local_extension_update_replaces_directory_fields,
     synced_extension_cannot_be_updated_as_local,
-    upserted_extension_round_trips_every_field,
-    upsert_replaces_groups_and_creates_groups_it_names,
+    a_written_extension_round_trips_every_field,
+    the_sync_write_adds_azure_ad_and_keeps_other_groups,
     two_numbers_cannot_share_a_microsoft_object_id,
     deleting_an_extension_removes_photo_groups_and_personal_phonebook,
     admin_flag_and_profile_are_saved,
     photo_bytes_round_trip_and_can_be_removed,
     photos_written_together_are_all_stored_or_none_when_one_number_is_unknown,
-    upsert_without_photo_drops_the_stored_photo,
+    the_sync_write_keeps_the_stored_photo,
     extensions_are_listed_in_numeric_order,
-    bulk_upsert_of_10000_extensions_is_all_readable,
+    a_bulk_write_of_10000_extensions_is_all_readable,
 );

@@ -2,7 +2,7 @@
 
 use pbx365_domain::{NewExtension, AZURE_AD_GROUP};
 use pbx365_store::StoreError;
-use pbx365_testkit::data::{object_id, synced_extension};
+use pbx365_testkit::data::{object_id, put_extensions, synced_extension};
 use pbx365_testkit::db::TestDb;
 use pbx365_testkit::on_both;
 
@@ -28,8 +28,7 @@ async fn groups_are_created_filled_emptied_and_deleted(db: TestDb) {
         .create_local_extension("100", &local)
         .await
         .unwrap();
-    db.store
-        .upsert_extensions(&[synced_extension("200", &object_id(1))])
+    put_extensions(&db.store, &[synced_extension("200", &object_id(1))])
         .await
         .unwrap();
     let g = db.store.create_group("Sales", "Sales team").await.unwrap();

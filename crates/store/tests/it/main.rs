@@ -12,4 +12,5 @@ mod misc;
 mod notifications;
 mod ops;
 mod phonebook;
+mod plans;
 mod retention;

@@ -2,7 +2,7 @@
 
 use chrono::{TimeZone, Utc};
 use pbx365_store::{ExtensionOp, StoreError};
-use pbx365_testkit::data::{object_id, synced_extension};
+use pbx365_testkit::data::{object_id, put_extensions, synced_extension};
 use pbx365_testkit::db::TestDb;
 use pbx365_testkit::on_both;
 
@@ -10,14 +10,13 @@ async fn ops_and_cursor_are_applied_together(db: TestDb) {
     let a = synced_extension("200", &object_id(1));
     let b = synced_extension("201", &object_id(2));
     let c = synced_extension("202", &object_id(3));
-    db.store
-        .upsert_extensions(std::slice::from_ref(&c))
+    put_extensions(&db.store, std::slice::from_ref(&c))
         .await
         .unwrap();
     let at = Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0).unwrap();
     let ops = vec![
-        ExtensionOp::Upsert(a.clone()),
-        ExtensionOp::Upsert(b.clone()),
+        ExtensionOp::Sync(a.clone()),
+        ExtensionOp::Sync(b.clone()),
         ExtensionOp::Disable {
             number: "201".into(),
             at,
@@ -60,13 +59,12 @@ async fn ops_and_cursor_are_applied_together(db: TestDb) {
 
 async fn an_op_failing_mid_batch_leaves_nothing_applied_and_the_cursor_unchanged(db: TestDb) {
     let existing = synced_extension("200", &object_id(1));
-    db.store
-        .upsert_extensions(std::slice::from_ref(&existing))
+    put_extensions(&db.store, std::slice::from_ref(&existing))
         .await
         .unwrap();
     db.store.set_kv("cursor:users", "old").await.unwrap();
     let ops = vec![
-        ExtensionOp::Upsert(synced_extension("300", &object_id(30))),
+        ExtensionOp::Sync(synced_extension("300", &object_id(30))),
         ExtensionOp::Disable {
             number: "200".into(),
             at: Utc::now(),
@@ -75,7 +73,7 @@ async fn an_op_failing_mid_batch_leaves_nothing_applied_and_the_cursor_unchanged
             number: "999".into(),
             at: Utc::now(),
         }, // does not exist: fails
-        ExtensionOp::Upsert(synced_extension("301", &object_id(31))),
+        ExtensionOp::Sync(synced_extension("301", &object_id(31))),
     ];
     let err = db
         .store
@@ -95,7 +93,7 @@ async fn an_op_failing_mid_batch_leaves_nothing_applied_and_the_cursor_unchanged
     );
 }
 
-async fn a_later_upsert_of_the_same_number_in_one_batch_wins(db: TestDb) {
+async fn a_later_sync_write_of_the_same_number_in_one_batch_wins(db: TestDb) {
     let first = synced_extension("200", &object_id(1));
     let second = pbx365_domain::Extension {
         display_name: "Second".into(),
@@ -103,10 +101,7 @@ async fn a_later_upsert_of_the_same_number_in_one_batch_wins(db: TestDb) {
     };
     db.store
         .apply_extension_ops(
-            &[
-                ExtensionOp::Upsert(first),
-                ExtensionOp::Upsert(second.clone()),
-            ],
+            &[ExtensionOp::Sync(first), ExtensionOp::Sync(second.clone())],
             None,
         )
         .await
@@ -120,7 +115,7 @@ async fn a_later_upsert_of_the_same_number_in_one_batch_wins(db: TestDb) {
 on_both!(
     ops_and_cursor_are_applied_together,
     an_op_failing_mid_batch_leaves_nothing_applied_and_the_cursor_unchanged,
-    a_later_upsert_of_the_same_number_in_one_batch_wins,
+    a_later_sync_write_of_the_same_number_in_one_batch_wins,
 );
 
 async fn the_sync_write_changes_only_its_own_fields_and_never_takes_another_extensions_number(

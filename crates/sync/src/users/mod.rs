@@ -359,6 +359,14 @@ impl SyncResource for UserSync {
     fn forget(&self, state: &mut UsersState, wanted: &[String]) {
         state.planner.evict(wanted);
     }
+
+    fn replay(&self, state: &mut UsersState, ops: &[ExtensionOp]) {
+        for op in ops {
+            if let ExtensionOp::Sync(ext) = op {
+                state.planner.reload(ext.clone());
+            }
+        }
+    }
 }
 
 fn split(items: Vec<UserChange>) -> (Vec<DirectoryUser>, Vec<String>) {

@@ -103,8 +103,10 @@ impl Planner {
             .collect()
     }
 
-    /// Puts an extension read back from the store into the snapshot again.
+    /// Puts an extension read back from the store (or from a stored plan) into the snapshot
+    /// again; its number stays taken.
     pub fn reload(&mut self, ext: Extension) {
+        self.allocator.take(ext.number.value());
         if let Some(id) = ext.m365_id.clone() {
             self.evicted.remove(&id);
             self.by_id.insert(id, ext);
@@ -371,7 +373,7 @@ mod tests {
     fn apply(exts: &mut Vec<Extension>, step: &PlanStep) {
         for op in step.ops.iter().chain(step.destructive.iter()) {
             match op {
-                ExtensionOp::Upsert(e) | ExtensionOp::Sync(e) => {
+                ExtensionOp::Sync(e) => {
                     exts.retain(|x| x.number != e.number);
                     exts.push(e.clone());
                 }

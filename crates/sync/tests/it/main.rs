@@ -6,6 +6,7 @@ mod crash;
 mod framework_kind;
 mod guard;
 mod notifications;
+mod plans;
 mod retention;
 mod users;
 mod writers;

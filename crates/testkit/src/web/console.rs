@@ -90,7 +90,9 @@ pub async fn start_on(db: crate::db::FreshDb, public_url: Option<&str>) -> Conso
     };
     let mut cleo = ext("102", "Cleo", "Dunn", "Finance", ExtensionSource::M365);
     cleo.enabled = false;
-    store.upsert_extensions(&[ben, cleo]).await.unwrap();
+    crate::data::put_extensions(&store, &[ben, cleo])
+        .await
+        .unwrap();
     store
         .put_photo("101", "etag-1", "image/png", PNG_1X1)
         .await

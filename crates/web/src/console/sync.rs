@@ -21,7 +21,7 @@ use pbx365_app::settings as overrides;
 use pbx365_app::sync::{missing_connection, DirectoryKind, RunOptions, Unavailable};
 use pbx365_app::AppError;
 use pbx365_domain::settings::{Settings, SyncScope, SyncSettings};
-use pbx365_domain::{ReportItem, SyncKind, SyncRun, SyncStatus};
+use pbx365_domain::{ReportItem, SyncKind, SyncReport, SyncRun, SyncStatus};
 use serde::Deserialize;
 
 /// The Sync settings page.
@@ -333,6 +333,10 @@ struct RunPage {
     chrome: Chrome,
     run: RunView,
     held: bool,
+    /// What the held run's stored plan would disable and delete ("disable: 4711 Dora Held").
+    plan_removals: Vec<String>,
+    /// The held run has a stored plan (its removals are listed).
+    has_plan: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -509,12 +513,19 @@ async fn run_detail(
 ) -> Result<Response, ConsoleError> {
     let run = state.app.sync_run(&id).await?;
     let held = run.status == SyncStatus::Held && state.app.is_awaiting_approval(&run.id).await;
+    let plan = if held {
+        state.app.held_plan_removals(&run.id).await
+    } else {
+        None
+    };
     Ok(render(
         StatusCode::OK,
         &RunPage {
             chrome: admin.chrome("sync", None),
             run: RunView::from(&run),
             held,
+            has_plan: plan.is_some(),
+            plan_removals: plan.as_ref().map(removal_lines).unwrap_or_default(),
         },
     ))
 }
@@ -606,6 +617,23 @@ fn esc(s: &str) -> String {
         .replace('>', "&gt;")
         .replace('"', "&quot;")
         .replace('\'', "&#39;")
+}
+
+/// One line per disable and delete of a report: "disable: 4711 Dora Held".
+fn removal_lines(r: &SyncReport) -> Vec<String> {
+    let mut items = Vec::new();
+    for (verb, list) in [("disable", &r.disabled), ("delete", &r.deleted)] {
+        for i in list {
+            let who = match (&i.extension, &i.name) {
+                (Some(e), Some(n)) => format!("{e} {n}"),
+                (Some(e), None) => e.clone(),
+                (None, Some(n)) => n.clone(),
+                (None, None) => i.m365_id.clone().unwrap_or_default(),
+            };
+            items.push(format!("{verb}: {who}"));
+        }
+    }
+    items
 }
 
 /// The held-run banner: HTML inserted at the top of every console page while the latest user

@@ -294,8 +294,7 @@ fn synced_extension(number: &str) -> Extension {
 on_both!(synced_extension_is_read_only_except_admin_role_and_profile => synced_read_only_body);
 async fn synced_read_only_body(db: FreshDb) {
     let s = TestServer::start(db).await;
-    s.store
-        .upsert_extensions(&[synced_extension("150")])
+    pbx365_testkit::data::put_extensions(&s.store, &[synced_extension("150")])
         .await
         .unwrap();
 

@@ -871,3 +871,70 @@ async fn an_admin_sets_the_profile_of_a_synced_extension_by_hand() {
         "nothing changed"
     );
 }
+
+async fn a_held_runs_page_lists_what_its_stored_plan_would_disable_and_delete(
+    db: pbx365_testkit::db::FreshDb,
+) {
+    use pbx365_domain::{ReportItem, SyncKind, SyncReport, SyncStatus};
+    use pbx365_store::{PlanPage, RoundCommit};
+    let app = pbx365_testkit::web::console::start_on(db, None).await;
+    let cookie = session(&app).await;
+    let store = &app.state.store;
+    let line = |n: &str, name: &str| ReportItem {
+        extension: Some(n.into()),
+        name: Some(name.into()),
+        ..Default::default()
+    };
+    let run = store.start_sync_run(SyncKind::Users).await.unwrap();
+    let plan = store
+        .create_sync_plan("users", &run.id, "full", None, "fp")
+        .await
+        .unwrap();
+    let page = PlanPage {
+        ops: "[]".into(),
+        report: SyncReport {
+            disabled: vec![line("4711", "Dora Held"), line("4712", "Emil Held")],
+            deleted: vec![line("4713", "Fritz Gone")],
+            ..Default::default()
+        },
+        wanted: Vec::new(),
+    };
+    store
+        .put_sync_plan_page(&plan, 0, &page, None)
+        .await
+        .unwrap();
+    store
+        .hold_sync_plan(&plan, "delta-link", &RoundCommit::default())
+        .await
+        .unwrap();
+    // The run's own report names one line; the page lists the whole stored plan.
+    let report = SyncReport {
+        disabled: vec![line("4711", "Dora Held")],
+        ..Default::default()
+    };
+    store
+        .finish_sync_run(&run.id, SyncStatus::Held, &report)
+        .await
+        .unwrap();
+    let path = format!("/console/sync/runs/{}", run.id);
+    let html = get(&app, &path, Some(&cookie)).await.text().await.unwrap();
+    assert!(html.contains("id=\"held-plan\""), "{html}");
+    for l in [
+        "disable: 4711 Dora Held",
+        "disable: 4712 Emil Held",
+        "delete: 4713 Fritz Gone",
+    ] {
+        assert!(html.contains(l), "the page lists {l}: {html}");
+    }
+
+    // Once a later run completed, the old run waits for nothing and shows no plan.
+    let later = store.start_sync_run(SyncKind::Users).await.unwrap();
+    store
+        .finish_sync_run(&later.id, SyncStatus::Completed, &SyncReport::default())
+        .await
+        .unwrap();
+    let html = get(&app, &path, Some(&cookie)).await.text().await.unwrap();
+    assert!(!html.contains("id=\"held-plan\""), "{html}");
+}
+
+pbx365_testkit::on_both!(a_held_runs_page_lists_what_its_stored_plan_would_disable_and_delete);
