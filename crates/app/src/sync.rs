@@ -118,7 +118,10 @@ impl SyncHandle {
             settings.sync.clone(),
             app.number_rules(),
             &settings.effective_public_url(),
-        );
+        )
+        .with_lease_ttl(std::time::Duration::from_secs(u64::from(
+            settings.sync.lease_ttl_secs,
+        )));
         if let Some(old) = slot.background.take() {
             old.stop().await;
         }

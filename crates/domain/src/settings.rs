@@ -184,7 +184,14 @@ pub struct SyncSettings {
     pub max_deletions: u32,
     /// Mass-deletion guard as a share of synced extensions.
     pub max_deletion_percent: u32,
+    /// How long an instance's hold on the sync jobs lasts unless renewed: when it dies, another
+    /// instance sharing the database takes the jobs over after this (SPEC §9: within 30 s).
+    pub lease_ttl_secs: u32,
 }
+
+/// The shortest and longest `sync.lease_ttl_secs`: the holder renews every third of it, and a
+/// dead instance's jobs must move within 30 s.
+pub const LEASE_TTL_SECS: std::ops::RangeInclusive<u32> = 2..=25;
 
 impl Default for SyncSettings {
     fn default() -> Self {
@@ -201,6 +208,7 @@ impl Default for SyncSettings {
             delete_after_days: 30,
             max_deletions: 50,
             max_deletion_percent: 10,
+            lease_ttl_secs: 20,
         }
     }
 }
@@ -431,6 +439,18 @@ impl Settings {
                 message: "must be at least 1".into(),
             });
         }
+        if !LEASE_TTL_SECS.contains(&s.lease_ttl_secs) {
+            return Err(SettingsError {
+                key: "sync.lease_ttl_secs",
+                message: format!(
+                    "{} must be {} to {} seconds (another instance takes a dead one's jobs over \
+                     after it, within 30 s)",
+                    s.lease_ttl_secs,
+                    LEASE_TTL_SECS.start(),
+                    LEASE_TTL_SECS.end()
+                ),
+            });
+        }
         if s.max_deletion_percent > 100 {
             return Err(SettingsError {
                 key: "sync.max_deletion_percent",
@@ -496,6 +516,14 @@ mod tests {
         let mut s = Settings::default();
         s.sync.nightly_at = "25:00".into();
         assert_eq!(s.validate().unwrap_err().key, "sync.nightly_at");
+
+        for ttl in [1, 26] {
+            let mut s = Settings::default();
+            s.sync.lease_ttl_secs = ttl;
+            let err = s.validate().unwrap_err();
+            assert_eq!(err.key, "sync.lease_ttl_secs");
+            assert!(err.to_string().contains("must be 2 to 25 seconds"), "{err}");
+        }
 
         let s = Settings {
             retention_days: 0,

@@ -245,10 +245,12 @@ impl Store {
         created_before: DateTime<Utc>,
         idle_before: DateTime<Utc>,
     ) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM sessions WHERE created_at < $1 OR last_seen_at < $2")
-            .bind(ts(created_before))
-            .bind(ts(idle_before))
-            .execute(&self.pool)
+        let done = self
+            .execute_write(
+                sqlx::query("DELETE FROM sessions WHERE created_at < $1 OR last_seen_at < $2")
+                    .bind(ts(created_before))
+                    .bind(ts(idle_before)),
+            )
             .await?;
         Ok(done.rows_affected())
     }

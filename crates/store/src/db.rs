@@ -6,7 +6,8 @@
 
 use crate::{Store, StoreError, StoreResult};
 use chrono::{DateTime, SecondsFormat, Utc};
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions, AnyQueryResult};
+use sqlx::query::Query;
 use sqlx::{Any, Executor, Transaction};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -82,7 +83,11 @@ pub(crate) async fn connect(url: &str) -> StoreResult<Store> {
     if sqlite {
         restrict_sqlite_side_files(url);
     }
-    Ok(Store { pool, sqlite })
+    Ok(Store {
+        pool,
+        sqlite,
+        fence: None,
+    })
 }
 
 /// `sqlite://FILE`, `sqlite:FILE` -> `FILE[?query]`.
@@ -205,13 +210,49 @@ impl Store {
     /// Starts a transaction that will write. On SQLite it takes the write lock up front
     /// (`BEGIN IMMEDIATE`), so two writers queue on the busy timeout instead of one failing with
     /// "database is locked" when it upgrades from reading to writing; PostgreSQL needs nothing.
+    ///
+    /// On a handle made by [`Store::fenced`] the transaction starts by checking the fencing token:
+    /// a no-op update of the lease row that matches only while the lease has the job's token. It
+    /// runs inside the transaction, so the write commits only if the lease was still held, and on
+    /// PostgreSQL it keeps the lease row locked until the end, so a takeover waits for it.
     pub(crate) async fn begin_write(&self) -> StoreResult<Transaction<'static, Any>> {
-        let tx = if self.sqlite {
+        let mut tx = if self.sqlite {
             self.pool.begin_with("BEGIN IMMEDIATE").await?
         } else {
             self.pool.begin().await?
         };
+        if let Some(fence) = &self.fence {
+            let held =
+                sqlx::query("UPDATE leases SET token = token WHERE name = $1 AND token = $2")
+                    .bind(fence.lease.as_str())
+                    .bind(fence.token)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    == 1;
+            if !held {
+                return Err(StoreError::LeaseLost {
+                    lease: fence.lease.clone(),
+                    token: fence.token,
+                });
+            }
+        }
         Ok(tx)
+    }
+
+    /// Runs one writing statement: straight on the pool, or for a fenced handle in a write
+    /// transaction that checks the fencing token first (see [`Store::begin_write`]).
+    pub(crate) async fn execute_write<'q>(
+        &self,
+        query: Query<'q, Any, AnyArguments<'q>>,
+    ) -> StoreResult<AnyQueryResult> {
+        if self.fence.is_none() {
+            return Ok(query.execute(&self.pool).await?);
+        }
+        let mut tx = self.begin_write().await?;
+        let done = query.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(done)
     }
 }
 

@@ -5,13 +5,16 @@ use sqlx::AnyConnection;
 
 /// Stores a value inside the caller's transaction (the sync writes its cursor with its changes).
 pub(crate) async fn set_in(conn: &mut AnyConnection, key: &str, value: &str) -> StoreResult<()> {
-    sqlx::query("INSERT INTO kv (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
+    sqlx::query(SET_KV)
         .bind(key)
         .bind(value)
         .execute(&mut *conn)
         .await?;
     Ok(())
 }
+
+const SET_KV: &str = "INSERT INTO kv (name, value) VALUES ($1, $2) \
+                      ON CONFLICT (name) DO UPDATE SET value = excluded.value";
 
 impl Store {
     /// A stored value (delta links under `cursor:…`, console settings under `setting:…`).
@@ -24,15 +27,14 @@ impl Store {
 
     /// Stores a value.
     pub async fn set_kv(&self, key: &str, value: &str) -> StoreResult<()> {
-        let mut conn = self.pool.acquire().await?;
-        set_in(&mut conn, key, value).await
+        self.execute_write(sqlx::query(SET_KV).bind(key).bind(value))
+            .await?;
+        Ok(())
     }
 
     /// Removes a value.
     pub async fn delete_kv(&self, key: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM kv WHERE name = $1")
-            .bind(key)
-            .execute(&self.pool)
+        self.execute_write(sqlx::query("DELETE FROM kv WHERE name = $1").bind(key))
             .await?;
         Ok(())
     }
@@ -40,10 +42,12 @@ impl Store {
     /// Removes `key` only if it still holds `value`; true when this call removed it (exactly one
     /// of several concurrent callers gets true: a one-shot approval is used once per cluster).
     pub async fn take_kv(&self, key: &str, value: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM kv WHERE name = $1 AND value = $2")
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
+        let done = self
+            .execute_write(
+                sqlx::query("DELETE FROM kv WHERE name = $1 AND value = $2")
+                    .bind(key)
+                    .bind(value),
+            )
             .await?;
         Ok(done.rows_affected() == 1)
     }

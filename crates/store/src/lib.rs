@@ -57,6 +57,10 @@ pub enum StoreError {
     /// A built-in record (the "Azure AD" group) that cannot be removed.
     #[error("{what} '{key}' is built in and cannot be deleted")]
     BuiltIn { what: &'static str, key: String },
+    /// A job's write under a lease that another instance has taken over (its fencing token is
+    /// no longer the lease's): nothing of that write was committed.
+    #[error("the '{lease}' lease (token {token}) was taken over by another instance; this write was not made")]
+    LeaseLost { lease: String, token: i64 },
     /// Any other database failure.
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
@@ -176,6 +180,16 @@ pub struct Store {
     pool: sqlx::AnyPool,
     /// SQLite takes its write lock up front in write transactions (see `begin_write`).
     sqlite: bool,
+    /// Set on a handle made by [`Store::fenced`]: its writes commit only while the lease still
+    /// has this token.
+    fence: Option<std::sync::Arc<Fence>>,
+}
+
+/// A lease and the fencing token a job got with it.
+#[derive(Debug)]
+struct Fence {
+    lease: String,
+    token: i64,
 }
 
 impl Store {
@@ -183,6 +197,22 @@ impl Store {
     /// enables WAL on SQLite, and applies pending migrations.
     pub async fn connect(url: &str) -> StoreResult<Store> {
         db::connect(url).await
+    }
+
+    /// A handle for a job that holds the lease `lease` with fencing token `token`: every write
+    /// transaction it makes first checks, inside the transaction, that the lease still has that
+    /// token, and fails with [`StoreError::LeaseLost`] once another instance has taken it over
+    /// (on PostgreSQL the check locks the lease row, so a takeover waits for the write to end).
+    /// Reads are unchanged.
+    pub fn fenced(&self, lease: &str, token: i64) -> Store {
+        Store {
+            pool: self.pool.clone(),
+            sqlite: self.sqlite,
+            fence: Some(std::sync::Arc::new(Fence {
+                lease: lease.to_string(),
+                token,
+            })),
+        }
     }
 
     /// The underlying pool (for tests and benchmarks only).

@@ -8,16 +8,17 @@ use sqlx::{AnyConnection, Row};
 impl Store {
     /// Stores or replaces a subscription.
     pub async fn put_subscription(&self, sub: &SubscriptionRecord) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO subscriptions (id, resource, client_state, expires_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (id) DO UPDATE SET resource = excluded.resource, client_state = excluded.client_state, \
-             expires_at = excluded.expires_at",
+        self.execute_write(
+            sqlx::query(
+                "INSERT INTO subscriptions (id, resource, client_state, expires_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (id) DO UPDATE SET resource = excluded.resource, client_state = excluded.client_state, \
+                 expires_at = excluded.expires_at",
+            )
+            .bind(sub.id.as_str())
+            .bind(sub.resource.as_str())
+            .bind(sub.client_state.as_str())
+            .bind(ts(sub.expires_at)),
         )
-        .bind(sub.id.as_str())
-        .bind(sub.resource.as_str())
-        .bind(sub.client_state.as_str())
-        .bind(ts(sub.expires_at))
-        .execute(&self.pool)
         .await?;
         Ok(())
     }
@@ -41,9 +42,7 @@ impl Store {
 
     /// Removes a subscription.
     pub async fn delete_subscription(&self, id: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM subscriptions WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
+        self.execute_write(sqlx::query("DELETE FROM subscriptions WHERE id = $1").bind(id))
             .await?;
         Ok(())
     }
@@ -128,9 +127,10 @@ impl Store {
 
     /// Forgets dedup keys first seen before `before`; returns how many.
     pub async fn prune_notification_keys(&self, before: DateTime<Utc>) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM notification_keys WHERE seen_at < $1")
-            .bind(ts(before))
-            .execute(&self.pool)
+        let done = self
+            .execute_write(
+                sqlx::query("DELETE FROM notification_keys WHERE seen_at < $1").bind(ts(before)),
+            )
             .await?;
         Ok(done.rows_affected())
     }

@@ -46,6 +46,10 @@ fn report_json(report: &SyncReport) -> StoreResult<String> {
         .map_err(|e| corrupt(format!("sync report cannot be written: {e}")))
 }
 
+/// Finishing a run: status, end time and report.
+const FINISH_RUN: &str =
+    "UPDATE sync_runs SET status = $2, finished_at = $3, report = $4 WHERE id = $1";
+
 impl Store {
     /// Records the start of a run.
     pub async fn start_sync_run(&self, kind: SyncKind) -> StoreResult<SyncRun> {
@@ -57,16 +61,16 @@ impl Store {
             finished_at: None,
             report: SyncReport::default(),
         };
-        sqlx::query(&format!(
-            "INSERT INTO sync_runs ({COLS}) VALUES ($1, $2, $3, $4, $5, $6)"
-        ))
-        .bind(run.id.as_str())
-        .bind(kind.as_str())
-        .bind(run.status.as_str())
-        .bind(ts(run.started_at))
-        .bind(None::<String>)
-        .bind(report_json(&run.report)?)
-        .execute(&self.pool)
+        let sql = format!("INSERT INTO sync_runs ({COLS}) VALUES ($1, $2, $3, $4, $5, $6)");
+        self.execute_write(
+            sqlx::query(&sql)
+                .bind(run.id.as_str())
+                .bind(kind.as_str())
+                .bind(run.status.as_str())
+                .bind(ts(run.started_at))
+                .bind(None::<String>)
+                .bind(report_json(&run.report)?),
+        )
         .await?;
         Ok(run)
     }
@@ -78,15 +82,15 @@ impl Store {
         status: SyncStatus,
         report: &SyncReport,
     ) -> StoreResult<SyncRun> {
-        let done = sqlx::query(
-            "UPDATE sync_runs SET status = $2, finished_at = $3, report = $4 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(status.as_str())
-        .bind(ts(Utc::now()))
-        .bind(report_json(report)?)
-        .execute(&self.pool)
-        .await?;
+        let done = self
+            .execute_write(
+                sqlx::query(FINISH_RUN)
+                    .bind(id)
+                    .bind(status.as_str())
+                    .bind(ts(Utc::now()))
+                    .bind(report_json(report)?),
+            )
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound {
                 what: "sync run",
@@ -111,15 +115,15 @@ impl Store {
     ) -> StoreResult<SyncRun> {
         let finished_at = Utc::now();
         let json = report_json(&report)?;
-        let done = sqlx::query(
-            "UPDATE sync_runs SET status = $2, finished_at = $3, report = $4 WHERE id = $1",
-        )
-        .bind(run.id.as_str())
-        .bind(status.as_str())
-        .bind(ts(finished_at))
-        .bind(json)
-        .execute(&self.pool)
-        .await?;
+        let done = self
+            .execute_write(
+                sqlx::query(FINISH_RUN)
+                    .bind(run.id.as_str())
+                    .bind(status.as_str())
+                    .bind(ts(finished_at))
+                    .bind(json),
+            )
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound {
                 what: "sync run",
@@ -175,34 +179,54 @@ impl Store {
         let Some(r) = q.fetch_optional(&self.pool).await? else {
             return Ok(None);
         };
-        let kind: String = r.try_get("kind")?;
-        let status: String = r.try_get("status")?;
-        Ok(Some(SyncRunHead {
-            id: r.try_get("id")?,
-            kind: SyncKind::parse(&kind)
-                .ok_or_else(|| corrupt(format!("stored sync kind '{kind}' is unknown")))?,
-            status: SyncStatus::parse(&status)
-                .ok_or_else(|| corrupt(format!("stored sync status '{status}' is unknown")))?,
-            started_at: parse_ts(&r.try_get::<String, _>("started_at")?)?,
-            finished_at: parse_ts_opt(r.try_get("finished_at")?)?,
-        }))
+        head_row(&r).map(Some)
+    }
+
+    /// The runs recorded as running, oldest first, without their reports. While the caller holds
+    /// the job lease these were left by an instance that stopped mid-round.
+    pub async fn unfinished_sync_runs(&self) -> StoreResult<Vec<SyncRunHead>> {
+        let rows = sqlx::query(
+            "SELECT id, kind, status, started_at, finished_at FROM sync_runs \
+             WHERE status = $1 ORDER BY started_at, id",
+        )
+        .bind(SyncStatus::Running.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(head_row).collect()
     }
 
     /// Forgets finished runs that started before `before`, except the newest `keep_last` runs and
     /// the newest held run (it may still wait for an admin's approval); returns how many.
     pub async fn prune_sync_runs(&self, before: DateTime<Utc>, keep_last: u32) -> StoreResult<u64> {
-        let done = sqlx::query(
-            "DELETE FROM sync_runs WHERE started_at < $1 AND status <> $2 \
-             AND id NOT IN (SELECT id FROM sync_runs ORDER BY started_at DESC, id DESC LIMIT $3) \
-             AND id NOT IN (SELECT id FROM sync_runs WHERE status = $4 \
-                            ORDER BY started_at DESC, id DESC LIMIT 1)",
-        )
-        .bind(ts(before))
-        .bind(SyncStatus::Running.as_str())
-        .bind(i64::from(keep_last))
-        .bind(SyncStatus::Held.as_str())
-        .execute(&self.pool)
-        .await?;
+        let done = self
+            .execute_write(
+                sqlx::query(
+                    "DELETE FROM sync_runs WHERE started_at < $1 AND status <> $2 \
+                     AND id NOT IN (SELECT id FROM sync_runs ORDER BY started_at DESC, id DESC LIMIT $3) \
+                     AND id NOT IN (SELECT id FROM sync_runs WHERE status = $4 \
+                                    ORDER BY started_at DESC, id DESC LIMIT 1)",
+                )
+                .bind(ts(before))
+                .bind(SyncStatus::Running.as_str())
+                .bind(i64::from(keep_last))
+                .bind(SyncStatus::Held.as_str()),
+            )
+            .await?;
         Ok(done.rows_affected())
     }
+}
+
+/// A run's head (no report) from a row of `id, kind, status, started_at, finished_at`.
+fn head_row(r: &AnyRow) -> StoreResult<SyncRunHead> {
+    let kind: String = r.try_get("kind")?;
+    let status: String = r.try_get("status")?;
+    Ok(SyncRunHead {
+        id: r.try_get("id")?,
+        kind: SyncKind::parse(&kind)
+            .ok_or_else(|| corrupt(format!("stored sync kind '{kind}' is unknown")))?,
+        status: SyncStatus::parse(&status)
+            .ok_or_else(|| corrupt(format!("stored sync status '{status}' is unknown")))?,
+        started_at: parse_ts(&r.try_get::<String, _>("started_at")?)?,
+        finished_at: parse_ts_opt(r.try_get("finished_at")?)?,
+    })
 }

@@ -74,7 +74,9 @@ pub async fn prune_if_due(
     let Some(lease) = HeldLease::try_take(store, PRUNE_LEASE, holder, LEASE_TTL).await? else {
         return Ok(None);
     };
-    let done = prune_held(store, r, now).await;
+    // Fenced: a pruning that outlived its lease deletes nothing more.
+    let fenced = store.fenced(PRUNE_LEASE, lease.token());
+    let done = prune_held(&fenced, r, now).await;
     lease.release().await;
     done
 }

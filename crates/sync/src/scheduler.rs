@@ -30,6 +30,13 @@ pub trait SyncJob: Send + Sync {
     fn scope_key(&self) -> String;
     /// Runs one round and records it.
     async fn run(&self, opts: &RunOptions) -> SyncResult<SyncRun>;
+    /// Runs one round writing through `store`: the service's handle fenced by the lease it holds
+    /// (SPEC §9), so nothing of the round commits once another instance has taken the lease
+    /// over. A job that only keeps its own handle runs as [`SyncJob::run`].
+    async fn run_fenced(&self, store: &Store, opts: &RunOptions) -> SyncResult<SyncRun> {
+        let _ = store;
+        self.run(opts).await
+    }
 }
 
 /// Any [`SyncResource`] over a store is a job.
@@ -58,6 +65,12 @@ impl<R: SyncResource> SyncJob for ResourceJob<R> {
     async fn run(&self, opts: &RunOptions) -> SyncResult<SyncRun> {
         round::run(&self.store, &self.resource, opts).await
     }
+
+    async fn run_fenced(&self, store: &Store, opts: &RunOptions) -> SyncResult<SyncRun> {
+        // The round's own writes (run record, cursor, seen ids) go through the fenced handle;
+        // the kind's `apply` writes through the handle it was built over.
+        round::run(store, &self.resource, opts).await
+    }
 }
 
 #[async_trait::async_trait]
@@ -73,6 +86,11 @@ impl SyncJob for UserSync {
     async fn run(&self, opts: &RunOptions) -> SyncResult<SyncRun> {
         UserSync::run(self, opts).await
     }
+
+    async fn run_fenced(&self, _store: &Store, opts: &RunOptions) -> SyncResult<SyncRun> {
+        // The service builds the engine over its fenced handle for every run.
+        UserSync::run(self, opts).await
+    }
 }
 
 /// How often the background loop looks at the notification inbox.
@@ -81,8 +99,8 @@ const INBOX_TICK: std::time::Duration = std::time::Duration::from_millis(500);
 /// Notifications handled per round (more wait for the next one).
 const INBOX_BATCH: u32 = 5_000;
 
-/// A dead instance's jobs are taken over within this time (SPEC §9: 30 s).
-const DEFAULT_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(20);
+/// A dead instance's jobs are taken over within this time (SPEC §9: 30 s); `sync.lease_ttl_secs`.
+pub const DEFAULT_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// When the cluster last did its scheduled steps (kept in the store, so every instance agrees).
 const LAST_NIGHTLY_KEY: &str = "sync:last:nightly";
@@ -183,9 +201,10 @@ impl SyncService {
         self
     }
 
-    /// Every job: user sync with the current settings first, then the registered kinds.
-    fn jobs(&self) -> Vec<Arc<dyn SyncJob>> {
-        let mut all: Vec<Arc<dyn SyncJob>> = vec![Arc::new(self.engine())];
+    /// Every job: user sync with the current settings over `store` first, then the registered
+    /// kinds.
+    fn jobs(&self, store: &Store) -> Vec<Arc<dyn SyncJob>> {
+        let mut all: Vec<Arc<dyn SyncJob>> = vec![Arc::new(self.engine(store))];
         all.extend(
             self.inner
                 .jobs
@@ -260,9 +279,9 @@ impl SyncService {
         &self.inner.store
     }
 
-    fn engine(&self) -> UserSync {
+    fn engine(&self, store: &Store) -> UserSync {
         UserSync::new(
-            self.inner.store.clone(),
+            store.clone(),
             self.inner.graph.clone(),
             self.settings(),
             self.inner.number_rules,
@@ -275,8 +294,11 @@ impl SyncService {
     /// database, the run waits while another instance runs a job (a dry run writes nothing and
     /// does not wait).
     pub async fn run_now(&self, kind: SyncKind, opts: RunOptions) -> SyncResult<SyncRun> {
+        // One run at a time in this process: a second request queues here, so the lease (and its
+        // fencing token) stays with the run that took it.
+        let _one_at_a_time = self.inner.run_lock.lock().await;
         if opts.dry_run {
-            return self.run_jobs(kind, opts).await;
+            return self.run_jobs(kind, opts, &self.inner.store).await;
         }
         let wait = opts.on_wait.clone();
         let lease = HeldLease::take(
@@ -295,15 +317,22 @@ impl SyncService {
             },
         )
         .await?;
-        let run = self.run_jobs(kind, opts).await;
+        let fenced = self.inner.store.fenced(SYNC_LEASE, lease.token());
+        let run = self.run_jobs(kind, opts, &fenced).await;
         lease.release().await;
         run
     }
 
-    /// Runs the jobs of `kind` one at a time in this process (the caller holds the lease).
-    async fn run_jobs(&self, kind: SyncKind, opts: RunOptions) -> SyncResult<SyncRun> {
+    /// Runs the jobs of `kind` one after the other, writing through `store` (the caller holds
+    /// the run lock, and for writing runs the lease that fences `store`).
+    async fn run_jobs(
+        &self,
+        kind: SyncKind,
+        opts: RunOptions,
+        store: &Store,
+    ) -> SyncResult<SyncRun> {
         let jobs: Vec<Arc<dyn SyncJob>> = self
-            .jobs()
+            .jobs(store)
             .into_iter()
             .filter(|j| kind == SyncKind::All || j.kind() == kind)
             .collect();
@@ -312,10 +341,9 @@ impl SyncService {
                 "{kind} sync is not run by the user sync service"
             )));
         }
-        let _one_at_a_time = self.inner.run_lock.lock().await;
         let mut first = None;
         for job in jobs {
-            let run = job.run(&opts).await;
+            let run = job.run_fenced(store, &opts).await;
             if first.is_none() {
                 first = Some(run);
             } else if let Err(e) = run {
@@ -343,7 +371,7 @@ impl SyncService {
             )));
         }
         let scope = self
-            .jobs()
+            .jobs(&self.inner.store)
             .iter()
             .find(|j| j.kind() == run.kind)
             .map(|j| j.scope_key())
@@ -394,9 +422,14 @@ impl SyncService {
 
     /// Creates or renews the subscriptions now.
     pub async fn ensure_subscriptions(&self, now: DateTime<Utc>) -> SyncResult<()> {
+        self.ensure_subscriptions_with(&self.inner.store, now).await
+    }
+
+    /// [`SyncService::ensure_subscriptions`] writing through `store`.
+    async fn ensure_subscriptions_with(&self, store: &Store, now: DateTime<Utc>) -> SyncResult<()> {
         subscriptions::ensure(
             &self.inner.graph,
-            &self.inner.store,
+            store,
             &self.inner.public_url,
             &self.subscription_resources(),
             now,
@@ -407,6 +440,7 @@ impl SyncService {
     /// Processes the notification inbox once: lifecycle events are handled, then one delta round
     /// (or a full resync after `missed`) covers every change notification taken. Returns the run.
     pub async fn process_inbox(&self) -> SyncResult<Option<SyncRun>> {
+        let _one_at_a_time = self.inner.run_lock.lock().await;
         let lease = HeldLease::take(
             &self.inner.store,
             SYNC_LEASE,
@@ -415,23 +449,24 @@ impl SyncService {
             |_| {},
         )
         .await?;
-        let run = self.process_inbox_held().await;
+        let fenced = self.inner.store.fenced(SYNC_LEASE, lease.token());
+        let run = self.process_inbox_held(&fenced).await;
         lease.release().await;
         run
     }
 
-    /// [`SyncService::process_inbox`] for a caller that holds the lease.
-    async fn process_inbox_held(&self) -> SyncResult<Option<SyncRun>> {
+    /// [`SyncService::process_inbox`] for a caller that holds the lease fencing `store`.
+    async fn process_inbox_held(&self, store: &Store) -> SyncResult<Option<SyncRun>> {
         // Left in the inbox until the round that handles them commits (they leave in its
         // transaction): a crash or a failed round in between loses none.
-        let notes = self.inner.store.peek_notifications(INBOX_BATCH).await?;
+        let notes = store.peek_notifications(INBOX_BATCH).await?;
         if notes.is_empty() {
             return Ok(None);
         }
         let ids: Vec<String> = notes.iter().map(|n| n.id.clone()).collect();
         let actions = subscriptions::triage(
             &self.inner.graph,
-            &self.inner.store,
+            store,
             &self.inner.public_url,
             &notes,
             &self.subscription_resources(),
@@ -439,7 +474,7 @@ impl SyncService {
         .await?;
         if !(actions.full || actions.delta) {
             // Lifecycle events only: handled above, no round to commit with.
-            self.inner.store.delete_notifications(&ids).await?;
+            store.delete_notifications(&ids).await?;
             return Ok(None);
         }
         let opts = RunOptions {
@@ -447,8 +482,8 @@ impl SyncService {
             inbox: ids,
             ..Default::default()
         };
-        let run = self.run_jobs(SyncKind::Users, opts).await?;
-        self.done(LAST_POLL_KEY).await?;
+        let run = self.run_jobs(SyncKind::Users, opts, store).await?;
+        self.done(store, LAST_POLL_KEY).await?;
         if run.status == SyncStatus::Failed {
             let retry = Utc::now() + INBOX_RETRY;
             self.inner
@@ -474,6 +509,10 @@ impl SyncService {
                 if *stopped.borrow() {
                     break;
                 }
+                // A run of this instance is going on (it holds the lease): nothing to do.
+                let Ok(_one_at_a_time) = svc.inner.run_lock.try_lock() else {
+                    continue;
+                };
                 let held = HeldLease::try_take(
                     &svc.inner.store,
                     SYNC_LEASE,
@@ -483,7 +522,8 @@ impl SyncService {
                 .await;
                 match held {
                     Ok(Some(lease)) => {
-                        if let Err(e) = svc.tick().await {
+                        let fenced = svc.inner.store.fenced(SYNC_LEASE, lease.token());
+                        if let Err(e) = svc.tick(&fenced).await {
                             tracing::warn!(error = %e, "a scheduled sync step failed");
                         }
                         lease.release().await;
@@ -496,8 +536,11 @@ impl SyncService {
         Background { stop, task }
     }
 
-    /// One step of the background loop, under the lease.
-    async fn tick(&self) -> SyncResult<()> {
+    /// One step of the background loop, under the lease that fences `store`.
+    async fn tick(&self, store: &Store) -> SyncResult<()> {
+        // A round left unfinished by an instance that died (or lost the lease) resumes at once
+        // from its committed cursor: nobody else can be running it while we hold the lease.
+        self.resume_interrupted(store).await?;
         // A new service (a tenant just connected or changed) checks its subscriptions at once;
         // after that, once an hour per cluster.
         let first = !self
@@ -507,45 +550,84 @@ impl SyncService {
         if self.inner.subscriptions.load(Ordering::Relaxed)
             && (first
                 || self
-                    .due(LAST_SUBSCRIPTIONS_KEY, true, |last| {
+                    .due(store, LAST_SUBSCRIPTIONS_KEY, true, |last| {
                         last + SUBSCRIPTION_CHECK
                     })
                     .await?)
         {
-            match self.ensure_subscriptions(Utc::now()).await {
-                Ok(()) => self.done(LAST_SUBSCRIPTIONS_KEY).await?,
+            match self.ensure_subscriptions_with(store, Utc::now()).await {
+                Ok(()) => self.done(store, LAST_SUBSCRIPTIONS_KEY).await?,
                 Err(e) => {
                     tracing::warn!(error = %e, "change-notification subscriptions could not be set up; the delta poll keeps extensions current");
                     // Tried again in a minute, not an hour.
                     let retry = Utc::now() - SUBSCRIPTION_CHECK + SUBSCRIPTION_RETRY;
-                    self.schedule_at(LAST_SUBSCRIPTIONS_KEY, retry).await?;
+                    self.schedule_at(store, LAST_SUBSCRIPTIONS_KEY, retry)
+                        .await?;
                 }
             }
         }
         let retry_at = self.inner.inbox_retry_at.load(Ordering::Relaxed);
         if Utc::now().timestamp_millis() >= retry_at {
-            if let Err(e) = self.process_inbox_held().await {
+            if let Err(e) = self.process_inbox_held(store).await {
                 tracing::warn!(error = %e, "processing change notifications failed");
             }
         }
         let at = self.settings().nightly_at;
         let poll = self.poll_interval();
         if self
-            .due(LAST_NIGHTLY_KEY, false, |last| {
+            .due(store, LAST_NIGHTLY_KEY, false, |last| {
                 next_nightly_after(last.with_timezone(&Local), &at).with_timezone(&Utc)
             })
             .await?
         {
-            self.done(LAST_NIGHTLY_KEY).await?;
+            self.done(store, LAST_NIGHTLY_KEY).await?;
             let full = RunOptions {
                 full: true,
                 ..Default::default()
             };
-            self.log_run(self.run_jobs(SyncKind::All, full).await);
-            self.done(LAST_POLL_KEY).await?;
-        } else if self.due(LAST_POLL_KEY, false, |last| last + poll).await? {
-            self.log_run(self.run_jobs(SyncKind::All, RunOptions::default()).await);
-            self.done(LAST_POLL_KEY).await?;
+            self.log_run(self.run_jobs(SyncKind::All, full, store).await);
+            self.done(store, LAST_POLL_KEY).await?;
+        } else if self
+            .due(store, LAST_POLL_KEY, false, |last| last + poll)
+            .await?
+        {
+            self.log_run(
+                self.run_jobs(SyncKind::All, RunOptions::default(), store)
+                    .await,
+            );
+            self.done(store, LAST_POLL_KEY).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs recorded as running while this instance holds the lease were left by an instance
+    /// that died mid-round: each is recorded as interrupted, and its kind runs again, resuming
+    /// from the cursor the dead round committed.
+    async fn resume_interrupted(&self, store: &Store) -> SyncResult<()> {
+        let stale = store.unfinished_sync_runs().await?;
+        if stale.is_empty() {
+            return Ok(());
+        }
+        let mut kinds = Vec::new();
+        for head in stale {
+            tracing::warn!(run = %head.id, kind = head.kind.as_str(), "a sync run was interrupted (its instance stopped); resuming it");
+            let mut report = pbx365_domain::SyncReport::default();
+            report.push_error(
+                "interrupted: the instance running this round stopped; the next run resumed it \
+                 from its last committed page"
+                    .to_string(),
+            );
+            store
+                .finish_sync_run(&head.id, SyncStatus::Failed, &report)
+                .await?;
+            if !kinds.contains(&head.kind) {
+                kinds.push(head.kind);
+            }
+        }
+        for kind in kinds {
+            if self.jobs(store).iter().any(|j| j.kind() == kind) {
+                self.log_run(self.run_jobs(kind, RunOptions::default(), store).await);
+            }
         }
         Ok(())
     }
@@ -554,13 +636,12 @@ impl SyncService {
     /// time has come). A step never done is due when `at_once`, else it counts from now.
     async fn due(
         &self,
+        store: &Store,
         key: &str,
         at_once: bool,
         next: impl FnOnce(DateTime<Utc>) -> DateTime<Utc>,
     ) -> SyncResult<bool> {
-        let last = self
-            .inner
-            .store
+        let last = store
             .get_kv(key)
             .await?
             .and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
@@ -569,20 +650,20 @@ impl SyncService {
             Some(last) => Ok(Utc::now() >= next(last)),
             None if at_once => Ok(true),
             None => {
-                self.done(key).await?;
+                self.done(store, key).await?;
                 Ok(false)
             }
         }
     }
 
     /// Records that the step under `key` was done now.
-    async fn done(&self, key: &str) -> SyncResult<()> {
-        self.schedule_at(key, Utc::now()).await
+    async fn done(&self, store: &Store, key: &str) -> SyncResult<()> {
+        self.schedule_at(store, key, Utc::now()).await
     }
 
     /// Records `at` as the time the step under `key` was last done.
-    async fn schedule_at(&self, key: &str, at: DateTime<Utc>) -> SyncResult<()> {
-        Ok(self.inner.store.set_kv(key, &at.to_rfc3339()).await?)
+    async fn schedule_at(&self, store: &Store, key: &str, at: DateTime<Utc>) -> SyncResult<()> {
+        Ok(store.set_kv(key, &at.to_rfc3339()).await?)
     }
 
     fn log_run(&self, r: SyncResult<SyncRun>) {

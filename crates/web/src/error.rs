@@ -107,7 +107,8 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict { .. }
             | StoreError::NumberTaken { .. }
             | StoreError::ReadOnly { .. }
-            | StoreError::BuiltIn { .. } => ApiError::conflict(e.to_string()),
+            | StoreError::BuiltIn { .. }
+            | StoreError::LeaseLost { .. } => ApiError::conflict(e.to_string()),
             StoreError::Connect { .. } | StoreError::Migrate(_) | StoreError::Db(_) => {
                 ApiError::internal(&e)
             }

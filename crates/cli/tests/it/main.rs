@@ -1,6 +1,7 @@
 //! Tests of the `pbx365` binary run as a real child process: start-up, configuration errors,
 //! TLS, the admin commands, and crash consistency under SIGKILL.
 
+mod cluster;
 mod commands;
 mod crash;
 mod credentials;

@@ -3,6 +3,7 @@
 //! unset, a failure when `CI` is set).
 
 mod crash;
+mod fencing;
 mod framework_kind;
 mod guard;
 mod notifications;
