@@ -25,6 +25,7 @@ mod outbox;
 mod phonebook;
 mod runs;
 
+pub use outbox::OutboxCounts;
 pub use runs::SyncRunHead;
 
 use pbx365_domain::Extension;
