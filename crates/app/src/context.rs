@@ -24,6 +24,7 @@ pub struct App {
     clock: Arc<dyn Clock>,
     pub(crate) sync: SyncHandle,
     graph: Arc<Mutex<Option<KeptClient>>>,
+    pub(crate) mail: crate::mail::MailHandle,
 }
 
 impl App {
@@ -37,6 +38,7 @@ impl App {
             clock: Arc::new(SystemClock),
             sync: SyncHandle::default(),
             graph: Arc::default(),
+            mail: Default::default(),
         }
     }
 

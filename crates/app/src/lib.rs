@@ -18,6 +18,7 @@
 //! - [`admins`], [`password`], [`secrets`]: console admins, API tokens and their secrets;
 //! - [`credentials`]: token expiry, use, listing and revocation; password changes; the first
 //!   admin's password file;
+//! - [`mail`]: the mail outbox, its worker, alerts and templates;
 //! - [`flash`]: one-off outcomes for a console session's next page;
 //! - [`error`]: [`AppError`], why a use case refused or failed.
 
@@ -31,6 +32,7 @@ pub mod extensions;
 pub mod flash;
 pub mod groups;
 pub mod m365;
+pub mod mail;
 pub mod password;
 pub mod phonebook;
 pub mod secrets;

@@ -286,7 +286,11 @@ impl App {
         tokio::spawn(async move {
             loop {
                 let settings = app.settings();
-                warn_certificate_expiry(&app.store, &settings.data_dir, app.now()).await;
+                if let Some(sentence) =
+                    warn_certificate_expiry(&app.store, &settings.data_dir, app.now()).await
+                {
+                    app.queue_certificate_alert(&sentence).await;
+                }
                 tokio::time::sleep(std::time::Duration::from_secs(6 * 3600)).await;
             }
         })

@@ -41,6 +41,9 @@ pub const CONSOLE_KEYS: &[&str] = &[
     "mail.smtp_host",
     "mail.smtp_port",
     "mail.smtp_user",
+    "mail.welcome",
+    "mail.max_per_minute",
+    "mail.max_recipients_per_day",
 ];
 
 /// Why stored console settings could not be applied.

@@ -5,6 +5,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod mail;
 mod sim;
 mod store;
 mod sync;
@@ -27,6 +28,8 @@ enum Bench {
     Sim(sim::Args),
     /// User sync: requests per user, wall time, delta cost, peak memory.
     Sync(sync::Args),
+    /// Mail outbox: overhead per message at 20 ms sim latency, a 200-mail burst paced per sender.
+    Mail(mail::Args),
 }
 
 #[tokio::main]
@@ -35,5 +38,6 @@ async fn main() -> anyhow::Result<()> {
         Bench::StoreUpsert(args) => store::run(args).await,
         Bench::Sim(args) => sim::run(args).await,
         Bench::Sync(args) => sync::run(args).await,
+        Bench::Mail(args) => mail::run(args).await,
     }
 }

@@ -81,6 +81,7 @@ pub(crate) async fn serve_state(state: AppState, bound: server::Bound) -> anyhow
     state.app.refresh_sync().await;
     let watcher = state.app.watch_sync(std::time::Duration::from_secs(10));
     let expiry = state.app.watch_certificate_expiry();
+    let mail = state.app.start_mail_worker();
     let pruning = start_pruning(&state);
     let _ = pbx365_web::metrics::handle();
     let app = pbx365_web::router(state.clone());
@@ -95,6 +96,7 @@ pub(crate) async fn serve_state(state: AppState, bound: server::Bound) -> anyhow
         .map_err(|e| anyhow!("{e}"));
     watcher.abort();
     expiry.abort();
+    mail.stop();
     pruning.abort();
     state.app.stop_sync().await;
     served?;

@@ -5,6 +5,7 @@ mod config;
 mod credentials_cmd;
 mod demo;
 mod m365;
+mod mail_cmd;
 mod sync_cmd;
 
 use clap::{Parser, Subcommand};
@@ -50,6 +51,9 @@ enum Command {
     /// Microsoft 365 connection: key pair + certificate, end-to-end check.
     #[command(subcommand)]
     M365(m365::M365Command),
+    /// pbx365's own mail.
+    #[command(subcommand)]
+    Mail(MailCommand),
     /// One sync run with a progress bar, then its report.
     Sync {
         /// What to sync: users or all (contacts and calendar are not available yet).
@@ -76,6 +80,16 @@ enum Command {
         /// Data directory (default: a fresh temporary directory).
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum MailCommand {
+    /// Send a test mail through the configured mail server and wait for the outcome.
+    Test {
+        /// Recipient address.
+        #[arg(long, value_name = "ADDR")]
+        to: String,
     },
 }
 
@@ -185,6 +199,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             credentials_cmd::password(settings, &name).await
         }
         Command::M365(command) => m365::run(settings, command).await,
+        Command::Mail(MailCommand::Test { to }) => mail_cmd::test(settings, &to).await,
         Command::Sync {
             kind,
             full,

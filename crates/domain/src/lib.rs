@@ -25,7 +25,7 @@ pub use extension::{
 };
 pub use group::{ExtensionGroup, AZURE_AD_GROUP};
 pub use ids::Guid;
-pub use outbox::{OutboxMail, OutboxStatus};
+pub use outbox::{MailAttachment, NewMail, OutboxMail, OutboxStatus, PacingLimits};
 pub use phonebook::{PhoneKind, PhoneNumber, PhonebookEntry, PhonebookOwner};
 pub use profile::{Profile, ProfileSource, ProfileState};
 pub use sync_run::{ReportItem, SyncKind, SyncReport, SyncRun, SyncStatus};

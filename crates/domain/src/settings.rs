@@ -287,8 +287,21 @@ pub enum MailTransport {
     Smtp,
 }
 
+/// How an SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption (a relay on the same host only).
+    None,
+}
+
 /// Mail settings (`[mail]`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MailSettings {
     /// Transport.
@@ -303,6 +316,54 @@ pub struct MailSettings {
     pub smtp_port: Option<u16>,
     /// SMTP user.
     pub smtp_user: Option<String>,
+    /// SMTP password (file or environment only; never shown by the console).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_password: Option<String>,
+    /// SMTP connection security.
+    pub smtp_tls: SmtpTls,
+    /// Send a welcome mail to the user of a newly synced extension (off by default).
+    pub welcome: bool,
+    /// Messages per minute per sender mailbox (Exchange Online allows 30).
+    pub max_per_minute: u32,
+    /// Recipients per day per sender mailbox (Exchange Online allows 10,000).
+    pub max_recipients_per_day: u32,
+}
+
+impl std::fmt::Debug for MailSettings {
+    /// Everything but the SMTP password (settings are logged at start-up).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailSettings")
+            .field("transport", &self.transport)
+            .field("sender", &self.sender)
+            .field("admin_address", &self.admin_address)
+            .field("smtp_host", &self.smtp_host)
+            .field("smtp_port", &self.smtp_port)
+            .field("smtp_user", &self.smtp_user)
+            .field("smtp_password", &self.smtp_password.as_ref().map(|_| "***"))
+            .field("smtp_tls", &self.smtp_tls)
+            .field("welcome", &self.welcome)
+            .field("max_per_minute", &self.max_per_minute)
+            .field("max_recipients_per_day", &self.max_recipients_per_day)
+            .finish()
+    }
+}
+
+impl Default for MailSettings {
+    fn default() -> Self {
+        MailSettings {
+            transport: MailTransport::None,
+            sender: None,
+            admin_address: None,
+            smtp_host: None,
+            smtp_port: None,
+            smtp_user: None,
+            smtp_password: None,
+            smtp_tls: SmtpTls::Starttls,
+            welcome: false,
+            max_per_minute: 30,
+            max_recipients_per_day: 10_000,
+        }
+    }
 }
 
 fn check_url(key: &'static str, value: &str) -> Result<(), SettingsError> {
@@ -464,6 +525,27 @@ impl Settings {
                     message: e.to_string(),
                 })?;
             }
+        }
+        let m = &self.mail;
+        for (key, addr) in [
+            ("mail.sender", &m.sender),
+            ("mail.admin_address", &m.admin_address),
+        ] {
+            if let Some(a) = addr.as_deref().filter(|a| !a.trim().is_empty()) {
+                if !crate::outbox::is_mail_address(a) {
+                    return Err(SettingsError {
+                        key,
+                        message: format!("'{a}' is not a mail address"),
+                    });
+                }
+            }
+        }
+        if m.max_per_minute == 0 || m.max_recipients_per_day == 0 {
+            return Err(SettingsError {
+                key: "mail.max_per_minute",
+                message: "mail.max_per_minute and mail.max_recipients_per_day must be at least 1"
+                    .into(),
+            });
         }
         if !(1..=MAX_RETENTION_DAYS).contains(&self.retention_days) {
             return Err(SettingsError {

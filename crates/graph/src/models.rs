@@ -11,6 +11,7 @@ pub use crate::endpoints::contacts::{Contact, ContactFolder, PhysicalAddress};
 pub use crate::endpoints::groups::{DirectoryObject, Group};
 pub use crate::endpoints::mail::{
     EmailAddress, FileAttachment, InternetMessageHeader, ItemBody, MailMessage, Recipient,
+    SenderCheck,
 };
 pub use crate::endpoints::photos::{Photo, PhotoMeta, PhotoValue};
 pub use crate::endpoints::subscriptions::{NewSubscription, Subscription};

@@ -26,6 +26,7 @@ mod phonebook;
 mod plans;
 mod runs;
 
+pub use outbox::OutboxCounts;
 pub use plans::{PlanPage, PlanStatus, RoundCommit, SyncPlan};
 pub use runs::SyncRunHead;
 

@@ -6,6 +6,7 @@ mod commands;
 mod crash;
 mod credentials;
 mod m365;
+mod mail;
 mod server;
 mod sync_wiring;
 mod sync_wiring_browser;

@@ -121,3 +121,47 @@ impl GraphClient {
         self.send(req).await.map(|_| ())
     }
 }
+
+/// What Microsoft 365 says about a sender mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SenderCheck {
+    /// The user exists, has a mailbox, and pbx365 holds `Mail.Send`.
+    Ready,
+    /// No user of that name (404 on `GET /users/{sender}`).
+    NoSuchUser,
+    /// The user has no Exchange Online mailbox (no `mail`, or a guest): a mailbox needs an
+    /// Exchange Online licence.
+    NoMailbox,
+    /// The app-only token lacks the `Mail.Send` application permission.
+    NoMailSend,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SenderUser {
+    mail: Option<String>,
+    user_type: Option<String>,
+}
+
+impl GraphClient {
+    /// Checks that `sender` can send: the user exists, has a mailbox, and the token carries
+    /// `Mail.Send` (https://learn.microsoft.com/graph/api/user-sendmail#permissions).
+    pub async fn check_sender(&self, sender: &str) -> Result<SenderCheck, GraphError> {
+        let token = self.token().await?;
+        if !token
+            .roles
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case("Mail.Send"))
+        {
+            return Ok(SenderCheck::NoMailSend);
+        }
+        let url = format!("{}?$select=id,mail,userType", super::users::path(sender));
+        match self.get_json::<SenderUser>(&url).await {
+            Ok(u) if u.mail.as_deref().is_none_or(str::is_empty) => Ok(SenderCheck::NoMailbox),
+            Ok(u) if u.user_type.as_deref() == Some("Guest") => Ok(SenderCheck::NoMailbox),
+            Ok(_) => Ok(SenderCheck::Ready),
+            Err(GraphError::NotFound { .. }) => Ok(SenderCheck::NoSuchUser),
+            Err(e) => Err(e),
+        }
+    }
+}

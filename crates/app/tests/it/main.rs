@@ -1,0 +1,3 @@
+//! Integration tests of the use-case layer against m365-sim: the mail outbox.
+
+mod mail;
