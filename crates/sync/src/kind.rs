@@ -136,8 +136,9 @@ pub trait SyncResource: Send + Sync {
     async fn completed(&self, _state: &Self::State) -> SyncResult<()> {
         Ok(())
     }
-    /// A full round's page is applied and its `wanted` ids will not be planned again this
-    /// round: the state may forget them (bounded memory).
+    /// A full round's page is stored (or applied) and its `wanted` ids will not be planned again
+    /// this round: the state may forget them (bounded memory); `replay` and `after_apply` get
+    /// what they need back.
     fn forget(&self, _state: &mut Self::State, _wanted: &[String]) {}
     /// Ops of a stored plan this state did not plan itself (pages planned before an interruption,
     /// or an approved held plan) are about to be planned on from or applied: the state learns

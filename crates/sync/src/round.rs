@@ -441,6 +441,7 @@ impl<R: SyncResource> Round<'_, R> {
                 deferred.report.disabled.append(&mut step.report.disabled);
                 deferred.report.deleted.append(&mut step.report.deleted);
                 wanted.extend(step.wanted.iter().cloned());
+                let page_wanted = step.wanted.clone();
                 let next = plan.id.as_deref().map(|id| match &page.next {
                     NextOrDelta::Next(l) => {
                         Cursor::in_plan(Phase::Full, l.clone(), plan.pages + 1, id)
@@ -451,6 +452,10 @@ impl<R: SyncResource> Round<'_, R> {
                 });
                 self.store_page(&mut plan, step, next.as_ref(), report)
                     .await?;
+                if plan.id.is_some() {
+                    // Stored: the state keeps ids only (a large round stays small).
+                    self.resource.forget(state, &page_wanted);
+                }
                 done += read;
                 self.opts.report_progress(self.stage(), done, None);
                 match page.next {
@@ -687,7 +692,6 @@ impl<R: SyncResource> Round<'_, R> {
         report: &mut SyncReport,
     ) -> SyncResult<()> {
         let delta = plan.delta_link.clone().unwrap_or_default();
-        let mut done = 0u64;
         for k in from..plan.pages {
             let page = self.load_page(&plan.id, k).await?;
             let ops = decode_ops::<R>(&page.ops)?;
@@ -709,8 +713,6 @@ impl<R: SyncResource> Round<'_, R> {
                 .await?;
             // Applied and wanted: no longer needed in memory (a large round stays small).
             self.resource.forget(state, &page.wanted);
-            done += page.wanted.len() as u64;
-            self.opts.report_progress(self.stage(), done, None);
         }
         let fingerprint = (plan.round == FULL).then_some(plan.fingerprint.as_str());
         self.commit_end(state, delta, fingerprint).await

@@ -306,6 +306,15 @@ impl SyncResource for UserSync {
         if !self.settings.photos {
             return Ok(());
         }
+        // Forgotten after planning (bounded memory): read back what the applied page wrote.
+        let missing = state
+            .planner
+            .evicted_among(wanted.iter().map(String::as_str));
+        if !missing.is_empty() {
+            for ext in self.store.extensions_by_m365_ids(&missing).await? {
+                state.planner.reload(ext);
+            }
+        }
         let planner = &mut state.planner;
         let targets: Vec<PhotoTarget> = wanted
             .iter()
