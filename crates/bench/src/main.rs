@@ -6,9 +6,12 @@
 use clap::{Parser, Subcommand};
 
 mod mail;
+mod child;
+mod login_storm;
 mod sim;
 mod store;
 mod sync;
+mod sync_rss;
 
 #[derive(Parser)]
 #[command(
@@ -26,18 +29,28 @@ enum Bench {
     StoreUpsert(store::Args),
     /// Simple Graph GETs per second served by m365-sim, and its start-up time for a large tenant.
     Sim(sim::Args),
-    /// User sync: requests per user, wall time, delta cost, peak memory.
+    /// User sync: first full sync with photos (round trips, wall time against the latency
+    /// floor) and a delta round in a large tenant.
     Sync(sync::Args),
     /// Mail outbox: overhead per message at 20 ms sim latency, a 200-mail burst paced per sender.
     Mail(mail::Args),
+    /// Peak RSS of `pbx365 sync users --full` (release binary) at 100,000 users.
+    SyncRss(sync_rss::Args),
+    /// 1,000 concurrent wrong console sign-ins against `pbx365 serve` (release binary): server
+    /// RSS growth and `/healthz` latency during the storm.
+    LoginStorm(login_storm::Args),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // reqwest's rustls build needs a process-wide crypto provider before the first client.
+    m365_sim::tls::install_crypto_provider();
     match Cli::parse().bench {
         Bench::StoreUpsert(args) => store::run(args).await,
         Bench::Sim(args) => sim::run(args).await,
         Bench::Sync(args) => sync::run(args).await,
         Bench::Mail(args) => mail::run(args).await,
+        Bench::SyncRss(args) => sync_rss::run(args).await,
+        Bench::LoginStorm(args) => login_storm::run(args).await,
     }
 }

@@ -48,6 +48,10 @@ enum Fetched {
 
 /// Checks the photos of `targets` and stores what changed; returns the changes so the caller
 /// can update its snapshot. Unreadable photos become report errors, not a failed run.
+///
+/// `concurrency` batches stay in flight while the photos already read are written: the store
+/// writes run beside the fetches (one transaction per [`WRITE_BATCH`] photos), so a commit never
+/// leaves the batches idle. At most two groups of photos wait for the writer, which bounds memory.
 pub async fn sync_photos(
     graph: &GraphClient,
     store: &Store,
@@ -64,58 +68,88 @@ pub async fn sync_photos(
         }
         chunks.push(chunk);
     }
-    let mut stream = futures::stream::iter(chunks.into_iter().map(|chunk| async move {
-        let fetched = fetch_chunk(graph, &chunk).await;
-        (chunk, fetched)
-    }))
-    .buffer_unordered(concurrency.max(1));
-    let mut changes = Vec::new();
-    // New photos are written in one transaction per WRITE_BATCH (not one commit per photo).
-    let mut new: Vec<(PhotoTarget, String, String, Vec<u8>)> = Vec::new();
-    while let Some((chunk, fetched)) = stream.next().await {
-        let fetched = fetched?;
-        for (target, result) in chunk.into_iter().zip(fetched) {
-            match result {
-                Fetched::Unchanged => {}
-                Fetched::NoPhoto => {
-                    if target.current.is_some() {
-                        store.delete_photo(&target.number).await?;
-                        changes.push(PhotoChange::Removed {
-                            m365_id: target.m365_id,
-                        });
-                    }
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Write>>(2);
+    let fetch = async move {
+        let mut stream = futures::stream::iter(chunks.into_iter().map(|chunk| async move {
+            let fetched = fetch_chunk(graph, &chunk).await;
+            (chunk, fetched)
+        }))
+        .buffer_unordered(concurrency.max(1));
+        let mut errors = Vec::new();
+        let mut group: Vec<Write> = Vec::new();
+        while let Some((chunk, fetched)) = stream.next().await {
+            for (target, result) in chunk.into_iter().zip(fetched?) {
+                match result {
+                    Fetched::Unchanged => {}
+                    Fetched::NoPhoto if target.current.is_none() => {}
+                    Fetched::NoPhoto => group.push(Write::Remove(target)),
+                    Fetched::New {
+                        etag,
+                        content_type,
+                        bytes,
+                    } => group.push(Write::Store(target, etag, content_type, bytes)),
+                    Fetched::Failed(why) => errors.push(ReportItem {
+                        extension: Some(target.number),
+                        m365_id: Some(target.m365_id),
+                        name: Some(target.name),
+                        fields: vec!["photo".into()],
+                        reason: Some(format!("the photo could not be read: {why}")),
+                    }),
                 }
-                Fetched::New {
-                    etag,
-                    content_type,
-                    bytes,
-                } => new.push((target, etag, content_type, bytes)),
-                Fetched::Failed(why) => report.errors.push(ReportItem {
-                    extension: Some(target.number),
-                    m365_id: Some(target.m365_id),
-                    name: Some(target.name),
-                    fields: vec!["photo".into()],
-                    reason: Some(format!("the photo could not be read: {why}")),
-                }),
+            }
+            if group.len() >= WRITE_BATCH && tx.send(std::mem::take(&mut group)).await.is_err() {
+                // The writer failed; its error is the one reported.
+                break;
             }
         }
-        if new.len() >= WRITE_BATCH {
-            write_photos(store, &mut new, &mut changes).await?;
+        if !group.is_empty() {
+            let _ = tx.send(group).await;
         }
-    }
-    write_photos(store, &mut new, &mut changes).await?;
+        Ok::<_, crate::error::SyncError>(errors)
+    };
+    let write = async {
+        let mut changes = Vec::new();
+        while let Some(group) = rx.recv().await {
+            write_photos(store, group, &mut changes).await?;
+        }
+        Ok::<_, crate::error::SyncError>(changes)
+    };
+    let (errors, changes) = tokio::join!(fetch, write);
+    // A failed write ends the fetches (the channel closes); report the write's error first.
+    let changes = changes?;
+    report.errors.extend(errors?);
     Ok(changes)
 }
 
 /// Photos written per store transaction.
 const WRITE_BATCH: usize = 200;
 
-/// Stores `new` in one transaction, records the changes and empties `new`.
+/// One photo change to write.
+enum Write {
+    /// New bytes: (target, etag, content type, bytes).
+    Store(PhotoTarget, String, String, Vec<u8>),
+    /// The user has no photo any more.
+    Remove(PhotoTarget),
+}
+
+/// Writes one group of photo changes (new photos in one transaction) and records them.
 async fn write_photos(
     store: &Store,
-    new: &mut Vec<(PhotoTarget, String, String, Vec<u8>)>,
+    group: Vec<Write>,
     changes: &mut Vec<PhotoChange>,
 ) -> SyncResult<()> {
+    let mut new = Vec::with_capacity(group.len());
+    for w in group {
+        match w {
+            Write::Store(target, etag, ct, bytes) => new.push((target, etag, ct, bytes)),
+            Write::Remove(target) => {
+                store.delete_photo(&target.number).await?;
+                changes.push(PhotoChange::Removed {
+                    m365_id: target.m365_id,
+                });
+            }
+        }
+    }
     if new.is_empty() {
         return Ok(());
     }
@@ -132,7 +166,7 @@ async fn write_photos(
         .collect();
     store.put_photos(&rows).await?;
     drop(rows);
-    for (target, etag, content_type, _) in new.drain(..) {
+    for (target, etag, content_type, _) in new {
         changes.push(PhotoChange::Stored {
             m365_id: target.m365_id,
             photo: PhotoRef { etag, content_type },
