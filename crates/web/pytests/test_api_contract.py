@@ -14,6 +14,8 @@ import pytest
 CONFIG = """
 seed = SEED
 workers = 1
+# A loaded machine (the test script builds and runs everything) can take seconds per write.
+request-timeout = 60
 headers = { Authorization = "Bearer ${PBX365_CONTRACT_TOKEN}" }
 
 [generation]
