@@ -47,10 +47,12 @@ pub struct ExtensionInput {
 impl ExtensionInput {
     /// The fields as the use case takes them (validated there).
     fn fields(self) -> NewExtension {
+        let display_name =
+            super::fit_display_name(self.display_name, &self.first_name, &self.last_name);
         NewExtension {
             first_name: self.first_name,
             last_name: self.last_name,
-            display_name: self.display_name,
+            display_name,
             email: self.email,
             mobile: self.mobile,
             outbound_caller_id: self.outbound_caller_id,
@@ -144,7 +146,7 @@ pub async fn update(
 ) -> Result<Json<ExtensionView>, ApiError> {
     if let Some(n) = &input.number {
         if n.trim() != number {
-            return Err(ApiError::invalid(format!(
+            return Err(ApiError::conflict(format!(
                 "the number cannot be changed ('{}' in the body, '{}' in the path); create a new extension instead",
                 clip(n),
                 clip(&number)

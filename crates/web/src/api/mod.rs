@@ -8,7 +8,7 @@ pub mod sync;
 
 use crate::{ApiError, AppState};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::routing::{get, put};
 use axum::{Json, Router};
@@ -72,9 +72,8 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The OpenAPI document. Anyone may read it (it describes the API, it holds no data).
-async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
-    use utoipa::OpenApi;
-    Json(crate::openapi::ApiDoc::openapi())
+async fn openapi_json(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(crate::openapi::document(state.settings().extension_digits))
 }
 
 /// A JSON body whose every rejection (content type, syntax, unknown or wrong fields) becomes the
@@ -126,7 +125,8 @@ fn serde_cause(text: &str) -> String {
     t.to_string()
 }
 
-/// Path parameters with the error envelope on rejection.
+/// Path parameters with the error envelope on rejection (400 when a segment cannot be read,
+/// e.g. percent-encoded bytes that are not UTF-8).
 pub struct ApiPath<T>(pub T);
 
 impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
@@ -135,7 +135,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(v)) => Ok(ApiPath(v)),
-            Err(e @ PathRejection::FailedToDeserializePathParams(_)) => Err(ApiError::invalid(
+            Err(e @ PathRejection::FailedToDeserializePathParams(_)) => Err(ApiError::bad_request(
                 format!("the path is not valid: {}", e.body_text()),
             )),
             Err(e) => Err(ApiError::internal(&e.body_text())),
@@ -143,7 +143,8 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
     }
 }
 
-/// Query parameters with the error envelope on rejection.
+/// Query parameters with the error envelope on rejection: 400 when a parameter is unknown or
+/// of the wrong type (the handler refuses a well-typed value out of range with 422).
 pub struct ApiQuery<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
@@ -157,11 +158,28 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
                     QueryRejection::FailedToDeserializeQueryString(inner) => inner.body_text(),
                     other => other.body_text(),
                 };
-                Err(ApiError::invalid(format!(
+                Err(ApiError::bad_request(format!(
                     "the query string is not valid: {}",
                     text.trim_start_matches("Failed to deserialize query string: ")
                 )))
             }
         }
     }
+}
+
+/// The display name to store: as sent, or, when it is blank and the name made of first and last
+/// name would be longer than a directory field keeps, that name cut to fit (the document promises
+/// that any first and last name within their limits are accepted).
+pub(crate) fn fit_display_name(display_name: String, first_name: &str, last_name: &str) -> String {
+    if !display_name.trim().is_empty() {
+        return display_name;
+    }
+    let max = pbx365_domain::extension::MAX_FIELD_LEN;
+    let derived = format!("{} {}", first_name.trim(), last_name.trim());
+    let derived = derived.trim();
+    if derived.chars().count() <= max {
+        return display_name;
+    }
+    let cut: String = derived.chars().take(max).collect();
+    cut.trim_end().to_string()
 }

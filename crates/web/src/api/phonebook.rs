@@ -32,7 +32,7 @@ pub async fn create_company(
 ) -> Result<(StatusCode, Json<PhonebookEntry>), ApiError> {
     let created = state
         .app
-        .create_phonebook_entry(&who.actor, PhonebookOwner::Company, input)
+        .create_phonebook_entry(&who.actor, PhonebookOwner::Company, fit_entry(input))
         .await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
@@ -49,7 +49,7 @@ pub async fn update_company(
 ) -> Result<Json<PhonebookEntry>, ApiError> {
     let updated = state
         .app
-        .update_phonebook_entry(&who.actor, PhonebookOwner::Company, &id, input)
+        .update_phonebook_entry(&who.actor, PhonebookOwner::Company, &id, fit_entry(input))
         .await?;
     Ok(Json(updated))
 }
@@ -96,7 +96,7 @@ pub async fn create_personal(
     let owner = state.app.personal_phonebook(&number).await?;
     let created = state
         .app
-        .create_phonebook_entry(&who.actor, owner, input)
+        .create_phonebook_entry(&who.actor, owner, fit_entry(input))
         .await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
@@ -114,7 +114,7 @@ pub async fn update_personal(
     let owner = state.app.personal_phonebook(&number).await?;
     let updated = state
         .app
-        .update_phonebook_entry(&who.actor, owner, &id, input)
+        .update_phonebook_entry(&who.actor, owner, &id, fit_entry(input))
         .await?;
     Ok(Json(updated))
 }
@@ -134,4 +134,11 @@ pub async fn delete_personal(
         .delete_phonebook_entry(&who.actor, owner, &id)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The entry with its display name made to fit (see [`super::fit_display_name`]).
+fn fit_entry(mut input: EntryInput) -> EntryInput {
+    input.display_name =
+        super::fit_display_name(input.display_name, &input.first_name, &input.last_name);
+    input
 }

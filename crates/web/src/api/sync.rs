@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 /// Query of `GET /api/v1/sync/runs`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RunsQuery {
     /// How many runs, newest first (1 to 500, default 50).
@@ -47,6 +48,7 @@ pub async fn get_run(
 
 /// Query of `POST /api/v1/sync/{kind}`.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StartQuery {
     /// Full reconciliation even when a delta link is stored (default false).

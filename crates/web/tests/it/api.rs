@@ -257,7 +257,10 @@ async fn bad_input_body(db: FreshDb) {
         )
         .await;
     assert_eq!(status, 422, "{resp}");
+    // A query value of the wrong type cannot be read (400); a number out of range is refused (422).
     let (status, resp) = s.get_json("/api/v1/sync/runs?limit=abc").await;
+    assert_eq!(status, 400, "{resp}");
+    let (status, resp) = s.get_json("/api/v1/sync/runs?limit=0").await;
     assert_eq!(status, 422, "{resp}");
     let (status, resp) = s.get_json("/api/v1/no/such/thing").await;
     assert_eq!(status, 404);
