@@ -13,3 +13,4 @@ mod notifications;
 mod ops;
 mod phonebook;
 mod retention;
+mod round_reads;
