@@ -5,6 +5,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod delta;
 mod sim;
 mod store;
 mod sync;

@@ -4,7 +4,9 @@
 //!    counted by the sim's `/_sim/stats`) and wall time (≤ 8 s);
 //! 2. a delta round with 10 changes in a 100,000-user tenant: ≤ 3 Graph requests (+ changed photos);
 //! 3. peak RSS (VmHWM) of a 100,000-user full sync, run in a child process so the in-process
-//!    simulator's memory does not count: ≤ 200 MB.
+//!    simulator's memory does not count: ≤ 200 MB;
+//! 4. what a 10-change delta round costs at 10,000 and 100,000 users, and the notification path
+//!    (see [`crate::delta`]).
 //!
 //! Batch sub-requests are not separate HTTP requests: they are excluded from the count (they are
 //! recognisable because photo routes are only ever reached through `$batch`).
@@ -43,6 +45,13 @@ pub struct Args {
     /// Skip the first-sync part.
     #[arg(long)]
     skip_first: bool,
+    /// Skip the delta-round cost part (10 changes at `--users` and `--large-users`, 0 ms latency,
+    /// SQLite and PostgreSQL).
+    #[arg(long)]
+    skip_delta_cost: bool,
+    /// Skip the notification-path part (at `--large-users`).
+    #[arg(long)]
+    skip_notify: bool,
     /// Internal: run one full sync as the memory-measuring child (reads `BENCH_*` variables).
     #[arg(long, hide = true)]
     child: bool,
@@ -132,6 +141,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         first_sync(&args, &mut missed).await?;
     }
     large(&args, &mut missed).await?;
+    if !args.skip_delta_cost {
+        crate::delta::run(args.users, args.large_users, !args.skip_notify, &mut missed).await?;
+    }
     if missed.is_empty() {
         println!("all sync targets met");
         Ok(())
