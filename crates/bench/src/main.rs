@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod mail;
 mod child;
 mod login_storm;
+mod delta;
 mod sim;
 mod store;
 mod sync;

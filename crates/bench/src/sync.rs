@@ -4,6 +4,8 @@
 //!    time against the latency floor (≤ 2×) and HTTP round trips per user (≤ 0.06, counted by
 //!    the sim's `/_sim/stats`);
 //! 2. a delta round with 10 changes in a 100,000-user tenant: ≤ 3 Graph requests (+ changed photos).
+//! 3. what a 10-change delta round costs at 10,000 and 100,000 users, and the notification path
+//!    (see [`crate::delta`]).
 //!
 //! Batch sub-requests are not HTTP round trips of their own: they are excluded from the count
 //! (they are recognisable because photo routes are only ever reached through `$batch`). They
@@ -49,6 +51,13 @@ pub struct Args {
     /// Skip the first-sync part.
     #[arg(long)]
     skip_first: bool,
+    /// Skip the delta-round cost part (10 changes at `--users` and `--large-users`, 0 ms latency,
+    /// SQLite and PostgreSQL).
+    #[arg(long)]
+    skip_delta_cost: bool,
+    /// Skip the notification-path part (at `--large-users`).
+    #[arg(long)]
+    skip_notify: bool,
 }
 
 /// Most HTTP round trips per user of a first full sync with photos.
@@ -135,6 +144,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     if !args.skip_large {
         delta(&args, &mut missed).await?;
+    }
+    if !args.skip_delta_cost {
+        crate::delta::run(args.users, args.large_users, !args.skip_notify, &mut missed).await?;
     }
     if missed.is_empty() {
         println!("all sync targets met");

@@ -4,7 +4,7 @@ use crate::db::{
     conflict_or, corrupt, flag, in_list, is_unique_violation, parse_ts, parse_ts_opt, placeholders,
     ts,
 };
-use crate::{ExtensionOp, Store, StoreError, StoreResult};
+use crate::{ExtensionOp, Store, StoreError, StoreResult, SyncedCounts};
 use chrono::{DateTime, Utc};
 use pbx365_domain::{
     Extension, ExtensionNumber, ExtensionSource, NewExtension, PhotoRef, Profile, ProfileSource,
@@ -129,21 +129,30 @@ fn row_to_extension(row: &AnyRow) -> StoreResult<Extension> {
     })
 }
 
-/// Fills `groups` of the extensions from the membership table (`filter` limits the rows read).
+/// Fills `groups` of the extensions from the membership table (`filter` limits the rows read to
+/// these numbers).
 async fn attach_groups(
     conn: &mut AnyConnection,
     exts: &mut [Extension],
-    filter: Option<&str>,
+    filter: Option<&[&str]>,
 ) -> StoreResult<()> {
-    let rows = match filter {
-        Some(number) => {
-            sqlx::query("SELECT group_name, number FROM extension_group_members WHERE number = $1")
-                .bind(number)
-                .fetch_all(&mut *conn)
-                .await?
+    let mut rows = Vec::new();
+    match filter {
+        Some(numbers) => {
+            for part in numbers.chunks(IN_CHUNK) {
+                let sql = format!(
+                    "SELECT group_name, number FROM extension_group_members WHERE number IN ({})",
+                    in_list(part.len(), 1)
+                );
+                let mut q = sqlx::query(&sql);
+                for n in part {
+                    q = q.bind(*n);
+                }
+                rows.extend(q.fetch_all(&mut *conn).await?);
+            }
         }
         None => {
-            sqlx::query("SELECT group_name, number FROM extension_group_members")
+            rows = sqlx::query("SELECT group_name, number FROM extension_group_members")
                 .fetch_all(&mut *conn)
                 .await?
         }
@@ -161,6 +170,24 @@ async fn attach_groups(
         }
     }
     Ok(())
+}
+
+/// The extensions a query selects (every extension column), with their groups.
+async fn fetch_with_groups(
+    conn: &mut AnyConnection,
+    q: AnyQuery<'_>,
+) -> StoreResult<Vec<Extension>> {
+    let rows = q.fetch_all(&mut *conn).await?;
+    let mut exts = rows
+        .iter()
+        .map(row_to_extension)
+        .collect::<StoreResult<Vec<_>>>()?;
+    if !exts.is_empty() {
+        let numbers: Vec<String> = exts.iter().map(|e| e.number.to_string()).collect();
+        let numbers: Vec<&str> = numbers.iter().map(String::as_str).collect();
+        attach_groups(conn, &mut exts, Some(&numbers)).await?;
+    }
+    Ok(exts)
 }
 
 async fn fetch_one_where(
@@ -181,7 +208,7 @@ async fn fetch_one_where(
     };
     let mut ext = [row_to_extension(&row)?];
     let number = ext[0].number.as_str().to_string();
-    attach_groups(conn, &mut ext, Some(&number)).await?;
+    attach_groups(conn, &mut ext, Some(&[number.as_str()])).await?;
     let [ext] = ext;
     Ok(Some(ext))
 }
@@ -197,6 +224,82 @@ fn last_per_number<'a>(exts: &[&'a Extension]) -> Vec<&'a Extension> {
         .filter(|(i, e)| last[e.number.as_str()] == *i)
         .map(|(_, e)| *e)
         .collect()
+}
+
+/// Numbers per `IN (...)` list when counting or looking up rows of a batch.
+const IN_CHUNK: usize = 500;
+
+/// Synced extensions (source `m365` with an object id) among some numbers: (all, enabled).
+async fn synced_among(conn: &mut AnyConnection, numbers: &[&str]) -> StoreResult<(i64, i64)> {
+    let (mut synced, mut enabled) = (0i64, 0i64);
+    for part in numbers.chunks(IN_CHUNK) {
+        let sql = format!(
+            "SELECT COUNT(*) AS synced, COUNT(CASE WHEN enabled = 1 THEN 1 END) AS enabled \
+             FROM extensions WHERE source = 'm365' AND m365_id IS NOT NULL AND number IN ({})",
+            in_list(part.len(), 1)
+        );
+        let mut q = sqlx::query(&sql);
+        for n in part {
+            q = q.bind(*n);
+        }
+        let row = q.fetch_one(&mut *conn).await?;
+        synced += row.try_get::<i64, _>("synced")?;
+        enabled += row.try_get::<i64, _>("enabled")?;
+    }
+    Ok((synced, enabled))
+}
+
+/// Moves the maintained counts of synced extensions by what a write changed (`after - before`),
+/// inside the writing transaction.
+async fn adjust_counts(
+    conn: &mut AnyConnection,
+    before: (i64, i64),
+    after: (i64, i64),
+) -> StoreResult<()> {
+    let (synced, enabled) = (after.0 - before.0, after.1 - before.1);
+    if synced == 0 && enabled == 0 {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE extension_counts SET synced = synced + $1, synced_enabled = synced_enabled + $2 \
+         WHERE name = 'synced'",
+    )
+    .bind(synced)
+    .bind(enabled)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// These numbers are taken (again): they are no longer free holes below the allocation mark.
+async fn unfree(conn: &mut AnyConnection, numbers: &[&str]) -> StoreResult<()> {
+    for part in numbers.chunks(IN_CHUNK) {
+        let sql = format!(
+            "DELETE FROM freed_numbers WHERE number IN ({})",
+            in_list(part.len(), 1)
+        );
+        let mut q = sqlx::query(&sql);
+        for n in part {
+            q = q.bind(*n);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Powers of ten bounding digit strings of `len` digits: `[10^(len-1), 10^len - 1]` (`[0, 9]`
+/// for one digit), saturating for lengths beyond `u64`.
+fn digits_range(len: u32) -> (u64, u64) {
+    let low = if len <= 1 {
+        0
+    } else {
+        10u64.saturating_pow(len - 1)
+    };
+    (low, 10u64.saturating_pow(len).saturating_sub(1))
+}
+
+fn digits(v: u64) -> u32 {
+    v.checked_ilog10().unwrap_or(0) + 1
 }
 
 /// Columns the sync owns: the Microsoft 365 fields and whether the extension is enabled.
@@ -222,6 +325,8 @@ const SYNC_OWNED: [&str; 13] = [
 /// reported as [`StoreError::NumberTaken`] (the caller's transaction is then not committed).
 pub(crate) async fn sync_batch(conn: &mut AnyConnection, exts: &[&Extension]) -> StoreResult<()> {
     let exts = last_per_number(exts);
+    let numbers: Vec<&str> = exts.iter().map(|e| e.number.as_str()).collect();
+    let before = synced_among(conn, &numbers).await?;
     let updates = SYNC_OWNED
         .iter()
         .map(|c| format!("{c} = excluded.{c}"))
@@ -268,7 +373,9 @@ pub(crate) async fn sync_batch(conn: &mut AnyConnection, exts: &[&Extension]) ->
         }
     }
     if taken.is_empty() {
-        Ok(())
+        let after = synced_among(conn, &numbers).await?;
+        adjust_counts(conn, before, after).await?;
+        unfree(conn, &numbers).await
     } else {
         Err(StoreError::NumberTaken { numbers: taken })
     }
@@ -296,6 +403,7 @@ fn upsert_error(e: sqlx::Error, chunk: &[&Extension]) -> StoreError {
 }
 
 async fn delete_in(conn: &mut AnyConnection, number: &str) -> StoreResult<()> {
+    let before = synced_among(conn, &[number]).await?;
     sqlx::query("DELETE FROM extension_photos WHERE number = $1")
         .bind(number)
         .execute(&mut *conn)
@@ -321,6 +429,17 @@ async fn delete_in(conn: &mut AnyConnection, number: &str) -> StoreResult<()> {
     if done.rows_affected() == 0 {
         return Err(not_found(number));
     }
+    adjust_counts(conn, before, (0, 0)).await?;
+    // A number beyond BIGINT is never handed out by the sync, so it need not be remembered.
+    if let Ok(value) = number.parse::<i64>() {
+        sqlx::query(
+            "INSERT INTO freed_numbers (number, value) VALUES ($1, $2) ON CONFLICT (number) DO NOTHING",
+        )
+        .bind(number)
+        .bind(value)
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(())
 }
 
@@ -330,6 +449,7 @@ async fn set_enabled_in(
     enabled: bool,
     disabled_at: Option<DateTime<Utc>>,
 ) -> StoreResult<()> {
+    let before = synced_among(conn, &[number]).await?;
     let done = sqlx::query(
         "UPDATE extensions SET enabled = $2, disabled_at = $3, updated_at = $4 WHERE number = $1",
     )
@@ -342,7 +462,8 @@ async fn set_enabled_in(
     if done.rows_affected() == 0 {
         return Err(not_found(number));
     }
-    Ok(())
+    let after = synced_among(conn, &[number]).await?;
+    adjust_counts(conn, before, after).await
 }
 
 pub(crate) fn not_found(number: &str) -> StoreError {
@@ -387,27 +508,6 @@ impl Store {
         fetch_one_where(&mut conn, "m365_id", m365_id).await
     }
 
-    /// The extensions of these Microsoft object ids, without their groups (`groups` is empty):
-    /// what follow-up work such as photos needs, in one query per few hundred ids.
-    pub async fn extensions_by_m365_ids(&self, ids: &[String]) -> StoreResult<Vec<Extension>> {
-        let mut out = Vec::with_capacity(ids.len());
-        for part in ids.chunks(500) {
-            let sql = format!(
-                "SELECT {} FROM extensions WHERE m365_id IN ({})",
-                select_cols(),
-                in_list(part.len(), 1)
-            );
-            let mut q = sqlx::query(&sql);
-            for id in part {
-                q = q.bind(id.as_str());
-            }
-            for row in q.fetch_all(&self.pool).await? {
-                out.push(row_to_extension(&row)?);
-            }
-        }
-        Ok(out)
-    }
-
     /// Creates a local extension; `Conflict` when the number is taken.
     pub async fn create_local_extension(
         &self,
@@ -440,10 +540,13 @@ impl Store {
             select_cols(),
             placeholders(1, COLS.len(), 1)
         );
+        let mut tx = self.begin_write().await?;
         bind_extension(sqlx::query(&sql), &ext)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(|e| conflict_or(e, "extension", number))?;
+        unfree(&mut tx, &[number]).await?;
+        tx.commit().await?;
         Ok(ext)
     }
 
@@ -596,6 +699,137 @@ impl Store {
         rows.iter()
             .map(|r| Ok((r.try_get("m365_id")?, r.try_get("number")?)))
             .collect()
+    }
+
+    /// The maintained counts of synced extensions (source `m365` with an object id): kept by
+    /// every write in its transaction, so reading them costs one row, not a count over the table.
+    pub async fn synced_counts(&self) -> StoreResult<SyncedCounts> {
+        let row = sqlx::query(
+            "SELECT synced, synced_enabled FROM extension_counts WHERE name = 'synced'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let get = |c: &str| -> StoreResult<u64> {
+            Ok(u64::try_from(row.try_get::<i64, _>(c)?).unwrap_or(0))
+        };
+        Ok(SyncedCounts {
+            synced: get("synced")?,
+            enabled: get("synced_enabled")?,
+        })
+    }
+
+    /// Counts the synced extensions over the whole table and resets the maintained counts to
+    /// that (a full sync round, which reads everything anyway, heals any drift).
+    pub async fn recount_synced(&self) -> StoreResult<SyncedCounts> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS synced, COUNT(CASE WHEN enabled = 1 THEN 1 END) AS enabled \
+             FROM extensions WHERE source = 'm365' AND m365_id IS NOT NULL",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let (synced, enabled): (i64, i64) = (row.try_get("synced")?, row.try_get("enabled")?);
+        sqlx::query(
+            "UPDATE extension_counts SET synced = $1, synced_enabled = $2 WHERE name = 'synced'",
+        )
+        .bind(synced)
+        .bind(enabled)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(SyncedCounts {
+            synced: u64::try_from(synced).unwrap_or(0),
+            enabled: u64::try_from(enabled).unwrap_or(0),
+        })
+    }
+
+    /// The extensions with these Microsoft object ids (those that exist), with their groups:
+    /// indexed lookups in chunks, for a delta round that touches a few users.
+    pub async fn extensions_by_m365_ids(&self, ids: &[String]) -> StoreResult<Vec<Extension>> {
+        let mut conn = self.pool.acquire().await?;
+        let mut out = Vec::new();
+        for part in ids.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT {} FROM extensions WHERE m365_id IN ({})",
+                select_cols(),
+                in_list(part.len(), 1)
+            );
+            let mut q = sqlx::query(&sql);
+            for id in part {
+                q = q.bind(id.as_str());
+            }
+            out.extend(fetch_with_groups(&mut conn, q).await?);
+        }
+        Ok(out)
+    }
+
+    /// Synced extensions disabled at or before `until` (those whose grace period may be over),
+    /// found through the `disabled_at` index.
+    pub async fn synced_disabled_before(
+        &self,
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<Extension>> {
+        let mut conn = self.pool.acquire().await?;
+        let sql = format!(
+            "SELECT {} FROM extensions WHERE disabled_at IS NOT NULL AND disabled_at <= $1 \
+             AND enabled = 0 AND source = 'm365' AND m365_id IS NOT NULL {ORDER_BY_NUMBER}",
+            select_cols()
+        );
+        fetch_with_groups(&mut conn, sqlx::query(&sql).bind(ts(until))).await
+    }
+
+    /// The numeric values of the extension numbers taken between `low` and `high` (inclusive),
+    /// ascending: range reads over the `(LENGTH(number), number)` index, one per digit count, plus
+    /// the rare numbers written with leading zeros (`0100` takes 100).
+    pub async fn numbers_taken_between(&self, low: u64, high: u64) -> StoreResult<Vec<u64>> {
+        let mut taken = BTreeSet::new();
+        if low > high {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.pool.acquire().await?;
+        for len in digits(low)..=digits(high) {
+            let (first, last) = digits_range(len);
+            let (from, to) = (low.max(first), high.min(last));
+            if from > to {
+                continue;
+            }
+            let numbers: Vec<String> = sqlx::query_scalar(
+                "SELECT number FROM extensions WHERE LENGTH(number) = $1 AND number >= $2 \
+                 AND number <= $3",
+            )
+            .bind(i64::from(len))
+            .bind(from.to_string())
+            .bind(to.to_string())
+            .fetch_all(&mut *conn)
+            .await?;
+            taken.extend(numbers.iter().filter_map(|n| n.parse::<u64>().ok()));
+        }
+        // Digit strings starting with 0 sort between "0" and "1" under every collation.
+        let zeros: Vec<String> = sqlx::query_scalar(
+            "SELECT number FROM extensions WHERE number >= '0' AND number < '1'",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        taken.extend(
+            zeros
+                .iter()
+                .map(|n| n.parse::<u64>().unwrap_or(0))
+                .filter(|v| (low..=high).contains(v)),
+        );
+        Ok(taken.into_iter().collect())
+    }
+
+    /// The lowest value at or above `from` among the numbers deleted and not taken again (an
+    /// index read): the first number that may have become free below an allocation mark.
+    pub async fn lowest_freed_number(&self, from: u64) -> StoreResult<Option<u64>> {
+        let from = i64::try_from(from).unwrap_or(i64::MAX);
+        let v: Option<i64> = sqlx::query_scalar(
+            "SELECT value FROM freed_numbers WHERE value >= $1 ORDER BY value LIMIT 1",
+        )
+        .bind(from)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(v.and_then(|v| u64::try_from(v).ok()))
     }
 
     // ---- photos -----------------------------------------------------------------------------

@@ -90,6 +90,15 @@ pub enum ExtensionOp {
     Delete { number: String },
 }
 
+/// How many synced extensions (source `m365` with a Microsoft object id) exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SyncedCounts {
+    /// All of them, enabled or disabled.
+    pub synced: u64,
+    /// The enabled ones (the mass-deletion guard's base).
+    pub enabled: u64,
+}
+
 /// A console administrator (local login).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admin {

@@ -14,3 +14,4 @@ mod ops;
 mod phonebook;
 mod plans;
 mod retention;
+mod round_reads;

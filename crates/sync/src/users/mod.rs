@@ -9,20 +9,20 @@ use chrono::Utc;
 use pbx365_domain::deletion_guard::Guard;
 use pbx365_domain::settings::{SyncScope, SyncSettings};
 use pbx365_domain::user_rules::{PlanConfig, Scope};
-use pbx365_domain::{
-    DirectoryUser, ExtensionSource, NumberRules, ReportItem, SyncKind, SyncReport, SyncRun,
-};
+use pbx365_domain::{DirectoryUser, NumberRules, ReportItem, SyncKind, SyncReport, SyncRun};
 use pbx365_graph::{DeltaPage, GraphClient, UserChange};
 use pbx365_store::{ExtensionOp, Store};
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use crate::cursor::{Cursor, Keys, Phase};
 use crate::error::{SyncError, SyncResult};
 use crate::kind::{Prepared, RoundKind, SyncResource};
 use crate::photos::{sync_photos, PhotoChange, PhotoTarget};
 use crate::round::{self, RunOptions};
 
+pub mod numbers;
 pub mod plan;
 
 use plan::{PlanStep, Planner};
@@ -31,6 +31,9 @@ use plan::{PlanStep, Planner};
 pub const SCOPE: &str = "users";
 /// Synced extensions after the last completed run (fewer now = some were deleted locally).
 pub const EXPECTED_KEY: &str = "sync:users:expected";
+/// `{floor}:{mark}`: every number from `floor` (the first number synced users get) up to `mark`
+/// was taken when the last round completed; below it, only a deletion frees a number.
+pub const NUMBERS_KEY: &str = "sync:users:numbers";
 
 /// The user sync kind for one tenant.
 pub struct UserSync {
@@ -114,6 +117,53 @@ impl UserSync {
         })
     }
 
+    /// Reads the extensions of `ids` the planner does not know yet (indexed lookups by object id).
+    async fn know<'a>(
+        &self,
+        planner: &mut Planner,
+        ids: impl IntoIterator<Item = &'a str>,
+    ) -> SyncResult<()> {
+        let unknown = planner.unknown_ids(ids);
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let found = self.store.extensions_by_m365_ids(&unknown).await?;
+        planner.learn(&unknown, found);
+        Ok(())
+    }
+
+    /// Makes sure the allocator knows `need` free numbers (or that the range is full): it starts
+    /// at the allocation mark of the last completed round, lowered to the lowest number deleted
+    /// since, and reads the taken numbers of the next stretch of the range from an index.
+    async fn find_numbers(&self, planner: &mut Planner, need: usize) -> SyncResult<()> {
+        if need == 0 {
+            return Ok(());
+        }
+        let numbers = planner.numbers();
+        if !numbers.is_positioned() {
+            let floor = numbers.floor();
+            let mark = self
+                .store
+                .get_kv(NUMBERS_KEY)
+                .await?
+                .and_then(|v| {
+                    let (f, m) = v.split_once(':')?;
+                    (f.parse::<u64>().ok()? == floor).then(|| m.parse::<u64>().ok())?
+                })
+                .unwrap_or(floor);
+            let freed = self.store.lowest_freed_number(floor).await?;
+            numbers.position(freed.map_or(mark, |f| f.min(mark)));
+        }
+        while let Some(part) = numbers.unknown(need) {
+            let taken = self
+                .store
+                .numbers_taken_between(part.low, part.high)
+                .await?;
+            numbers.learn(part, taken);
+        }
+        Ok(())
+    }
+
     /// What a full round depends on: when it changes, the next run is a full round.
     fn fingerprint(&self, scope: &Scope) -> String {
         let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -162,11 +212,9 @@ impl SyncResource for UserSync {
     async fn prepare(&self) -> SyncResult<Prepared<UsersState>> {
         let scope = self.resolve_scope().await?;
         let fingerprint = self.fingerprint(&scope);
-        let existing = self.store.list_extensions().await?;
-        let synced_now = existing
-            .iter()
-            .filter(|e| e.m365_id.is_some() && e.source == ExtensionSource::M365)
-            .count();
+        // Counts kept by the store, not a read of the extension table: a round costs what changed.
+        let counts = self.store.synced_counts().await?;
+        let synced_now = counts.synced as usize;
         let expected: Option<usize> = self
             .store
             .get_kv(EXPECTED_KEY)
@@ -179,13 +227,32 @@ impl SyncResource for UserSync {
             )
         });
         let cfg = PlanConfig::from_settings(&self.settings, self.number_rules);
-        let planner = Planner::new(cfg, Utc::now(), existing);
-        let enabled_before = planner.synced().filter(|e| e.enabled).count();
+        let mut planner = Planner::partial(cfg, Utc::now(), synced_now, counts.enabled as usize);
+        // Those whose grace period is over are deleted at the end of any round (an index read).
+        let expiring = self
+            .store
+            .synced_disabled_before(planner.expiry_limit())
+            .await?;
+        planner.learn(&[], expiring);
+        // A round that will be full (or resumes one, possibly at its end, where it disables what
+        // no page wanted) plans against everything; a delta round only against what it touches.
+        let keys = Keys::new(SCOPE);
+        let in_delta = self
+            .store
+            .get_kv(&keys.cursor())
+            .await?
+            .and_then(|v| Cursor::decode(&v))
+            .is_some_and(|c| c.phase == Phase::Delta);
+        let same_settings =
+            self.store.get_kv(&keys.fingerprint()).await?.as_deref() == Some(fingerprint.as_str());
+        if !in_delta || !same_settings || force_full.is_some() {
+            planner.know_all(self.store.list_extensions().await?);
+        }
         Ok(Prepared {
             state: UsersState {
                 planner,
                 scope,
-                enabled_before,
+                enabled_before: counts.enabled as usize,
                 deferred: PlanStep::default(),
             },
             fingerprint,
@@ -209,17 +276,18 @@ impl SyncResource for UserSync {
         round: RoundKind,
     ) -> SyncResult<PlanStep> {
         let (users, removed) = split(items);
-        let again = state.planner.evicted_among(
-            users
-                .iter()
-                .map(|u| u.id.as_str())
-                .chain(removed.iter().map(String::as_str)),
-        );
-        for id in again {
-            if let Some(ext) = self.store.get_extension_by_m365_id(&id).await? {
-                state.planner.reload(ext);
-            }
+        if round == RoundKind::Full && !state.planner.is_complete() {
+            // A full round disables at its end whoever no page wanted: it needs them all.
+            state.planner.know_all(self.store.list_extensions().await?);
         }
+        let ids: Vec<&str> = users
+            .iter()
+            .map(|u| u.id.as_str())
+            .chain(removed.iter().map(String::as_str))
+            .collect();
+        self.know(&mut state.planner, ids).await?;
+        let need = state.planner.new_users(&users);
+        self.find_numbers(&mut state.planner, need).await?;
         let mut step = state.planner.plan_users(&users, &removed, &state.scope);
         if round == RoundKind::Full {
             // Disables wait for the end of the round (a later page may want the user again).
@@ -306,15 +374,9 @@ impl SyncResource for UserSync {
         if !self.settings.photos {
             return Ok(());
         }
-        // Forgotten after planning (bounded memory): read back what the applied page wrote.
-        let missing = state
-            .planner
-            .evicted_among(wanted.iter().map(String::as_str));
-        if !missing.is_empty() {
-            for ext in self.store.extensions_by_m365_ids(&missing).await? {
-                state.planner.reload(ext);
-            }
-        }
+        // A resumed round follows up its last page before planning anything.
+        self.know(&mut state.planner, wanted.iter().map(String::as_str))
+            .await?;
         let planner = &mut state.planner;
         let targets: Vec<PhotoTarget> = wanted
             .iter()
@@ -359,9 +421,19 @@ impl SyncResource for UserSync {
     }
 
     async fn completed(&self, state: &UsersState) -> SyncResult<()> {
+        let planner = &state.planner;
+        if let Some(mark) = planner.numbers_mark() {
+            // Everything below the allocator's position is taken now: the next round starts there.
+            let value = format!("{}:{mark}", planner.numbers_floor());
+            self.store.set_kv(NUMBERS_KEY, &value).await?;
+        }
+        if planner.is_complete() {
+            // A full round read everything anyway: the maintained counts are checked against it.
+            self.store.recount_synced().await?;
+        }
         Ok(self
             .store
-            .set_kv(EXPECTED_KEY, &state.planner.synced_count().to_string())
+            .set_kv(EXPECTED_KEY, &planner.synced_count().to_string())
             .await?)
     }
 

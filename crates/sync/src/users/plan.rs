@@ -9,7 +9,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use pbx365_domain::deletion_guard::{guard, Guard};
-use pbx365_domain::numbering::{NumberAllocator, NumberRange};
+use pbx365_domain::numbering::NumberRange;
 use pbx365_domain::user_rules::{
     apply_fields, changed_fields, classify, extension_item, user_item, PlanConfig, Scope,
     SkipReason, Verdict,
@@ -18,26 +18,48 @@ use pbx365_domain::{DirectoryUser, Extension, ExtensionNumber, ExtensionSource, 
 use pbx365_store::ExtensionOp;
 use std::collections::{HashMap, HashSet};
 
+use super::numbers::Numbers;
+
 /// Operations and report lines of one planning step of user sync.
 pub type PlanStep = crate::kind::Step<ExtensionOp>;
 
-/// The planner: carries the extension snapshot and the number allocator across the pages of
-/// one run, so page after page sees the numbers already handed out.
+/// The planner: carries the extensions it knows and the number allocator across the pages of one
+/// run, so page after page sees the numbers already handed out (nothing needs to be written in
+/// between).
+///
+/// It knows either every synced extension ([`Planner::new`], or a full round after
+/// [`Planner::know_all`]) or only those the round touches ([`Planner::partial`]: a delta round
+/// loads the changed users' extensions with [`Planner::unknown_ids`] / [`Planner::learn`]).
 #[derive(Debug, Clone)]
 pub struct Planner {
     cfg: PlanConfig,
     now: DateTime<Utc>,
     /// Synced extensions by Microsoft object id (the snapshot, updated as the plan goes).
     by_id: HashMap<String, Extension>,
-    allocator: NumberAllocator,
+    numbers: Numbers,
     synced_at_start: usize,
+    /// Synced extensions as planned: at the start, plus created, minus deleted.
+    synced_total: usize,
     /// Synced extensions taken out of the snapshot to save memory during a full round (they are
-    /// in the store and wanted); reloaded with [`Planner::reload`] if they show up again.
+    /// in the store and wanted); read again ([`Planner::unknown_ids`]) if they show up again.
     evicted: HashSet<String>,
+    /// True when `by_id` (with `evicted`) holds every synced extension.
+    complete: bool,
+    /// Ids looked up in the store and not found (a partial planner does not ask again).
+    absent: HashSet<String>,
+}
+
+/// The range synced users get numbers from.
+fn number_range(cfg: &PlanConfig) -> NumberRange {
+    NumberRange {
+        start: cfg.start_extension,
+        end: cfg.end_extension,
+        max_len: cfg.number_rules.max_len,
+    }
 }
 
 impl Planner {
-    /// A planner over the store's current extensions (local and synced).
+    /// A planner over the store's current extensions (local and synced): a complete snapshot.
     pub fn new(
         cfg: PlanConfig,
         now: DateTime<Utc>,
@@ -53,21 +75,132 @@ impl Planner {
                 }
             }
         }
-        let range = NumberRange {
-            start: cfg.start_extension,
-            end: cfg.end_extension,
-            max_len: cfg.number_rules.max_len,
-        };
         // The guard's base: active synced extensions (disabled ones are not lost again).
         let synced_at_start = by_id.values().filter(|e| e.enabled).count();
         Planner {
-            allocator: NumberAllocator::new(range, taken),
+            numbers: Numbers::complete(number_range(&cfg), cfg.number_rules.min_len, taken),
             cfg,
             now,
+            synced_total: by_id.len(),
             by_id,
             synced_at_start,
             evicted: HashSet::new(),
+            complete: true,
+            absent: HashSet::new(),
         }
+    }
+
+    /// A planner that knows nothing yet but the store's counts of synced extensions (all, and
+    /// enabled): extensions are loaded as the round touches them, numbers as it needs them.
+    pub fn partial(cfg: PlanConfig, now: DateTime<Utc>, synced: usize, enabled: usize) -> Self {
+        Planner {
+            numbers: Numbers::new(number_range(&cfg), cfg.number_rules.min_len),
+            cfg,
+            now,
+            by_id: HashMap::new(),
+            synced_at_start: enabled,
+            synced_total: synced,
+            evicted: HashSet::new(),
+            complete: false,
+            absent: HashSet::new(),
+        }
+    }
+
+    /// True when the planner knows every synced extension.
+    pub fn is_complete(&self) -> bool {
+        self.complete
+    }
+
+    /// Makes the snapshot complete with every extension of the store (a full round, whose end
+    /// disables what no page wanted). Extensions already known keep their planned state.
+    pub fn know_all(&mut self, existing: impl IntoIterator<Item = Extension>) {
+        for ext in existing {
+            self.remember(ext);
+        }
+        self.complete = true;
+        self.absent.clear();
+    }
+
+    /// Of `ids`, those whose extension must be read from the store before planning them.
+    pub fn unknown_ids<'a>(&self, ids: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        let mut out: Vec<String> = ids
+            .into_iter()
+            .filter(|id| {
+                if self.complete {
+                    self.evicted.contains(*id)
+                } else {
+                    !self.by_id.contains_key(*id) && !self.absent.contains(*id)
+                }
+            })
+            .map(str::to_string)
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Learns the extensions read for `asked` ([`Planner::unknown_ids`]); an id asked for and not
+    /// found has no extension.
+    pub fn learn(&mut self, asked: &[String], found: Vec<Extension>) {
+        for ext in found {
+            if let Some(id) = ext.m365_id.clone() {
+                if self.evicted.remove(&id) {
+                    self.by_id.insert(id, ext);
+                    continue;
+                }
+            }
+            self.remember(ext);
+        }
+        if !self.complete {
+            for id in asked {
+                if !self.by_id.contains_key(id) {
+                    self.absent.insert(id.clone());
+                }
+            }
+        }
+    }
+
+    /// Adds a synced extension read from the store unless the plan already holds it.
+    fn remember(&mut self, ext: Extension) {
+        if ext.source != ExtensionSource::M365 {
+            return;
+        }
+        if let Some(id) = ext.m365_id.clone() {
+            if !self.evicted.contains(&id) {
+                self.by_id.entry(id).or_insert(ext);
+            }
+        }
+    }
+
+    /// Synced extensions disabled at or before this instant are deleted unless wanted again
+    /// ([`Planner::plan_expired`]); a partial planner must [`Planner::learn`] them first.
+    pub fn expiry_limit(&self) -> DateTime<Utc> {
+        self.now - Duration::days(i64::from(self.cfg.delete_after_days))
+    }
+
+    /// How many numbers users of this batch may need: those without an extension (after their
+    /// extensions were learnt).
+    pub fn new_users(&self, users: &[DirectoryUser]) -> usize {
+        users
+            .iter()
+            .filter(|u| !self.by_id.contains_key(&u.id))
+            .count()
+    }
+
+    /// The number allocator (position it and feed it before planning new users).
+    pub fn numbers(&mut self) -> &mut Numbers {
+        &mut self.numbers
+    }
+
+    /// The allocator's position: every number from [`Planner::numbers_floor`] up to it is taken
+    /// or handed out by this plan (`None` when no number was needed).
+    pub fn numbers_mark(&self) -> Option<u64> {
+        self.numbers.mark()
+    }
+
+    /// The first number synced users get.
+    pub fn numbers_floor(&self) -> u64 {
+        self.numbers.floor()
     }
 
     /// Active synced extensions when the run started (the base of the percentage guard).
@@ -80,9 +213,9 @@ impl Planner {
         self.by_id.values()
     }
 
-    /// Synced extensions, evicted ones included.
+    /// Synced extensions after the planned ops: at the start, plus created, minus deleted.
     pub fn synced_count(&self) -> usize {
-        self.by_id.len() + self.evicted.len()
+        self.synced_total
     }
 
     /// Drops these (wanted, applied) extensions from the snapshot to bound memory in a full
@@ -95,20 +228,13 @@ impl Planner {
         }
     }
 
-    /// The evicted ids among `ids` (they must be reloaded before planning them again).
-    pub fn evicted_among<'a>(&self, ids: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-        ids.into_iter()
-            .filter(|id| self.evicted.contains(*id))
-            .map(str::to_string)
-            .collect()
-    }
-
-    /// Puts an extension read back from the store (or from a stored plan) into the snapshot
-    /// again; its number stays taken.
+    /// Puts an extension a stored plan will write (a plan this run did not make) into the
+    /// snapshot; its number counts as taken.
     pub fn reload(&mut self, ext: Extension) {
-        self.allocator.take(ext.number.value());
+        self.numbers.take(ext.number.value());
         if let Some(id) = ext.m365_id.clone() {
             self.evicted.remove(&id);
+            self.absent.remove(&id);
             self.by_id.insert(id, ext);
         }
     }
@@ -204,6 +330,7 @@ impl Planner {
                     step.report.created.push(extension_item(&ext));
                     step.ops.push(ExtensionOp::Sync(ext.clone()));
                     self.by_id.insert(user.id.clone(), ext);
+                    self.synced_total += 1;
                 }
             }
             Verdict::Invalid(reason) => {
@@ -247,7 +374,7 @@ impl Planner {
 
     fn allocate(&mut self) -> Option<ExtensionNumber> {
         loop {
-            let n = self.allocator.allocate()?;
+            let n = self.numbers.allocate()?;
             if let Ok(num) = ExtensionNumber::parse(&n.to_string(), self.cfg.number_rules) {
                 return Some(num);
             }
@@ -256,7 +383,12 @@ impl Planner {
 
     /// End of a full round: every synced extension whose user is not in `wanted` is disabled
     /// (reason: deleted when `seen` does not hold it, else it was reported as not wanted already).
+    /// Only a complete planner knows who is absent.
     pub fn plan_absent(&mut self, wanted: &HashSet<String>) -> PlanStep {
+        debug_assert!(
+            self.complete,
+            "absence is only known to a complete snapshot"
+        );
         let mut step = PlanStep::default();
         let mut gone: Vec<String> = self
             .by_id
@@ -275,7 +407,7 @@ impl Planner {
     /// are deleted.
     pub fn plan_expired(&mut self, wanted: &HashSet<String>) -> PlanStep {
         let mut step = PlanStep::default();
-        let limit = self.now - Duration::days(i64::from(self.cfg.delete_after_days));
+        let limit = self.expiry_limit();
         let mut expired: Vec<String> = self
             .by_id
             .iter()
@@ -287,6 +419,7 @@ impl Planner {
         expired.sort_by_key(|id| self.by_id[id].number.value());
         for id in expired {
             if let Some(ext) = self.by_id.remove(&id) {
+                self.synced_total = self.synced_total.saturating_sub(1);
                 step.destructive.push(ExtensionOp::Delete {
                     number: ext.number.to_string(),
                 });
