@@ -105,8 +105,8 @@ async fn test_mail_arrives_with_sender_recipients_subject_body_and_attachment(db
     let w = world(3).await;
     let sender = sender_of(&w).await;
     let app = App::new(db.store.clone(), settings(&w, &sender)).with_mail_tuning(quick());
-    let worker = app.start_mail_worker();
 
+    // Queued before the worker runs, so the expected send time is known.
     let queued = app
         .send_test_mail(Some("alice"), "ops@contoso.com")
         .await
@@ -133,6 +133,7 @@ async fn test_mail_arrives_with_sender_recipients_subject_body_and_attachment(db
         .await
         .unwrap()
         .unwrap();
+    let worker = app.start_mail_worker();
     for id in [&queued.mail.id, &with_file.id] {
         let m = app
             .wait_for_mail(id, Duration::from_secs(30))

@@ -27,7 +27,7 @@ async fn mail_test(extra: &str) -> (i32, String, String) {
 async fn mail_test_without_a_mail_server_says_where_to_set_one() {
     let (code, out, err) = mail_test("").await;
     assert_ne!(code, 0, "{out}");
-    assert!(err.contains("no mail server is configured"), "{err}");
+    assert!(err.contains("No mail server is configured"), "{err}");
     assert!(err.contains("Settings > Mail server"), "{err}");
 }
 
@@ -35,6 +35,6 @@ async fn mail_test_without_a_mail_server_says_where_to_set_one() {
 async fn mail_test_without_a_sender_mailbox_names_the_setting() {
     let (code, out, err) = mail_test("[mail]\ntransport = \"microsoft365\"\n").await;
     assert_ne!(code, 0, "{out}");
-    assert!(err.contains("no sender mailbox is set"), "{err}");
+    assert!(err.contains("No sender mailbox is set"), "{err}");
     assert!(err.contains("mail.sender"), "{err}");
 }
