@@ -24,6 +24,8 @@ pub struct App {
     clock: Arc<dyn Clock>,
     pub(crate) sync: SyncHandle,
     graph: Arc<Mutex<Option<KeptClient>>>,
+    /// Where routing changes go to Kamailio (set by `serve`/`demo`).
+    pub(crate) sip: Arc<RwLock<Option<pbx365_sip::SipPusher>>>,
 }
 
 impl App {
@@ -37,6 +39,7 @@ impl App {
             clock: Arc::new(SystemClock),
             sync: SyncHandle::default(),
             graph: Arc::default(),
+            sip: Arc::default(),
         }
     }
 

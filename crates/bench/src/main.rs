@@ -6,6 +6,7 @@
 use clap::{Parser, Subcommand};
 
 mod sim;
+mod sip;
 mod store;
 mod sync;
 
@@ -27,6 +28,8 @@ enum Bench {
     Sim(sim::Args),
     /// User sync: requests per user, wall time, delta cost, peak memory.
     Sync(sync::Args),
+    /// Phones: Kamailio's start with 10,000 SIP accounts, profile change latency to Kamailio.
+    Sip(sip::Args),
 }
 
 #[tokio::main]
@@ -35,5 +38,6 @@ async fn main() -> anyhow::Result<()> {
         Bench::StoreUpsert(args) => store::run(args).await,
         Bench::Sim(args) => sim::run(args).await,
         Bench::Sync(args) => sync::run(args).await,
+        Bench::Sip(args) => sip::run(args).await,
     }
 }

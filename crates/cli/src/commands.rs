@@ -82,6 +82,7 @@ pub(crate) async fn serve_state(state: AppState, bound: server::Bound) -> anyhow
     let watcher = state.app.watch_sync(std::time::Duration::from_secs(10));
     let expiry = state.app.watch_certificate_expiry();
     let pruning = start_pruning(&state);
+    let kamailio = crate::sip_cmd::start(&state).await?;
     let _ = pbx365_web::metrics::handle();
     let app = pbx365_web::router(state.clone());
     println!(
@@ -96,6 +97,9 @@ pub(crate) async fn serve_state(state: AppState, bound: server::Bound) -> anyhow
     watcher.abort();
     expiry.abort();
     pruning.abort();
+    if let Some(k) = kamailio {
+        k.stop().await;
+    }
     state.app.stop_sync().await;
     served?;
     tracing::info!("stopped");

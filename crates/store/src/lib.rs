@@ -24,8 +24,10 @@ mod notifications;
 mod outbox;
 mod phonebook;
 mod runs;
+mod sip;
 
 pub use runs::SyncRunHead;
+pub use sip::SipRouting;
 
 use pbx365_domain::Extension;
 

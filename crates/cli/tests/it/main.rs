@@ -6,5 +6,6 @@ mod crash;
 mod credentials;
 mod m365;
 mod server;
+mod sip;
 mod sync_wiring;
 mod sync_wiring_browser;

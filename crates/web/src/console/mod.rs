@@ -6,6 +6,7 @@ mod auth;
 mod credentials;
 mod error;
 mod pages;
+mod sip;
 pub mod sync;
 mod views;
 
@@ -67,6 +68,7 @@ pub fn router() -> Router<AppState> {
         .route("/static/{file}", get(static_file))
         .merge(sync::router())
         .merge(credentials::router())
+        .merge(sip::router())
         .layer(middleware::from_fn(crate::html::security_headers))
 }
 
