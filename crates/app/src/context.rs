@@ -25,6 +25,8 @@ pub struct App {
     pub(crate) sync: SyncHandle,
     graph: Arc<Mutex<Option<KeptClient>>>,
     pub(crate) mail: crate::mail::MailHandle,
+    /// Where routing changes go to Kamailio (set by `serve`/`demo`).
+    pub(crate) sip: Arc<RwLock<Option<pbx365_sip::SipPusher>>>,
 }
 
 impl App {
@@ -39,6 +41,7 @@ impl App {
             sync: SyncHandle::default(),
             graph: Arc::default(),
             mail: Default::default(),
+            sip: Arc::default(),
         }
     }
 

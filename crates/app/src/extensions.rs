@@ -151,6 +151,7 @@ impl App {
             &ext.display_name,
         )
         .await;
+        self.push_sip_route(&ext);
         Ok(ext)
     }
 
@@ -172,6 +173,7 @@ impl App {
             .await?;
         self.audit(actor, "extension.update", number, &ext.display_name)
             .await;
+        self.push_sip_route(&ext);
         Ok(ext)
     }
 
@@ -183,6 +185,7 @@ impl App {
             return Err(read_only_synced());
         }
         self.store.delete_extension(current.number.as_str()).await?;
+        self.push_sip(current.number.as_str(), pbx365_sip::pusher::Update::Remove);
         self.audit(actor, "extension.delete", number, &current.display_name)
             .await;
         Ok(current)
@@ -228,6 +231,9 @@ impl App {
             return_to: None,
         };
         self.store.set_profile(ext.number.as_str(), &state).await?;
+        let mut routed = ext.clone();
+        routed.profile = state.clone();
+        self.push_sip_route(&routed);
         self.audit(
             actor,
             "extension.profile",

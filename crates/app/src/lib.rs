@@ -14,6 +14,7 @@
 //!   certificate-expiry warnings);
 //! - [`sync`]: user sync (service lifecycle, run now, preview, approval of a held run, run
 //!   history, the directory search behind the users/groups picker, the notification receiver);
+//! - [`sip`]: SIP secrets of extensions and the routing changes pushed to Kamailio;
 //! - [`audit`]: the audit log, stamped by the one [`clock`];
 //! - [`admins`], [`password`], [`secrets`]: console admins, API tokens and their secrets;
 //! - [`credentials`]: token expiry, use, listing and revocation; password changes; the first
@@ -37,6 +38,7 @@ pub mod password;
 pub mod phonebook;
 pub mod secrets;
 pub mod settings;
+pub mod sip;
 pub mod sync;
 
 pub use context::App;

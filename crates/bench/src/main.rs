@@ -5,11 +5,12 @@
 
 use clap::{Parser, Subcommand};
 
-mod mail;
 mod child;
-mod login_storm;
 mod delta;
+mod login_storm;
+mod mail;
 mod sim;
+mod sip;
 mod store;
 mod sync;
 mod sync_rss;
@@ -40,6 +41,8 @@ enum Bench {
     /// 1,000 concurrent wrong console sign-ins against `pbx365 serve` (release binary): server
     /// RSS growth and `/healthz` latency during the storm.
     LoginStorm(login_storm::Args),
+    /// Phones: Kamailio's start with 10,000 SIP accounts, profile change latency to Kamailio.
+    Sip(sip::Args),
 }
 
 #[tokio::main]
@@ -53,5 +56,6 @@ async fn main() -> anyhow::Result<()> {
         Bench::Mail(args) => mail::run(args).await,
         Bench::SyncRss(args) => sync_rss::run(args).await,
         Bench::LoginStorm(args) => login_storm::run(args).await,
+        Bench::Sip(args) => sip::run(args).await,
     }
 }

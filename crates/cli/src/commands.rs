@@ -83,6 +83,7 @@ pub(crate) async fn serve_state(state: AppState, bound: server::Bound) -> anyhow
     let expiry = state.app.watch_certificate_expiry();
     let mail = state.app.start_mail_worker();
     let pruning = start_pruning(&state);
+    let kamailio = crate::sip_cmd::start(&state).await?;
     let _ = pbx365_web::metrics::handle();
     let app = pbx365_web::router(state.clone());
     println!(
@@ -98,6 +99,9 @@ pub(crate) async fn serve_state(state: AppState, bound: server::Bound) -> anyhow
     expiry.abort();
     mail.stop();
     pruning.abort();
+    if let Some(k) = kamailio {
+        k.stop().await;
+    }
     state.app.stop_sync().await;
     served?;
     tracing::info!("stopped");

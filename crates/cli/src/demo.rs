@@ -49,6 +49,18 @@ fn fresh_data_dir() -> PathBuf {
     std::env::temp_dir().join(format!("pbx365-demo-{}-{tag:016x}", std::process::id()))
 }
 
+/// A loopback port that is free now (UDP and TCP), for Kamailio.
+fn free_port() -> anyhow::Result<u16> {
+    for _ in 0..20 {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = tcp.local_addr()?.port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no free loopback port for Kamailio")
+}
+
 /// A TOML string literal.
 fn toml_str(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
@@ -124,6 +136,12 @@ pub async fn run(base: pbx365_domain::settings::Settings, args: DemoArgs) -> any
         toml_str(sim.authority_url()),
         toml_str(sim.graph_url()),
         toml_str(&ca_file.display().to_string()),
+    ));
+    // Phones on loopback ports that are free now (a demo must not need port 5060).
+    toml_text.push_str(&format!(
+        "\n[sip]\nlisten = {}\nrpc_url = {}\n",
+        toml_str(&format!("127.0.0.1:{}", free_port()?)),
+        toml_str(&format!("http://127.0.0.1:{}/RPC", free_port()?)),
     ));
     std::fs::write(&config_file, toml_text)
         .with_context(|| format!("cannot write {}", config_file.display()))?;
@@ -244,6 +262,12 @@ pub async fn run(base: pbx365_domain::settings::Settings, args: DemoArgs) -> any
     )?;
     if !samples.is_empty() {
         writeln!(out, "  Microsoft 365 sign-in names: {}", samples.join(", "))?;
+    }
+    for line in crate::sip_cmd::demo_lines(
+        &state.settings(),
+        crate::sip_cmd::runs_kamailio(&state.settings()),
+    ) {
+        writeln!(out, "{line}")?;
     }
     writeln!(out, "  Data directory: {}", data_dir.display())?;
     writeln!(

@@ -6,6 +6,7 @@ mod credentials_cmd;
 mod demo;
 mod m365;
 mod mail_cmd;
+mod sip_cmd;
 mod sync_cmd;
 
 use clap::{Parser, Subcommand};
@@ -54,6 +55,9 @@ enum Command {
     /// pbx365's own mail.
     #[command(subcommand)]
     Mail(MailCommand),
+    /// Phones: Kamailio, pbx365's SIP engine.
+    #[command(subcommand)]
+    Sip(SipCommand),
     /// One sync run with a progress bar, then its report.
     Sync {
         /// What to sync: users or all (contacts and calendar are not available yet).
@@ -101,6 +105,19 @@ enum ExtCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A new SIP secret for an enabled extension, printed alone on stdout (shown once; only
+    /// its digest hashes are stored); the old secret stops working.
+    SipSecret {
+        /// The extension number.
+        number: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SipCommand {
+    /// Print the kamailio.cfg for this deployment (registrar, routing by profile, caller ID)
+    /// for an admin who runs Kamailio as a service (sip.manage_kamailio = false).
+    Config,
 }
 
 #[derive(Debug, Subcommand)]
@@ -181,6 +198,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => commands::serve(settings).await,
         Command::Ext(ExtCommand::List { json }) => commands::ext_list(settings, json).await,
+        Command::Ext(ExtCommand::SipSecret { number }) => {
+            sip_cmd::sip_secret(settings, &number).await
+        }
+        Command::Sip(SipCommand::Config) => sip_cmd::config(settings).await,
         Command::Admin(AdminCommand::Create {
             name,
             password_stdin,

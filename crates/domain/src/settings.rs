@@ -35,6 +35,8 @@ pub struct Settings {
     pub calendar: CalendarSettings,
     /// pbx365's own mail.
     pub mail: MailSettings,
+    /// Phones: Kamailio as the SIP engine (`[sip]`).
+    pub sip: SipSettings,
     /// Days sync runs and notification dedup keys are kept (the newest 100 runs always stay).
     pub retention_days: u32,
 }
@@ -55,6 +57,7 @@ impl Default for Settings {
             contacts: ContactSettings::default(),
             calendar: CalendarSettings::default(),
             mail: MailSettings::default(),
+            sip: SipSettings::default(),
             retention_days: DEFAULT_RETENTION_DAYS,
         }
     }
@@ -366,6 +369,83 @@ impl Default for MailSettings {
     }
 }
 
+/// What a call to an extension in a profile gets (`[sip]` `away`, `business_trip`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SipRoute {
+    /// `486 Busy Here`.
+    Busy,
+    /// `480 Temporarily Unavailable`.
+    Unavailable,
+    /// Forwarded to the extension's mobile number through `sip.trunk_uri`.
+    Mobile,
+}
+
+/// Phones (`[sip]`, SPEC §8): where Kamailio listens and how calls follow the profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipSettings {
+    /// SIP domain and digest realm; the host of `public_url` when unset.
+    pub domain: Option<String>,
+    /// Kamailio's SIP address (UDP and TCP).
+    pub listen: String,
+    /// Kamailio's JSON-RPC endpoint (`http://IP:PORT/RPC`), which pbx365 pushes profiles to.
+    pub rpc_url: String,
+    /// `serve`/`demo` run Kamailio as a supervised child; unset: when `kamailio` is on PATH.
+    pub manage_kamailio: Option<bool>,
+    /// Calls to an extension that is `away`.
+    pub away: SipRoute,
+    /// Calls to an extension on `business_trip`.
+    pub business_trip: SipRoute,
+    /// Trunk for the `mobile` route (`sip:HOST[:PORT]`); the mobile number becomes its user part.
+    pub trunk_uri: Option<String>,
+}
+
+impl Default for SipSettings {
+    fn default() -> Self {
+        SipSettings {
+            domain: None,
+            listen: "0.0.0.0:5060".into(),
+            rpc_url: "http://127.0.0.1:5071/RPC".into(),
+            manage_kamailio: None,
+            away: SipRoute::Unavailable,
+            business_trip: SipRoute::Unavailable,
+            trunk_uri: None,
+        }
+    }
+}
+
+impl SipSettings {
+    /// The address and port of `rpc_url` (Kamailio listens there), or why it has none.
+    pub fn rpc_addr(&self) -> Result<std::net::SocketAddr, SettingsError> {
+        let bad = |why: &str| SettingsError {
+            key: "sip.rpc_url",
+            message: format!(
+                "'{}' {why}: use http://IP:PORT/RPC, e.g. http://127.0.0.1:5071/RPC",
+                self.rpc_url
+            ),
+        };
+        let rest = self
+            .rpc_url
+            .strip_prefix("http://")
+            .ok_or_else(|| bad("is not an http:// URL"))?;
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        if !path.starts_with("/RPC") {
+            return Err(bad("does not end in /RPC"));
+        }
+        authority
+            .parse()
+            .map_err(|_| bad("does not name an IP address and port"))
+    }
+}
+
+fn is_domain_name(d: &str) -> bool {
+    !d.is_empty()
+        && d.len() <= 253
+        && d.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'))
+}
+
 fn check_url(key: &'static str, value: &str) -> Result<(), SettingsError> {
     let ok = (value.starts_with("http://") || value.starts_with("https://"))
         && value.len() > "https://".len()
@@ -410,6 +490,21 @@ impl Settings {
             format!("{scheme}://{}", self.listen)
         });
         url.trim_end_matches('/').to_string()
+    }
+
+    /// The SIP domain (digest realm): `sip.domain`, or the host of the public URL.
+    pub fn effective_sip_domain(&self) -> String {
+        if let Some(d) = &self.sip.domain {
+            return d.clone();
+        }
+        let url = self.effective_public_url();
+        let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+        let authority = rest.split('/').next().unwrap_or_default();
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        if host.starts_with('[') {
+            return host.split(']').next().unwrap_or(host).to_string() + "]";
+        }
+        host.split(':').next().unwrap_or(host).to_string()
     }
 
     /// `database_url`, or the SQLite file in `data_dir`.
@@ -556,6 +651,7 @@ impl Settings {
                 ),
             });
         }
+        self.validate_sip()?;
         if self.edition == Edition::Standard {
             if self.contacts.personal || !self.contacts.shared_mailboxes.is_empty() {
                 return Err(SettingsError {
@@ -574,9 +670,73 @@ impl Settings {
     }
 }
 
+impl Settings {
+    fn validate_sip(&self) -> Result<(), SettingsError> {
+        let sip = &self.sip;
+        if let Some(d) = &sip.domain {
+            if !is_domain_name(d) {
+                return Err(SettingsError {
+                    key: "sip.domain",
+                    message: format!("'{d}' is not a domain name or IP address"),
+                });
+            }
+        }
+        if sip.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(SettingsError {
+                key: "sip.listen",
+                message: format!(
+                    "'{}' is not an address: use IP:PORT, e.g. 0.0.0.0:5060",
+                    sip.listen
+                ),
+            });
+        }
+        sip.rpc_addr()?;
+        let mobile = sip.away == SipRoute::Mobile || sip.business_trip == SipRoute::Mobile;
+        match &sip.trunk_uri {
+            Some(t) if !t.starts_with("sip:") || !is_domain_name(&t[4..]) => Err(SettingsError {
+                key: "sip.trunk_uri",
+                message: format!("'{t}' is not a trunk address: use sip:HOST or sip:HOST:PORT"),
+            }),
+            None if mobile => Err(SettingsError {
+                key: "sip.trunk_uri",
+                message: "the `mobile` route forwards through a trunk: set sip.trunk_uri".into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sip_defaults_and_mistakes_name_their_key() {
+        let s = Settings::default();
+        assert_eq!(s.effective_sip_domain(), "127.0.0.1");
+        let s = Settings {
+            public_url: Some("https://pbx.example.com:8443/x".into()),
+            ..Settings::default()
+        };
+        assert_eq!(s.effective_sip_domain(), "pbx.example.com");
+        assert_eq!(s.sip.rpc_addr().unwrap(), "127.0.0.1:5071".parse().unwrap());
+
+        let mut s = Settings::default();
+        s.sip.rpc_url = "http://localhost:5071/RPC".into();
+        assert_eq!(s.validate().unwrap_err().key, "sip.rpc_url");
+        let mut s = Settings::default();
+        s.sip.listen = "5060".into();
+        assert_eq!(s.validate().unwrap_err().key, "sip.listen");
+        let mut s = Settings::default();
+        s.sip.away = SipRoute::Mobile;
+        let err = s.validate().unwrap_err();
+        assert_eq!(err.key, "sip.trunk_uri");
+        assert!(err.message.contains("set sip.trunk_uri"), "{err}");
+        s.sip.trunk_uri = Some("sip:trunk.example.com:5060".into());
+        s.validate().unwrap();
+        s.sip.domain = Some("bad domain".into());
+        assert_eq!(s.validate().unwrap_err().key, "sip.domain");
+    }
 
     #[test]
     fn defaults_are_valid_and_derive_urls() {

@@ -25,10 +25,12 @@ mod outbox;
 mod phonebook;
 mod plans;
 mod runs;
+mod sip;
 
 pub use outbox::OutboxCounts;
 pub use plans::{PlanPage, PlanStatus, RoundCommit, SyncPlan};
 pub use runs::SyncRunHead;
+pub use sip::SipRouting;
 
 use pbx365_domain::Extension;
 

@@ -6,6 +6,7 @@
 //! - [`web`]: the web app on `127.0.0.1:0` with an admin, an API token and HTTP clients;
 //! - [`browser`]: headless Chromium through chromedriver;
 //! - [`process`]: the `pbx365` binary (and `sync-once`) as child processes;
+//! - [`sip`]: free ports, Kamailio's JSON-RPC and baresip (a real SIP phone) for phone tests;
 //! - [`sync`]: running the sync engine and reading what it wrote; [`data`]: test data;
 //! - [`wait`] and [`log`]: polling for a condition, capturing log output.
 
@@ -16,6 +17,7 @@ pub mod data;
 pub mod db;
 pub mod log;
 pub mod process;
+pub mod sip;
 pub mod sync;
 pub mod tenant;
 pub mod wait;

@@ -50,9 +50,11 @@ pub fn command(dir: &Path) -> Command {
     let mut cmd = Command::new(bin());
     cmd.current_dir(dir)
         .kill_on_drop(true)
-        .env("RUST_LOG", "info");
+        .env("RUST_LOG", "info")
+        // No Kamailio unless a test asks for one (it would take port 5060 in every server test).
+        .env("PBX365_SIP__MANAGE_KAMAILIO", "false");
     for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("PBX365_") {
+        if key.to_string_lossy().starts_with("PBX365_") && key != "PBX365_SIP__MANAGE_KAMAILIO" {
             cmd.env_remove(key);
         }
     }

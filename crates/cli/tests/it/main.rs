@@ -8,5 +8,6 @@ mod credentials;
 mod m365;
 mod mail;
 mod server;
+mod sip;
 mod sync_wiring;
 mod sync_wiring_browser;

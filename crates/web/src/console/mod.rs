@@ -7,6 +7,7 @@ mod credentials;
 mod error;
 mod mail;
 mod pages;
+mod sip;
 pub mod sync;
 mod views;
 
@@ -69,6 +70,7 @@ pub fn router() -> Router<AppState> {
         .merge(sync::router())
         .merge(credentials::router())
         .merge(mail::router())
+        .merge(sip::router())
         .layer(middleware::from_fn(crate::html::security_headers))
 }
 

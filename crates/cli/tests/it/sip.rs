@@ -1,0 +1,283 @@
+//! Phones end to end (SPEC §8, security checklist §7): `pbx365 serve` runs a real Kamailio with
+//! the configuration of `pbx365 sip config`; real baresip phones register with secrets from
+//! `pbx365 ext sip-secret`, call each other, and meet Do Not Disturb set through the API.
+
+use pbx365_store::{ExtensionOp, Store};
+use pbx365_testkit::db::FreshDb;
+use pbx365_testkit::on_both;
+use pbx365_testkit::process::{command, run, token, write_config, Server};
+use pbx365_testkit::sip::{await_kamailio, free_port, rpc, Baresip};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// The running deployment: pbx365 with Kamailio as its child.
+struct Phones {
+    server: Server,
+    config: String,
+    dir: std::path::PathBuf,
+    proxy: std::net::SocketAddr,
+    rpc_url: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Phones {
+    async fn start(db: &FreshDb) -> Phones {
+        let (sip, rpc_port) = (free_port(), free_port());
+        let rpc_url = format!("http://127.0.0.1:{rpc_port}/RPC");
+        let extra = format!(
+            "[sip]\ndomain = \"127.0.0.1\"\nlisten = \"127.0.0.1:{sip}\"\nrpc_url = \"{rpc_url}\"\nmanage_kamailio = true\n"
+        );
+        let config = write_config(db.dir.path(), &db.url, &extra);
+        let server = Server::start_with(
+            command(db.dir.path())
+                .arg("serve")
+                .env("PBX365_SIP__MANAGE_KAMAILIO", "true"),
+            None,
+        )
+        .await;
+        await_kamailio(&rpc_url, 20).await;
+        let config = config.display().to_string();
+        let token = token(db.dir.path(), std::path::Path::new(&config)).await;
+        Phones {
+            server,
+            config,
+            dir: db.dir.path().to_path_buf(),
+            proxy: format!("127.0.0.1:{sip}").parse().unwrap(),
+            rpc_url,
+            token,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn api(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let r = self
+            .http
+            .request(method, format!("{}/api/v1{path}", self.server.base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    async fn extension(&self, number: &str, name: &str) {
+        self.api(
+            reqwest::Method::POST,
+            "/extensions",
+            json!({"number": number, "display_name": name}),
+        )
+        .await;
+    }
+
+    async fn profile(&self, number: &str, profile: &str) {
+        self.api(
+            reqwest::Method::PUT,
+            &format!("/extensions/{number}/profile"),
+            json!({"profile": profile}),
+        )
+        .await;
+    }
+
+    async fn secret(&self, number: &str) -> String {
+        let (code, out, err) = run(
+            &self.dir,
+            &["ext", "sip-secret", number, "--config", &self.config],
+            None,
+        )
+        .await;
+        assert_eq!(code, 0, "sip-secret failed: {err}");
+        let secret = out.trim().to_string();
+        assert!(secret.len() >= 22 && !secret.contains(char::is_whitespace));
+        secret
+    }
+
+    async fn phone(&self, number: &str, secret: &str) -> Baresip {
+        Baresip::start(number, "127.0.0.1", secret, self.proxy).await
+    }
+
+    /// The pid of the Kamailio running now (from pbx365's log).
+    fn kamailio_pid(&self) -> Option<u32> {
+        let log = strip_ansi(&self.server.stderr_text());
+        log.lines()
+            .rfind(|l| l.contains("Kamailio started"))
+            .and_then(|l| l.split("pid=").nth(1))
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|p| p.parse().ok())
+    }
+}
+
+/// The log without terminal colour codes (`ESC [ … m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn is(kind: &'static str) -> impl Fn(&Value) -> bool {
+    move |v| v["type"] == kind
+}
+
+/// A calls B; B must ring with A's name, then A hangs up.
+async fn rings(a: &mut Baresip, b: &mut Baresip, caller_name: &str) {
+    a.dial(&format!("sip:{}@127.0.0.1", b.user)).await;
+    let incoming = b.event(5, "an incoming call", is("CALL_INCOMING")).await;
+    assert_eq!(incoming["peerdisplayname"], caller_name, "{incoming}");
+    a.event(5, "ringing", is("CALL_RINGING")).await;
+    a.hangup().await;
+    b.event(5, "the call's end", is("CALL_CLOSED")).await;
+    a.event(5, "the call's end", is("CALL_CLOSED")).await;
+}
+
+/// A calls `number` and the call ends at once with `code`.
+async fn refused(a: &mut Baresip, number: &str, code: &str) -> Duration {
+    let started = Instant::now();
+    a.dial(&format!("sip:{number}@127.0.0.1")).await;
+    let closed = a.event(5, "the call's end", is("CALL_CLOSED")).await;
+    let param = closed["param"].as_str().unwrap_or_default();
+    assert!(param.starts_with(code), "expected {code}, got {closed}");
+    started.elapsed()
+}
+
+on_both!(phones_register_ring_and_follow_do_not_disturb);
+
+async fn phones_register_ring_and_follow_do_not_disturb(db: FreshDb) {
+    let p = Phones::start(&db).await;
+    p.extension("101", "Ann Example").await;
+    p.extension("102", "Bob Example").await;
+    p.extension("103", "Cid Example").await;
+    let (s101, s102, s103) = (
+        p.secret("101").await,
+        p.secret("102").await,
+        p.secret("103").await,
+    );
+
+    // Registration with pbx365's secrets; a wrong secret is refused with 401.
+    let mut a = p.phone("101", &s101).await;
+    let mut b = p.phone("102", &s102).await;
+    a.registration().await.expect("101 registers");
+    b.registration().await.expect("102 registers");
+    let mut wrong = p.phone("101", "not-the-secret").await;
+    let why = wrong
+        .registration()
+        .await
+        .expect_err("a wrong secret is refused");
+    assert!(why.starts_with("401"), "{why}");
+    drop(wrong);
+
+    // A calls B: B rings with A's display name. Unknown numbers get 404.
+    rings(&mut a, &mut b, "Ann Example").await;
+    refused(&mut a, "999", "404").await;
+
+    // B on Do Not Disturb through the API: A's next call ends with 486 within 1 s of the change.
+    let changed = Instant::now();
+    p.profile("102", "dnd").await;
+    refused(&mut a, "102", "486").await;
+    assert!(
+        changed.elapsed() < Duration::from_secs(1),
+        "486 came {:?} after the change",
+        changed.elapsed()
+    );
+    p.profile("102", "available").await;
+    rings(&mut a, &mut b, "Ann Example").await;
+
+    // An extension without a registration gets 480.
+    refused(&mut a, "103", "480").await;
+
+    // Rotating a secret ends the old one.
+    let mut c = p.phone("103", &s103).await;
+    c.registration().await.expect("103 registers");
+    drop(c);
+    let s103_new = p.secret("103").await;
+    let mut old = p.phone("103", &s103).await;
+    assert!(
+        old.registration().await.is_err(),
+        "the old secret still works"
+    );
+    drop(old);
+
+    // A disabled extension cannot register (even with its current secret).
+    let store = Store::connect(&db.url).await.unwrap();
+    store
+        .apply_extension_ops(
+            &[ExtensionOp::Disable {
+                number: "103".into(),
+                at: chrono::Utc::now(),
+            }],
+            None,
+        )
+        .await
+        .unwrap();
+    let mut disabled = p.phone("103", &s103_new).await;
+    assert!(
+        disabled.registration().await.is_err(),
+        "a disabled extension registered"
+    );
+    drop(disabled);
+    store.close().await;
+
+    // Kamailio restarted: it reloads the profiles from the store, so DND still holds.
+    p.profile("102", "dnd").await;
+    let pid = p.kamailio_pid().expect("Kamailio's pid in the log");
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    pbx365_testkit::wait::eventually(20, "a new Kamailio", || async {
+        p.kamailio_pid().is_some_and(|now| now != pid)
+    })
+    .await;
+    await_kamailio(&p.rpc_url, 20).await;
+    let held = rpc(&p.rpc_url, "htable.get", json!(["prof", "102"]))
+        .await
+        .unwrap();
+    assert_eq!(held["result"]["item"]["value"], "dnd", "{held}");
+    refused(&mut a, "102", "486").await;
+
+    let status = p.server.terminate().await;
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sip_config_names_this_store_and_domain_and_sip_secret_refuses_unknown_numbers() {
+    let db = pbx365_testkit::db::sqlite().await;
+    let config = write_config(
+        db.dir.path(),
+        &db.url,
+        "public_url = \"https://pbx.example.com\"\n[sip]\naway = \"busy\"\n",
+    );
+    let config = config.display().to_string();
+    let (code, out, err) = run(db.dir.path(), &["sip", "config", "--config", &config], None).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("#!KAMAILIO"), "{out}");
+    let file = db.url.trim_start_matches("sqlite://");
+    assert!(
+        out.contains(&format!("#!define DBURL \"sqlite://{file}\"")),
+        "{out}"
+    );
+    assert!(out.contains("auth_check(\"pbx.example.com\", \"sip_subscriber\", \"1\")"));
+    assert!(out.contains("loadmodule \"db_sqlite.so\""));
+
+    let (code, out, err) = run(
+        db.dir.path(),
+        &["ext", "sip-secret", "555", "--config", &config],
+        None,
+    )
+    .await;
+    assert_eq!(code, 1);
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("extension '555' does not exist"), "{err}");
+}

@@ -1,0 +1,189 @@
+//! Routing changes pushed to Kamailio the moment they happen (SPEC §8: within 100 ms).
+//!
+//! One worker per pbx365 process takes changes from a queue, keeps only the newest per extension,
+//! and sends them over JSON-RPC. When Kamailio is down or refuses, the changes stay queued and
+//! are retried (1 s, doubling to 10 s), and [`SipPusher::status`] says so for the console: no
+//! change is dropped. Kamailio that (re)starts loads everything from the store, so the queue
+//! only bridges the gap while it runs.
+
+use crate::rpc::{RpcClient, RpcError};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// What Kamailio should hold for one extension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Update {
+    /// An enabled extension: its profile and display name.
+    Route {
+        /// `available`, `dnd`, … (as stored).
+        profile: String,
+        /// Put on the calls it places.
+        display_name: String,
+    },
+    /// A disabled or deleted extension: not routable, registrations ended.
+    Remove,
+    /// Its registrations end (its secret changed); routing unchanged.
+    Unregister,
+}
+
+impl Update {
+    /// Route and Remove replace each other; Unregister is kept beside them.
+    fn slot(&self) -> u8 {
+        match self {
+            Update::Route { .. } | Update::Remove => 0,
+            Update::Unregister => 1,
+        }
+    }
+}
+
+/// The pusher's state for the console's status page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SipStatus {
+    /// Changes waiting for Kamailio.
+    pub pending: usize,
+    /// Why the last attempt failed (cleared by the next success).
+    pub last_error: Option<String>,
+    /// Changes Kamailio has taken since start.
+    pub pushed: u64,
+}
+
+/// The queue to Kamailio; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SipPusher {
+    tx: mpsc::UnboundedSender<(String, Update)>,
+    status: Arc<Mutex<SipStatus>>,
+}
+
+impl SipPusher {
+    /// Starts the worker on the current Tokio runtime; it ends when every clone is dropped.
+    pub fn start(rpc: RpcClient) -> SipPusher {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let status = Arc::new(Mutex::new(SipStatus::default()));
+        tokio::spawn(work(rpc, rx, status.clone()));
+        SipPusher { tx, status }
+    }
+
+    /// Queues `update` for extension `number`.
+    pub fn push(&self, number: &str, update: Update) {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pending += 1;
+        if self.tx.send((number.to_string(), update)).is_err() {
+            tracing::error!(
+                number,
+                "the SIP pusher has stopped; Kamailio gets the change at its next start"
+            );
+        }
+    }
+
+    /// The current status.
+    pub fn status(&self) -> SipStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+async fn work(
+    rpc: RpcClient,
+    mut rx: mpsc::UnboundedReceiver<(String, Update)>,
+    status: Arc<Mutex<SipStatus>>,
+) {
+    let mut pending: BTreeMap<(String, u8), Update> = BTreeMap::new();
+    let mut backoff = Duration::from_secs(1);
+    let set_status = |pending: usize, error: Option<String>, pushed: u64| {
+        let mut s = status.lock().unwrap_or_else(|e| e.into_inner());
+        s.pending = pending;
+        s.pushed += pushed;
+        s.last_error = error;
+    };
+    loop {
+        if pending.is_empty() {
+            match rx.recv().await {
+                Some((n, u)) => {
+                    pending.insert((n, u.slot()), u);
+                }
+                None => return,
+            }
+        }
+        while let Ok((n, u)) = rx.try_recv() {
+            pending.insert((n, u.slot()), u);
+        }
+        let mut failure = None;
+        let mut pushed = 0;
+        let keys: Vec<_> = pending.keys().cloned().collect();
+        for key in keys {
+            let update = pending[&key].clone();
+            match send(&rpc, &key.0, &update).await {
+                Ok(()) => {
+                    pending.remove(&key);
+                    pushed += 1;
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        match failure {
+            None => {
+                backoff = Duration::from_secs(1);
+                set_status(pending.len(), None, pushed);
+            }
+            Some(e) => {
+                // Logged once per outage (the status page shows it all along).
+                if backoff == Duration::from_secs(1) {
+                    tracing::warn!(error = %e, waiting = pending.len(), "Kamailio did not take a routing change; retrying until it does");
+                }
+                set_status(pending.len(), Some(e.to_string()), pushed);
+                // New changes join the queue while we wait; the retry sends them all.
+                let deadline = tokio::time::Instant::now() + backoff;
+                loop {
+                    tokio::select! {
+                        got = rx.recv() => match got {
+                            Some((n, u)) => { pending.insert((n, u.slot()), u); }
+                            None => return,
+                        },
+                        _ = tokio::time::sleep_until(deadline) => break,
+                    }
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+/// One update as JSON-RPC calls.
+async fn send(rpc: &RpcClient, number: &str, update: &Update) -> Result<(), RpcError> {
+    match update {
+        Update::Route {
+            profile,
+            display_name,
+        } => {
+            rpc.call("htable.sets", json!(["name", number, display_name]))
+                .await?;
+            rpc.call("htable.sets", json!(["prof", number, profile]))
+                .await?;
+        }
+        Update::Remove => {
+            rpc.call("htable.delete", json!(["prof", number])).await?;
+            rpc.call("htable.delete", json!(["name", number])).await?;
+            unregister(rpc, number).await?;
+        }
+        Update::Unregister => unregister(rpc, number).await?,
+    }
+    Ok(())
+}
+
+/// Ends the registrations of `number` (none is not an error).
+async fn unregister(rpc: &RpcClient, number: &str) -> Result<(), RpcError> {
+    match rpc.call("ul.rm", json!(["location", number])).await {
+        Ok(_) | Err(RpcError::Refused { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}

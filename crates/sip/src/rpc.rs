@@ -1,0 +1,97 @@
+//! Kamailio's JSON-RPC over HTTP (modules `xhttp` + `jsonrpcs`).
+
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Why a JSON-RPC call failed, in words for the console's status page.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RpcError {
+    /// Kamailio could not be reached (not running, wrong `sip.rpc_url`).
+    #[error("Kamailio's JSON-RPC at {url} cannot be reached: {reason}")]
+    Unreachable { url: String, reason: String },
+    /// Kamailio answered with an error.
+    #[error("Kamailio refused {method}: {message}")]
+    Refused { method: String, message: String },
+}
+
+/// A JSON-RPC client for one Kamailio.
+#[derive(Debug, Clone)]
+pub struct RpcClient {
+    url: String,
+    http: reqwest::Client,
+    next_id: std::sync::Arc<AtomicU64>,
+}
+
+impl RpcClient {
+    /// A client for `url` (`sip.rpc_url`); each call gives up after two seconds.
+    pub fn new(url: &str) -> RpcClient {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .no_proxy()
+            .build()
+            .unwrap_or_default();
+        RpcClient {
+            url: url.to_string(),
+            http,
+            next_id: Default::default(),
+        }
+    }
+
+    /// The endpoint.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Calls `method` with positional `params`; the `result` on success.
+    pub async fn call(&self, method: &str, params: Value) -> Result<Value, RpcError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let body = json!({"jsonrpc": "2.0", "method": method, "params": params, "id": id});
+        let unreachable = |reason: String| RpcError::Unreachable {
+            url: self.url.clone(),
+            reason,
+        };
+        let response = self
+            .http
+            .post(&self.url)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let status = response.status();
+        let answer: Value = response
+            .json()
+            .await
+            .map_err(|e| unreachable(format!("HTTP {status}, not a JSON-RPC answer ({e})")))?;
+        if let Some(err) = answer.get("error") {
+            return Err(RpcError::Refused {
+                method: method.to_string(),
+                message: err
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown error")
+                    .to_string(),
+            });
+        }
+        Ok(answer.get("result").cloned().unwrap_or(Value::Null))
+    }
+
+    /// True when Kamailio answers (`core.version`).
+    pub async fn is_up(&self) -> bool {
+        self.call("core.version", json!([])).await.is_ok()
+    }
+}
+
+/// `url` with any password replaced, for messages.
+pub(crate) fn redact(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((auth, host)) => {
+                let user = auth.split(':').next().unwrap_or_default();
+                format!("{scheme}://{user}:***@{host}")
+            }
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
