@@ -7,6 +7,7 @@
 //! - [`browser`]: headless Chromium through chromedriver;
 //! - [`process`]: the `pbx365` binary (and `sync-once`) as child processes;
 //! - [`sip`]: free ports, Kamailio's JSON-RPC and baresip (a real SIP phone) for phone tests;
+//! - [`smtp`]: a plain SMTP sink recording what the SMTP mail transport sends;
 //! - [`sync`]: running the sync engine and reading what it wrote; [`data`]: test data;
 //! - [`wait`] and [`log`]: polling for a condition, capturing log output.
 
@@ -18,6 +19,7 @@ pub mod db;
 pub mod log;
 pub mod process;
 pub mod sip;
+pub mod smtp;
 pub mod sync;
 pub mod tenant;
 pub mod wait;

@@ -1,15 +1,18 @@
 //! The mail outbox against m365-sim on SQLite and PostgreSQL: test mail with an attachment
 //! arrives as sent, a 429 storm delays but loses nothing, a SIGKILL mid-burst sends nothing
 //! twice, a missing sender mailbox is a clear error, and a held user sync alerts the admin.
+//! The SMTP transport against the test kit's SMTP sink: test mail arrives, a refused recipient
+//! fails with the server's reason.
 
 use m365_sim::faults::FaultSpec;
 use pbx365_app::mail::{MailTuning, INTERRUPTED};
 use pbx365_app::{App, AppError};
-use pbx365_domain::settings::{MailTransport, Settings};
+use pbx365_domain::settings::{MailTransport, Settings, SmtpTls};
 use pbx365_domain::{MailAttachment, NewMail, OutboxStatus, SyncStatus};
 use pbx365_store::Store;
 use pbx365_testkit::db::TestDb;
 use pbx365_testkit::on_both;
+use pbx365_testkit::smtp::SmtpSink;
 use pbx365_testkit::tenant::{world, World};
 use pbx365_testkit::wait::eventually;
 use serde_json::Value;
@@ -317,6 +320,86 @@ on_both!(
     a_missing_sender_mailbox_is_a_clear_error,
     a_held_user_sync_alerts_the_admin_once,
 );
+
+/// Settings sending through the plain SMTP server `sink` as `sender`.
+fn smtp_settings(sink: &SmtpSink, data_dir: &std::path::Path, sender: &str) -> Settings {
+    let mut s = Settings {
+        data_dir: data_dir.to_path_buf(),
+        ..Settings::default()
+    };
+    s.mail.transport = MailTransport::Smtp;
+    s.mail.sender = Some(sender.into());
+    s.mail.smtp_host = Some(sink.host());
+    s.mail.smtp_port = Some(sink.port());
+    s.mail.smtp_tls = SmtpTls::None;
+    s.mail.admin_address = Some(ADMIN.into());
+    s
+}
+
+async fn smtp_test_mail_arrives_and_a_refused_recipient_fails_with_the_reason(db: TestDb) {
+    let sink = SmtpSink::refusing(&["gone@contoso.com"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::new(
+        db.store.clone(),
+        smtp_settings(&sink, dir.path(), "pbx@contoso.com"),
+    )
+    .with_mail_tuning(quick());
+    let queued = app
+        .send_test_mail(Some("alice"), "ops@contoso.com")
+        .await
+        .unwrap();
+    let refused = app
+        .queue_mail(NewMail {
+            kind: "other".into(),
+            to: vec!["gone@contoso.com".into()],
+            subject: "to nobody".into(),
+            text: "x".into(),
+            ..NewMail::default()
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let worker = app.start_mail_worker();
+    let sent = app
+        .wait_for_mail(&queued.mail.id, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let failed = app
+        .wait_for_mail(&refused.id, Duration::from_secs(30))
+        .await
+        .unwrap();
+    worker.stop();
+
+    assert_eq!(sent.status, OutboxStatus::Sent, "{sent:?}");
+    let got = sink.messages();
+    assert_eq!(got.len(), 1, "only the test mail was accepted: {got:?}");
+    let m = &got[0];
+    assert_eq!(m.from, "pbx@contoso.com");
+    assert_eq!(m.to, ["ops@contoso.com"]);
+    assert_eq!(m.header("From").as_deref(), Some("pbx@contoso.com"));
+    assert_eq!(m.header("To").as_deref(), Some("ops@contoso.com"));
+    assert_eq!(m.header("Subject").as_deref(), Some("pbx365 test mail"));
+    assert!(
+        m.data.contains("This is a test mail from pbx365.") && m.data.contains("through SMTP"),
+        "the text body: {}",
+        m.data
+    );
+    assert!(
+        m.data.contains("Content-Type: text/html"),
+        "the HTML alternative: {}",
+        m.data
+    );
+
+    assert_eq!(failed.status, OutboxStatus::Failed, "{failed:?}");
+    assert_eq!(failed.attempts, 1, "a refused recipient is not retried");
+    let why = failed.last_error.as_deref().unwrap();
+    assert!(
+        why.contains("refused") && why.contains("550"),
+        "the reason names the server's answer: {why}"
+    );
+}
+
+on_both!(smtp_test_mail_arrives_and_a_refused_recipient_fails_with_the_reason);
 
 /// Environment of the child worker that is killed.
 const CHILD_ENV: &str = "PBX365_MAIL_WORKER_CHILD";

@@ -8,3 +8,4 @@ mod console;
 mod credentials;
 mod hygiene;
 mod m365;
+mod mail;
