@@ -189,9 +189,6 @@ struct Planning {
     id: Option<String>,
     /// Pages stored so far.
     pages: u32,
-    /// The first page this run planned (earlier ones were planned by an interrupted run: their
-    /// lines are in no report, as the pages an interrupted run applied never were).
-    own_from: u32,
 }
 
 impl<R: SyncResource> Round<'_, R> {
@@ -370,7 +367,6 @@ impl<R: SyncResource> Round<'_, R> {
                 let plan = Planning {
                     id: Some(stored.id),
                     pages: c.pages,
-                    own_from: c.pages,
                 };
                 (plan, c.link, c.phase == Phase::Finishing)
             }
@@ -390,11 +386,7 @@ impl<R: SyncResource> Round<'_, R> {
                             .await?,
                     )
                 };
-                let plan = Planning {
-                    id,
-                    pages: 0,
-                    own_from: 0,
-                };
+                let plan = Planning { id, pages: 0 };
                 (plan, start.clone(), false)
             }
         };
@@ -425,7 +417,6 @@ impl<R: SyncResource> Round<'_, R> {
                         deferred = Step::default();
                         wanted.clear();
                         plan.pages = 0;
-                        plan.own_from = 0;
                         done = 0;
                         link = start.clone();
                         continue;
@@ -516,11 +507,7 @@ impl<R: SyncResource> Round<'_, R> {
             }
         };
         let read = order.len() as u64;
-        let mut plan = Planning {
-            id: None,
-            pages: 0,
-            own_from: 0,
-        };
+        let mut plan = Planning { id: None, pages: 0 };
         let mut removals = 0;
         let mut wanted: HashSet<String> = HashSet::new();
         for ids in order.chunks(DELTA_CHUNK) {
@@ -656,13 +643,14 @@ impl<R: SyncResource> Round<'_, R> {
                     self.store.get_sync_plan(&id).await?.ok_or_else(|| {
                         SyncError::Other(format!("the sync plan {id} is missing"))
                     })?;
-                self.apply_plan(state, &stored, 0, plan.own_from, report)
-                    .await?;
+                // The run that applies a page reports it, also the pages an interrupted run
+                // planned (they were in no report yet).
+                self.apply_plan(state, &stored, 0, 0, report).await?;
                 Ok(SyncStatus::Completed)
             }
             Decision::Hold(why) => {
-                // The report says what the plan would do: the lines this run planned.
-                for k in plan.own_from..plan.pages {
+                // The report says what the plan would do, every page of it.
+                for k in 0..plan.pages {
                     report.append(self.load_page(&id, k).await?.report);
                 }
                 let mut commit = RoundCommit {

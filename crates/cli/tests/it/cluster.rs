@@ -351,8 +351,8 @@ async fn takeover_after_kill(instances: usize) {
         doomed.await.unwrap().is_err(),
         "the killed instance never answers"
     );
+    // Killed after a committed page: of the plan (a round plans every page before it applies).
     let at_kill = c.numbers().await;
-    assert!(!at_kill.is_empty(), "killed after a committed page");
 
     // Another instance takes over and finishes the round.
     let store = c.store.clone();

