@@ -32,7 +32,7 @@ struct Cluster {
 }
 
 /// The `[m365]` section for `sim` and the app `client_id`, its CA in `dir`.
-fn m365_section(sim: &SimHandle, client_id: &str, dir: &Path) -> String {
+pub(crate) fn m365_section(sim: &SimHandle, client_id: &str, dir: &Path) -> String {
     let ca_file = write_ca(sim, dir);
     format!(
         "[m365]\ntenant_id = \"{}\"\nclient_id = \"{client_id}\"\nauthority_url = \"{}\"\n\
