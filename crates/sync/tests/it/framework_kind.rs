@@ -204,6 +204,16 @@ fn kind(w: &World, store: &Store) -> MailboxContacts {
     }
 }
 
+/// Delta pages the sim served so far.
+fn delta_reads(stats: &m365_sim::stats::StatsSnapshot) -> u64 {
+    stats
+        .by_route
+        .iter()
+        .filter(|(route, _)| route.contains("delta"))
+        .map(|(_, n)| n)
+        .sum()
+}
+
 async fn synced_ids(store: &Store) -> Vec<String> {
     let mut ids: Vec<String> = store
         .list_phonebook(&PhonebookOwner::Company)
@@ -381,7 +391,7 @@ async fn a_sigkilled_round_of_an_extra_kind_resumes_from_its_cursor(db: TestDb) 
     );
     let partial = synced_ids(&db.store).await.len();
     assert!(partial < 2_500, "killed mid-round ({partial} entries)");
-    let before = w.sim.control().stats().await.unwrap().total;
+    let before = w.sim.control().stats().await.unwrap();
 
     // Another instance takes over once the dead child's lease has expired, and resumes.
     let svc = w
@@ -411,16 +421,32 @@ async fn a_sigkilled_round_of_an_extra_kind_resumes_from_its_cursor(db: TestDb) 
         "{:?}",
         resumed.report
     );
-    let read_after = w.sim.control().stats().await.unwrap().total - before;
+    let after = w.sim.control().stats().await.unwrap();
+    let read_after = after.total - before.total;
+    let pages_after = delta_reads(&after) - delta_reads(&before);
     let ids = synced_ids(&db.store).await;
     let expected: Vec<String> = (0..2_500).map(|i| format!("c{i:05}")).collect();
     assert_eq!(
         ids, expected,
         "every contact once: none lost, none duplicated"
     );
+    // A full read of the same mailbox (a dry run into an empty store) reads every page; the
+    // resumed round read only those after the committed cursor.
+    let empty = Store::connect("sqlite::memory:").await.unwrap();
+    let start = delta_reads(&w.sim.control().stats().await.unwrap());
+    let dry = RunOptions {
+        dry_run: true,
+        ..Default::default()
+    };
+    ResourceJob::new(empty.clone(), kind(&w, &empty))
+        .run(&dry)
+        .await
+        .unwrap();
+    let full_read = delta_reads(&w.sim.control().stats().await.unwrap()) - start;
     assert!(
-        resumed.report.created.len() < 2_500,
-        "the resumed round went on from the committed cursor, not from the start"
+        pages_after < full_read,
+        "the resumed round went on from the committed cursor, not from the start \
+         ({pages_after} of {full_read} pages read again)"
     );
     assert!(read_after > 0);
     assert!(
