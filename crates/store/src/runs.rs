@@ -10,17 +10,14 @@ use sqlx::Row;
 const COLS: &str = "id, kind, status, started_at, finished_at, report";
 
 fn row_to_run(r: &AnyRow) -> StoreResult<SyncRun> {
-    let kind: String = r.try_get("kind")?;
-    let status: String = r.try_get("status")?;
+    let head = head_row(r)?;
     let report: String = r.try_get("report")?;
     Ok(SyncRun {
-        id: r.try_get("id")?,
-        kind: SyncKind::parse(&kind)
-            .ok_or_else(|| corrupt(format!("stored sync kind '{kind}' is unknown")))?,
-        status: SyncStatus::parse(&status)
-            .ok_or_else(|| corrupt(format!("stored sync status '{status}' is unknown")))?,
-        started_at: parse_ts(&r.try_get::<String, _>("started_at")?)?,
-        finished_at: parse_ts_opt(r.try_get("finished_at")?)?,
+        id: head.id,
+        kind: head.kind,
+        status: head.status,
+        started_at: head.started_at,
+        finished_at: head.finished_at,
         report: serde_json::from_str(&report)
             .map_err(|e| corrupt(format!("stored sync report: {e}")))?,
     })

@@ -640,18 +640,10 @@ fn removal_lines(r: &SyncReport) -> Vec<String> {
 /// sync run is held by the mass-deletion guard.
 fn banner_html(run: &SyncRun, csrf: &str) -> String {
     let r = &run.report;
-    let mut items: Vec<String> = Vec::new();
-    for (verb, list) in [("disable", &r.disabled), ("delete", &r.deleted)] {
-        for i in list {
-            let who = match (&i.extension, &i.name) {
-                (Some(e), Some(n)) => format!("{e} {n}"),
-                (Some(e), None) => e.clone(),
-                (None, Some(n)) => n.clone(),
-                (None, None) => i.m365_id.clone().unwrap_or_default(),
-            };
-            items.push(format!("<li>{verb}: {}</li>", esc(&who)));
-        }
-    }
+    let mut items: Vec<String> = removal_lines(r)
+        .iter()
+        .map(|line| format!("<li>{}</li>", esc(line)))
+        .collect();
     let more = items.len().saturating_sub(BANNER_ITEMS);
     items.truncate(BANNER_ITEMS);
     if more > 0 {
