@@ -9,12 +9,12 @@ use pbx365_store::Store;
 use pbx365_sync::{RunOptions, UserSync, APPROVAL_KEY};
 use pbx365_testkit::db::TestDb;
 use pbx365_testkit::on_both;
-use pbx365_testkit::process::sync_once_bin;
-use pbx365_testkit::sync::{run, settings, synced};
+use pbx365_testkit::sync::{
+    kill_sync_once_when, restart_equals_a_clean_sync, run, settings, synced,
+};
 use pbx365_testkit::tenant::{world, World};
 use sqlx::{Column, Row};
 use std::collections::BTreeMap;
-use std::process::Stdio;
 
 /// The plan and run bookkeeping a held round may write; every other table must stay as it was.
 const BOOKKEEPING: [&str; 3] = ["sync_runs", "sync_plans", "sync_plan_pages"];
@@ -200,19 +200,6 @@ async fn an_approved_plan_is_applied_exactly_once_and_an_old_approval_is_refused
 
 on_both!(an_approved_plan_is_applied_exactly_once_and_an_old_approval_is_refused);
 
-fn child(w: &World, db_url: &str) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(sync_once_bin());
-    cmd.env("SYNC_DB_URL", db_url)
-        .env("SYNC_GRAPH_URL", w.sim.graph_url())
-        .env("SYNC_TENANT", &w.sim.tenant_id)
-        .env("SYNC_CLIENT_ID", &w.reader_client_id)
-        .env("SYNC_DATA_DIR", &w.reader_keys_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    cmd
-}
-
 /// True when the users cursor says a stored plan is being applied and a page of it is applied.
 async fn applying(store: &Store) -> bool {
     let Ok(Some(v)) = store.get_kv("cursor:users").await else {
@@ -224,58 +211,9 @@ async fn applying(store: &Store) -> bool {
 
 async fn sigkill_while_applying_a_plan_resumes_to_the_same_extensions_as_a_clean_run(db: TestDb) {
     let w = world(5_000).await;
-    let mut first = child(&w, &db.url).spawn().expect("start sync-once");
-    loop {
-        if let Some(status) = first.try_wait().unwrap() {
-            let out = first.wait_with_output().await.unwrap();
-            panic!(
-                "sync-once ended ({status}) before it was killed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        if applying(&db.store).await {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    first.start_kill().expect("SIGKILL");
-    assert!(
-        !first.wait().await.unwrap().success(),
-        "the child was killed"
-    );
-    let partial = synced(&db.store).await.len();
+    let partial = kill_sync_once_when(&w, &db.store, &db.url, || applying(&db.store)).await;
     eprintln!("killed while applying, after {partial} extensions");
-
-    let out = child(&w, &db.url)
-        .output()
-        .await
-        .expect("restart sync-once");
-    assert!(
-        out.status.success(),
-        "restart failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let after = synced(&db.store).await;
-
-    let dir = tempfile::tempdir().unwrap();
-    let clean_store = Store::connect(&format!("sqlite://{}/clean.db", dir.path().display()))
-        .await
-        .unwrap();
-    engine(&w, &clean_store)
-        .run(&RunOptions::default())
-        .await
-        .unwrap();
-    let clean = synced(&clean_store).await;
-    assert_eq!(after.len(), clean.len(), "none lost, none duplicated");
-    for (id, c) in &clean {
-        let a = after.get(id).unwrap_or_else(|| panic!("{id} lost"));
-        let strip = |e: &pbx365_domain::Extension| {
-            let mut e = e.clone();
-            e.updated_at = chrono::DateTime::UNIX_EPOCH;
-            e
-        };
-        assert_eq!(strip(a), strip(c), "{id} differs from a clean sync");
-    }
+    restart_equals_a_clean_sync(&w, &db.store, &db.url).await;
     let cursor = db.store.get_kv("cursor:users").await.unwrap().unwrap();
     assert!(cursor.contains("\"delta\""), "the round ended: {cursor}");
     let plans: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sync_plans")
