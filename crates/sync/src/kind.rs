@@ -132,6 +132,20 @@ pub trait SyncResource: Send + Sync {
     ) -> SyncResult<()> {
         Ok(())
     }
+    /// How many of the last applied pages may still have follow-up work running when a run
+    /// stops (`after_apply` may leave work in flight until [`Self::follow_up_done`]); a resumed
+    /// run redoes the follow-up of that many pages.
+    fn follow_up_pages(&self) -> u32 {
+        1
+    }
+    /// Waits for the follow-up work still running; the round's end commits only after it.
+    async fn follow_up_done(
+        &self,
+        _state: &mut Self::State,
+        _report: &mut SyncReport,
+    ) -> SyncResult<()> {
+        Ok(())
+    }
     /// Bookkeeping when a round has committed (nothing by default).
     async fn completed(&self, _state: &Self::State) -> SyncResult<()> {
         Ok(())

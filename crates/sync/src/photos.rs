@@ -4,9 +4,10 @@
 //! https://learn.microsoft.com/graph/api/profilephoto-get · https://learn.microsoft.com/graph/json-batching
 
 use futures::StreamExt;
-use pbx365_domain::{PhotoRef, ReportItem, SyncReport};
+use pbx365_domain::{PhotoRef, ReportItem};
 use pbx365_graph::{photos, GraphClient, GraphError, BATCH_LIMIT};
 use pbx365_store::Store;
+use tokio::sync::Semaphore;
 
 use crate::error::SyncResult;
 
@@ -26,13 +27,28 @@ pub struct PhotoTarget {
     pub current: Option<PhotoRef>,
 }
 
-/// What happened to one photo.
+/// A photo that changed: new bytes stored (`photo` is `Some`), or removed because the user has
+/// none any more (`None`). Carries the extension's number and name for the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PhotoChange {
-    /// New or changed photo stored.
-    Stored { m365_id: String, photo: PhotoRef },
-    /// The user has no photo any more; the stored one was removed.
-    Removed { m365_id: String },
+pub struct PhotoChange {
+    /// Microsoft object id.
+    pub m365_id: String,
+    /// Extension number.
+    pub number: String,
+    /// Display name.
+    pub name: String,
+    /// The photo stored now, or `None` when it was removed.
+    pub photo: Option<PhotoRef>,
+}
+
+/// What checking a group of photos found: the changes stored and the photos that could not be
+/// read (report errors, not a failed run).
+#[derive(Debug, Default)]
+pub struct PhotoOutcome {
+    /// Photos stored or removed.
+    pub changes: Vec<PhotoChange>,
+    /// Report errors for photos that could not be read.
+    pub errors: Vec<ReportItem>,
 }
 
 enum Fetched {
@@ -47,18 +63,21 @@ enum Fetched {
 }
 
 /// Checks the photos of `targets` and stores what changed; returns the changes so the caller
-/// can update its snapshot. Unreadable photos become report errors, not a failed run.
+/// can update its snapshot and report.
 ///
-/// `concurrency` batches stay in flight while the photos already read are written: the store
-/// writes run beside the fetches (one transaction per [`WRITE_BATCH`] photos), so a commit never
-/// leaves the batches idle. At most two groups of photos wait for the writer, which bounds memory.
+/// Each `$batch` call holds a permit of `limit`, which the photo work of several applied pages
+/// shares, so the pages' batches queue behind each other (first come, first served) and the
+/// number of requests in flight stays the client's limit. Up to `ahead` batches are started at a
+/// time; the store writes run beside the fetches (one transaction per [`WRITE_BATCH`] photos), so
+/// a commit never leaves the batches idle. At most two groups of photos wait for the writer,
+/// which bounds memory.
 pub async fn sync_photos(
     graph: &GraphClient,
     store: &Store,
     targets: Vec<PhotoTarget>,
-    concurrency: usize,
-    report: &mut SyncReport,
-) -> SyncResult<Vec<PhotoChange>> {
+    limit: &Semaphore,
+    ahead: usize,
+) -> SyncResult<PhotoOutcome> {
     let mut targets = targets.into_iter();
     let mut chunks: Vec<Vec<PhotoTarget>> = Vec::new();
     loop {
@@ -71,10 +90,13 @@ pub async fn sync_photos(
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Write>>(2);
     let fetch = async move {
         let mut stream = futures::stream::iter(chunks.into_iter().map(|chunk| async move {
-            let fetched = fetch_chunk(graph, &chunk).await;
+            let fetched = match limit.acquire().await {
+                Ok(_permit) => fetch_chunk(graph, &chunk).await,
+                Err(_) => Err(GraphError::BadResponse("the photo limit was closed".into())),
+            };
             (chunk, fetched)
         }))
-        .buffer_unordered(concurrency.max(1));
+        .buffer_unordered(ahead.max(1));
         let mut errors = Vec::new();
         let mut group: Vec<Write> = Vec::new();
         while let Some((chunk, fetched)) = stream.next().await {
@@ -117,8 +139,10 @@ pub async fn sync_photos(
     let (errors, changes) = tokio::join!(fetch, write);
     // A failed write ends the fetches (the channel closes); report the write's error first.
     let changes = changes?;
-    report.errors.extend(errors?);
-    Ok(changes)
+    Ok(PhotoOutcome {
+        changes,
+        errors: errors?,
+    })
 }
 
 /// Photos written per store transaction.
@@ -144,8 +168,11 @@ async fn write_photos(
             Write::Store(target, etag, ct, bytes) => new.push((target, etag, ct, bytes)),
             Write::Remove(target) => {
                 store.delete_photo(&target.number).await?;
-                changes.push(PhotoChange::Removed {
+                changes.push(PhotoChange {
                     m365_id: target.m365_id,
+                    number: target.number,
+                    name: target.name,
+                    photo: None,
                 });
             }
         }
@@ -167,9 +194,11 @@ async fn write_photos(
     store.put_photos(&rows).await?;
     drop(rows);
     for (target, etag, content_type, _) in new {
-        changes.push(PhotoChange::Stored {
+        changes.push(PhotoChange {
             m365_id: target.m365_id,
-            photo: PhotoRef { etag, content_type },
+            number: target.number,
+            name: target.name,
+            photo: Some(PhotoRef { etag, content_type }),
         });
     }
     Ok(())

@@ -212,13 +212,14 @@ impl<R: SyncResource> Round<'_, R> {
             if let Some(plan) = self.plan_of(c, PlanStatus::Applying).await? {
                 tracing::info!(scope = self.keys.scope(), plan = %plan.id, applied = c.pages, "resuming an interrupted sync plan");
                 let mut state = self.resource.prepare().await?.state;
-                if c.pages > 0 {
-                    // The page applied last may not have had its follow-up work (photos).
-                    let last = self.load_page(&plan.id, c.pages - 1).await?;
+                // The pages applied last may not have had all their follow-up work (photos).
+                let redo = c.pages.saturating_sub(self.resource.follow_up_pages());
+                for k in redo..c.pages {
+                    let page = self.load_page(&plan.id, k).await?;
                     self.resource
-                        .replay(&mut state, &decode_ops::<R>(&last.ops)?);
+                        .replay(&mut state, &decode_ops::<R>(&page.ops)?);
                     self.resource
-                        .after_apply(&mut state, &last.wanted, &HashSet::new(), report)
+                        .after_apply(&mut state, &page.wanted, &HashSet::new(), report)
                         .await?;
                 }
                 // The lines of the pages applied before the interruption are in no report.
@@ -702,6 +703,7 @@ impl<R: SyncResource> Round<'_, R> {
             // Applied and wanted: no longer needed in memory (a large round stays small).
             self.resource.forget(state, &page.wanted);
         }
+        self.resource.follow_up_done(state, report).await?;
         let fingerprint = (plan.round == FULL).then_some(plan.fingerprint.as_str());
         self.commit_end(state, delta, fingerprint).await
     }

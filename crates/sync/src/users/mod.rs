@@ -12,14 +12,16 @@ use pbx365_domain::user_rules::{PlanConfig, Scope};
 use pbx365_domain::{DirectoryUser, NumberRules, ReportItem, SyncKind, SyncReport, SyncRun};
 use pbx365_graph::{DeltaPage, GraphClient, UserChange};
 use pbx365_store::{ExtensionOp, Store};
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+use tokio::sync::Semaphore;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::cursor::{Cursor, Keys, Phase};
 use crate::error::{SyncError, SyncResult};
 use crate::kind::{Prepared, RoundKind, SyncResource};
-use crate::photos::{sync_photos, PhotoChange, PhotoTarget};
+use crate::photos::{sync_photos, PhotoOutcome, PhotoTarget};
 use crate::round::{self, RunOptions};
 
 pub mod numbers;
@@ -53,7 +55,24 @@ pub struct UsersState {
     /// Disables found on the pages of a full round, applied at its end unless a later page wants
     /// the user again.
     deferred: PlanStep,
+    /// Photo work of applied pages still running, oldest first.
+    photos: VecDeque<PagePhotos>,
+    /// Permits for photo `$batch` calls, shared by every page's photo work.
+    photo_limit: Arc<Semaphore>,
 }
+
+/// The photo work of one applied page, running while the next pages are applied (aborted if
+/// the run is dropped).
+struct PagePhotos {
+    task: AbortOnDropHandle<SyncResult<PhotoOutcome>>,
+    /// Ids the page created (their photo is part of "created", not an update line).
+    created: HashSet<String>,
+}
+
+/// Pages whose photo work may still run while the next page is applied. Photo batches of one
+/// page end in a ragged tail (the last wave of batches is not full); with the next page's
+/// batches queued behind it the requests in flight stay at the limit during the whole apply.
+const PHOTO_PAGES_AHEAD: usize = 1;
 
 impl UserSync {
     /// An engine over `store` and `graph` with these settings.
@@ -90,6 +109,31 @@ impl UserSync {
             return Err(SyncError::Disabled);
         }
         round::run(&self.store, self, opts).await
+    }
+
+    /// Waits for the oldest page's photo work and records what it changed.
+    async fn photos_done(&self, state: &mut UsersState, report: &mut SyncReport) -> SyncResult<()> {
+        let Some(page) = state.photos.pop_front() else {
+            return Ok(());
+        };
+        let outcome = page
+            .task
+            .await
+            .map_err(|e| SyncError::Other(format!("the photo work stopped: {e}")))??;
+        report.errors.extend(outcome.errors);
+        for change in outcome.changes {
+            state.planner.set_photo(&change.m365_id, change.photo);
+            if !page.created.contains(&change.m365_id) {
+                report.updated.push(ReportItem {
+                    extension: Some(change.number),
+                    m365_id: Some(change.m365_id),
+                    name: Some(change.name),
+                    fields: vec!["photo".into()],
+                    reason: None,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The users in scope: everyone, the listed users, or the transitive members of the groups.
@@ -254,6 +298,8 @@ impl SyncResource for UserSync {
                 scope,
                 enabled_before: counts.enabled as usize,
                 deferred: PlanStep::default(),
+                photos: VecDeque::new(),
+                photo_limit: Arc::new(Semaphore::new(self.photo_concurrency)),
             },
             fingerprint,
             force_full,
@@ -374,10 +420,10 @@ impl SyncResource for UserSync {
         if !self.settings.photos {
             return Ok(());
         }
-        // A resumed round follows up its last page before planning anything.
+        // A resumed round follows up its last pages before planning anything.
         self.know(&mut state.planner, wanted.iter().map(String::as_str))
             .await?;
-        let planner = &mut state.planner;
+        let planner = &state.planner;
         let targets: Vec<PhotoTarget> = wanted
             .iter()
             .filter_map(|id| planner.extension_of(id))
@@ -389,33 +435,35 @@ impl SyncResource for UserSync {
                 current: e.photo.clone(),
             })
             .collect();
-        if targets.is_empty() {
-            return Ok(());
+        if !targets.is_empty() {
+            let (graph, store) = (self.graph.clone(), self.store.clone());
+            let (limit, ahead) = (state.photo_limit.clone(), self.photo_concurrency);
+            let task =
+                tokio::spawn(
+                    async move { sync_photos(&graph, &store, targets, &limit, ahead).await },
+                );
+            state.photos.push_back(PagePhotos {
+                task: AbortOnDropHandle::new(task),
+                created: created.clone(),
+            });
         }
-        let changes = sync_photos(
-            &self.graph,
-            &self.store,
-            targets,
-            self.photo_concurrency,
-            report,
-        )
-        .await?;
-        for change in changes {
-            let (id, photo) = match change {
-                PhotoChange::Stored { m365_id, photo } => (m365_id, Some(photo)),
-                PhotoChange::Removed { m365_id } => (m365_id, None),
-            };
-            if let Some(ext) = planner.set_photo(&id, photo) {
-                if !created.contains(&id) {
-                    report.updated.push(ReportItem {
-                        extension: Some(ext.number.to_string()),
-                        m365_id: Some(id),
-                        name: Some(ext.display_name.clone()),
-                        fields: vec!["photo".into()],
-                        reason: None,
-                    });
-                }
-            }
+        while state.photos.len() > PHOTO_PAGES_AHEAD {
+            self.photos_done(state, report).await?;
+        }
+        Ok(())
+    }
+
+    fn follow_up_pages(&self) -> u32 {
+        PHOTO_PAGES_AHEAD as u32 + 1
+    }
+
+    async fn follow_up_done(
+        &self,
+        state: &mut UsersState,
+        report: &mut SyncReport,
+    ) -> SyncResult<()> {
+        while !state.photos.is_empty() {
+            self.photos_done(state, report).await?;
         }
         Ok(())
     }
