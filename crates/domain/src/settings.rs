@@ -857,6 +857,26 @@ mod tests {
     }
 
     #[test]
+    fn phonebook_settings_name_their_key_and_hide_their_secrets() {
+        let mut s = Settings::default();
+        assert_eq!(s.phonebook.ldap_listen, None, "LDAP is off by default");
+        s.phonebook.ldap_listen = Some("389".into());
+        assert_eq!(s.validate().unwrap_err().key, "phonebook.ldap_listen");
+        s.phonebook.ldap_listen = Some("127.0.0.1:389".into());
+        s.phonebook.ldap_bind_dn = Some("phones".into());
+        assert_eq!(s.validate().unwrap_err().key, "phonebook.ldap_bind_dn");
+        s.phonebook.ldap_bind_dn = Some("cn=phones,dc=pbx365".into());
+        s.phonebook.ldap_tls_cert = Some("ldap.crt".into());
+        assert_eq!(s.validate().unwrap_err().key, "phonebook.ldap_tls_cert");
+        s.phonebook.ldap_tls_key = Some("ldap.key".into());
+        s.phonebook.export_token = Some("very-secret-token".into());
+        s.phonebook.ldap_bind_password = Some("very-secret-password".into());
+        s.validate().unwrap();
+        let shown = format!("{:?}", s.phonebook);
+        assert!(!shown.contains("very-secret"), "{shown}");
+    }
+
+    #[test]
     fn defaults_are_valid_and_derive_urls() {
         let s = Settings::default();
         s.validate().unwrap();

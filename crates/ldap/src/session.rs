@@ -26,11 +26,17 @@ const WHOAMI: &str = "1.3.6.1.4.1.4203.1.11.3";
 /// How long a loaded tree is reused before the store is read again.
 const TREE_TTL: Duration = Duration::from_secs(5);
 
-/// What every connection shares: the application and the tree last read from the store.
+/// Most bind passwords checked at once: each check is an Argon2 run (19 MiB, tens of ms), so a
+/// flood of binds queues here instead of taking every core.
+const CONCURRENT_BIND_CHECKS: usize = 2;
+
+/// What every connection shares: the application, the tree last read from the store, and the
+/// bind checks' slots.
 pub struct Directory {
     app: App,
     cached: Mutex<Option<(Instant, Arc<Tree>)>>,
     ttl: Duration,
+    bind_checks: tokio::sync::Semaphore,
 }
 
 impl Directory {
@@ -40,6 +46,7 @@ impl Directory {
             app,
             cached: Mutex::new(None),
             ttl: TREE_TTL,
+            bind_checks: tokio::sync::Semaphore::new(CONCURRENT_BIND_CHECKS),
         }
     }
 
@@ -293,9 +300,12 @@ impl Session {
         }
         let app = self.directory.app.clone();
         let (who, pw) = (dn.to_string(), password);
-        let ok = tokio::task::spawn_blocking(move || app.ldap_bind_matches(&who, &pw))
-            .await
-            .unwrap_or(false);
+        let ok = match self.directory.bind_checks.acquire().await {
+            Ok(_slot) => tokio::task::spawn_blocking(move || app.ldap_bind_matches(&who, &pw))
+                .await
+                .unwrap_or(false),
+            Err(_) => false,
+        };
         if ok {
             self.bound = Some(dn.to_string());
             result(LdapResultCode::Success, "")

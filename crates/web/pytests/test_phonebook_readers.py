@@ -6,10 +6,8 @@ each format reserves (& < > quotes , ; line breaks, backslash) and emoji."""
 import csv
 import io
 import json
-import os
 import re
 import socket
-import subprocess
 import tempfile
 import urllib.error
 import urllib.request
@@ -21,7 +19,7 @@ import pytest
 import vobject
 from lxml import etree
 
-from conftest import SERVING, Server, pbx365_binary
+from conftest import launch, pbx365_binary
 
 LDAP_LINE = re.compile(r"^pbx365 LDAP directory on ldap://(\S+) ")
 BASE = "dc=pbx365,dc=test"
@@ -65,38 +63,18 @@ def server():
         f"ldap_bind_password = {json.dumps(BIND_PASSWORD)}\n"
         "ldap_max_results = 50\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PBX365_")}
-    env["RUST_LOG"] = "warn"
-    token = subprocess.run(
-        [binary, "--config", str(config), "admin", "token", "create", "--name", "phonebook"],
-        check=True,
-        capture_output=True,
-        text=True,
-        env=env,
-    ).stdout.strip()
-    log = workdir / "serve.log"
-    process = subprocess.Popen(
-        [binary, "--config", str(config), "serve"],
-        stdout=subprocess.PIPE,
-        stderr=log.open("w"),
-        text=True,
-        env=env,
-    )
-    base_url = ldap_addr = None
-    for line in process.stdout:
-        m = LDAP_LINE.match(line.strip())
+    ldap = []
+
+    def on_line(line):
+        m = LDAP_LINE.match(line)
         if m:
-            ldap_addr = m.group(1)
-        m = SERVING.match(line.strip())
-        if m:
-            base_url = m.group(1)
-            break
-    if base_url is None or ldap_addr is None:
-        process.kill()
-        process.wait()
-        pytest.fail(f"pbx365 serve did not start with its LDAP directory:\n{log.read_text()}")
-    s = Server(base_url=base_url, token=token, config=config, log=log, process=process)
-    s.ldap_host, s.ldap_port = ldap_addr.rsplit(":", 1)
+            ldap.append(m.group(1))
+
+    s = launch(config, "phonebook", on_line)
+    if not ldap:
+        s.stop()
+        pytest.fail(f"pbx365 serve did not start its LDAP directory:\n{s.log.read_text()}")
+    s.ldap_host, s.ldap_port = ldap[0].rsplit(":", 1)
     for number, first, last, mobile in EXTENSIONS:
         status, body = s.call(
             "POST",

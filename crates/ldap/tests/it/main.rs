@@ -314,24 +314,20 @@ async fn ldapsearch(uri: &str, args: &[&str]) -> (i32, String) {
     )
 }
 
+/// `ldapsearch` bound as the phones, from the base DN.
+async fn ldapsearch_bound(uri: &str, args: &[&str]) -> (i32, String) {
+    let mut all = vec!["-D", BIND_DN, "-w", PASSWORD, "-b", BASE];
+    all.extend_from_slice(args);
+    ldapsearch(uri, &all).await
+}
+
 on_both!(ldapsearch_reads_the_directory_over_ldap_and_ldaps => ldapsearch_body);
 async fn ldapsearch_body(db: TestDb) {
     let (_app, addr) = start(&db, None).await;
     let uri = format!("ldap://{addr}");
-    let (code, out) = ldapsearch(
+    let (code, out) = ldapsearch_bound(
         &uri,
-        &[
-            "-D",
-            BIND_DN,
-            "-w",
-            PASSWORD,
-            "-b",
-            BASE,
-            "(|(cn=ann*)(sn=ann*))",
-            "cn",
-            "telephoneNumber",
-            "mobile",
-        ],
+        &["(|(cn=ann*)(sn=ann*))", "cn", "telephoneNumber", "mobile"],
     )
     .await;
     assert_eq!(code, 0, "{out}");
@@ -345,20 +341,9 @@ async fn ldapsearch_body(db: TestDb) {
     );
     assert!(out.contains("mobile: 0170 1111111"), "{out}");
     // Paged (pr=2) through everyone under the server's limit.
-    let (code, out) = ldapsearch(
+    let (code, out) = ldapsearch_bound(
         &uri,
-        &[
-            "-D",
-            BIND_DN,
-            "-w",
-            PASSWORD,
-            "-b",
-            BASE,
-            "-E",
-            "pr=2/noprompt",
-            "(objectClass=inetOrgPerson)",
-            "cn",
-        ],
+        &["-E", "pr=2/noprompt", "(objectClass=inetOrgPerson)", "cn"],
     )
     .await;
     assert_eq!(code, 4, "the server's limit of 4 is reached: {out}");
@@ -389,20 +374,7 @@ async fn ldapsearch_body(db: TestDb) {
         _app.clone(),
         std::future::pending(),
     ));
-    let (code, out) = ldapsearch(
-        &format!("ldaps://{tls_addr}"),
-        &[
-            "-D",
-            BIND_DN,
-            "-w",
-            PASSWORD,
-            "-b",
-            BASE,
-            "(cn=Dora*)",
-            "cn",
-        ],
-    )
-    .await;
+    let (code, out) = ldapsearch_bound(&format!("ldaps://{tls_addr}"), &["(cn=Dora*)", "cn"]).await;
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("cn: Dora Engel"), "{out}");
     // Plain LDAP bytes on the TLS port do not get a directory.
