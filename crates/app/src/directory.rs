@@ -3,9 +3,11 @@
 //! credential (`[phonebook]`), stored hashed and compared in constant time.
 
 use crate::secrets::{hash_secret, random_token, secrets_equal};
+use crate::settings::{kv_key, CONSOLE_KEYS};
 use crate::{App, AppError, Missing};
 use pbx365_domain::directory::{cards, DirectoryCard};
 use pbx365_domain::phonebook::{check_dialable, dial_forms, to_e164};
+use pbx365_domain::settings::PhonebookSettings;
 use pbx365_domain::{CallerName, CallerSource, Extension, PhonebookEntry, PhonebookOwner};
 use serde_json::{json, Value};
 
@@ -112,10 +114,29 @@ impl App {
         Ok(cards(&company, &extensions))
     }
 
-    /// True when `presented` is the export token (constant-time; false while none is set).
-    pub fn export_token_matches(&self, presented: &str) -> bool {
-        let settings = self.settings();
-        let Some(stored) = settings.phonebook.export_token.as_deref() else {
+    /// `[phonebook]` as stored now: the running settings with the phonebook keys the console
+    /// stored read again, so a token rotated or a password changed on another instance of a
+    /// cluster counts here at once (a few key reads).
+    pub async fn phonebook_settings(&self) -> Result<PhonebookSettings, AppError> {
+        let mut tree = serde_json::to_value(&self.settings().phonebook)
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        for key in CONSOLE_KEYS.iter().filter(|k| k.starts_with("phonebook.")) {
+            if let Some(raw) = self.store.get_kv(&kv_key(key)).await? {
+                let value: Value =
+                    serde_json::from_str(&raw).map_err(|e| AppError::Internal(e.to_string()))?;
+                tree[key.trim_start_matches("phonebook.")] = value;
+            }
+        }
+        serde_json::from_value(tree).map_err(|e| AppError::Internal(e.to_string()))
+    }
+
+    /// True when `presented` is the export token (constant-time; false while none is set, or
+    /// when the stored settings cannot be read).
+    pub async fn export_token_matches(&self, presented: &str) -> bool {
+        let Ok(p) = self.phonebook_settings().await else {
+            return false;
+        };
+        let Some(stored) = p.export_token.as_deref() else {
             return false;
         };
         let want = match stored.strip_prefix(TOKEN_HASH_PREFIX) {
@@ -179,24 +200,27 @@ impl App {
         Ok(())
     }
 
-    /// True when `dn`/`password` is the configured LDAP bind credential. The DN compares
-    /// case-insensitively without spaces around its parts; the password in constant time (an
-    /// Argon2 hash when the console set it). Costly: run it off the async threads.
+    /// [`bind_matches`] with the running settings.
     pub fn ldap_bind_matches(&self, dn: &str, password: &str) -> bool {
-        let settings = self.settings();
-        let p = &settings.phonebook;
-        let (Some(want_dn), Some(stored)) = (&p.ldap_bind_dn, &p.ldap_bind_password) else {
-            return false;
-        };
-        if password.is_empty() || normalize_dn(dn) != normalize_dn(want_dn) {
-            crate::password::burn_verification(password);
-            return false;
-        }
-        if stored.starts_with("$argon2") {
-            crate::password::verify_password(password, stored)
-        } else {
-            secrets_equal(&hash_secret(password), &hash_secret(stored))
-        }
+        bind_matches(&self.settings().phonebook, dn, password)
+    }
+}
+
+/// True when `dn`/`password` is the LDAP bind credential of `p`. The DN compares
+/// case-insensitively without spaces around its parts; the password in constant time (an Argon2
+/// hash when the console set it). Costly: run it off the async threads.
+pub fn bind_matches(p: &PhonebookSettings, dn: &str, password: &str) -> bool {
+    let (Some(want_dn), Some(stored)) = (&p.ldap_bind_dn, &p.ldap_bind_password) else {
+        return false;
+    };
+    if password.is_empty() || normalize_dn(dn) != normalize_dn(want_dn) {
+        crate::password::burn_verification(password);
+        return false;
+    }
+    if stored.starts_with("$argon2") {
+        crate::password::verify_password(password, stored)
+    } else {
+        secrets_equal(&hash_secret(password), &hash_secret(stored))
     }
 }
 
@@ -221,17 +245,23 @@ mod tests {
     #[tokio::test]
     async fn the_export_token_is_stored_hashed_and_rotates() {
         let (app, _dir) = crate::test_app().await;
-        assert!(!app.export_token_matches(""));
-        assert!(!app.export_token_matches("anything"));
+        assert!(!app.export_token_matches("").await);
+        assert!(!app.export_token_matches("anything").await);
         let token = app.rotate_export_token("t").await.unwrap();
-        assert!(app.export_token_matches(&token));
+        assert!(app.export_token_matches(&token).await);
         let stored = app.settings().phonebook.export_token.clone().unwrap();
         assert!(stored.starts_with(TOKEN_HASH_PREFIX) && !stored.contains(&token));
         let next = app.rotate_export_token("t").await.unwrap();
-        assert!(!app.export_token_matches(&token));
-        assert!(app.export_token_matches(&next));
+        assert!(!app.export_token_matches(&token).await);
+        assert!(app.export_token_matches(&next).await);
+
+        // Another instance of the cluster (same database) rotates: the old token stops at once.
+        let other = App::new(app.store.clone(), (*app.settings()).clone());
+        let third = other.rotate_export_token("t").await.unwrap();
+        assert!(!app.export_token_matches(&next).await);
+        assert!(app.export_token_matches(&third).await);
         app.remove_export_token("t").await.unwrap();
-        assert!(!app.export_token_matches(&next));
+        assert!(!app.export_token_matches(&third).await);
     }
 
     #[tokio::test]

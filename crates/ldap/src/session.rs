@@ -10,6 +10,7 @@ use ldap3_proto::proto::{
     LdapResult, LdapResultCode, LdapSearchRequest, LdapSearchResultEntry, LdapSearchScope,
 };
 use ldap3_proto::{DisconnectionNotice, LdapCodec};
+use pbx365_app::directory::bind_matches;
 use pbx365_app::App;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -279,9 +280,15 @@ impl Session {
                 "only simple bind is supported",
             );
         };
-        let settings = self.directory.app.settings();
+        // Read as stored: a password changed on another instance counts at once.
+        let Ok(p) = self.directory.app.phonebook_settings().await else {
+            return result(
+                LdapResultCode::Unavailable,
+                "the directory cannot be read now",
+            );
+        };
         if dn.is_empty() && password.is_empty() {
-            return if settings.phonebook.ldap_anonymous {
+            return if p.ldap_anonymous {
                 self.bound = Some(String::new());
                 result(LdapResultCode::Success, "")
             } else {
@@ -298,10 +305,9 @@ impl Session {
                 "a bind without a password is refused",
             );
         }
-        let app = self.directory.app.clone();
         let (who, pw) = (dn.to_string(), password);
         let ok = match self.directory.bind_checks.acquire().await {
-            Ok(_slot) => tokio::task::spawn_blocking(move || app.ldap_bind_matches(&who, &pw))
+            Ok(_slot) => tokio::task::spawn_blocking(move || bind_matches(&p, &who, &pw))
                 .await
                 .unwrap_or(false),
             Err(_) => false,
@@ -332,7 +338,11 @@ impl Session {
                 done(result(LdapResultCode::Success, ""), Vec::new()),
             ];
         }
-        if self.bound.is_none() && !settings.phonebook.ldap_anonymous {
+        let anonymous = || async {
+            let p = self.directory.app.phonebook_settings().await;
+            p.is_ok_and(|p| p.ldap_anonymous)
+        };
+        if self.bound.is_none() && !anonymous().await {
             return vec![done(
                 result(
                     LdapResultCode::InsufficentAccessRights,

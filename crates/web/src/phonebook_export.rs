@@ -57,7 +57,7 @@ async fn export(
         return forbidden();
     };
     let token = q.token.unwrap_or_default();
-    if !state.app.export_token_matches(&token) {
+    if !state.app.export_token_matches(&token).await {
         return forbidden();
     }
     let cards = match state.app.directory_cards().await {

@@ -987,7 +987,7 @@ async fn settings_phonebook_shows_a_new_export_token_once_and_keeps_only_hashes(
         "{url}"
     );
     let token = url.rsplit("token=").next().unwrap().to_string();
-    assert!(app.state.app.export_token_matches(&token));
+    assert!(app.state.app.export_token_matches(&token).await);
     let stored = app
         .state
         .app
