@@ -41,8 +41,10 @@ pub enum LdapError {
 
 /// Most connections served at once; more are closed at once.
 pub const MAX_CONNECTIONS: usize = 256;
-/// A connection that sends nothing for this long is closed.
+/// A bound connection that sends nothing for this long is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// A connection that has not bound gets less time, so idle sockets cannot hold every slot.
+pub const UNBOUND_TIMEOUT: Duration = Duration::from_secs(30);
 /// A TLS handshake must finish within this.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 

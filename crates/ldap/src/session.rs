@@ -2,7 +2,7 @@
 //! unbind, idle time-out, or a message it cannot read (after a notice of disconnection).
 
 use crate::tree::{matches, normalize_dn, Tree, Tri};
-use crate::IDLE_TIMEOUT;
+use crate::{IDLE_TIMEOUT, UNBOUND_TIMEOUT};
 use futures::{SinkExt, StreamExt};
 use ldap3_proto::control::LdapControl;
 use ldap3_proto::proto::{
@@ -162,7 +162,12 @@ impl Session {
         let codec = Codec(LdapCodec::new(Some(MAX_MESSAGE), None));
         let mut framed = Framed::new(io, codec);
         loop {
-            let next = match tokio::time::timeout(IDLE_TIMEOUT, framed.next()).await {
+            let idle = if self.bound.is_some() {
+                IDLE_TIMEOUT
+            } else {
+                UNBOUND_TIMEOUT
+            };
+            let next = match tokio::time::timeout(idle, framed.next()).await {
                 Err(_) => {
                     let _ = framed
                         .send(DisconnectionNotice::gen_response(
