@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
-pub use session::Session;
+pub use session::{Session, FAILURE_WINDOW, MAX_FAILED_BINDS};
 
 /// Why the LDAP server could not start; each is one sentence.
 #[derive(Debug, thiserror::Error)]
@@ -142,12 +142,12 @@ pub async fn serve(bound: Bound, app: App, shutdown: impl Future<Output = ()>) {
             match tls {
                 Some(acceptor) => {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(s)) => Session::new(directory).run(s).await,
+                        Ok(Ok(s)) => Session::new(directory, peer.ip()).run(s).await,
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "LDAPS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "LDAPS handshake timed out"),
                     }
                 }
-                None => Session::new(directory).run(stream).await,
+                None => Session::new(directory, peer.ip()).run(stream).await,
             }
         });
     }

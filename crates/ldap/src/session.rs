@@ -12,6 +12,8 @@ use ldap3_proto::proto::{
 use ldap3_proto::{DisconnectionNotice, LdapCodec};
 use pbx365_app::directory::bind_matches;
 use pbx365_app::App;
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -31,13 +33,22 @@ const TREE_TTL: Duration = Duration::from_secs(5);
 /// flood of binds queues here instead of taking every core.
 const CONCURRENT_BIND_CHECKS: usize = 2;
 
-/// What every connection shares: the application, the tree last read from the store, and the
-/// bind checks' slots.
+/// Failed binds from one address within [`FAILURE_WINDOW`] after which its binds are refused
+/// unchecked until the window has passed (a guessed password then cannot be told from a wrong one).
+pub const MAX_FAILED_BINDS: u32 = 10;
+/// The window of [`MAX_FAILED_BINDS`].
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(600);
+/// Addresses whose failures are remembered; past this the oldest windows are forgotten.
+const MAX_TRACKED: usize = 10_000;
+
+/// What every connection shares: the application, the tree last read from the store, the bind
+/// checks' slots and the failed binds per address.
 pub struct Directory {
     app: App,
     cached: Mutex<Option<(Instant, Arc<Tree>)>>,
     ttl: Duration,
     bind_checks: tokio::sync::Semaphore,
+    failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
 }
 
 impl Directory {
@@ -48,7 +59,32 @@ impl Directory {
             cached: Mutex::new(None),
             ttl: TREE_TTL,
             bind_checks: tokio::sync::Semaphore::new(CONCURRENT_BIND_CHECKS),
+            failures: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Whether `ip` has failed too many binds lately.
+    fn throttled(&self, ip: IpAddr) -> bool {
+        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        failures
+            .get(&ip)
+            .is_some_and(|(since, n)| since.elapsed() < FAILURE_WINDOW && *n >= MAX_FAILED_BINDS)
+    }
+
+    /// Counts a failed bind of `ip`.
+    fn failed(&self, ip: IpAddr) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if failures.len() >= MAX_TRACKED {
+            failures.retain(|_, (since, _)| since.elapsed() < FAILURE_WINDOW);
+            if failures.len() >= MAX_TRACKED {
+                failures.clear();
+            }
+        }
+        let slot = failures.entry(ip).or_insert((Instant::now(), 0));
+        if slot.0.elapsed() >= FAILURE_WINDOW {
+            *slot = (Instant::now(), 0);
+        }
+        slot.1 += 1;
     }
 
     /// The tree, read again when older than its time to live (phones search on every key).
@@ -127,6 +163,7 @@ impl Encoder<LdapMsg> for Codec {
 /// One client connection.
 pub struct Session {
     directory: Arc<Directory>,
+    peer: IpAddr,
     /// The DN a successful bind named ("" for anonymous), or None before any bind.
     bound: Option<String>,
 }
@@ -149,10 +186,11 @@ fn reply(msgid: i32, op: LdapOp) -> LdapMsg {
 }
 
 impl Session {
-    /// A connection that has not bound yet.
-    pub fn new(directory: Arc<Directory>) -> Self {
+    /// A connection from `peer` that has not bound yet.
+    pub fn new(directory: Arc<Directory>, peer: IpAddr) -> Self {
         Session {
             directory,
+            peer,
             bound: None,
         }
     }
@@ -310,6 +348,9 @@ impl Session {
                 "a bind without a password is refused",
             );
         }
+        if self.directory.throttled(self.peer) {
+            return result(LdapResultCode::InvalidCredentials, "invalid credentials");
+        }
         let (who, pw) = (dn.to_string(), password);
         let ok = match self.directory.bind_checks.acquire().await {
             Ok(_slot) => tokio::task::spawn_blocking(move || bind_matches(&p, &who, &pw))
@@ -321,6 +362,7 @@ impl Session {
             self.bound = Some(dn.to_string());
             result(LdapResultCode::Success, "")
         } else {
+            self.directory.failed(self.peer);
             result(LdapResultCode::InvalidCredentials, "invalid credentials")
         }
     }

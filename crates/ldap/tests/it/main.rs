@@ -387,3 +387,25 @@ async fn ldapsearch_body(db: TestDb) {
     let answer = until_closed(&mut s).await;
     assert!(!answer.windows(4).any(|w| w == b"Dora"));
 }
+
+on_both!(an_address_that_keeps_guessing_is_refused_unchecked => guessing_body);
+async fn guessing_body(db: TestDb) {
+    let (_app, addr) = start(&db, None).await;
+    let mut c = connect(addr).await;
+    assert_eq!(
+        bind(&mut c, BIND_DN, PASSWORD).await,
+        LdapResultCode::Success
+    );
+    for _ in 0..pbx365_ldap::MAX_FAILED_BINDS {
+        assert_eq!(
+            bind(&mut c, BIND_DN, "guess").await,
+            LdapResultCode::InvalidCredentials
+        );
+    }
+    // Now even the right password is refused from this address, on any connection.
+    let mut again = connect(addr).await;
+    assert_eq!(
+        bind(&mut again, BIND_DN, PASSWORD).await,
+        LdapResultCode::InvalidCredentials
+    );
+}
