@@ -36,6 +36,22 @@ async fn get(app: &ConsoleApp, path: &str, cookie: Option<&str>) -> Response {
     req.send().await.unwrap()
 }
 
+/// Posts a console form with the session cookie.
+async fn post_form(
+    app: &ConsoleApp,
+    cookie: &str,
+    path: &str,
+    form: Vec<(&'static str, String)>,
+) -> Response {
+    client()
+        .post(format!("{}{path}", app.base))
+        .header(COOKIE, cookie)
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Fetches the sign-in form and posts it; returns the response of the POST.
 async fn sign_in(
     app: &ConsoleApp,
@@ -489,19 +505,7 @@ async fn adding_an_extension_with_a_bad_number_explains_why_and_keeps_the_input(
     let app = start(None).await;
     let cookie = session(&app).await;
     let csrf = csrf_of(&app, &cookie).await;
-    let post = |form: Vec<(&'static str, String)>| {
-        let cookie = cookie.clone();
-        let url = format!("{}/console/extensions", app.base);
-        async move {
-            client()
-                .post(url)
-                .header(COOKIE, cookie)
-                .form(&form)
-                .send()
-                .await
-                .unwrap()
-        }
-    };
+    let post = |form| post_form(&app, &cookie, "/console/extensions", form);
     let res = post(vec![
         ("csrf", csrf.clone()),
         ("number", "12a".into()),
@@ -949,19 +953,7 @@ async fn settings_phonebook_shows_a_new_export_token_once_and_keeps_only_hashes(
     assert!(html.contains("id=\"token-unset\""), "{html}");
     assert!(html.contains("id=\"nav-phonebook-settings\""));
     let csrf = hidden(&html, "csrf");
-    let post = |path: &'static str, form: Vec<(&'static str, String)>| {
-        let cookie = cookie.clone();
-        let url = format!("{}{path}", app.base);
-        async move {
-            client()
-                .post(url)
-                .header(COOKIE, cookie)
-                .form(&form)
-                .send()
-                .await
-                .unwrap()
-        }
-    };
+    let post = |path, form| post_form(&app, &cookie, path, form);
 
     // Without the CSRF token nothing changes.
     let res = post("/console/settings/phonebook/token", vec![]).await;
