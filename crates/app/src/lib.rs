@@ -28,6 +28,7 @@ pub mod audit;
 pub mod clock;
 pub mod context;
 pub mod credentials;
+pub mod directory;
 pub mod error;
 pub mod extensions;
 pub mod flash;

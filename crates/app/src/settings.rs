@@ -44,6 +44,11 @@ pub const CONSOLE_KEYS: &[&str] = &[
     "mail.welcome",
     "mail.max_per_minute",
     "mail.max_recipients_per_day",
+    "phonebook.export_token",
+    "phonebook.ldap_listen",
+    "phonebook.ldap_bind_dn",
+    "phonebook.ldap_bind_password",
+    "phonebook.ldap_anonymous",
 ];
 
 /// Why stored console settings could not be applied.

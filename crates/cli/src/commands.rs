@@ -84,6 +84,7 @@ pub(crate) async fn serve_state(state: AppState, bound: server::Bound) -> anyhow
     let mail = state.app.start_mail_worker();
     let pruning = start_pruning(&state);
     let kamailio = crate::sip_cmd::start(&state).await?;
+    let ldap = start_ldap(&state).await?;
     let _ = pbx365_web::metrics::handle();
     let app = pbx365_web::router(state.clone());
     println!(
@@ -99,6 +100,9 @@ pub(crate) async fn serve_state(state: AppState, bound: server::Bound) -> anyhow
     expiry.abort();
     mail.stop();
     pruning.abort();
+    if let Some(l) = ldap {
+        l.abort();
+    }
     if let Some(k) = kamailio {
         k.stop().await;
     }
@@ -106,6 +110,38 @@ pub(crate) async fn serve_state(state: AppState, bound: server::Bound) -> anyhow
     served?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts the read-only LDAP directory for desk phones when `[phonebook] ldap_listen` is set
+/// (SPEC §5); a start-up problem (address taken, bad certificate) stops `serve` with its sentence.
+async fn start_ldap(state: &AppState) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let settings = state.settings();
+    let p = &settings.phonebook;
+    let Some(addr) = p.ldap_listen.as_deref() else {
+        return Ok(None);
+    };
+    let tls = p.ldap_tls_cert.as_deref().zip(p.ldap_tls_key.as_deref());
+    let bound = pbx365_ldap::bind(addr, tls)
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    if p.ldap_bind_password.is_none() && !p.ldap_anonymous {
+        tracing::warn!(
+            "the LDAP directory has no bind password and anonymous searches are off: \
+             every search is refused (Settings › Phonebook)"
+        );
+    }
+    println!(
+        "pbx365 LDAP directory on {}://{} (base {})",
+        bound.scheme(),
+        bound.local_addr(),
+        p.ldap_base_dn
+    );
+    let app = state.app.clone();
+    Ok(Some(tokio::spawn(pbx365_ldap::serve(
+        bound,
+        app,
+        std::future::pending(),
+    ))))
 }
 
 /// How often an instance asks whether the daily pruning is due (cheap: a lease and a key).

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod deletion_guard;
+pub mod directory;
 pub mod directory_user;
 pub mod error;
 pub mod extension;
@@ -26,6 +27,8 @@ pub use extension::{
 pub use group::{ExtensionGroup, AZURE_AD_GROUP};
 pub use ids::Guid;
 pub use outbox::{MailAttachment, NewMail, OutboxMail, OutboxStatus, PacingLimits};
-pub use phonebook::{PhoneKind, PhoneNumber, PhonebookEntry, PhonebookOwner};
+pub use phonebook::{
+    CallerName, CallerSource, PhoneKind, PhoneNumber, PhonebookEntry, PhonebookOwner,
+};
 pub use profile::{Profile, ProfileSource, ProfileState};
 pub use sync_run::{ReportItem, SyncKind, SyncReport, SyncRun, SyncStatus};

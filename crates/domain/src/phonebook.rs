@@ -63,6 +63,67 @@ pub fn to_e164(raw: &str, default_country: &str) -> Option<String> {
     Some(parsed.format().mode(phonenumber::Mode::E164).to_string())
 }
 
+/// The forms, digits with `+` kept, in which a number with this E.164 value may be written in a
+/// directory field: `+4930123`, `004930123`, `01149…`, `4930123` and the national form with
+/// its trunk prefix (`030123` in Germany). A lookup reads these few forms by index and then checks
+/// each hit with [`to_e164`]; empty when `e164` is not a valid number.
+pub fn dial_forms(e164: &str) -> Vec<String> {
+    let Ok(parsed) = phonenumber::parse(None, e164) else {
+        return Vec::new();
+    };
+    let international: String = e164.chars().filter(char::is_ascii_digit).collect();
+    let national: String = parsed
+        .format()
+        .mode(phonenumber::Mode::National)
+        .to_string()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    let mut forms = vec![
+        format!("+{international}"),
+        format!("00{international}"),
+        format!("011{international}"),
+        international,
+        national,
+    ];
+    forms.retain(|f| f.len() > 2);
+    forms.dedup();
+    forms
+}
+
+/// Where a caller's name was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CallerSource {
+    /// The called extension's personal phonebook.
+    Personal,
+    /// The company phonebook.
+    Company,
+    /// An extension (its number, mobile or outbound caller ID).
+    Extension,
+}
+
+/// The answer of a caller-name lookup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CallerName {
+    /// The number as asked.
+    pub number: String,
+    /// It in E.164, when it is a valid number (normalised with `contacts.default_country`).
+    pub e164: Option<String>,
+    /// The name to show.
+    pub name: String,
+    /// Which directory had it.
+    pub source: CallerSource,
+    /// The phonebook entry (personal or company).
+    pub entry_id: Option<String>,
+    /// The extension: the one found (source `extension`).
+    pub extension: Option<String>,
+    /// The entry's company.
+    pub company: Option<String>,
+    /// Which of the entry's numbers matched.
+    pub kind: Option<PhoneKind>,
+}
+
 /// Checks that a number holds only what a phone can dial or a person writes around it.
 pub fn check_dialable(raw: &str) -> Result<(), ValidationError> {
     let ok = !raw.trim().is_empty()
@@ -116,6 +177,16 @@ mod tests {
             Some("+14255550100")
         );
         assert_eq!(to_e164("hello", "DE"), None);
+    }
+
+    #[test]
+    fn a_number_is_looked_up_in_the_forms_people_write_it() {
+        let forms = dial_forms("+49301234567");
+        for f in ["+49301234567", "0049301234567", "49301234567", "0301234567"] {
+            assert!(forms.contains(&f.to_string()), "{f} missing from {forms:?}");
+        }
+        assert!(dial_forms("+14255550100").contains(&"4255550100".to_string()));
+        assert!(dial_forms("nonsense").is_empty());
     }
 
     #[test]

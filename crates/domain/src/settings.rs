@@ -37,6 +37,8 @@ pub struct Settings {
     pub mail: MailSettings,
     /// Phones: Kamailio as the SIP engine (`[sip]`).
     pub sip: SipSettings,
+    /// The company directory for desk phones: exports and LDAP (`[phonebook]`).
+    pub phonebook: PhonebookSettings,
     /// Days sync runs and notification dedup keys are kept (the newest 100 runs always stay).
     pub retention_days: u32,
 }
@@ -58,6 +60,7 @@ impl Default for Settings {
             calendar: CalendarSettings::default(),
             mail: MailSettings::default(),
             sip: SipSettings::default(),
+            phonebook: PhonebookSettings::default(),
             retention_days: DEFAULT_RETENTION_DAYS,
         }
     }
@@ -439,6 +442,120 @@ impl SipSettings {
     }
 }
 
+/// The directory for desk phones (`[phonebook]`, SPEC §5): the token of the export URLs and the
+/// read-only LDAP server. Secrets are kept as hashes when the console sets them (`sha256:` hex
+/// of the export token, an Argon2 PHC string of the bind password); a file may hold them plain.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PhonebookSettings {
+    /// Token in the export URLs (`?token=`); no exports while unset.
+    pub export_token: Option<String>,
+    /// Address of the LDAP server (`IP:PORT`); off while unset.
+    pub ldap_listen: Option<String>,
+    /// DN under which the directory is served.
+    pub ldap_base_dn: String,
+    /// The DN phones bind with.
+    pub ldap_bind_dn: Option<String>,
+    /// Its password.
+    pub ldap_bind_password: Option<String>,
+    /// Searches without a bind (or an anonymous bind) are answered.
+    pub ldap_anonymous: bool,
+    /// LDAPS: certificate chain (PEM); with `ldap_tls_key`.
+    pub ldap_tls_cert: Option<PathBuf>,
+    /// LDAPS: private key (PEM).
+    pub ldap_tls_key: Option<PathBuf>,
+    /// Most entries one search returns, whatever the phone asks for.
+    pub ldap_max_results: u32,
+}
+
+impl Default for PhonebookSettings {
+    fn default() -> Self {
+        PhonebookSettings {
+            export_token: None,
+            ldap_listen: None,
+            ldap_base_dn: "dc=pbx365".into(),
+            ldap_bind_dn: None,
+            ldap_bind_password: None,
+            ldap_anonymous: false,
+            ldap_tls_cert: None,
+            ldap_tls_key: None,
+            ldap_max_results: 500,
+        }
+    }
+}
+
+impl std::fmt::Debug for PhonebookSettings {
+    /// Everything but the secrets (settings are logged at start-up).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |s: &Option<String>| s.as_ref().map(|_| "***");
+        f.debug_struct("PhonebookSettings")
+            .field("export_token", &hidden(&self.export_token))
+            .field("ldap_listen", &self.ldap_listen)
+            .field("ldap_base_dn", &self.ldap_base_dn)
+            .field("ldap_bind_dn", &self.ldap_bind_dn)
+            .field("ldap_bind_password", &hidden(&self.ldap_bind_password))
+            .field("ldap_anonymous", &self.ldap_anonymous)
+            .field("ldap_tls_cert", &self.ldap_tls_cert)
+            .field("ldap_tls_key", &self.ldap_tls_key)
+            .field("ldap_max_results", &self.ldap_max_results)
+            .finish()
+    }
+}
+
+impl PhonebookSettings {
+    fn validate(&self) -> Result<(), SettingsError> {
+        if let Some(l) = &self.ldap_listen {
+            if l.parse::<std::net::SocketAddr>().is_err() {
+                return Err(SettingsError {
+                    key: "phonebook.ldap_listen",
+                    message: format!(
+                        "'{l}' is not an address: use IP:PORT, e.g. 0.0.0.0:389, or leave it unset"
+                    ),
+                });
+            }
+        }
+        let dn_ok = |dn: &str| {
+            !dn.trim().is_empty()
+                && dn.len() <= 512
+                && dn.split(',').all(|rdn| {
+                    rdn.split_once('=')
+                        .is_some_and(|(a, v)| !a.trim().is_empty() && !v.trim().is_empty())
+                })
+        };
+        if !dn_ok(&self.ldap_base_dn) {
+            return Err(SettingsError {
+                key: "phonebook.ldap_base_dn",
+                message: format!(
+                    "'{}' is not a DN, e.g. dc=pbx365,dc=example",
+                    self.ldap_base_dn
+                ),
+            });
+        }
+        if let Some(dn) = &self.ldap_bind_dn {
+            if !dn_ok(dn) {
+                return Err(SettingsError {
+                    key: "phonebook.ldap_bind_dn",
+                    message: format!("'{dn}' is not a DN, e.g. cn=phones,dc=pbx365"),
+                });
+            }
+        }
+        if self.ldap_tls_cert.is_some() != self.ldap_tls_key.is_some() {
+            return Err(SettingsError {
+                key: "phonebook.ldap_tls_cert",
+                message: "LDAPS needs both phonebook.ldap_tls_cert and phonebook.ldap_tls_key"
+                    .into(),
+            });
+        }
+        if self.ldap_max_results == 0 {
+            return Err(SettingsError {
+                key: "phonebook.ldap_max_results",
+                message: "must be at least 1".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
 fn is_domain_name(d: &str) -> bool {
     !d.is_empty()
         && d.len() <= 253
@@ -652,6 +769,7 @@ impl Settings {
             });
         }
         self.validate_sip()?;
+        self.phonebook.validate()?;
         if self.edition == Edition::Standard {
             if self.contacts.personal || !self.contacts.shared_mailboxes.is_empty() {
                 return Err(SettingsError {
@@ -736,6 +854,26 @@ mod tests {
         s.validate().unwrap();
         s.sip.domain = Some("bad domain".into());
         assert_eq!(s.validate().unwrap_err().key, "sip.domain");
+    }
+
+    #[test]
+    fn phonebook_settings_name_their_key_and_hide_their_secrets() {
+        let mut s = Settings::default();
+        assert_eq!(s.phonebook.ldap_listen, None, "LDAP is off by default");
+        s.phonebook.ldap_listen = Some("389".into());
+        assert_eq!(s.validate().unwrap_err().key, "phonebook.ldap_listen");
+        s.phonebook.ldap_listen = Some("127.0.0.1:389".into());
+        s.phonebook.ldap_bind_dn = Some("phones".into());
+        assert_eq!(s.validate().unwrap_err().key, "phonebook.ldap_bind_dn");
+        s.phonebook.ldap_bind_dn = Some("cn=phones,dc=pbx365".into());
+        s.phonebook.ldap_tls_cert = Some("ldap.crt".into());
+        assert_eq!(s.validate().unwrap_err().key, "phonebook.ldap_tls_cert");
+        s.phonebook.ldap_tls_key = Some("ldap.key".into());
+        s.phonebook.export_token = Some("very-secret-token".into());
+        s.phonebook.ldap_bind_password = Some("very-secret-password".into());
+        s.validate().unwrap();
+        let shown = format!("{:?}", s.phonebook);
+        assert!(!shown.contains("very-secret"), "{shown}");
     }
 
     #[test]

@@ -128,13 +128,17 @@ async fn write_numbers(conn: &mut AnyConnection, entry: &PhonebookEntry) -> Stor
         .bind(entry.id.as_str())
         .execute(&mut *conn)
         .await?;
+    // `book` beside each number lets the caller-name lookup find "this number in that phonebook"
+    // through one index (migration 0011).
+    let book = owner_number(&entry.owner).unwrap_or_default();
     for (pos, n) in entry.numbers.iter().enumerate() {
-        sqlx::query("INSERT INTO phonebook_numbers (entry_id, pos, kind, raw, e164) VALUES ($1, $2, $3, $4, $5)")
+        sqlx::query("INSERT INTO phonebook_numbers (entry_id, pos, kind, raw, e164, book) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(entry.id.as_str())
             .bind(pos as i64)
             .bind(kind_str(n.kind))
             .bind(n.raw.as_str())
             .bind(n.e164.as_deref())
+            .bind(book)
             .execute(&mut *conn)
             .await?;
     }
@@ -242,6 +246,29 @@ impl Store {
             Some(e164),
         )
         .await
+    }
+
+    /// Caller-name lookup: the first entry (by id) of one phonebook with a number of this E.164
+    /// value, and which of its numbers matched; one index read (migration 0011), however many
+    /// phonebooks hold the number.
+    pub async fn phonebook_entry_by_e164(
+        &self,
+        owner: &PhonebookOwner,
+        e164: &str,
+    ) -> StoreResult<Option<(PhonebookEntry, PhoneKind)>> {
+        let mut conn = self.pool.acquire().await?;
+        let hit = sqlx::query(
+            "SELECT entry_id, kind FROM phonebook_numbers WHERE e164 = $1 AND book = $2 \
+             ORDER BY entry_id LIMIT 1",
+        )
+        .bind(e164)
+        .bind(owner_number(owner).unwrap_or_default())
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(row) = hit else { return Ok(None) };
+        let id: String = row.try_get("entry_id")?;
+        let kind = parse_kind(&row.try_get::<String, _>("kind")?)?;
+        Ok(read_entry(&mut conn, &id).await?.map(|e| (e, kind)))
     }
 
     /// Creates a local entry (id assigned by the store; `m365_id` is ignored: local entries have none).

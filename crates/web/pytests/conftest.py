@@ -136,30 +136,21 @@ def _seed(server: Server, db_file: Path):
         db.execute("INSERT INTO extension_photos (number, bytes) VALUES ('200', ?)", (PNG,))
 
 
-@pytest.fixture(scope="session")
-def pbx365_server():
+def launch(config: Path, token_name: str, on_line=None) -> Server:
+    """Creates an API token with `pbx365 admin token create`, then starts `pbx365 serve` on
+    `config` and waits for its "serving on" line; `on_line` sees the lines printed before it."""
     binary = pbx365_binary()
-    if not Path(binary).exists():
-        pytest.skip(f"pbx365 binary not built at {binary} (run scripts/test or set PBX365_BIN)")
-    workdir = Path(tempfile.mkdtemp(prefix="pbx365-contract-"))
-    data_dir = workdir / "data"
-    db_file = data_dir / "pbx365.db"
-    config = workdir / "pbx365.toml"
-    config.write_text(
-        f'listen = "127.0.0.1:0"\n'
-        f"data_dir = {json.dumps(str(data_dir))}\n"
-    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PBX365_")}
     env["RUST_LOG"] = "warn"
     token = subprocess.run(
-        [binary, "--config", str(config), "admin", "token", "create", "--name", "schemathesis"],
+        [binary, "--config", str(config), "admin", "token", "create", "--name", token_name],
         check=True,
         capture_output=True,
         text=True,
         env=env,
     ).stdout.strip()
     assert token and "\n" not in token
-    log = workdir / "serve.log"
+    log = config.parent / "serve.log"
     process = subprocess.Popen(
         [binary, "--config", str(config), "serve"],
         stdout=subprocess.PIPE,
@@ -173,10 +164,28 @@ def pbx365_server():
         if m:
             base_url = m.group(1)
             break
+        if on_line:
+            on_line(line.strip())
     if base_url is None:
         process.wait()
         pytest.fail(f"pbx365 serve did not start:\n{log.read_text()}")
-    server = Server(base_url=base_url, token=token, config=config, log=log, process=process)
+    return Server(base_url=base_url, token=token, config=config, log=log, process=process)
+
+
+@pytest.fixture(scope="session")
+def pbx365_server():
+    binary = pbx365_binary()
+    if not Path(binary).exists():
+        pytest.skip(f"pbx365 binary not built at {binary} (run scripts/test or set PBX365_BIN)")
+    workdir = Path(tempfile.mkdtemp(prefix="pbx365-contract-"))
+    data_dir = workdir / "data"
+    db_file = data_dir / "pbx365.db"
+    config = workdir / "pbx365.toml"
+    config.write_text(
+        f'listen = "127.0.0.1:0"\n'
+        f"data_dir = {json.dumps(str(data_dir))}\n"
+    )
+    server = launch(config, "schemathesis")
     try:
         _seed(server, db_file)
         yield server

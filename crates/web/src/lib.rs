@@ -16,6 +16,7 @@ pub mod m365;
 pub mod metrics;
 pub mod notifications;
 pub mod openapi;
+pub mod phonebook_export;
 pub mod server;
 pub mod session;
 pub mod state;
@@ -36,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .merge(console::router())
         .merge(m365::router())
         .merge(notifications::router())
+        .merge(phonebook_export::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             console::sync::held_banner,

@@ -4,7 +4,7 @@
 //! a request the document calls valid is accepted and one it calls invalid is refused
 //! (checked by schemathesis in `crates/web/pytests`).
 
-use crate::api::{extensions, groups, phonebook, sync};
+use crate::api::{extensions, groups, lookup, phonebook, sync};
 use pbx365_domain::settings::DigitRange;
 use serde_json::{json, Map, Value};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -31,6 +31,7 @@ use utoipa::{Modify, OpenApi};
         phonebook::list_company, phonebook::create_company, phonebook::update_company, phonebook::delete_company,
         phonebook::list_personal, phonebook::create_personal, phonebook::update_personal, phonebook::delete_personal,
         sync::list_runs, sync::get_run, sync::start_run,
+        lookup::lookup,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     modifiers(&BearerAuth),
@@ -396,6 +397,9 @@ fn complete_operation(path: &str, method: &str, op: &mut Value, has_path_params:
                 }
                 Some("kind") => {
                     p["schema"] = json!({"type": "string", "enum": ["users", "all"]});
+                }
+                Some("number") if path == "/api/v1/lookup" => {
+                    p["schema"] = json!({"type": "string", "pattern": dialable(false), "maxLength": MAX_PHONE});
                 }
                 _ => {}
             }

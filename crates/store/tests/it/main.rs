@@ -7,6 +7,7 @@ mod auth;
 mod extensions;
 mod groups;
 mod leases;
+mod lookup;
 mod migrations;
 mod misc;
 mod notifications;

@@ -14,6 +14,8 @@ pub struct TestServer {
     pub store: Store,
     /// HTTP client.
     pub http: reqwest::Client,
+    /// The application behind the server (to change settings as the console would).
+    pub state: AppState,
     _db: crate::db::FreshDb,
 }
 
@@ -31,7 +33,8 @@ impl TestServer {
             data_dir: db.dir.path().to_path_buf(),
             ..Settings::default()
         };
-        let app = pbx365_web::router(AppState::new(store.clone(), settings));
+        let state = AppState::new(store.clone(), settings);
+        let app = pbx365_web::router(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -44,6 +47,7 @@ impl TestServer {
             token,
             store,
             http: reqwest::Client::new(),
+            state,
             _db: db,
         }
     }

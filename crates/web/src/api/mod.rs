@@ -3,6 +3,7 @@
 
 pub mod extensions;
 pub mod groups;
+pub mod lookup;
 pub mod phonebook;
 pub mod sync;
 
@@ -50,6 +51,7 @@ pub fn router() -> Router<AppState> {
             "/phonebook/company/{id}",
             put(phonebook::update_company).delete(phonebook::delete_company),
         )
+        .route("/lookup", get(lookup::lookup))
         .route("/groups", get(groups::list).post(groups::create))
         .route("/groups/{name}", axum::routing::delete(groups::delete))
         .route(

@@ -7,6 +7,7 @@ mod credentials;
 mod error;
 mod mail;
 mod pages;
+mod phonebook_settings;
 mod sip;
 pub mod sync;
 mod views;
@@ -71,6 +72,7 @@ pub fn router() -> Router<AppState> {
         .merge(credentials::router())
         .merge(mail::router())
         .merge(sip::router())
+        .merge(phonebook_settings::router())
         .layer(middleware::from_fn(crate::html::security_headers))
 }
 

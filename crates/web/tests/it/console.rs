@@ -36,6 +36,22 @@ async fn get(app: &ConsoleApp, path: &str, cookie: Option<&str>) -> Response {
     req.send().await.unwrap()
 }
 
+/// Posts a console form with the session cookie.
+async fn post_form(
+    app: &ConsoleApp,
+    cookie: &str,
+    path: &str,
+    form: Vec<(&'static str, String)>,
+) -> Response {
+    client()
+        .post(format!("{}{path}", app.base))
+        .header(COOKIE, cookie)
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Fetches the sign-in form and posts it; returns the response of the POST.
 async fn sign_in(
     app: &ConsoleApp,
@@ -489,19 +505,7 @@ async fn adding_an_extension_with_a_bad_number_explains_why_and_keeps_the_input(
     let app = start(None).await;
     let cookie = session(&app).await;
     let csrf = csrf_of(&app, &cookie).await;
-    let post = |form: Vec<(&'static str, String)>| {
-        let cookie = cookie.clone();
-        let url = format!("{}/console/extensions", app.base);
-        async move {
-            client()
-                .post(url)
-                .header(COOKIE, cookie)
-                .form(&form)
-                .send()
-                .await
-                .unwrap()
-        }
-    };
+    let post = |form| post_form(&app, &cookie, "/console/extensions", form);
     let res = post(vec![
         ("csrf", csrf.clone()),
         ("number", "12a".into()),
@@ -938,3 +942,119 @@ async fn a_held_runs_page_lists_what_its_stored_plan_would_disable_and_delete(
 }
 
 pbx365_testkit::on_both!(a_held_runs_page_lists_what_its_stored_plan_would_disable_and_delete);
+
+#[tokio::test]
+async fn settings_phonebook_shows_a_new_export_token_once_and_keeps_only_hashes() {
+    let app = start(None).await;
+    let cookie = session(&app).await;
+    let page = get(&app, "/console/settings/phonebook", Some(&cookie)).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("id=\"token-unset\""), "{html}");
+    assert!(html.contains("id=\"nav-phonebook-settings\""));
+    let csrf = hidden(&html, "csrf");
+    let post = |path, form| post_form(&app, &cookie, path, form);
+
+    // Without the CSRF token nothing changes.
+    let res = post("/console/settings/phonebook/token", vec![]).await;
+    assert_ne!(res.status(), StatusCode::OK);
+    assert!(app.state.app.settings().phonebook.export_token.is_none());
+
+    let res = post(
+        "/console/settings/phonebook/token",
+        vec![("csrf", csrf.clone())],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let html = pbx365_testkit::web::text(&res.text().await.unwrap());
+    let url = html
+        .split("<code class=\"export-url\">")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .expect("the export URL is shown")
+        .to_string();
+    assert!(
+        url.starts_with(&format!("{}/phonebook/yealink.xml?token=", app.base)),
+        "{url}"
+    );
+    let token = url.rsplit("token=").next().unwrap().to_string();
+    assert!(app.state.app.export_token_matches(&token).await);
+    let stored = app
+        .state
+        .app
+        .settings()
+        .phonebook
+        .export_token
+        .clone()
+        .unwrap();
+    assert!(!stored.contains(&token));
+    let feed = client().get(&url).send().await.unwrap();
+    assert_eq!(feed.status(), StatusCode::OK);
+
+    // Shown once: the page no longer has it.
+    let html = get(&app, "/console/settings/phonebook", Some(&cookie))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains(&token) && html.contains("id=\"token-set\""));
+
+    let res = post(
+        "/console/settings/phonebook/ldap",
+        vec![
+            ("csrf", csrf.clone()),
+            ("enabled", "on".into()),
+            ("listen", "127.0.0.1:3389".into()),
+            ("bind_dn", "cn=phones,dc=pbx365".into()),
+            ("password", "phones secret".into()),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let p = app.state.app.settings().phonebook.clone();
+    assert_eq!(p.ldap_listen.as_deref(), Some("127.0.0.1:3389"));
+    assert!(p
+        .ldap_bind_password
+        .as_deref()
+        .unwrap()
+        .starts_with("$argon2"));
+    assert!(app
+        .state
+        .app
+        .ldap_bind_matches("cn=phones,dc=pbx365", "phones secret"));
+    // A blank password keeps the stored one; a bad address is refused with a sentence.
+    post(
+        "/console/settings/phonebook/ldap",
+        vec![
+            ("csrf", csrf.clone()),
+            ("enabled", "on".into()),
+            ("listen", "nowhere".into()),
+            ("bind_dn", "cn=phones,dc=pbx365".into()),
+        ],
+    )
+    .await;
+    let html = pbx365_testkit::web::text(
+        &get(&app, "/console/settings/phonebook", Some(&cookie))
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert!(html.contains("phonebook.ldap_listen"), "{html}");
+    assert!(app
+        .state
+        .app
+        .ldap_bind_matches("cn=phones,dc=pbx365", "phones secret"));
+
+    let res = post(
+        "/console/settings/phonebook/token/remove",
+        vec![("csrf", csrf)],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        client().get(&url).send().await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+}
