@@ -18,7 +18,9 @@ pub mod notifications;
 pub mod openapi;
 pub mod server;
 pub mod session;
+pub mod sso;
 pub mod state;
+pub mod webclient;
 
 /// Console admin passwords (the use-case layer's; kept here for existing callers).
 pub use pbx365_app::password;
@@ -36,6 +38,8 @@ pub fn router(state: AppState) -> Router {
         .merge(console::router())
         .merge(m365::router())
         .merge(notifications::router())
+        .merge(sso::router())
+        .merge(webclient::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             console::sync::held_banner,

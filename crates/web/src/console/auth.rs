@@ -123,6 +123,28 @@ impl FromRequestParts<AppState> for ConsoleAdmin {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         match state.sessions.current(&parts.headers).await {
+            // A Microsoft sign-in stays valid only while its extension keeps the admin role
+            // and its place in the allowed set.
+            Ok(Ok(session))
+                if session
+                    .subject
+                    .starts_with(pbx365_app::sso::CONSOLE_SUBJECT)
+                    && state
+                        .app
+                        .sso_extension(pbx365_app::sso::Surface::Console, &session.subject)
+                        .await
+                        .is_none() =>
+            {
+                let _ = state.sessions.logout(&parts.headers).await;
+                Err((
+                    [(
+                        header::SET_COOKIE,
+                        state.sessions.policy().clear_session_cookie(),
+                    )],
+                    Redirect::to(&login_redirect(parts, false)),
+                )
+                    .into_response())
+            }
             Ok(Ok(session)) if !session.subject.starts_with("ext:") => Ok(ConsoleAdmin {
                 name: session.subject.clone(),
                 session,
@@ -160,12 +182,17 @@ fn login_form(
     notice: Option<String>,
 ) -> Response {
     let token = random_token();
+    let sso_href = state
+        .app
+        .sso_enabled(pbx365_app::sso::Surface::Console)
+        .then(|| crate::sso::start_url(pbx365_app::sso::Surface::Console, &return_to, false));
     let page = LoginPage {
         error,
         notice,
         return_to,
         login_csrf: token.clone(),
         username,
+        sso_href,
     };
     let mut res = render(status, &page);
     res.headers_mut().append(

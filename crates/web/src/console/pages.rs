@@ -4,7 +4,7 @@ use super::auth::ConsoleAdmin;
 use super::error::ConsoleError;
 use super::views::{
     ExtensionFields, ExtensionFormPage, ExtensionRow, ExtensionsPage, M365Page, PhonebookPage,
-    PhonebookRow, SyncPage, SyncRunRow, WebClientPage,
+    PhonebookRow, SyncPage, SyncRunRow,
 };
 use crate::html::{render, sentence};
 use crate::AppState;
@@ -22,11 +22,6 @@ use serde::Deserialize;
 
 /// Handler result: the page, or the error page.
 type Page = Result<Response, ConsoleError>;
-
-/// The web client start page (extension users). Anyone may call it.
-pub(crate) async fn webclient() -> Response {
-    render(StatusCode::OK, &WebClientPage)
-}
 
 /// `/console`: the extension list is the console's home. Admin only.
 pub(crate) async fn home(_admin: ConsoleAdmin) -> Response {

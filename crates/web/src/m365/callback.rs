@@ -9,7 +9,7 @@ use crate::AppState;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use pbx365_app::m365::{ConsentOutcome, ConsentSession};
+use pbx365_app::m365::{ConsentOutcome, ConsentSession, RedirectOutcome};
 use std::collections::HashMap;
 
 /// `GET /oauth2office2`. Anyone may call it; it changes something only for a valid state.
@@ -26,6 +26,7 @@ pub async fn callback(
             None
         }
     };
+    let binding = crate::sso::binding(&state, &headers);
     let done = state
         .app
         .finish_oauth(
@@ -33,9 +34,17 @@ pub async fn callback(
                 id_hash: &s.id_hash,
                 subject: &s.subject,
             }),
+            binding.as_deref(),
             &params,
         )
         .await;
+    let done = match done {
+        RedirectOutcome::Consent(c) => c,
+        RedirectOutcome::SignIn(Ok(signed_in)) => {
+            return crate::sso::signed_in(&state, &headers, signed_in).await
+        }
+        RedirectOutcome::SignIn(Err(refusal)) => return crate::sso::refused(&state, &refusal),
+    };
     let mut res = match done {
         ConsentOutcome::Page {
             session,

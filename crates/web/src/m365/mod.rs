@@ -4,6 +4,7 @@
 //! [`pbx365_app::m365`].
 
 mod callback;
+mod sso_page;
 mod views;
 
 pub use callback::callback;
@@ -47,6 +48,7 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{BASE}/signin"), post(start_admin_consent))
         .route(&format!("{BASE}/check"), post(check_connection))
         .route("/oauth2office2", get(callback))
+        .route(sso_page::SSO, get(sso_page::sso_page).post(sso_page::save))
         .layer(middleware::from_fn(crate::html::security_headers))
 }
 

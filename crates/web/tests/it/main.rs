@@ -9,3 +9,4 @@ mod credentials;
 mod hygiene;
 mod m365;
 mod mail;
+mod sso;

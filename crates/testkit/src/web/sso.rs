@@ -1,0 +1,193 @@
+//! A pbx365 web app connected to the fake OpenID provider ([`crate::oidc`]) with SSO on for both
+//! surfaces, three synced extensions (a user, an admin, a disabled one), and a browser with a
+//! cookie jar that starts sign-ins and brings back the provider's answer.
+
+use crate::data::{put_extensions, synced_extension};
+use crate::oidc::{FakeOp, Signer, CLIENT_ID, TENANT};
+use pbx365_domain::settings::{Settings, SsoMode};
+use pbx365_store::Store;
+use pbx365_web::{password, AppState};
+use reqwest::{Client, Response};
+
+pub use super::{location, text, ADMIN, PASSWORD};
+
+/// Object id of the plain user (extension [`USER_EXT`]).
+pub const USER_OID: &str = "aaaaaaaa-0000-4000-8000-000000000201";
+/// Object id of the admin (extension [`ADMIN_EXT`]).
+pub const ADMIN_OID: &str = "aaaaaaaa-0000-4000-8000-000000000202";
+/// Object id of the disabled user (extension [`DISABLED_EXT`]).
+pub const DISABLED_OID: &str = "aaaaaaaa-0000-4000-8000-000000000203";
+/// Object id nobody has an extension for.
+pub const UNKNOWN_OID: &str = "aaaaaaaa-0000-4000-8000-000000000999";
+/// The user's extension.
+pub const USER_EXT: &str = "201";
+/// The admin's extension.
+pub const ADMIN_EXT: &str = "202";
+/// The disabled extension.
+pub const DISABLED_EXT: &str = "203";
+
+/// A running app + fake provider.
+pub struct SsoApp {
+    /// `http://127.0.0.1:PORT` (also the public URL).
+    pub base: String,
+    /// The server's state.
+    pub state: AppState,
+    /// The store.
+    pub store: Store,
+    /// The provider.
+    pub op: FakeOp,
+    /// The provider's published key.
+    pub signer: Signer,
+    server: tokio::task::JoinHandle<()>,
+    _db: crate::db::FreshDb,
+}
+
+impl Drop for SsoApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// Starts the provider and the app on `db`.
+pub async fn start(db: crate::db::FreshDb) -> SsoApp {
+    pbx365_web::server::install_crypto_provider();
+    let signer = Signer::new();
+    let op = FakeOp::start(vec![signer.jwk()]).await;
+    let store = Store::connect(&db.url).await.expect("open store");
+    store
+        .create_admin(ADMIN, &password::hash_password(PASSWORD).unwrap())
+        .await
+        .unwrap();
+    let mut disabled = synced_extension(DISABLED_EXT, DISABLED_OID);
+    disabled.enabled = false;
+    put_extensions(
+        &store,
+        &[
+            synced_extension(USER_EXT, USER_OID),
+            synced_extension(ADMIN_EXT, ADMIN_OID),
+            disabled,
+        ],
+    )
+    .await
+    .unwrap();
+    store.set_extension_admin(ADMIN_EXT, true).await.unwrap();
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let mut settings = Settings {
+        data_dir: db.dir.path().join("data"),
+        public_url: Some(base.clone()),
+        ..Settings::default()
+    };
+    std::fs::create_dir_all(&settings.data_dir).unwrap();
+    pbx365_app::m365::generate_key_pair(&settings.data_dir, &base).expect("key pair");
+    settings.m365.authority_url = op.base.clone();
+    settings.m365.tenant_id = Some(TENANT.to_string());
+    settings.m365.client_id = Some(CLIENT_ID.to_string());
+    settings.sso.console = SsoMode::All;
+    settings.sso.webclient = SsoMode::All;
+    let state = AppState::new(store.clone(), settings);
+    let app = pbx365_web::router(state.clone());
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    SsoApp {
+        base,
+        state,
+        store,
+        op,
+        signer,
+        server,
+        _db: db,
+    }
+}
+
+/// A browser: a cookie jar, redirects followed by hand.
+pub struct SsoBrowser {
+    /// The HTTP client with the jar.
+    pub http: Client,
+    /// App base URL.
+    pub base: String,
+}
+
+/// A started sign-in as the provider sees it.
+pub struct Started {
+    /// The authorize URL's parameters.
+    pub params: std::collections::HashMap<String, String>,
+}
+
+impl Started {
+    /// The `state` sent.
+    pub fn state(&self) -> &str {
+        &self.params["state"]
+    }
+    /// The `nonce` sent.
+    pub fn nonce(&self) -> &str {
+        &self.params["nonce"]
+    }
+}
+
+impl SsoBrowser {
+    /// A browser without cookies.
+    pub fn new(app: &SsoApp) -> SsoBrowser {
+        SsoBrowser {
+            http: Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: app.base.clone(),
+        }
+    }
+
+    /// GET a path.
+    pub async fn get(&self, path: &str) -> Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Starts a sign-in on `surface` returning to `back`; asserts it leads to the provider.
+    pub async fn start(&self, surface: &str, back: &str) -> Started {
+        let back: String = url::form_urlencoded::byte_serialize(back.as_bytes()).collect();
+        let res = self
+            .get(&format!("/auth/microsoft?surface={surface}&return={back}"))
+            .await;
+        assert_eq!(res.status().as_u16(), 303, "the sign-in starts");
+        let to = url::Url::parse(&location(&res)).unwrap();
+        Started {
+            params: to.query_pairs().into_owned().collect(),
+        }
+    }
+
+    /// The provider's answer arriving at the redirect URI.
+    pub async fn answer(&self, state: &str) -> Response {
+        let q: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("code", "the-code")
+            .append_pair("state", state)
+            .finish();
+        self.get(&format!("/oauth2office2?{q}")).await
+    }
+
+    /// True when `/` shows a signed-in user.
+    pub async fn signed_in_to_webclient(&self) -> bool {
+        let page = self.get("/").await.text().await.unwrap();
+        page.contains("id=\"me-number\"")
+    }
+}
+
+/// True when `res` sets a (non-empty) session cookie.
+pub fn sets_session(res: &Response) -> bool {
+    res.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|c| {
+            c.split(';')
+                .next()
+                .and_then(|kv| kv.split_once('='))
+                .is_some_and(|(k, v)| k.ends_with("pbx365_session") && !v.is_empty())
+        })
+}
