@@ -191,3 +191,170 @@ pub fn sets_session(res: &Response) -> bool {
                 .is_some_and(|(k, v)| k.ends_with("pbx365_session") && !v.is_empty())
         })
 }
+
+/// A user of the sim's tenant who signs in through its sign-in page (extension [`USER_EXT`]).
+pub const SIM_USER: &str = "anna@contoso.example";
+/// The sim admin user (extension [`ADMIN_EXT`], administrator role in pbx365).
+pub const SIM_ADMIN: &str = "boris@contoso.example";
+/// Both sim users' password.
+pub const SIM_PASSWORD: &str = "sim-user-password";
+
+/// A running app connected to m365-sim over HTTPS (its CA through `m365.ca_file`), its app
+/// registration holding pbx365's certificate, SSO on for both surfaces, and two synced
+/// extensions for the sim's users.
+pub struct SimSsoApp {
+    /// `http://127.0.0.1:PORT` (also the public URL).
+    pub base: String,
+    /// The server's state.
+    pub state: AppState,
+    /// The store.
+    pub store: Store,
+    /// The simulated tenant.
+    pub sim: m365_sim::SimHandle,
+    server: tokio::task::JoinHandle<()>,
+    _db: crate::db::FreshDb,
+}
+
+impl Drop for SimSsoApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// Starts the sim and the app on `db`.
+pub async fn start_with_sim(db: crate::db::FreshDb) -> SimSsoApp {
+    pbx365_web::server::install_crypto_provider();
+    let user = |id: &str, upn: &str, name: &str| serde_json::json!({"id": id, "userPrincipalName": upn, "displayName": name, "password": SIM_PASSWORD});
+    let sim = crate::tenant::start_sim(m365_sim::SimConfig {
+        seed: Some(serde_json::json!({"users": [
+            user(USER_OID, SIM_USER, "Anna Berg"),
+            user(ADMIN_OID, SIM_ADMIN, "Boris Admin"),
+        ]})),
+        ..m365_sim::SimConfig::default()
+    })
+    .await;
+    let ca_file = crate::tenant::write_ca(&sim, db.dir.path());
+    let store = Store::connect(&db.url).await.expect("open store");
+    store
+        .create_admin(ADMIN, &password::hash_password(PASSWORD).unwrap())
+        .await
+        .unwrap();
+    put_extensions(
+        &store,
+        &[
+            synced_extension(USER_EXT, USER_OID),
+            synced_extension(ADMIN_EXT, ADMIN_OID),
+        ],
+    )
+    .await
+    .unwrap();
+    store.set_extension_admin(ADMIN_EXT, true).await.unwrap();
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let client_id = sim
+        .control()
+        .create_app(&m365_sim::identity::apps::NewApp {
+            redirect_uris: vec![format!("{base}/oauth2office2")],
+            ..crate::tenant::new_app("pbx365 sso test", &[], false)
+        })
+        .await
+        .expect("app registered in the sim");
+    let mut settings = Settings {
+        data_dir: db.dir.path().join("data"),
+        public_url: Some(base.clone()),
+        ..Settings::default()
+    };
+    std::fs::create_dir_all(&settings.data_dir).unwrap();
+    pbx365_app::m365::generate_key_pair(&settings.data_dir, &base).expect("key pair");
+    let pem = pbx365_app::m365::certificate_for_upload(&settings.data_dir)
+        .unwrap()
+        .unwrap();
+    sim.control()
+        .add_certificate(&client_id, &pem)
+        .await
+        .expect("the sim takes the certificate");
+    settings.m365.authority_url = sim.authority_url().to_string();
+    settings.m365.graph_url = sim.graph_url().to_string();
+    settings.m365.ca_file = Some(ca_file);
+    settings.m365.tenant_id = Some(sim.tenant_id.clone());
+    settings.m365.client_id = Some(client_id);
+    settings.sso.console = SsoMode::All;
+    settings.sso.webclient = SsoMode::All;
+    let state = AppState::new(store.clone(), settings);
+    let app = pbx365_web::router(state.clone());
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    SimSsoApp {
+        base,
+        state,
+        store,
+        sim,
+        server,
+        _db: db,
+    }
+}
+
+impl SimSsoApp {
+    /// A browser on this app.
+    pub fn browser(&self) -> SsoBrowser {
+        SsoBrowser {
+            http: Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: self.base.clone(),
+        }
+    }
+
+    /// Signs `login` in on the sim's sign-in page for the authorize URL `authorize` (as a
+    /// person submitting the form) and returns where the sim sends the browser back.
+    pub async fn sign_in_at_sim(&self, authorize: &str, login: &str) -> String {
+        let http = Client::builder()
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(self.sim.ca_pem.as_deref().unwrap().as_bytes())
+                    .unwrap(),
+            )
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let page = http.get(authorize).send().await.unwrap();
+        assert_eq!(
+            page.status().as_u16(),
+            200,
+            "the sim shows its sign-in page"
+        );
+        let url = url::Url::parse(authorize).unwrap();
+        let mut form: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        form.push(("login".into(), login.into()));
+        form.push(("passwd".into(), SIM_PASSWORD.into()));
+        let mut post_url = url.clone();
+        post_url.set_query(None);
+        let res = http.post(post_url).form(&form).send().await.unwrap();
+        assert!(
+            res.status().is_redirection(),
+            "the sim redirects back: {}",
+            res.status()
+        );
+        location(&res)
+    }
+}
+
+impl SsoBrowser {
+    /// Starts a sign-in and returns the authorize URL it leads to.
+    pub async fn start_url(&self, surface: &str, back: &str) -> String {
+        let back: String = url::form_urlencoded::byte_serialize(back.as_bytes()).collect();
+        let res = self
+            .get(&format!("/auth/microsoft?surface={surface}&return={back}"))
+            .await;
+        assert_eq!(res.status().as_u16(), 303, "the sign-in starts");
+        location(&res)
+    }
+
+    /// GETs an absolute URL (the answer at the redirect URI).
+    pub async fn get_url(&self, url: &str) -> Response {
+        self.http.get(url).send().await.unwrap()
+    }
+}

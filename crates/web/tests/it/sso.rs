@@ -8,8 +8,8 @@ use pbx365_testkit::db::FreshDb;
 use pbx365_testkit::oidc::{claims, Signer, CLIENT_ID, OTHER_TENANT, TENANT};
 use pbx365_testkit::on_both;
 use pbx365_testkit::web::sso::{
-    location, sets_session, start, text, SsoApp, SsoBrowser, ADMIN_EXT, ADMIN_OID, DISABLED_OID,
-    UNKNOWN_OID, USER_EXT, USER_OID,
+    location, sets_session, start, start_with_sim, text, SsoApp, SsoBrowser, ADMIN_EXT, ADMIN_OID,
+    DISABLED_OID, SIM_ADMIN, SIM_USER, UNKNOWN_OID, USER_EXT, USER_OID,
 };
 use serde_json::Value;
 
@@ -473,3 +473,43 @@ on_both!(sso_console_needs_the_admin_role => console_needs_the_admin_role);
 on_both!(sso_off_offers_no_microsoft_sign_in => sso_off_offers_no_microsoft_sign_in);
 on_both!(sso_open_redirects_land_home => open_redirects_land_on_the_home_page);
 on_both!(sso_logout_ends_the_session_on_the_server => logout_ends_the_session_on_the_server);
+
+// --- against m365-sim ---------------------------------------------------------------------
+
+async fn signs_in_through_the_sim_and_survives_its_key_rotation(db: FreshDb) {
+    let app = start_with_sim(db).await;
+    let b = app.browser();
+    let authorize = b.start_url("webclient", "/").await;
+    assert!(
+        authorize.starts_with(app.sim.authority_url()),
+        "{authorize}"
+    );
+    for p in [
+        "code_challenge_method=S256",
+        "nonce=",
+        "response_mode=query",
+        "state=",
+    ] {
+        assert!(authorize.contains(p), "{p} in {authorize}");
+    }
+    let back = app.sign_in_at_sim(&authorize, SIM_USER).await;
+    assert!(
+        back.starts_with(&format!("{}/oauth2office2?", app.base)),
+        "{back}"
+    );
+    let res = b.get_url(&back).await;
+    assert_eq!(res.status().as_u16(), 303, "{}", res.text().await.unwrap());
+    assert!(b.signed_in_to_webclient().await);
+
+    // The sim rolls its signing key: the next sign-in carries a new kid and is accepted.
+    app.sim.control().rotate_keys().await.unwrap();
+    let b = app.browser();
+    let authorize = b.start_url("console", "/console").await;
+    let back = app.sign_in_at_sim(&authorize, SIM_ADMIN).await;
+    let res = b.get_url(&back).await;
+    assert_eq!(res.status().as_u16(), 303, "{}", res.text().await.unwrap());
+    assert_eq!(location(&res), "/console");
+    assert_eq!(b.get("/console/extensions").await.status().as_u16(), 200);
+}
+
+on_both!(sso_through_the_sim_with_key_rotation => signs_in_through_the_sim_and_survives_its_key_rotation);
