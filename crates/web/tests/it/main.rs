@@ -4,6 +4,7 @@
 mod api;
 mod browser;
 mod browser_m365;
+mod browser_sso;
 mod console;
 mod credentials;
 mod hygiene;
