@@ -207,3 +207,142 @@ impl FakeOp {
         self.state.lock().unwrap().token_forms.clone()
     }
 }
+
+/// The certified `oidc-provider` (npm) as a child process: started on a free port with our
+/// client registered, stopped with the value.
+pub struct CertifiedOp {
+    /// `http://127.0.0.1:PORT` (pbx365's `m365.authority_url`; the issuer is
+    /// `{base}/{TENANT}/v2.0`).
+    pub base: String,
+    _child: tokio::process::Child,
+}
+
+/// Where `scripts/test` installed `oidc-provider` (with `op.mjs`), or `None` (test skipped;
+/// CI must have it).
+pub fn certified_op_dir() -> Option<std::path::PathBuf> {
+    match std::env::var_os("OIDC_PROVIDER_DIR") {
+        Some(d) if std::path::Path::new(&d).join("op.mjs").exists() => Some(d.into()),
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must run the oidc-provider interoperability test: run scripts/test (it installs oidc-provider with npm)"
+            );
+            eprintln!(
+                "skipping: OIDC_PROVIDER_DIR is not set (scripts/test installs oidc-provider)"
+            );
+            None
+        }
+    }
+}
+
+/// The public JWK (RSA n/e) of a PEM certificate (pbx365's `public_key.pem`).
+pub fn certificate_jwk(cert_pem: &str) -> serde_json::Value {
+    use base64::engine::general_purpose::STANDARD;
+    let b64: String = cert_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let der = STANDARD.decode(b64).expect("certificate PEM");
+    let (n, e) = m365_sim::identity::keys::rsa_components(&der).expect("an RSA certificate");
+    serde_json::json!({"kty": "RSA", "use": "sig", "alg": "PS256", "n": URL_SAFE_NO_PAD.encode(n), "e": URL_SAFE_NO_PAD.encode(e)})
+}
+
+impl CertifiedOp {
+    /// Starts `op.mjs` from `dir` for [`TENANT`]: client [`CLIENT_ID`] with `client_jwk`,
+    /// `redirect_uri`, one account whose `oid` is `oid`; waits for its READY line.
+    pub async fn start(
+        dir: &std::path::Path,
+        redirect_uri: &str,
+        client_jwk: &serde_json::Value,
+        oid: &str,
+    ) -> CertifiedOp {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new("node")
+            .arg(dir.join("op.mjs"))
+            .current_dir(dir)
+            .env("OP_TENANT", TENANT)
+            .env("OP_CLIENT_ID", CLIENT_ID)
+            .env("OP_REDIRECT_URI", redirect_uri)
+            .env("OP_CLIENT_JWK", client_jwk.to_string())
+            .env("OP_ACCOUNT_OID", oid)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node runs op.mjs");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(port) = line.strip_prefix("READY ") {
+                    return port.trim().to_string();
+                }
+            }
+            panic!("oidc-provider exited before it was ready")
+        })
+        .await
+        .expect("oidc-provider is ready in time");
+        // Keep reading: a closed pipe would kill the provider at its next log line (EPIPE).
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        CertifiedOp {
+            base: format!("http://127.0.0.1:{ready}"),
+            _child: child,
+        }
+    }
+
+    /// Plays the person at the provider's own pages from `authorize`: submits every form
+    /// (login `login` with any password, then consent) until the provider sends the browser to
+    /// `redirect_prefix`; returns that URL.
+    pub async fn sign_in(&self, authorize: &str, login: &str, redirect_prefix: &str) -> String {
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let mut res = http.get(authorize).send().await.unwrap();
+        for _ in 0..12 {
+            let url = res.url().clone();
+            if res.status().is_redirection() {
+                let to = url
+                    .join(res.headers()["location"].to_str().unwrap())
+                    .unwrap()
+                    .to_string();
+                if to.starts_with(redirect_prefix) {
+                    return to;
+                }
+                res = http.get(&to).send().await.unwrap();
+                continue;
+            }
+            let page = res.text().await.unwrap();
+            assert!(
+                page.contains("<form"),
+                "a provider page without a form: {page}"
+            );
+            let action = attr(page.split("<form").nth(1).unwrap(), "action");
+            let mut form: Vec<(String, String)> = page
+                .split("<input")
+                .skip(1)
+                .filter(|i| i.contains("type=\"hidden\""))
+                .map(|i| (attr(i, "name"), attr(i, "value")))
+                .collect();
+            if page.contains("name=\"login\"") {
+                form.push(("login".into(), login.into()));
+                form.push(("password".into(), "any".into()));
+            }
+            let target = url.join(&action).unwrap();
+            res = http.post(target).form(&form).send().await.unwrap();
+        }
+        panic!("the provider never sent the browser back")
+    }
+}
+
+/// The value of attribute `name` in an HTML tag's text.
+fn attr(tag: &str, name: &str) -> String {
+    let key = format!("{name}=\"");
+    tag.split('>')
+        .next()
+        .and_then(|t| t.split(&key).nth(1))
+        .and_then(|v| v.split('"').next())
+        .unwrap_or_default()
+        .replace("&amp;", "&")
+}

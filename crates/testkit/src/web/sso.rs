@@ -48,49 +48,79 @@ impl Drop for SsoApp {
     }
 }
 
-/// Starts the provider and the app on `db`.
-pub async fn start(db: crate::db::FreshDb) -> SsoApp {
-    pbx365_web::server::install_crypto_provider();
-    let signer = Signer::new();
-    let op = FakeOp::start(vec![signer.jwk()]).await;
+/// The store of `db` with the console admin and the synced extensions `exts` (the one numbered
+/// [`ADMIN_EXT`] gets the administrator role).
+async fn open_store(db: &crate::db::FreshDb, exts: &[pbx365_domain::Extension]) -> Store {
     let store = Store::connect(&db.url).await.expect("open store");
     store
         .create_admin(ADMIN, &password::hash_password(PASSWORD).unwrap())
         .await
         .unwrap();
+    put_extensions(&store, exts).await.unwrap();
+    store.set_extension_admin(ADMIN_EXT, true).await.unwrap();
+    store
+}
+
+/// Settings for an app at `base` with its data dir in `db`, a key pair, the tenant and client,
+/// SSO on for both surfaces.
+fn sso_settings(
+    db: &crate::db::FreshDb,
+    base: &str,
+    authority: &str,
+    tenant: &str,
+    client: &str,
+) -> Settings {
+    let mut settings = Settings {
+        data_dir: db.dir.path().join("data"),
+        public_url: Some(base.to_string()),
+        ..Settings::default()
+    };
+    std::fs::create_dir_all(&settings.data_dir).unwrap();
+    if !pbx365_app::m365::KeyStore::new(&settings.data_dir).exists(pbx365_app::m365::Slot::Active) {
+        pbx365_app::m365::generate_key_pair(&settings.data_dir, base).expect("key pair");
+    }
+    settings.m365.authority_url = authority.to_string();
+    settings.m365.tenant_id = Some(tenant.to_string());
+    settings.m365.client_id = Some(client.to_string());
+    settings.sso.console = SsoMode::All;
+    settings.sso.webclient = SsoMode::All;
+    settings
+}
+
+/// Serves the app with `settings` on `listener`.
+fn serve(
+    store: &Store,
+    settings: Settings,
+    listener: tokio::net::TcpListener,
+) -> (AppState, tokio::task::JoinHandle<()>) {
+    let state = AppState::new(store.clone(), settings);
+    let app = pbx365_web::router(state.clone());
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (state, server)
+}
+
+/// Starts the provider and the app on `db`.
+pub async fn start(db: crate::db::FreshDb) -> SsoApp {
+    pbx365_web::server::install_crypto_provider();
+    let signer = Signer::new();
+    let op = FakeOp::start(vec![signer.jwk()]).await;
     let mut disabled = synced_extension(DISABLED_EXT, DISABLED_OID);
     disabled.enabled = false;
-    put_extensions(
-        &store,
+    let store = open_store(
+        &db,
         &[
             synced_extension(USER_EXT, USER_OID),
             synced_extension(ADMIN_EXT, ADMIN_OID),
             disabled,
         ],
     )
-    .await
-    .unwrap();
-    store.set_extension_admin(ADMIN_EXT, true).await.unwrap();
-
+    .await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let mut settings = Settings {
-        data_dir: db.dir.path().join("data"),
-        public_url: Some(base.clone()),
-        ..Settings::default()
-    };
-    std::fs::create_dir_all(&settings.data_dir).unwrap();
-    pbx365_app::m365::generate_key_pair(&settings.data_dir, &base).expect("key pair");
-    settings.m365.authority_url = op.base.clone();
-    settings.m365.tenant_id = Some(TENANT.to_string());
-    settings.m365.client_id = Some(CLIENT_ID.to_string());
-    settings.sso.console = SsoMode::All;
-    settings.sso.webclient = SsoMode::All;
-    let state = AppState::new(store.clone(), settings);
-    let app = pbx365_web::router(state.clone());
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let settings = sso_settings(&db, &base, &op.base, TENANT, CLIENT_ID);
+    let (state, server) = serve(&store, settings, listener);
     SsoApp {
         base,
         state,
@@ -234,22 +264,14 @@ pub async fn start_with_sim(db: crate::db::FreshDb) -> SimSsoApp {
     })
     .await;
     let ca_file = crate::tenant::write_ca(&sim, db.dir.path());
-    let store = Store::connect(&db.url).await.expect("open store");
-    store
-        .create_admin(ADMIN, &password::hash_password(PASSWORD).unwrap())
-        .await
-        .unwrap();
-    put_extensions(
-        &store,
+    let store = open_store(
+        &db,
         &[
             synced_extension(USER_EXT, USER_OID),
             synced_extension(ADMIN_EXT, ADMIN_OID),
         ],
     )
-    .await
-    .unwrap();
-    store.set_extension_admin(ADMIN_EXT, true).await.unwrap();
-
+    .await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let client_id = sim
@@ -260,13 +282,7 @@ pub async fn start_with_sim(db: crate::db::FreshDb) -> SimSsoApp {
         })
         .await
         .expect("app registered in the sim");
-    let mut settings = Settings {
-        data_dir: db.dir.path().join("data"),
-        public_url: Some(base.clone()),
-        ..Settings::default()
-    };
-    std::fs::create_dir_all(&settings.data_dir).unwrap();
-    pbx365_app::m365::generate_key_pair(&settings.data_dir, &base).expect("key pair");
+    let mut settings = sso_settings(&db, &base, sim.authority_url(), &sim.tenant_id, &client_id);
     let pem = pbx365_app::m365::certificate_for_upload(&settings.data_dir)
         .unwrap()
         .unwrap();
@@ -274,18 +290,9 @@ pub async fn start_with_sim(db: crate::db::FreshDb) -> SimSsoApp {
         .add_certificate(&client_id, &pem)
         .await
         .expect("the sim takes the certificate");
-    settings.m365.authority_url = sim.authority_url().to_string();
     settings.m365.graph_url = sim.graph_url().to_string();
     settings.m365.ca_file = Some(ca_file);
-    settings.m365.tenant_id = Some(sim.tenant_id.clone());
-    settings.m365.client_id = Some(client_id);
-    settings.sso.console = SsoMode::All;
-    settings.sso.webclient = SsoMode::All;
-    let state = AppState::new(store.clone(), settings);
-    let app = pbx365_web::router(state.clone());
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let (state, server) = serve(&store, settings, listener);
     SimSsoApp {
         base,
         state,
@@ -356,5 +363,76 @@ impl SsoBrowser {
     /// GETs an absolute URL (the answer at the redirect URI).
     pub async fn get_url(&self, url: &str) -> Response {
         self.http.get(url).send().await.unwrap()
+    }
+}
+
+/// A running app signing in against the certified `oidc-provider`.
+pub struct InteropApp {
+    /// `http://127.0.0.1:PORT` (also the public URL).
+    pub base: String,
+    /// The server's state.
+    pub state: AppState,
+    /// The provider.
+    pub op: crate::oidc::CertifiedOp,
+    server: tokio::task::JoinHandle<()>,
+    _db: crate::db::FreshDb,
+}
+
+impl Drop for InteropApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// Starts `oidc-provider` (from [`crate::oidc::certified_op_dir`]) with pbx365's client and
+/// its certificate key, and the app connected to it with SSO on; `None` when the provider is
+/// not installed.
+pub async fn start_with_certified_op(db: crate::db::FreshDb) -> Option<InteropApp> {
+    let dir = crate::oidc::certified_op_dir()?;
+    pbx365_web::server::install_crypto_provider();
+    let store = open_store(
+        &db,
+        &[
+            synced_extension(USER_EXT, USER_OID),
+            synced_extension(ADMIN_EXT, ADMIN_OID),
+        ],
+    )
+    .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    // The key pair first: the provider registers the client with its public key.
+    let mut settings = sso_settings(&db, &base, "http://127.0.0.1", TENANT, CLIENT_ID);
+    let pem = pbx365_app::m365::certificate_for_upload(&settings.data_dir)
+        .unwrap()
+        .unwrap();
+    let op = crate::oidc::CertifiedOp::start(
+        &dir,
+        &format!("{base}/oauth2office2"),
+        &crate::oidc::certificate_jwk(&pem),
+        USER_OID,
+    )
+    .await;
+    settings.m365.authority_url = op.base.clone();
+    let (state, server) = serve(&store, settings, listener);
+    Some(InteropApp {
+        base,
+        state,
+        op,
+        server,
+        _db: db,
+    })
+}
+
+impl InteropApp {
+    /// A browser on this app.
+    pub fn browser(&self) -> SsoBrowser {
+        SsoBrowser {
+            http: Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: self.base.clone(),
+        }
     }
 }

@@ -8,8 +8,9 @@ use pbx365_testkit::db::FreshDb;
 use pbx365_testkit::oidc::{claims, Signer, CLIENT_ID, OTHER_TENANT, TENANT};
 use pbx365_testkit::on_both;
 use pbx365_testkit::web::sso::{
-    location, sets_session, start, start_with_sim, text, SsoApp, SsoBrowser, ADMIN_EXT, ADMIN_OID,
-    DISABLED_OID, SIM_ADMIN, SIM_USER, UNKNOWN_OID, USER_EXT, USER_OID,
+    location, sets_session, start, start_with_certified_op, start_with_sim, text, SsoApp,
+    SsoBrowser, ADMIN_EXT, ADMIN_OID, DISABLED_OID, SIM_ADMIN, SIM_USER, UNKNOWN_OID, USER_EXT,
+    USER_OID,
 };
 use serde_json::Value;
 
@@ -513,3 +514,30 @@ async fn signs_in_through_the_sim_and_survives_its_key_rotation(db: FreshDb) {
 }
 
 on_both!(sso_through_the_sim_with_key_rotation => signs_in_through_the_sim_and_survives_its_key_rotation);
+
+// --- against a generic certified provider -------------------------------------------------
+
+/// The same sign-in against `oidc-provider` (npm, OpenID Certified): discovery at the issuer,
+/// its own endpoints and key, private_key_jwt with our certificate, PKCE enforced by the
+/// provider — pbx365 follows OpenID Connect, not the simulator's habits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sso_signs_in_against_the_certified_oidc_provider() {
+    let Some(app) = start_with_certified_op(pbx365_testkit::db::sqlite().await).await else {
+        return;
+    };
+    let b = app.browser();
+    let authorize = b.start_url("webclient", "/").await;
+    assert!(authorize.starts_with(&app.op.base), "{authorize}");
+    let back = app
+        .op
+        .sign_in(
+            &authorize,
+            "interop-user",
+            &format!("{}/oauth2office2", app.base),
+        )
+        .await;
+    let res = b.get_url(&back).await;
+    let status = res.status().as_u16();
+    assert_eq!(status, 303, "{}", res.text().await.unwrap());
+    assert!(b.signed_in_to_webclient().await);
+}
