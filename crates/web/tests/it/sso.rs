@@ -541,3 +541,49 @@ async fn sso_signs_in_against_the_certified_oidc_provider() {
     assert_eq!(status, 303, "{}", res.text().await.unwrap());
     assert!(b.signed_in_to_webclient().await);
 }
+
+// --- the web client -------------------------------------------------------------------------
+
+async fn webclient_shows_the_sip_account_and_a_new_secret_once(db: FreshDb) {
+    let app = start(db).await;
+    // SIP on: a pusher towards a Kamailio that is not there (pushes just fail in the background).
+    app.state
+        .app
+        .set_sip_pusher(pbx365_sip::SipPusher::start(pbx365_sip::RpcClient::new(
+            "http://127.0.0.1:9/RPC",
+        )));
+    let (b, res) = sign_in_with(&app, "webclient", |app, n| {
+        app.signer.rs256(&valid(app, USER_OID, n), true)
+    })
+    .await;
+    assert_eq!(res.status().as_u16(), 303);
+    let page = b.get("/").await.text().await.unwrap();
+    assert!(page.contains("id=\"sip-user\">201<"), "{page}");
+    assert!(page.contains("id=\"sip-server\""), "{page}");
+    assert!(!page.contains("id=\"sip-secret\""));
+    let csrf = pbx365_testkit::web::hidden(&page, "csrf");
+    // Without the form's token nothing happens.
+    let res = b
+        .http
+        .post(format!("{}/me/sip-secret", app.base))
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 403);
+    // Just signed in, so no second sign-in is asked for: the secret is shown once.
+    let res = b
+        .http
+        .post(format!("{}/me/sip-secret", app.base))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let shown = res.text().await.unwrap();
+    assert!(shown.contains("id=\"sip-secret\""), "{shown}");
+    let again = b.get("/").await.text().await.unwrap();
+    assert!(!again.contains("id=\"sip-secret\""), "shown only once");
+}
+
+on_both!(webclient_sip_secret_shown_once => webclient_shows_the_sip_account_and_a_new_secret_once);
