@@ -3,11 +3,11 @@
 //! [`crate::m365`]) and ends here in [`signed_in`] or [`refused`]. The protocol and the rules
 //! live in [`pbx365_app::sso`]; this is the HTTP side: cookies, redirects and pages.
 
-use crate::html::{render, MessagePage};
+use crate::html::{private, render, MessagePage};
 use crate::session::cookie_value;
 use crate::AppState;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
@@ -44,16 +44,6 @@ pub fn start_url(surface: Surface, return_to: &str, fresh: bool) -> String {
         u.push_str("&fresh=1");
     }
     u
-}
-
-fn private(mut res: Response) -> Response {
-    let h = res.headers_mut();
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
 }
 
 /// Starts a Microsoft sign-in: binds it to this browser with a cookie and sends the browser to

@@ -99,13 +99,8 @@ impl FromRequestParts<AppState> for WebUser {
 
 impl WebUser {
     fn csrf_ok(&self, body: &Bytes) -> bool {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap_or_default();
-        let sent = pairs
-            .iter()
-            .find(|(k, _)| k == "csrf")
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("");
-        !sent.is_empty() && secrets_equal(&self.session.csrf_token, sent)
+        let sent = crate::html::posted_csrf(body);
+        !sent.is_empty() && secrets_equal(&self.session.csrf_token, &sent)
     }
 
     fn field(body: &Bytes, name: &str) -> String {
@@ -246,12 +241,7 @@ async fn home_page(
 async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match web_user(&state, &headers).await {
         Ok(user) => {
-            let flash = state.app.take_flash(&user.session.id_hash).await;
-            let (notice, error) = match flash {
-                Some(f) if f.ok => (Some(f.message), None),
-                Some(f) => (None, Some(f.message)),
-                None => (None, None),
-            };
+            let (notice, error) = state.app.take_flash_sentences(&user.session.id_hash).await;
             home_page(&state, &user, notice, error, None).await
         }
         Err(NotSignedIn::Broken) => NotSignedIn::Broken.into_response(),
@@ -342,25 +332,7 @@ async fn photo(
     Path(number): Path<String>,
 ) -> Response {
     match state.app.photo(&number).await {
-        Ok(Some((content_type, bytes))) => {
-            let ct = if matches!(
-                content_type.as_str(),
-                "image/jpeg" | "image/png" | "image/gif" | "image/webp"
-            ) {
-                content_type
-            } else {
-                "application/octet-stream".to_string()
-            };
-            (
-                [
-                    (header::CONTENT_TYPE, ct),
-                    (header::CACHE_CONTROL, "private, max-age=300".to_string()),
-                ],
-                bytes,
-            )
-                .into_response()
-        }
-        Ok(None) => (StatusCode::NOT_FOUND, "no photo").into_response(),
+        Ok(photo) => crate::html::photo_response(photo),
         Err(e) => {
             tracing::error!(error = %e, "reading a photo failed");
             NotSignedIn::Broken.into_response()

@@ -158,16 +158,21 @@ impl Started {
 }
 
 impl SsoBrowser {
-    /// A browser without cookies.
-    pub fn new(app: &SsoApp) -> SsoBrowser {
+    /// A browser without cookies on the app at `base`.
+    pub fn at(base: &str) -> SsoBrowser {
         SsoBrowser {
             http: Client::builder()
                 .cookie_store(true)
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
-            base: app.base.clone(),
+            base: base.to_string(),
         }
+    }
+
+    /// A browser without cookies.
+    pub fn new(app: &SsoApp) -> SsoBrowser {
+        SsoBrowser::at(&app.base)
     }
 
     /// GET a path.
@@ -306,14 +311,7 @@ pub async fn start_with_sim(db: crate::db::FreshDb) -> SimSsoApp {
 impl SimSsoApp {
     /// A browser on this app.
     pub fn browser(&self) -> SsoBrowser {
-        SsoBrowser {
-            http: Client::builder()
-                .cookie_store(true)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            base: self.base.clone(),
-        }
+        SsoBrowser::at(&self.base)
     }
 
     /// Signs `login` in on the sim's sign-in page for the authorize URL `authorize` (as a
@@ -426,13 +424,6 @@ pub async fn start_with_certified_op(db: crate::db::FreshDb) -> Option<InteropAp
 impl InteropApp {
     /// A browser on this app.
     pub fn browser(&self) -> SsoBrowser {
-        SsoBrowser {
-            http: Client::builder()
-                .cookie_store(true)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            base: self.base.clone(),
-        }
+        SsoBrowser::at(&self.base)
     }
 }

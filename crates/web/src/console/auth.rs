@@ -26,20 +26,11 @@ pub fn safe_return_to(raw: Option<&str>) -> String {
     let Some(r) = raw else {
         return DEFAULT_RETURN.to_string();
     };
-    let lower = r.to_ascii_lowercase();
     let under_console = r == "/console"
         || r.starts_with("/console/")
         || r.starts_with("/console?")
         || r.starts_with("/console#");
-    let clean = r.len() <= 2048
-        && !r.contains("//")
-        && !r.contains('\\')
-        && !r.contains("..")
-        && !r.chars().any(|c| c.is_control() || c.is_whitespace())
-        && !lower.contains("%2f")
-        && !lower.contains("%5c")
-        && !lower.contains("%2e")
-        && !(0..0x20).any(|b| lower.contains(&format!("%{b:02x}")));
+    let clean = pbx365_app::sso::safe_return_path(Some(r), "") == r;
     if under_console && clean {
         r.to_string()
     } else {
@@ -59,13 +50,8 @@ impl ConsoleAdmin {
     /// Parses a posted form after checking its `csrf` field against the session: a missing or
     /// wrong token answers 403 and changes nothing.
     pub(crate) fn form<T: DeserializeOwned>(&self, body: &Bytes) -> Result<T, ConsoleError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap_or_default();
-        let sent = pairs
-            .iter()
-            .find(|(k, _)| k == "csrf")
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("");
-        if sent.is_empty() || !self.session.csrf_ok(sent) {
+        let sent = crate::html::posted_csrf(body);
+        if sent.is_empty() || !self.session.csrf_ok(&sent) {
             return Err(ConsoleError::csrf());
         }
         serde_urlencoded::from_bytes(body).map_err(|e| {

@@ -7,7 +7,7 @@ use super::CONFIGURE;
 use crate::html::{render, MessagePage};
 use crate::AppState;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use pbx365_app::m365::{ConsentOutcome, ConsentSession, RedirectOutcome};
 use std::collections::HashMap;
@@ -45,7 +45,7 @@ pub async fn callback(
         }
         RedirectOutcome::SignIn(Err(refusal)) => return crate::sso::refused(&state, &refusal),
     };
-    let mut res = match done {
+    let res = match done {
         ConsentOutcome::Page {
             session,
             ok,
@@ -69,11 +69,5 @@ pub async fn callback(
             },
         ),
     };
-    let h = res.headers_mut();
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
+    crate::html::private(res)
 }

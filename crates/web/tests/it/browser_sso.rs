@@ -2,42 +2,12 @@
 //! the web client, an admin to the console, and each is refused when SSO is off for that
 //! surface or user.
 
-use fantoccini::Locator;
-use pbx365_testkit::browser::{browser, browser_available, fill, start_chromedriver};
+use pbx365_testkit::browser::{
+    browser, browser_available, click, fill, start_chromedriver, wait_text,
+};
 use pbx365_testkit::db;
 use pbx365_testkit::web::sso::{start_with_sim, SIM_ADMIN, SIM_PASSWORD, SIM_USER};
 use std::time::Duration;
-
-async fn click(c: &fantoccini::Client, id: &str) {
-    c.wait()
-        .for_element(Locator::Id(id))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-}
-
-/// Waits until element `id` contains `needle` (pages change under the search while navigating).
-async fn wait_text(c: &fantoccini::Client, id: &str, needle: &str) -> String {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let mut last = String::new();
-    loop {
-        if let Ok(e) = c.find(Locator::Id(id)).await {
-            if let Ok(t) = e.text().await {
-                if t.contains(needle) {
-                    return t;
-                }
-                last = t;
-            }
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "#{id} never said {needle:?}; last: {last:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// Waits until the page body contains `needle`.
 async fn wait_body(c: &fantoccini::Client, needle: &str) -> String {
