@@ -38,6 +38,8 @@ pub struct SsoApp {
     pub op: FakeOp,
     /// The provider's published key.
     pub signer: Signer,
+    /// The clock sessions run on (tests move it).
+    pub clock: std::sync::Arc<pbx365_app::clock::ManualClock>,
     server: tokio::task::JoinHandle<()>,
     _db: crate::db::FreshDb,
 }
@@ -120,13 +122,19 @@ pub async fn start(db: crate::db::FreshDb) -> SsoApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let settings = sso_settings(&db, &base, &op.base, TENANT, CLIENT_ID);
-    let (state, server) = serve(&store, settings, listener);
+    let clock = std::sync::Arc::new(pbx365_app::clock::ManualClock::new(chrono::Utc::now()));
+    let state = AppState::new(store.clone(), settings).with_clock(clock.clone());
+    let router = pbx365_web::router(state.clone());
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
     SsoApp {
         base,
         state,
         store,
         op,
         signer,
+        clock,
         server,
         _db: db,
     }

@@ -587,3 +587,43 @@ async fn webclient_shows_the_sip_account_and_a_new_secret_once(db: FreshDb) {
 }
 
 on_both!(webclient_sip_secret_shown_once => webclient_shows_the_sip_account_and_a_new_secret_once);
+
+async fn sessions_time_out_and_a_new_secret_needs_a_recent_sign_in(db: FreshDb) {
+    let app = start(db).await;
+    app.state
+        .app
+        .set_sip_pusher(pbx365_sip::SipPusher::start(pbx365_sip::RpcClient::new(
+            "http://127.0.0.1:9/RPC",
+        )));
+    let (b, _) = sign_in_with(&app, "webclient", |app, n| {
+        app.signer.rs256(&valid(app, USER_OID, n), true)
+    })
+    .await;
+    // Six minutes later the page still works, but a new SIP secret asks for a fresh sign-in.
+    app.clock.advance(chrono::Duration::minutes(6));
+    let page = b.get("/").await.text().await.unwrap();
+    let csrf = pbx365_testkit::web::hidden(&page, "csrf");
+    let res = b
+        .http
+        .post(format!("{}/me/sip-secret", app.base))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 303);
+    let fresh = location(&res);
+    assert!(
+        fresh.starts_with("/auth/microsoft?surface=webclient"),
+        "{fresh}"
+    );
+    let res = b.get(&fresh).await;
+    assert!(
+        location(&res).contains("prompt=login"),
+        "Microsoft asks for the password again"
+    );
+    // 31 minutes idle: the session is gone.
+    app.clock.advance(chrono::Duration::minutes(31));
+    assert!(!b.signed_in_to_webclient().await);
+}
+
+on_both!(webclient_session_timeouts_and_reauthentication => sessions_time_out_and_a_new_secret_needs_a_recent_sign_in);
