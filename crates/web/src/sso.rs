@@ -19,7 +19,9 @@ pub const START: &str = "/auth/microsoft";
 
 /// Routes of the sign-in start.
 pub fn router() -> Router<AppState> {
-    Router::new().route(START, get(start))
+    Router::new()
+        .route(START, get(start))
+        .layer(axum::middleware::from_fn(crate::html::security_headers))
 }
 
 /// Query of [`START`].

@@ -627,3 +627,75 @@ async fn sessions_time_out_and_a_new_secret_needs_a_recent_sign_in(db: FreshDb) 
 }
 
 on_both!(webclient_session_timeouts_and_reauthentication => sessions_time_out_and_a_new_secret_needs_a_recent_sign_in);
+
+// --- the settings page -----------------------------------------------------------------------
+
+async fn admin_sets_sso_for_selected_extensions_and_groups(db: FreshDb) {
+    use pbx365_testkit::web::{hidden, ADMIN, PASSWORD};
+    let app = start(db).await;
+    let b = SsoBrowser::new(&app);
+    let page = b.get("/console/login").await.text().await.unwrap();
+    let res = b
+        .http
+        .post(format!("{}/console/login", app.base))
+        .form(&[
+            ("username", ADMIN),
+            ("password", PASSWORD),
+            ("login_csrf", &hidden(&page, "login_csrf")),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 303, "password sign-in");
+    const SSO: &str = "/console/settings/integrations/microsoft365/sso";
+    let page = b.get(SSO).await.text().await.unwrap();
+    for pick in ["value=\"201\"", "value=\"202\"", "Anna Berg 201"] {
+        assert!(page.contains(pick), "{pick} in the picker: {page}");
+    }
+    let csrf = hidden(&page, "csrf");
+    let res = b
+        .http
+        .post(format!("{}{SSO}", app.base))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("console", "off"),
+            ("webclient", "selected"),
+            ("extension", "201"),
+            ("extension", "202"),
+            ("group", "Sales"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 303);
+    let s = app.state.settings();
+    assert_eq!(s.sso.console, SsoMode::Off);
+    assert_eq!(s.sso.webclient, SsoMode::Selected);
+    assert_eq!(s.sso.selected_extensions, vec!["201", "202"]);
+    assert_eq!(s.sso.selected_groups, vec!["Sales"]);
+    let page = text(&b.get(SSO).await.text().await.unwrap());
+    assert!(page.contains("were saved"), "{page}");
+    // A forged form changes nothing.
+    let res = b
+        .http
+        .post(format!("{}{SSO}", app.base))
+        .form(&[("csrf", "forged"), ("console", "all")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 403);
+    assert_eq!(app.state.settings().sso.console, SsoMode::Off);
+    // Console sign-in page: the password form only; the web client still offers Microsoft.
+    let b2 = SsoBrowser::new(&app);
+    let login = b2.get("/console/login").await.text().await.unwrap();
+    assert!(!login.contains("Sign in with Microsoft"));
+    assert!(b2
+        .get("/")
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains("Sign in with Microsoft"));
+}
+
+on_both!(sso_settings_page => admin_sets_sso_for_selected_extensions_and_groups);
