@@ -63,6 +63,28 @@ impl ConsoleAdmin {
         })
     }
 
+    /// For an admin signed in with Microsoft longer ago than
+    /// [`crate::webclient::REAUTH_WITHIN_MINUTES`]: the redirect to a fresh Microsoft sign-in
+    /// (password asked again) that comes back to `back`, before a sensitive action — key
+    /// generation, admin consent, approving deletions (ASVS 3.7.1). `None`: go ahead.
+    pub(crate) fn fresh_sign_in_needed(&self, state: &AppState, back: &str) -> Option<Response> {
+        let sso = self
+            .session
+            .subject
+            .starts_with(pbx365_app::sso::CONSOLE_SUBJECT);
+        let age = state.sessions.clock().now() - self.session.created_at;
+        (sso && age > chrono::Duration::minutes(crate::webclient::REAUTH_WITHIN_MINUTES)).then(
+            || {
+                Redirect::to(&crate::sso::start_url(
+                    pbx365_app::sso::Surface::Console,
+                    back,
+                    true,
+                ))
+                .into_response()
+            },
+        )
+    }
+
     /// The chrome of a console page for this admin, `active` highlighted in the navigation.
     pub(crate) fn chrome(
         &self,

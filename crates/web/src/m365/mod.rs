@@ -234,6 +234,9 @@ async fn generate_keys(
     body: Bytes,
 ) -> Result<Response, ConsoleError> {
     admin.form::<Vec<(String, String)>>(&body)?;
+    if let Some(again) = admin.fresh_sign_in_needed(&state, CONFIGURE) {
+        return Ok(again);
+    }
     let (ok, message) = match state.app.generate_keys(&admin.name).await {
         Ok(g) => {
             let msg = match g.slot {
@@ -302,6 +305,9 @@ async fn start_admin_consent(
     body: Bytes,
 ) -> Result<Response, ConsoleError> {
     admin.form::<Vec<(String, String)>>(&body)?;
+    if let Some(again) = admin.fresh_sign_in_needed(&state, CONFIGURE) {
+        return Ok(again);
+    }
     match state
         .app
         .start_admin_consent(&admin.name, &admin.session.id_hash)

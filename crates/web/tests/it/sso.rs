@@ -692,3 +692,42 @@ async fn admin_sets_sso_for_selected_extensions_and_groups(db: FreshDb) {
 }
 
 on_both!(sso_settings_page => admin_sets_sso_for_selected_extensions_and_groups);
+
+async fn sensitive_console_actions_need_a_recent_microsoft_sign_in(db: FreshDb) {
+    const CONFIGURE: &str = "/console/settings/integrations/microsoft365/configure";
+    let app = start(db).await;
+    let (b, res) = sign_in_with(&app, "console", |app, n| {
+        app.signer.rs256(&valid(app, ADMIN_OID, n), true)
+    })
+    .await;
+    assert_eq!(res.status().as_u16(), 303);
+    app.clock.advance(chrono::Duration::minutes(6));
+    let page = b.get(CONFIGURE).await.text().await.unwrap();
+    let csrf = pbx365_testkit::web::hidden(&page, "csrf");
+    let before = pbx365_app::m365::certificate_for_upload(app.state.data_dir()).unwrap();
+    for action in ["keygen", "signin"] {
+        let res = b
+            .http
+            .post(format!(
+                "{}/console/settings/integrations/microsoft365/{action}",
+                app.base
+            ))
+            .form(&[("csrf", csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 303, "{action}");
+        let to = location(&res);
+        assert!(
+            to.starts_with("/auth/microsoft?surface=console") && to.ends_with("&fresh=1"),
+            "{action}: {to}"
+        );
+    }
+    assert_eq!(
+        pbx365_app::m365::certificate_for_upload(app.state.data_dir()).unwrap(),
+        before,
+        "no new key pair without the fresh sign-in"
+    );
+}
+
+on_both!(sso_console_reauthentication => sensitive_console_actions_need_a_recent_microsoft_sign_in);
