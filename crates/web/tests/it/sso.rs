@@ -28,6 +28,14 @@ async fn sign_in_with(
     (b, res)
 }
 
+/// A sign-in on `surface` with a valid token for `oid`.
+async fn sign_in_as(app: &SsoApp, surface: &str, oid: &str) -> (SsoBrowser, reqwest::Response) {
+    sign_in_with(app, surface, |app, n| {
+        app.signer.rs256(&valid(app, oid, n), true)
+    })
+    .await
+}
+
 fn valid(app: &SsoApp, oid: &str, nonce: &str) -> Value {
     claims(&app.op.base, TENANT, oid, nonce)
 }
@@ -63,10 +71,7 @@ async fn refused_without(db: FreshDb, claim: &str, expect: &str) {
 
 async fn valid_rs256_token_signs_in_to_the_webclient(db: FreshDb) {
     let app = start(db).await;
-    let (b, res) = sign_in_with(&app, "webclient", |app, n| {
-        app.signer.rs256(&valid(app, USER_OID, n), true)
-    })
-    .await;
+    let (b, res) = sign_in_as(&app, "webclient", USER_OID).await;
     assert_eq!(res.status().as_u16(), 303, "signed in");
     assert!(sets_session(&res), "a session cookie");
     assert_eq!(location(&res), "/");
@@ -112,10 +117,7 @@ async fn kid_absent_with_several_keys_tries_each(db: FreshDb) {
 
 async fn key_rotation_to_a_new_kid_refetches_the_jwks_once(db: FreshDb) {
     let app = start(db).await;
-    let (_, res) = sign_in_with(&app, "webclient", |app, n| {
-        app.signer.rs256(&valid(app, USER_OID, n), true)
-    })
-    .await;
+    let (_, res) = sign_in_as(&app, "webclient", USER_OID).await;
     assert_eq!(res.status().as_u16(), 303);
     assert_eq!(app.op.jwks_fetches(), 1);
     // The provider rolls to a new key.
@@ -299,26 +301,17 @@ async fn user_outside_the_selected_set(db: FreshDb) {
         ])
         .await
         .unwrap();
-    let (b, res) = sign_in_with(&app, "webclient", |app, n| {
-        app.signer.rs256(&valid(app, USER_OID, n), true)
-    })
-    .await;
+    let (b, res) = sign_in_as(&app, "webclient", USER_OID).await;
     assert_refused(&b, res, "not enabled for extension 201").await;
     // The selected one gets in.
-    let (b, res) = sign_in_with(&app, "webclient", |app, n| {
-        app.signer.rs256(&valid(app, ADMIN_OID, n), true)
-    })
-    .await;
+    let (b, res) = sign_in_as(&app, "webclient", ADMIN_OID).await;
     assert_eq!(res.status().as_u16(), 303);
     assert!(b.signed_in_to_webclient().await);
 }
 
 async fn console_needs_the_admin_role(db: FreshDb) {
     let app = start(db).await;
-    let (b, res) = sign_in_with(&app, "console", |app, n| {
-        app.signer.rs256(&valid(app, USER_OID, n), true)
-    })
-    .await;
+    let (b, res) = sign_in_as(&app, "console", USER_OID).await;
     assert_eq!(res.status().as_u16(), 403);
     assert!(!sets_session(&res));
     assert!(text(&res.text().await.unwrap()).contains("no administrator role"));
@@ -393,10 +386,7 @@ async fn open_redirects_land_on_the_home_page(db: FreshDb) {
 
 async fn logout_ends_the_session_on_the_server(db: FreshDb) {
     let app = start(db).await;
-    let (b, res) = sign_in_with(&app, "webclient", |app, n| {
-        app.signer.rs256(&valid(app, USER_OID, n), true)
-    })
-    .await;
+    let (b, res) = sign_in_as(&app, "webclient", USER_OID).await;
     let cookie = res
         .headers()
         .get_all(reqwest::header::SET_COOKIE)
@@ -545,10 +535,7 @@ async fn webclient_shows_the_sip_account_and_a_new_secret_once(db: FreshDb) {
         .set_sip_pusher(pbx365_sip::SipPusher::start(pbx365_sip::RpcClient::new(
             "http://127.0.0.1:9/RPC",
         )));
-    let (b, res) = sign_in_with(&app, "webclient", |app, n| {
-        app.signer.rs256(&valid(app, USER_OID, n), true)
-    })
-    .await;
+    let (b, res) = sign_in_as(&app, "webclient", USER_OID).await;
     assert_eq!(res.status().as_u16(), 303);
     let page = b.get("/").await.text().await.unwrap();
     assert!(page.contains("id=\"sip-user\">201<"), "{page}");
@@ -588,10 +575,7 @@ async fn sessions_time_out_and_a_new_secret_needs_a_recent_sign_in(db: FreshDb) 
         .set_sip_pusher(pbx365_sip::SipPusher::start(pbx365_sip::RpcClient::new(
             "http://127.0.0.1:9/RPC",
         )));
-    let (b, _) = sign_in_with(&app, "webclient", |app, n| {
-        app.signer.rs256(&valid(app, USER_OID, n), true)
-    })
-    .await;
+    let (b, _) = sign_in_as(&app, "webclient", USER_OID).await;
     // Six minutes later the page still works, but a new SIP secret asks for a fresh sign-in.
     app.clock.advance(chrono::Duration::minutes(6));
     let page = b.get("/").await.text().await.unwrap();
@@ -696,10 +680,7 @@ on_both!(sso_settings_page => admin_sets_sso_for_selected_extensions_and_groups)
 async fn sensitive_console_actions_need_a_recent_microsoft_sign_in(db: FreshDb) {
     const CONFIGURE: &str = "/console/settings/integrations/microsoft365/configure";
     let app = start(db).await;
-    let (b, res) = sign_in_with(&app, "console", |app, n| {
-        app.signer.rs256(&valid(app, ADMIN_OID, n), true)
-    })
-    .await;
+    let (b, res) = sign_in_as(&app, "console", ADMIN_OID).await;
     assert_eq!(res.status().as_u16(), 303);
     app.clock.advance(chrono::Duration::minutes(6));
     let page = b.get(CONFIGURE).await.text().await.unwrap();
