@@ -27,7 +27,12 @@ pub struct App {
     pub(crate) mail: crate::mail::MailHandle,
     /// Where routing changes go to Kamailio (set by `serve`/`demo`).
     pub(crate) sip: Arc<RwLock<Option<pbx365_sip::SipPusher>>>,
+    /// The single sign-on relying party (with its JWKS cache), keyed like the Graph client.
+    pub(crate) oidc: Arc<Mutex<Option<KeptRelyingParty>>>,
 }
+
+/// The relying party kept for a connection, with the key of that connection.
+pub(crate) type KeptRelyingParty = (String, Arc<pbx365_graph::oidc::RelyingParty>);
 
 impl App {
     /// The context for an opened store and the effective (file + env + console) settings, on
@@ -42,6 +47,7 @@ impl App {
             graph: Arc::default(),
             mail: Default::default(),
             sip: Arc::default(),
+            oidc: Arc::default(),
         }
     }
 

@@ -37,4 +37,17 @@ impl App {
         let _ = self.store.delete_kv(&key).await;
         serde_json::from_str(&raw).ok()
     }
+
+    /// Takes the session's pending outcome as (notice, error): a success fills the first, a
+    /// failure the second.
+    pub async fn take_flash_sentences(
+        &self,
+        session_hash: &str,
+    ) -> (Option<String>, Option<String>) {
+        match self.take_flash(session_hash).await {
+            Some(f) if f.ok => (Some(f.message), None),
+            Some(f) => (None, Some(f.message)),
+            None => (None, None),
+        }
+    }
 }

@@ -40,6 +40,7 @@ pub mod phonebook;
 pub mod secrets;
 pub mod settings;
 pub mod sip;
+pub mod sso;
 pub mod sync;
 
 pub use context::App;

@@ -238,6 +238,15 @@ pub enum ConsentOutcome {
     },
 }
 
+/// What an answer at the redirect URI led to: an admin consent, or a single sign-on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedirectOutcome {
+    /// The admin consent flow (or an answer no flow claims).
+    Consent(ConsentOutcome),
+    /// A Microsoft sign-in: signed in, or refused with its own page.
+    SignIn(Result<crate::sso::SsoSignedIn, crate::sso::SsoRefusal>),
+}
+
 /// The sentence for a callback that did not come from a sign-in started here.
 const FORGED: &str = "This sign-in answer does not belong to a sign-in started from this browser (it is unknown, \
 already used or expired), so nothing was changed. Click \"Sign in to Microsoft 365\" to start again.";
@@ -387,11 +396,16 @@ impl App {
     /// Admin consent answer (https://learn.microsoft.com/entra/identity-platform/v2-admin-consent):
     /// `admin_consent=True&tenant=…&state=…` (v2 adds `scope`), or `error` + `error_description`
     /// (+ `admin_consent=True` in v2's decline example).
+    ///
+    /// A sign-in's state (`sso_console`, `sso_webclient`) is finished by the SSO use case with
+    /// the browser's binding cookie `sso_binding` ([`crate::sso`]).
     pub async fn finish_oauth(
         &self,
         session: Option<ConsentSession<'_>>,
+        sso_binding: Option<&str>,
         params: &HashMap<String, String>,
-    ) -> ConsentOutcome {
+    ) -> RedirectOutcome {
+        let consent = |c: ConsentOutcome| RedirectOutcome::Consent(c);
         let refuse = |message: &str| match &session {
             Some(s) => ConsentOutcome::Page {
                 session: s.id_hash.to_string(),
@@ -406,7 +420,7 @@ impl App {
         };
         let Some(value) = params.get("state").filter(|s| !s.is_empty()) else {
             tracing::warn!("OAuth callback without state refused");
-            return refuse(FORGED);
+            return consent(refuse(FORGED));
         };
         // Single use: taking it deletes it, whatever happens next.
         let taken = match self
@@ -417,23 +431,28 @@ impl App {
             Ok(t) => t,
             Err(e) => {
                 tracing::error!(error = %e, "reading the OAuth state failed");
-                return refuse("The sign-in answer could not be checked; the server log has the details. Nothing was changed.");
+                return consent(refuse("The sign-in answer could not be checked; the server log has the details. Nothing was changed."));
             }
         };
         let Some(flow) = taken else {
             tracing::warn!("OAuth callback with an unknown, used or expired state refused");
-            return refuse(FORGED);
+            return consent(refuse(FORGED));
         };
-        // Extension point: each purpose finishes its own flow. SSO sign-ins (`sso_console`,
-        // `sso_webclient`) add their arm here, with their own binding check (pre-login cookie).
+        // Each purpose finishes its own flow, with its own binding check: the admin's console
+        // session for consent, the sign-in cookie for SSO.
+        if let Some(surface) = App::sso_surface(&flow.purpose) {
+            return RedirectOutcome::SignIn(
+                self.finish_sso(surface, &flow, sso_binding, params).await,
+            );
+        }
         match flow.purpose.as_str() {
-            ADMIN_CONSENT => self.admin_consent(session, &flow, params).await,
+            ADMIN_CONSENT => consent(self.admin_consent(session, &flow, params).await),
             other => {
                 tracing::warn!(
                     purpose = other,
                     "OAuth callback for a flow this version does not handle"
                 );
-                refuse(FORGED)
+                consent(refuse(FORGED))
             }
         }
     }

@@ -41,6 +41,27 @@ pub struct Settings {
     pub phonebook: PhonebookSettings,
     /// Days sync runs and notification dedup keys are kept (the newest 100 runs always stay).
     pub retention_days: u32,
+    /// Console and web client session timeouts (`[sessions]`).
+    pub sessions: SessionSettings,
+}
+
+/// Session timeouts (`[sessions]`, security checklist §5: ASVS 3.3.2 L2 by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionSettings {
+    /// A session ends after this many minutes without a request.
+    pub idle_minutes: u32,
+    /// A session ends this many hours after sign-in, however active.
+    pub absolute_hours: u32,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        SessionSettings {
+            idle_minutes: 30,
+            absolute_hours: 12,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -62,6 +83,7 @@ impl Default for Settings {
             sip: SipSettings::default(),
             phonebook: PhonebookSettings::default(),
             retention_days: DEFAULT_RETENTION_DAYS,
+            sessions: SessionSettings::default(),
         }
     }
 }
@@ -656,6 +678,16 @@ impl Settings {
                 });
             }
         }
+        let t = self.sessions;
+        if t.idle_minutes == 0 || t.absolute_hours == 0 || t.idle_minutes > t.absolute_hours * 60 {
+            return Err(SettingsError {
+                key: "sessions",
+                message: format!(
+                    "idle_minutes {} / absolute_hours {} must both be at least 1, and the idle limit no longer than the absolute one",
+                    t.idle_minutes, t.absolute_hours
+                ),
+            });
+        }
         let d = self.extension_digits;
         if d.min == 0 || d.min > d.max || d.max > 18 {
             return Err(SettingsError {
@@ -827,6 +859,22 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_timeouts_default_to_asvs_l2_and_refuse_nonsense() {
+        let s = Settings::default();
+        assert_eq!(
+            (s.sessions.idle_minutes, s.sessions.absolute_hours),
+            (30, 12)
+        );
+        let mut s = Settings::default();
+        s.sessions.idle_minutes = 0;
+        assert_eq!(s.validate().unwrap_err().key, "sessions");
+        s.sessions.idle_minutes = 13 * 60;
+        assert_eq!(s.validate().unwrap_err().key, "sessions");
+        s.sessions.idle_minutes = 15;
+        assert!(s.validate().is_ok());
+    }
 
     #[test]
     fn sip_defaults_and_mistakes_name_their_key() {

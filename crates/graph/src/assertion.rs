@@ -63,6 +63,24 @@ pub fn client_assertion(
     client_id: &str,
     now: DateTime<Utc>,
 ) -> Result<SecretString, KeyError> {
+    client_assertion_for(
+        credential,
+        alg,
+        &token_endpoint(authority_url, tenant),
+        client_id,
+        now,
+    )
+}
+
+/// Builds and signs a client assertion for `client_id` addressed to the token endpoint `aud`
+/// (as discovery names it: the sign-in's code redemption).
+pub fn client_assertion_for(
+    credential: &Credential,
+    alg: AssertionAlg,
+    aud: &str,
+    client_id: &str,
+    now: DateTime<Utc>,
+) -> Result<SecretString, KeyError> {
     let cert = credential.certificate();
     let header = match alg {
         AssertionAlg::PS256 => Header {
@@ -80,7 +98,7 @@ pub fn client_assertion(
     };
     let t = now.timestamp();
     let claims = AssertionClaims {
-        aud: token_endpoint(authority_url, tenant),
+        aud: aud.to_string(),
         iss: client_id.to_string(),
         sub: client_id.to_string(),
         jti: uuid::Uuid::new_v4().to_string(),

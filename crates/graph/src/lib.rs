@@ -10,6 +10,7 @@
 //!   no Graph URL is written anywhere else.
 //! - [`error`]: every Microsoft error as a sentence an admin can act on.
 //! - [`doctor`]: end-to-end checks of the connection.
+//! - [`oidc`]: the single sign-on relying party (discovery, PKCE, ID-token validation, JWKS).
 //!
 //! Endpoints come from settings, so the same code talks to Microsoft or to m365-sim.
 
@@ -19,6 +20,7 @@ pub mod endpoints;
 pub mod error;
 pub mod keys;
 pub mod models;
+pub mod oidc;
 pub mod retry;
 pub mod search;
 pub mod secret;

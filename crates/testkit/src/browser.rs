@@ -116,3 +116,36 @@ pub async fn fill(c: &fantoccini::Client, id: &str, value: &str) {
     field.clear().await.unwrap();
     field.send_keys(value).await.unwrap();
 }
+
+/// Clicks element `id` once it is there.
+pub async fn click(c: &fantoccini::Client, id: &str) {
+    c.wait()
+        .for_element(Locator::Id(id))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Waits until element `id` of the page shown after a click contains `needle` (the old page's
+/// element goes stale while the browser navigates, so each try looks it up again).
+pub async fn wait_text(c: &fantoccini::Client, id: &str, needle: &str) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut last = String::new();
+    loop {
+        if let Ok(e) = c.find(Locator::Id(id)).await {
+            if let Ok(t) = e.text().await {
+                if t.contains(needle) {
+                    return t;
+                }
+                last = t;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "#{id} never said {needle:?}; last: {last:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

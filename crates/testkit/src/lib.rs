@@ -9,6 +9,7 @@
 //! - [`sip`]: free ports, Kamailio's JSON-RPC and baresip (a real SIP phone) for phone tests;
 //! - [`smtp`]: a plain SMTP sink recording what the SMTP mail transport sends;
 //! - [`sync`]: running the sync engine and reading what it wrote; [`data`]: test data;
+//! - [`oidc`]: a fake OpenID provider and a token signer for relying-party conformance tests;
 //! - [`wait`] and [`log`]: polling for a condition, capturing log output.
 
 #![warn(missing_docs)]
@@ -17,6 +18,7 @@ pub mod browser;
 pub mod data;
 pub mod db;
 pub mod log;
+pub mod oidc;
 pub mod process;
 pub mod sip;
 pub mod smtp;

@@ -116,6 +116,59 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
     res
 }
 
+/// A stored photo as an HTTP answer: only image types a browser treats as images keep their
+/// content type (anything else becomes a download), privately cacheable for a few minutes.
+pub fn photo_response(photo: Option<(String, Vec<u8>)>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match photo {
+        Some((content_type, bytes)) => {
+            let ct = if matches!(
+                content_type.as_str(),
+                "image/jpeg" | "image/png" | "image/gif" | "image/webp"
+            ) {
+                content_type
+            } else {
+                "application/octet-stream".to_string()
+            };
+            (
+                [
+                    (axum::http::header::CONTENT_TYPE, ct),
+                    (
+                        axum::http::header::CACHE_CONTROL,
+                        "private, max-age=300".to_string(),
+                    ),
+                ],
+                bytes,
+            )
+                .into_response()
+        }
+        None => (StatusCode::NOT_FOUND, "no photo").into_response(),
+    }
+}
+
+/// Marks an answer that carries or ends an OAuth/OpenID exchange: not cached, and no
+/// `Referer` leaking the URL (with its code or state) to the next site.
+pub fn private(mut res: axum::response::Response) -> axum::response::Response {
+    use axum::http::{header, HeaderValue};
+    let h = res.headers_mut();
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// The `csrf` field of a posted form (empty when absent).
+pub fn posted_csrf(body: &[u8]) -> String {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap_or_default();
+    pairs
+        .into_iter()
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v)
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,7 +19,9 @@ pub mod openapi;
 pub mod phonebook_export;
 pub mod server;
 pub mod session;
+pub mod sso;
 pub mod state;
+pub mod webclient;
 
 /// Console admin passwords (the use-case layer's; kept here for existing callers).
 pub use pbx365_app::password;
@@ -38,6 +40,8 @@ pub fn router(state: AppState) -> Router {
         .merge(m365::router())
         .merge(notifications::router())
         .merge(phonebook_export::router())
+        .merge(sso::router())
+        .merge(webclient::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             console::sync::held_banner,

@@ -33,6 +33,11 @@ pub const LOGIN_COOKIE_PLAIN: &str = "pbx365_login";
 /// `__Host-` variant of [`LOGIN_COOKIE_PLAIN`].
 pub const LOGIN_COOKIE_SECURE: &str = "__Host-pbx365_login";
 
+/// Name of the cookie that binds a Microsoft sign-in to the browser that started it (plain http).
+pub const SSO_COOKIE_PLAIN: &str = "pbx365_sso";
+/// `__Host-` variant of [`SSO_COOKIE_PLAIN`].
+pub const SSO_COOKIE_SECURE: &str = "__Host-pbx365_sso";
+
 /// Timeouts and cookie flavour of console sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionPolicy {
@@ -103,6 +108,26 @@ impl SessionPolicy {
     /// `Set-Cookie` value for the pre-login CSRF token (lives 1 hour).
     pub fn login_cookie(&self, token: &str) -> HeaderValue {
         self.cookie(self.login_cookie_name(), token, Some(3600))
+    }
+
+    /// Name of the Microsoft sign-in binding cookie.
+    pub fn sso_cookie_name(&self) -> &'static str {
+        if self.secure {
+            SSO_COOKIE_SECURE
+        } else {
+            SSO_COOKIE_PLAIN
+        }
+    }
+
+    /// `Set-Cookie` value binding a started Microsoft sign-in to this browser (lives as long as
+    /// the sign-in may take). `SameSite=Lax` lets it ride on Microsoft's top-level redirect back.
+    pub fn sso_cookie(&self, value: &str) -> HeaderValue {
+        self.cookie(self.sso_cookie_name(), value, Some(600))
+    }
+
+    /// `Set-Cookie` value that removes the sign-in binding cookie.
+    pub fn clear_sso_cookie(&self) -> HeaderValue {
+        self.cookie(self.sso_cookie_name(), "", Some(0))
     }
 
     /// `Set-Cookie` value that removes the pre-login cookie.
@@ -375,6 +400,14 @@ pub struct AdminSession {
 /// Store failures count as "no session": the caller then answers 401 rather than leaking details.
 pub async fn current_admin(state: &crate::AppState, headers: &HeaderMap) -> Option<AdminSession> {
     match state.sessions.current(headers).await {
+        Ok(Ok(s)) if s.subject.starts_with(pbx365_app::sso::CONSOLE_SUBJECT) => state
+            .app
+            .sso_extension(pbx365_app::sso::Surface::Console, &s.subject)
+            .await
+            .map(|_| AdminSession {
+                admin: s.subject,
+                csrf_token: s.csrf_token,
+            }),
         Ok(Ok(s)) if !s.subject.starts_with("ext:") => Some(AdminSession {
             admin: s.subject,
             csrf_token: s.csrf_token,

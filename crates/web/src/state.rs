@@ -31,11 +31,10 @@ impl AppState {
     pub fn from_app(app: App) -> Self {
         let settings = app.settings();
         let tls = settings.tls.is_some();
-        let sessions = Sessions::new(
-            app.store.clone(),
-            Arc::clone(app.clock()),
-            SessionPolicy::new(&settings.effective_public_url(), tls),
-        );
+        let mut policy = SessionPolicy::new(&settings.effective_public_url(), tls);
+        policy.idle = chrono::Duration::minutes(settings.sessions.idle_minutes.into());
+        policy.absolute = chrono::Duration::hours(settings.sessions.absolute_hours.into());
+        let sessions = Sessions::new(app.store.clone(), Arc::clone(app.clock()), policy);
         AppState {
             store: app.store.clone(),
             app,

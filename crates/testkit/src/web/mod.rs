@@ -4,6 +4,7 @@
 pub mod console;
 pub mod m365;
 pub mod server;
+pub mod sso;
 
 /// The console admin every test signs in as.
 pub const ADMIN: &str = "admin";

@@ -26,20 +26,11 @@ pub fn safe_return_to(raw: Option<&str>) -> String {
     let Some(r) = raw else {
         return DEFAULT_RETURN.to_string();
     };
-    let lower = r.to_ascii_lowercase();
     let under_console = r == "/console"
         || r.starts_with("/console/")
         || r.starts_with("/console?")
         || r.starts_with("/console#");
-    let clean = r.len() <= 2048
-        && !r.contains("//")
-        && !r.contains('\\')
-        && !r.contains("..")
-        && !r.chars().any(|c| c.is_control() || c.is_whitespace())
-        && !lower.contains("%2f")
-        && !lower.contains("%5c")
-        && !lower.contains("%2e")
-        && !(0..0x20).any(|b| lower.contains(&format!("%{b:02x}")));
+    let clean = pbx365_app::sso::safe_return_path(Some(r), "") == r;
     if under_console && clean {
         r.to_string()
     } else {
@@ -59,13 +50,8 @@ impl ConsoleAdmin {
     /// Parses a posted form after checking its `csrf` field against the session: a missing or
     /// wrong token answers 403 and changes nothing.
     pub(crate) fn form<T: DeserializeOwned>(&self, body: &Bytes) -> Result<T, ConsoleError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap_or_default();
-        let sent = pairs
-            .iter()
-            .find(|(k, _)| k == "csrf")
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("");
-        if sent.is_empty() || !self.session.csrf_ok(sent) {
+        let sent = crate::html::posted_csrf(body);
+        if sent.is_empty() || !self.session.csrf_ok(&sent) {
             return Err(ConsoleError::csrf());
         }
         serde_urlencoded::from_bytes(body).map_err(|e| {
@@ -75,6 +61,28 @@ impl ConsoleAdmin {
                 format!("The form could not be read: {e}."),
             )
         })
+    }
+
+    /// For an admin signed in with Microsoft longer ago than
+    /// [`crate::webclient::REAUTH_WITHIN_MINUTES`]: the redirect to a fresh Microsoft sign-in
+    /// (password asked again) that comes back to `back`, before a sensitive action — key
+    /// generation, admin consent, approving deletions (ASVS 3.7.1). `None`: go ahead.
+    pub(crate) fn fresh_sign_in_needed(&self, state: &AppState, back: &str) -> Option<Response> {
+        let sso = self
+            .session
+            .subject
+            .starts_with(pbx365_app::sso::CONSOLE_SUBJECT);
+        let age = state.sessions.clock().now() - self.session.created_at;
+        (sso && age > chrono::Duration::minutes(crate::webclient::REAUTH_WITHIN_MINUTES)).then(
+            || {
+                Redirect::to(&crate::sso::start_url(
+                    pbx365_app::sso::Surface::Console,
+                    back,
+                    true,
+                ))
+                .into_response()
+            },
+        )
     }
 
     /// The chrome of a console page for this admin, `active` highlighted in the navigation.
@@ -123,6 +131,28 @@ impl FromRequestParts<AppState> for ConsoleAdmin {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         match state.sessions.current(&parts.headers).await {
+            // A Microsoft sign-in stays valid only while its extension keeps the admin role
+            // and its place in the allowed set.
+            Ok(Ok(session))
+                if session
+                    .subject
+                    .starts_with(pbx365_app::sso::CONSOLE_SUBJECT)
+                    && state
+                        .app
+                        .sso_extension(pbx365_app::sso::Surface::Console, &session.subject)
+                        .await
+                        .is_none() =>
+            {
+                let _ = state.sessions.logout(&parts.headers).await;
+                Err((
+                    [(
+                        header::SET_COOKIE,
+                        state.sessions.policy().clear_session_cookie(),
+                    )],
+                    Redirect::to(&login_redirect(parts, false)),
+                )
+                    .into_response())
+            }
             Ok(Ok(session)) if !session.subject.starts_with("ext:") => Ok(ConsoleAdmin {
                 name: session.subject.clone(),
                 session,
@@ -160,12 +190,17 @@ fn login_form(
     notice: Option<String>,
 ) -> Response {
     let token = random_token();
+    let sso_href = state
+        .app
+        .sso_enabled(pbx365_app::sso::Surface::Console)
+        .then(|| crate::sso::start_url(pbx365_app::sso::Surface::Console, &return_to, false));
     let page = LoginPage {
         error,
         notice,
         return_to,
         login_csrf: token.clone(),
         username,
+        sso_href,
     };
     let mut res = render(status, &page);
     res.headers_mut().append(

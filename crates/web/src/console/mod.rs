@@ -27,7 +27,6 @@ use axum::Router;
 /// Routes for `/`, `/console` and `/static`.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/", get(pages::webclient))
         .route("/console", get(pages::home))
         .route("/console/", get(pages::home))
         .route(

@@ -4,13 +4,13 @@ use super::auth::ConsoleAdmin;
 use super::error::ConsoleError;
 use super::views::{
     ExtensionFields, ExtensionFormPage, ExtensionRow, ExtensionsPage, M365Page, PhonebookPage,
-    PhonebookRow, SyncPage, SyncRunRow, WebClientPage,
+    PhonebookRow, SyncPage, SyncRunRow,
 };
 use crate::html::{render, sentence};
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
 use pbx365_app::AppError;
@@ -22,11 +22,6 @@ use serde::Deserialize;
 
 /// Handler result: the page, or the error page.
 type Page = Result<Response, ConsoleError>;
-
-/// The web client start page (extension users). Anyone may call it.
-pub(crate) async fn webclient() -> Response {
-    render(StatusCode::OK, &WebClientPage)
-}
 
 /// `/console`: the extension list is the console's home. Admin only.
 pub(crate) async fn home(_admin: ConsoleAdmin) -> Response {
@@ -357,28 +352,7 @@ pub(crate) async fn extension_photo(
     State(state): State<AppState>,
     Path(number): Path<String>,
 ) -> Page {
-    Ok(match state.app.photo(&number).await? {
-        Some((content_type, bytes)) => {
-            // Only serve what the browser will treat as an image, whatever was stored.
-            let ct = if matches!(
-                content_type.as_str(),
-                "image/jpeg" | "image/png" | "image/gif" | "image/webp"
-            ) {
-                content_type
-            } else {
-                "application/octet-stream".to_string()
-            };
-            (
-                [
-                    (header::CONTENT_TYPE, ct),
-                    (header::CACHE_CONTROL, "private, max-age=300".to_string()),
-                ],
-                bytes,
-            )
-                .into_response()
-        }
-        None => (StatusCode::NOT_FOUND, "no photo").into_response(),
-    })
+    Ok(crate::html::photo_response(state.app.photo(&number).await?))
 }
 
 fn kind_label(k: PhoneKind) -> &'static str {

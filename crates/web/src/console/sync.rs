@@ -539,6 +539,9 @@ async fn approve(
     body: Bytes,
 ) -> Result<Response, ConsoleError> {
     admin.form::<Vec<(String, String)>>(&body)?;
+    if let Some(again) = admin.fresh_sign_in_needed(&state, &format!("{RUNS}/{id}")) {
+        return Ok(again);
+    }
     match state.app.approve_held_run(&admin.name, &id).await {
         Ok(()) => {}
         Err(AppError::Conflict(e)) => {

@@ -12,12 +12,9 @@ pub(crate) struct LoginPage {
     pub return_to: String,
     pub login_csrf: String,
     pub username: String,
+    /// "Sign in with Microsoft" link, when SSO is on for the console.
+    pub sso_href: Option<String>,
 }
-
-/// The web client start page.
-#[derive(Template)]
-#[template(path = "webclient.html")]
-pub(crate) struct WebClientPage;
 
 /// One row of the extension list.
 pub(crate) struct ExtensionRow {

@@ -7,9 +7,9 @@ use super::CONFIGURE;
 use crate::html::{render, MessagePage};
 use crate::AppState;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use pbx365_app::m365::{ConsentOutcome, ConsentSession};
+use pbx365_app::m365::{ConsentOutcome, ConsentSession, RedirectOutcome};
 use std::collections::HashMap;
 
 /// `GET /oauth2office2`. Anyone may call it; it changes something only for a valid state.
@@ -26,6 +26,7 @@ pub async fn callback(
             None
         }
     };
+    let binding = crate::sso::binding(&state, &headers);
     let done = state
         .app
         .finish_oauth(
@@ -33,10 +34,18 @@ pub async fn callback(
                 id_hash: &s.id_hash,
                 subject: &s.subject,
             }),
+            binding.as_deref(),
             &params,
         )
         .await;
-    let mut res = match done {
+    let done = match done {
+        RedirectOutcome::Consent(c) => c,
+        RedirectOutcome::SignIn(Ok(signed_in)) => {
+            return crate::sso::signed_in(&state, &headers, signed_in).await
+        }
+        RedirectOutcome::SignIn(Err(refusal)) => return crate::sso::refused(&state, &refusal),
+    };
+    let res = match done {
         ConsentOutcome::Page {
             session,
             ok,
@@ -60,11 +69,5 @@ pub async fn callback(
             },
         ),
     };
-    let h = res.headers_mut();
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
+    crate::html::private(res)
 }

@@ -4,6 +4,7 @@
 //! [`pbx365_app::m365`].
 
 mod callback;
+mod sso_page;
 mod views;
 
 pub use callback::callback;
@@ -47,6 +48,7 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{BASE}/signin"), post(start_admin_consent))
         .route(&format!("{BASE}/check"), post(check_connection))
         .route("/oauth2office2", get(callback))
+        .route(sso_page::SSO, get(sso_page::sso_page).post(sso_page::save))
         .layer(middleware::from_fn(crate::html::security_headers))
 }
 
@@ -232,6 +234,9 @@ async fn generate_keys(
     body: Bytes,
 ) -> Result<Response, ConsoleError> {
     admin.form::<Vec<(String, String)>>(&body)?;
+    if let Some(again) = admin.fresh_sign_in_needed(&state, CONFIGURE) {
+        return Ok(again);
+    }
     let (ok, message) = match state.app.generate_keys(&admin.name).await {
         Ok(g) => {
             let msg = match g.slot {
@@ -300,6 +305,9 @@ async fn start_admin_consent(
     body: Bytes,
 ) -> Result<Response, ConsoleError> {
     admin.form::<Vec<(String, String)>>(&body)?;
+    if let Some(again) = admin.fresh_sign_in_needed(&state, CONFIGURE) {
+        return Ok(again);
+    }
     match state
         .app
         .start_admin_consent(&admin.name, &admin.session.id_hash)

@@ -4,45 +4,15 @@
 //! integration page showing the five granted permissions.
 
 use fantoccini::Locator;
-use pbx365_testkit::browser::{browser, browser_available, fill, start_chromedriver};
+use pbx365_testkit::browser::{
+    browser, browser_available, click, fill, start_chromedriver, wait_text,
+};
 use pbx365_testkit::data::DOCTOR_CHECKS;
 use pbx365_testkit::db;
 use pbx365_testkit::web::m365::{
     start, Opts, ADMIN, CONFIGURE, FIVE, PASSWORD, TENANT_ADMIN, TENANT_ADMIN_PASSWORD,
 };
 use std::time::Duration;
-
-async fn click(c: &fantoccini::Client, id: &str) {
-    c.wait()
-        .for_element(Locator::Id(id))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-}
-
-/// Waits until element `id` of the page shown after a click contains `needle` (the old page's
-/// element goes stale while the browser navigates, so each try looks it up again).
-async fn wait_text(c: &fantoccini::Client, id: &str, needle: &str) -> String {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let mut last = String::new();
-    loop {
-        if let Ok(e) = c.find(Locator::Id(id)).await {
-            if let Ok(t) = e.text().await {
-                if t.contains(needle) {
-                    return t;
-                }
-                last = t;
-            }
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "#{id} never said {needle:?}; last: {last:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_connects_microsoft_365_in_the_browser_and_sees_five_granted_permissions() {

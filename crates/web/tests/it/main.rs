@@ -4,9 +4,11 @@
 mod api;
 mod browser;
 mod browser_m365;
+mod browser_sso;
 mod console;
 mod credentials;
 mod hygiene;
 mod m365;
 mod mail;
 mod phonebook;
+mod sso;

@@ -1,0 +1,163 @@
+//! Settings > Integrations > Microsoft 365 > SSO (SPEC §4): Microsoft sign-in for the console
+//! and the web client, each off, for all synced users, or for a chosen set (a picker over the
+//! extensions and the extension groups). The local admin password login always stays.
+
+use super::BASE;
+use crate::console::{ConsoleAdmin, ConsoleError};
+use crate::html::{render, sentence};
+use crate::AppState;
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use pbx365_domain::settings::SsoMode;
+use pbx365_domain::ExtensionSource;
+use serde_json::json;
+
+/// The page's path.
+pub const SSO: &str = "/console/settings/integrations/microsoft365/sso";
+
+/// One choice of the picker.
+pub(crate) struct Pick {
+    pub value: String,
+    pub label: String,
+    pub checked: bool,
+}
+
+/// Settings > Integrations > Microsoft 365 > SSO.
+#[derive(Template)]
+#[template(path = "m365/sso.html")]
+pub(crate) struct SsoPage {
+    pub chrome: crate::html::Chrome,
+    pub error: Option<String>,
+    pub console: &'static str,
+    pub webclient: &'static str,
+    pub extensions: Vec<Pick>,
+    pub groups: Vec<Pick>,
+    pub connected: bool,
+    pub redirect_uri: String,
+    pub base: &'static str,
+}
+
+fn mode_str(m: SsoMode) -> &'static str {
+    match m {
+        SsoMode::Off => "off",
+        SsoMode::All => "all",
+        SsoMode::Selected => "selected",
+    }
+}
+
+async fn page(
+    state: &AppState,
+    admin: &ConsoleAdmin,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Result<SsoPage, ConsoleError> {
+    let settings = state.app.settings();
+    let sso = &settings.sso;
+    let extensions = state
+        .app
+        .extensions()
+        .await?
+        .into_iter()
+        .filter(|e| e.source == ExtensionSource::M365)
+        .map(|e| Pick {
+            checked: sso
+                .selected_extensions
+                .contains(&e.number.as_str().to_string()),
+            label: format!("{} {}", e.number, e.display_name),
+            value: e.number.as_str().to_string(),
+        })
+        .collect();
+    let groups = state
+        .app
+        .groups()
+        .await?
+        .into_iter()
+        .map(|g| Pick {
+            checked: sso.selected_groups.contains(&g.name),
+            label: g.name.clone(),
+            value: g.name,
+        })
+        .collect();
+    Ok(SsoPage {
+        chrome: admin.chrome("m365", notice),
+        error,
+        console: mode_str(sso.console),
+        webclient: mode_str(sso.webclient),
+        extensions,
+        groups,
+        connected: settings.m365.tenant_id.is_some() && settings.m365.client_id.is_some(),
+        redirect_uri: state.app.redirect_uri(),
+        base: BASE,
+    })
+}
+
+/// The SSO settings. Admin only.
+pub(crate) async fn sso_page(
+    admin: ConsoleAdmin,
+    State(state): State<AppState>,
+) -> Result<Response, ConsoleError> {
+    let (notice, error) = state.app.take_flash_sentences(&admin.session.id_hash).await;
+    Ok(render(
+        StatusCode::OK,
+        &page(&state, &admin, notice, error).await?,
+    ))
+}
+
+/// Saves the SSO settings (CSRF-checked). Admin only.
+pub(crate) async fn save(
+    admin: ConsoleAdmin,
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ConsoleError> {
+    let pairs: Vec<(String, String)> = admin.form(&body)?;
+    let one = |k: &str| {
+        pairs
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| "off".into())
+    };
+    let many = |k: &str| -> Vec<String> {
+        pairs
+            .iter()
+            .filter(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    let overrides = vec![
+        ("sso.console".to_string(), json!(one("console"))),
+        ("sso.webclient".to_string(), json!(one("webclient"))),
+        (
+            "sso.selected_extensions".to_string(),
+            json!(many("extension")),
+        ),
+        ("sso.selected_groups".to_string(), json!(many("group"))),
+    ];
+    if let Err(e) = state.app.store_settings(&overrides).await {
+        return Ok(render(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &page(&state, &admin, None, Some(sentence(e))).await?,
+        ));
+    }
+    state
+        .app
+        .audit(
+            &admin.name,
+            "sso.settings",
+            "sso",
+            format!("console={} webclient={}", one("console"), one("webclient")),
+        )
+        .await;
+    state
+        .app
+        .set_flash(
+            &admin.session.id_hash,
+            true,
+            "The single sign-on settings were saved.",
+        )
+        .await;
+    Ok(Redirect::to(SSO).into_response())
+}

@@ -1,0 +1,109 @@
+//! Single sign-on in real headless Chromium against m365-sim's sign-in page: a user signs in to
+//! the web client, an admin to the console, and each is refused when SSO is off for that
+//! surface or user.
+
+use pbx365_testkit::browser::{
+    browser, browser_available, click, fill, start_chromedriver, wait_text,
+};
+use pbx365_testkit::db;
+use pbx365_testkit::web::sso::{start_with_sim, SIM_ADMIN, SIM_PASSWORD, SIM_USER};
+use std::time::Duration;
+
+/// Waits until the page body contains `needle`.
+async fn wait_body(c: &fantoccini::Client, needle: &str) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let src = c.source().await.unwrap_or_default();
+        if src.contains(needle) {
+            return src;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the page never said {needle:?}: {src}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Signs in on the sim's page.
+async fn at_sim(c: &fantoccini::Client, login: &str) {
+    fill(c, "login", login).await;
+    fill(c, "passwd", SIM_PASSWORD).await;
+    click(c, "idSIButton9").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_signs_in_with_microsoft_to_the_webclient_and_the_console() {
+    if !browser_available() {
+        return;
+    }
+    let app = start_with_sim(db::sqlite().await).await;
+    let driver = start_chromedriver().await;
+
+    let run = async {
+        // A user signs in to the web client.
+        let profile = tempfile::tempdir().unwrap();
+        let c = browser(&driver, profile.path(), &["--ignore-certificate-errors"]).await;
+        c.goto(&format!("{}/", app.base)).await.unwrap();
+        click(&c, "sso-sign-in").await;
+        at_sim(&c, SIM_USER).await;
+        wait_text(&c, "me-number", "201").await;
+        // Not an admin: the console refuses (the sim signs the same user in silently).
+        c.goto(&format!("{}/console/login", app.base))
+            .await
+            .unwrap();
+        click(&c, "sso-sign-in").await;
+        wait_body(&c, "no administrator role").await;
+        // SSO turned off for the web client: no button, and a started sign-in is refused.
+        app.state
+            .app
+            .store_setting("sso.webclient", serde_json::json!("off"))
+            .await
+            .unwrap();
+        c.goto(&format!("{}/auth/microsoft?surface=webclient", app.base))
+            .await
+            .unwrap();
+        wait_body(&c, "not enabled for the web client").await;
+        c.goto(&format!("{}/", app.base)).await.unwrap();
+        let landing = wait_body(&c, "web client").await;
+        assert!(!landing.contains("sso-sign-in"), "no Microsoft button");
+        c.close().await.unwrap();
+
+        // An admin signs in to the console in a fresh browser.
+        let profile = tempfile::tempdir().unwrap();
+        let c = browser(&driver, profile.path(), &["--ignore-certificate-errors"]).await;
+        c.goto(&format!("{}/console/login", app.base))
+            .await
+            .unwrap();
+        click(&c, "sso-sign-in").await;
+        at_sim(&c, SIM_ADMIN).await;
+        wait_body(&c, "Anna Berg 201").await;
+        assert!(c
+            .current_url()
+            .await
+            .unwrap()
+            .path()
+            .starts_with("/console"));
+        // Only selected users may use the console now, and the admin is not among them.
+        app.state
+            .app
+            .store_settings(&[
+                ("sso.console".into(), serde_json::json!("selected")),
+                ("sso.selected_extensions".into(), serde_json::json!(["201"])),
+            ])
+            .await
+            .unwrap();
+        c.goto(&format!("{}/console/extensions", app.base))
+            .await
+            .unwrap();
+        wait_body(&c, "id=\"login-form\"").await;
+        c.goto(&format!("{}/auth/microsoft?surface=console", app.base))
+            .await
+            .unwrap();
+        wait_body(&c, "not enabled for extension 202").await;
+        c.close().await.unwrap();
+    };
+    tokio::time::timeout(Duration::from_secs(180), run)
+        .await
+        .expect("the browser flow finishes in time");
+}
