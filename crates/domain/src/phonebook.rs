@@ -99,6 +99,24 @@ pub struct PhonebookEntry {
     pub emails: Vec<String>,
     /// Phone numbers, several per entry.
     pub numbers: Vec<PhoneNumber>,
+    /// Job title.
+    #[serde(default)]
+    pub job_title: Option<String>,
+    /// Where a synced entry comes from: its mailbox (tags company entries with their shared
+    /// mailbox); `None` for local entries.
+    #[serde(default)]
+    pub mailbox: Option<String>,
+    /// Flagged: the entry has no phone number (kept, but nothing can dial it).
+    #[serde(default)]
+    pub no_number: bool,
+}
+
+impl PhonebookEntry {
+    /// Sets the no-number flag from the numbers.
+    pub fn flag(mut self) -> Self {
+        self.no_number = self.numbers.is_empty();
+        self
+    }
 }
 
 #[cfg(test)]
