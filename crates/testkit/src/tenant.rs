@@ -279,6 +279,31 @@ impl World {
         self.writer.send(req).await.unwrap();
     }
 
+    /// Creates a contact in `mailbox` (its default folder, or `folder`) through Graph; returns its id.
+    pub async fn create_contact(
+        &self,
+        mailbox: &str,
+        folder: Option<&str>,
+        body: serde_json::Value,
+    ) -> String {
+        let req = pbx365_graph::contacts::create_request(mailbox, folder, body);
+        let v: serde_json::Value = self.writer.send(req).await.unwrap().json().unwrap();
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    /// Changes a contact of `mailbox` through Graph.
+    pub async fn update_contact(&self, mailbox: &str, id: &str, body: serde_json::Value) {
+        let req = pbx365_graph::contacts::update_request(mailbox, id, body);
+        self.writer.send(req).await.unwrap();
+    }
+
+    /// Creates a contact folder under `mailbox`'s default one through Graph; returns its id.
+    pub async fn create_contact_folder(&self, mailbox: &str, name: &str) -> String {
+        let req = pbx365_graph::contacts::create_folder_request(mailbox, name);
+        let v: serde_json::Value = self.writer.send(req).await.unwrap().json().unwrap();
+        v["id"].as_str().unwrap().to_string()
+    }
+
     /// Adds a user to a group through Graph.
     pub async fn add_member(&self, group: &str, user: &str) {
         let req = pbx365_graph::groups::add_member_request(group, user);

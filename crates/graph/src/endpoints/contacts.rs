@@ -139,6 +139,33 @@ pub fn delete_request(mailbox: &str, id: &str) -> GraphRequest {
     GraphRequest::new(reqwest::Method::DELETE, path).mailbox(mailbox)
 }
 
+/// Creates a contact in the default folder (`folder` None) or a folder of `mailbox` (tests shape
+/// the simulated tenant this way; https://learn.microsoft.com/graph/api/user-post-contacts).
+pub fn create_request(
+    mailbox: &str,
+    folder: Option<&str>,
+    body: serde_json::Value,
+) -> GraphRequest {
+    GraphRequest::with_json(reqwest::Method::POST, contacts_path(mailbox, folder), body)
+        .mailbox(mailbox)
+}
+
+/// Changes a contact of `mailbox` (https://learn.microsoft.com/graph/api/contact-update).
+pub fn update_request(mailbox: &str, id: &str, body: serde_json::Value) -> GraphRequest {
+    let path = format!("{}/{}", contacts_path(mailbox, None), seg(id));
+    GraphRequest::with_json(reqwest::Method::PATCH, path, body).mailbox(mailbox)
+}
+
+/// Creates a contact folder under the default one (https://learn.microsoft.com/graph/api/user-post-contactfolders).
+pub fn create_folder_request(mailbox: &str, name: &str) -> GraphRequest {
+    GraphRequest::with_json(
+        reqwest::Method::POST,
+        folders_path(mailbox, None),
+        serde_json::json!({ "displayName": name }),
+    )
+    .mailbox(mailbox)
+}
+
 /// One page of a contacts delta round from `link` (a start URL, nextLink or deltaLink).
 pub fn delta_request(mailbox: &str, link: &str) -> GraphRequest {
     GraphRequest::get(link)
