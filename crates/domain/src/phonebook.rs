@@ -63,6 +63,15 @@ pub fn to_e164(raw: &str, default_country: &str) -> Option<String> {
     Some(parsed.format().mode(phonenumber::Mode::E164).to_string())
 }
 
+/// Whether `code` is a country (ISO 3166 alpha-2) numbers can be normalised with.
+pub fn is_known_country(code: &str) -> bool {
+    code.len() == 2
+        && code
+            .to_ascii_uppercase()
+            .parse::<phonenumber::country::Id>()
+            .is_ok()
+}
+
 /// Checks that a number holds only what a phone can dial or a person writes around it.
 pub fn check_dialable(raw: &str) -> Result<(), ValidationError> {
     let ok = !raw.trim().is_empty()

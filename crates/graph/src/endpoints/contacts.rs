@@ -232,7 +232,50 @@ fn batch_page<T: serde::de::DeserializeOwned>(
     serde_json::from_value(body).map_err(|e| GraphError::BadResponse(e.to_string()))
 }
 
+/// Whether a mailbox's contacts can be synced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContactMailboxCheck {
+    /// It exists and its contacts can be read.
+    Ready,
+    /// No user or shared mailbox has this address.
+    NoSuchUser,
+    /// The user has no Exchange Online mailbox.
+    NoMailbox,
+    /// Microsoft refused to read it (an application access policy, a missing permission): why.
+    Refused(String),
+}
+
+#[derive(Deserialize)]
+struct MailboxUser {}
+
 impl GraphClient {
+    /// Checks that `mailbox` exists and that its contacts can be read: the user, then one page
+    /// of its contact folders (https://learn.microsoft.com/graph/api/user-list-contactfolders).
+    pub async fn check_contact_mailbox(
+        &self,
+        mailbox: &str,
+    ) -> Result<ContactMailboxCheck, GraphError> {
+        let url = format!("{}?$select=id", super::users::path(mailbox));
+        match self.get_json::<MailboxUser>(&url).await {
+            Ok(_) => {}
+            Err(GraphError::NotFound { .. }) => return Ok(ContactMailboxCheck::NoSuchUser),
+            Err(e) => return Err(e),
+        }
+        match self
+            .get_page::<ContactFolder>(folders_request(mailbox))
+            .await
+        {
+            Ok(_) => Ok(ContactMailboxCheck::Ready),
+            Err(GraphError::NotFound { .. }) => Ok(ContactMailboxCheck::NoMailbox),
+            Err(
+                e @ (GraphError::MailboxAccessBlocked { .. }
+                | GraphError::ConsentMissing { .. }
+                | GraphError::PermissionMissing { .. }),
+            ) => Ok(ContactMailboxCheck::Refused(e.to_string())),
+            Err(e) => Err(e),
+        }
+    }
+
     /// One page of the contacts delta round of each `(mailbox, link)`, read as `$batch`
     /// sub-requests (20 per call; throttled ones are sent again after their `Retry-After`).
     /// A failed sub-request (403 for a mailbox an access policy blocks, 404 for a user without

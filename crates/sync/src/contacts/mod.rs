@@ -95,7 +95,7 @@ pub enum ContactChange {
         /// The phonebook.
         owner: PhonebookOwner,
         /// The contact.
-        contact: Contact,
+        contact: Box<Contact>,
     },
     /// A folder read to its end (after its contacts).
     FolderEnd {

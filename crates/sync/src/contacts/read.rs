@@ -82,6 +82,9 @@ fn pack(mailboxes: &[usize]) -> (Vec<Vec<usize>>, Vec<usize>) {
     (batches, later)
 }
 
+/// One batch's requests and its answers.
+type BatchAnswer<T> = (Vec<usize>, Result<Vec<T>, GraphError>);
+
 /// Runs `f` over the packed batches of `owners` (one mailbox index per request) concurrently,
 /// wave after wave until every request had its turn; returns the answer of each request.
 async fn in_waves<T, F, Fut>(owners: &[usize], f: F) -> SyncResult<Vec<T>>
@@ -98,7 +101,7 @@ where
             .into_iter()
             .map(|b| b.into_iter().map(|k| pending[k]).collect())
             .collect();
-        let answers: Vec<(Vec<usize>, Result<Vec<T>, GraphError>)> = stream::iter(batches)
+        let answers: Vec<BatchAnswer<T>> = stream::iter(batches)
             .map(|b| {
                 let fut = f(b.clone());
                 async move { (b, fut.await) }
@@ -314,7 +317,7 @@ pub async fn read_mailboxes(
                     mailbox: m.address.clone(),
                     folder: read.folder.clone(),
                     owner: m.owner.clone(),
-                    contact,
+                    contact: Box::new(contact),
                 }));
             }
             items.push(ContactItem::new(ContactChange::FolderEnd {
