@@ -18,10 +18,10 @@ impl App {
         let why = match graph.check_contact_mailbox(mailbox).await? {
             ContactMailboxCheck::Ready => return Ok(()),
             ContactMailboxCheck::NoSuchUser => format!(
-                "{mailbox} does not exist in Microsoft 365: enter the address of a shared mailbox or user."
+                "The mailbox {mailbox} does not exist in Microsoft 365: enter the address of a shared mailbox or user."
             ),
             ContactMailboxCheck::NoMailbox => format!(
-                "{mailbox} has no Exchange Online mailbox, so it has no contacts to sync."
+                "The user {mailbox} has no Exchange Online mailbox, so it has no contacts to sync."
             ),
             ContactMailboxCheck::Refused(e) => {
                 format!("Microsoft 365 does not let pbx365 read the contacts of {mailbox}: {e}")

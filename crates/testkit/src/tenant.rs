@@ -345,6 +345,25 @@ impl World {
     }
 }
 
+/// Creates a shared mailbox (a disabled member account with mail) holding `contacts` in its
+/// default Contacts folder, through Graph with a writer app registered for it.
+pub async fn create_shared_mailbox(sim: &SimHandle, address: &str, contacts: &[serde_json::Value]) {
+    let pbx = register(sim, &WRITER_PERMISSIONS, true).await;
+    let writer = client(sim, &pbx, AssertionAlg::PS256);
+    let nick = address.split('@').next().unwrap_or(address);
+    let user = serde_json::json!({"displayName": nick, "userPrincipalName": address,
+        "mail": address, "accountEnabled": false, "mailNickname": nick, "userType": "Member",
+        "passwordProfile": {"password": "Unused-Pa55word!"}});
+    writer
+        .send(pbx365_graph::users::create_request(user))
+        .await
+        .unwrap();
+    for body in contacts {
+        let req = pbx365_graph::contacts::create_request(address, None, body.clone());
+        writer.send(req).await.unwrap();
+    }
+}
+
 /// Deletes a user through Graph with `writer`.
 pub async fn delete_user(writer: &GraphClient, id: &str) {
     writer

@@ -5,6 +5,7 @@ mod api;
 mod browser;
 mod browser_m365;
 mod console;
+mod contacts;
 mod credentials;
 mod hygiene;
 mod m365;
