@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::mail::EmailAddress;
 use crate::error::GraphError;
 use crate::transport::{
-    seg, BatchRequest, DeltaPage, GraphClient, GraphRequest, NextOrDelta, ODataPage, Removed,
+    seg, BatchRequest, DeltaPage, GraphClient, GraphRequest, ODataPage, Removed,
 };
 
 /// Outlook's largest page of contacts and folders.
@@ -293,22 +293,7 @@ impl GraphClient {
         Ok(answers
             .iter()
             .zip(reads)
-            .map(|(r, (_, link))| {
-                let page: ODataPage<Contact> = batch_page(r, link)?;
-                let next = match (page.next_link, page.delta_link) {
-                    (Some(n), _) => NextOrDelta::Next(n),
-                    (None, Some(d)) => NextOrDelta::Delta(d),
-                    (None, None) => {
-                        return Err(GraphError::BadResponse(
-                            "a delta page without nextLink or deltaLink".into(),
-                        ))
-                    }
-                };
-                Ok(DeltaPage {
-                    items: page.value,
-                    next,
-                })
-            })
+            .map(|(r, (_, link))| batch_page::<Contact>(r, link)?.into_delta())
             .collect())
     }
 
