@@ -16,7 +16,7 @@ use std::time::Duration;
 pub(crate) struct Demo {
     pub server: Server,
     pub password: String,
-    config: PathBuf,
+    pub(crate) config: PathBuf,
     tenant: String,
     _db: FreshDb,
 }
