@@ -324,8 +324,13 @@ async fn a_blocked_mailbox_is_reported_by_name_and_keeps_its_entries(db: TestDb)
         Edition::Pro,
         contact_settings(false, &[RECEPTION, SALES], "US"),
     );
+    assert!(job.due(&db.store).await.unwrap(), "never run: due");
     let first = run_job(&job, &db.store, false).await;
     assert_eq!(first.status, SyncStatus::Completed, "{:?}", first.report);
+    assert!(
+        !job.due(&db.store).await.unwrap(),
+        "the background poll waits an hour after a round"
+    );
     let before = db
         .store
         .list_phonebook(&PhonebookOwner::Company)
