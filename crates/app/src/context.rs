@@ -75,6 +75,11 @@ impl App {
             .clone()
     }
 
+    /// The shared cell of the effective settings (jobs that read them at each run keep it).
+    pub(crate) fn settings_source(&self) -> Arc<RwLock<Arc<Settings>>> {
+        self.settings.clone()
+    }
+
     /// Replaces the effective settings (after a console change was stored and validated).
     pub fn replace_settings(&self, settings: Settings) {
         *self.settings.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(settings);

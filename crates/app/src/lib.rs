@@ -26,6 +26,7 @@
 pub mod admins;
 pub mod audit;
 pub mod clock;
+pub mod contacts;
 pub mod context;
 pub mod credentials;
 pub mod directory;

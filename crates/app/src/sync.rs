@@ -14,7 +14,8 @@ use pbx365_domain::settings::Settings;
 use pbx365_domain::{SyncKind, SyncReport, SyncRun, SyncStatus};
 use pbx365_graph::search::{search_groups, search_users};
 use pbx365_graph::{KeyStore, Slot};
-use pbx365_sync::{Background, SyncService};
+use pbx365_sync::contacts::ContactConfig;
+use pbx365_sync::{Background, ContactsJob, SyncService};
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -54,15 +55,15 @@ pub fn missing_connection(settings: &Settings) -> Option<&'static str> {
     None
 }
 
-/// Parses the kind of a sync request: only user sync exists in this version.
+/// Parses the kind of a sync request: users, contacts (PRO) or all.
 pub fn runnable_kind(kind: &str) -> Result<SyncKind, String> {
     match SyncKind::parse(kind) {
-        Some(k @ (SyncKind::Users | SyncKind::All)) => Ok(k),
+        Some(k @ (SyncKind::Users | SyncKind::Contacts | SyncKind::All)) => Ok(k),
         Some(k) => Err(format!(
-            "{k} sync is not available in this version of pbx365; run `users` (or `all`, which is the same for now)"
+            "{k} sync is not available in this version of pbx365; run `users`, `contacts` or `all`"
         )),
         None => Err(format!(
-            "'{}' is not a kind of sync: use users or all",
+            "'{}' is not a kind of sync: use users, contacts or all",
             kind.chars().take(32).collect::<String>()
         )),
     }
@@ -112,16 +113,18 @@ impl SyncHandle {
                 return Ok(svc);
             }
         }
+        let svc_graph = app.graph_for(&settings)?;
         let svc = SyncService::new(
             app.store.clone(),
-            app.graph_for(&settings)?,
+            svc_graph.clone(),
             settings.sync.clone(),
             app.number_rules(),
             &settings.effective_public_url(),
         )
         .with_lease_ttl(std::time::Duration::from_secs(u64::from(
             settings.sync.lease_ttl_secs,
-        )));
+        )))
+        .with_job(Arc::new(contacts_job(app, &svc_graph)));
         if let Some(old) = slot.background.take() {
             old.stop().await;
         }
@@ -136,6 +139,16 @@ impl SyncHandle {
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(svc.clone());
         Ok(svc)
     }
+}
+
+/// Contact sync (PRO) as a job of the service, reading the current settings at each run.
+fn contacts_job(app: &App, graph: &Arc<pbx365_graph::GraphClient>) -> ContactsJob {
+    let source = app.settings_source();
+    let config: ContactConfig = Arc::new(move || {
+        let s = source.read().unwrap_or_else(|e| e.into_inner()).clone();
+        (s.edition, s.contacts.clone())
+    });
+    ContactsJob::new(app.store.clone(), graph.clone(), config)
 }
 
 /// One picker result.

@@ -124,6 +124,15 @@ pub struct CallerName {
     pub kind: Option<PhoneKind>,
 }
 
+/// Whether `code` is a country (ISO 3166 alpha-2) numbers can be normalised with.
+pub fn is_known_country(code: &str) -> bool {
+    code.len() == 2
+        && code
+            .to_ascii_uppercase()
+            .parse::<phonenumber::country::Id>()
+            .is_ok()
+}
+
 /// Checks that a number holds only what a phone can dial or a person writes around it.
 pub fn check_dialable(raw: &str) -> Result<(), ValidationError> {
     let ok = !raw.trim().is_empty()
@@ -160,6 +169,24 @@ pub struct PhonebookEntry {
     pub emails: Vec<String>,
     /// Phone numbers, several per entry.
     pub numbers: Vec<PhoneNumber>,
+    /// Job title.
+    #[serde(default)]
+    pub job_title: Option<String>,
+    /// Where a synced entry comes from: its mailbox (tags company entries with their shared
+    /// mailbox); `None` for local entries.
+    #[serde(default)]
+    pub mailbox: Option<String>,
+    /// Flagged: the entry has no phone number (kept, but nothing can dial it).
+    #[serde(default)]
+    pub no_number: bool,
+}
+
+impl PhonebookEntry {
+    /// Sets the no-number flag from the numbers.
+    pub fn flag(mut self) -> Self {
+        self.no_number = self.numbers.is_empty();
+        self
+    }
 }
 
 #[cfg(test)]

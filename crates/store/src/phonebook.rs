@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use std::collections::HashMap;
 
-fn kind_str(k: PhoneKind) -> &'static str {
+pub(crate) fn kind_str(k: PhoneKind) -> &'static str {
     match k {
         PhoneKind::Business => "business",
         PhoneKind::Mobile => "mobile",
@@ -28,7 +28,7 @@ fn parse_kind(s: &str) -> StoreResult<PhoneKind> {
     })
 }
 
-fn owner_number(owner: &PhonebookOwner) -> Option<&str> {
+pub(crate) fn owner_number(owner: &PhonebookOwner) -> Option<&str> {
     match owner {
         PhonebookOwner::Company => None,
         PhonebookOwner::Personal(n) => Some(n.as_str()),
@@ -51,7 +51,7 @@ fn entry_not_found(id: &str) -> StoreError {
 }
 
 const ENTRY_COLS: &str =
-    "id, owner_number, m365_id, display_name, first_name, last_name, company, emails";
+    "id, owner_number, m365_id, display_name, first_name, last_name, company, emails, job_title, mailbox";
 
 fn row_to_entry(r: &AnyRow) -> StoreResult<PhonebookEntry> {
     let owner: Option<String> = r.try_get("owner_number")?;
@@ -67,6 +67,9 @@ fn row_to_entry(r: &AnyRow) -> StoreResult<PhonebookEntry> {
         emails: serde_json::from_str(&emails)
             .map_err(|e| corrupt(format!("stored emails: {e}")))?,
         numbers: Vec::new(),
+        job_title: r.try_get("job_title")?,
+        mailbox: r.try_get("mailbox")?,
+        no_number: false,
     })
 }
 
@@ -108,6 +111,7 @@ async fn read_entries(
     }
     for e in &mut entries {
         e.numbers = numbers.remove(&e.id).unwrap_or_default();
+        e.no_number = e.numbers.is_empty();
     }
     // Sorted here so the order does not depend on the database's collation.
     entries.sort_by(|a, b| {
@@ -147,7 +151,7 @@ async fn write_numbers(conn: &mut AnyConnection, entry: &PhonebookEntry) -> Stor
 
 async fn insert_entry(conn: &mut AnyConnection, e: &PhonebookEntry) -> StoreResult<()> {
     sqlx::query(&format!(
-        "INSERT INTO phonebook_entries ({ENTRY_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        "INSERT INTO phonebook_entries ({ENTRY_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
     ))
     .bind(e.id.as_str())
     .bind(owner_number(&e.owner))
@@ -157,6 +161,8 @@ async fn insert_entry(conn: &mut AnyConnection, e: &PhonebookEntry) -> StoreResu
     .bind(e.last_name.as_str())
     .bind(e.company.as_deref())
     .bind(serde_json::to_string(&e.emails).unwrap_or_else(|_| "[]".into()))
+    .bind(e.job_title.as_deref())
+    .bind(e.mailbox.as_deref())
     .execute(&mut *conn)
     .await?;
     write_numbers(conn, e).await
@@ -164,8 +170,8 @@ async fn insert_entry(conn: &mut AnyConnection, e: &PhonebookEntry) -> StoreResu
 
 async fn update_entry_row(conn: &mut AnyConnection, e: &PhonebookEntry) -> StoreResult<()> {
     sqlx::query(
-        "UPDATE phonebook_entries SET display_name = $2, first_name = $3, last_name = $4, company = $5, emails = $6 \
-         WHERE id = $1",
+        "UPDATE phonebook_entries SET display_name = $2, first_name = $3, last_name = $4, company = $5, emails = $6, \
+         job_title = $7 WHERE id = $1",
     )
     .bind(e.id.as_str())
     .bind(e.display_name.as_str())
@@ -173,6 +179,7 @@ async fn update_entry_row(conn: &mut AnyConnection, e: &PhonebookEntry) -> Store
     .bind(e.last_name.as_str())
     .bind(e.company.as_deref())
     .bind(serde_json::to_string(&e.emails).unwrap_or_else(|_| "[]".into()))
+    .bind(e.job_title.as_deref())
     .execute(&mut *conn)
     .await?;
     write_numbers(conn, e).await
@@ -279,11 +286,12 @@ impl Store {
         let mut e = entry.clone();
         e.id = uuid::Uuid::new_v4().to_string();
         e.m365_id = None;
+        e.mailbox = None;
         let mut tx = self.begin_write().await?;
         check_owner(&mut tx, &e.owner).await?;
         insert_entry(&mut tx, &e).await?;
         tx.commit().await?;
-        Ok(e)
+        Ok(e.flag())
     }
 
     /// Replaces a local entry (matched by id within its owner's phonebook); synced entries are
@@ -298,7 +306,7 @@ impl Store {
         e.m365_id = None;
         update_entry_row(&mut tx, &e).await?;
         tx.commit().await?;
-        Ok(e)
+        Ok(e.flag())
     }
 
     /// Deletes a local entry; synced entries are refused with `ReadOnly`.

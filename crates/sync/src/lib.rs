@@ -10,8 +10,10 @@
 //! - [`receiver`] and [`subscriptions`]: change notifications in, subscriptions kept alive.
 //! - [`retention`]: the daily pruning of expired sessions, old notification keys and runs.
 //!
-//! The kinds: [`users`] (Microsoft 365 users -> extensions, with [`photos`]).
+//! The kinds: [`users`] (Microsoft 365 users -> extensions, with [`photos`]) and [`contacts`]
+//! (Outlook contacts -> personal and company phonebooks).
 
+pub mod contacts;
 pub mod cursor;
 pub mod error;
 pub mod kind;
@@ -24,6 +26,7 @@ pub mod scheduler;
 pub mod subscriptions;
 pub mod users;
 
+pub use contacts::{ContactSync, ContactsJob};
 pub use error::{SyncError, SyncResult};
 pub use kind::{Prepared, RoundKind, Step, SyncResource};
 pub use round::{Progress, ProgressFn, RunOptions, WaitFn};

@@ -64,6 +64,9 @@ pub struct RunOptions {
     /// Notification inbox rows this run handles: they leave the inbox in the transaction that
     /// commits (or holds) the round, and stay when the run fails.
     pub inbox: Vec<String>,
+    /// Started by the background delta poll: kinds with their own schedule run only when due
+    /// ([`crate::SyncJob::due`]).
+    pub scheduled: bool,
 }
 
 /// A callback told that a run waits for another instance's sync.

@@ -37,6 +37,12 @@ pub trait SyncJob: Send + Sync {
         let _ = store;
         self.run(opts).await
     }
+    /// Whether a scheduled poll ([`RunOptions::scheduled`]) runs it now: kinds with their own
+    /// schedule (contacts: hourly) say no until it is due. Always by default.
+    async fn due(&self, store: &Store) -> SyncResult<bool> {
+        let _ = store;
+        Ok(true)
+    }
 }
 
 /// Any [`SyncResource`] over a store is a job.
@@ -343,6 +349,9 @@ impl SyncService {
         }
         let mut first = None;
         for job in jobs {
+            if opts.scheduled && first.is_some() && !job.due(store).await.unwrap_or(true) {
+                continue;
+            }
             let run = job.run_fenced(store, &opts).await;
             if first.is_none() {
                 first = Some(run);
@@ -591,10 +600,11 @@ impl SyncService {
             .due(store, LAST_POLL_KEY, false, |last| last + poll)
             .await?
         {
-            self.log_run(
-                self.run_jobs(SyncKind::All, RunOptions::default(), store)
-                    .await,
-            );
+            let poll = RunOptions {
+                scheduled: true,
+                ..Default::default()
+            };
+            self.log_run(self.run_jobs(SyncKind::All, poll, store).await);
             self.done(store, LAST_POLL_KEY).await?;
         }
         Ok(())

@@ -279,6 +279,31 @@ impl World {
         self.writer.send(req).await.unwrap();
     }
 
+    /// Creates a contact in `mailbox` (its default folder, or `folder`) through Graph; returns its id.
+    pub async fn create_contact(
+        &self,
+        mailbox: &str,
+        folder: Option<&str>,
+        body: serde_json::Value,
+    ) -> String {
+        let req = pbx365_graph::contacts::create_request(mailbox, folder, body);
+        let v: serde_json::Value = self.writer.send(req).await.unwrap().json().unwrap();
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    /// Changes a contact of `mailbox` through Graph.
+    pub async fn update_contact(&self, mailbox: &str, id: &str, body: serde_json::Value) {
+        let req = pbx365_graph::contacts::update_request(mailbox, id, body);
+        self.writer.send(req).await.unwrap();
+    }
+
+    /// Creates a contact folder under `mailbox`'s default one through Graph; returns its id.
+    pub async fn create_contact_folder(&self, mailbox: &str, name: &str) -> String {
+        let req = pbx365_graph::contacts::create_folder_request(mailbox, name);
+        let v: serde_json::Value = self.writer.send(req).await.unwrap().json().unwrap();
+        v["id"].as_str().unwrap().to_string()
+    }
+
     /// Adds a user to a group through Graph.
     pub async fn add_member(&self, group: &str, user: &str) {
         let req = pbx365_graph::groups::add_member_request(group, user);
@@ -317,6 +342,25 @@ impl World {
     /// Graph HTTP requests the sim counted (token requests and batch sub-requests excluded).
     pub async fn graph_requests(&self) -> u64 {
         graph_requests(&self.sim).await
+    }
+}
+
+/// Creates a shared mailbox (a disabled member account with mail) holding `contacts` in its
+/// default Contacts folder, through Graph with a writer app registered for it.
+pub async fn create_shared_mailbox(sim: &SimHandle, address: &str, contacts: &[serde_json::Value]) {
+    let pbx = register(sim, &WRITER_PERMISSIONS, true).await;
+    let writer = client(sim, &pbx, AssertionAlg::PS256);
+    let nick = address.split('@').next().unwrap_or(address);
+    let user = serde_json::json!({"displayName": nick, "userPrincipalName": address,
+        "mail": address, "accountEnabled": false, "mailNickname": nick, "userType": "Member",
+        "passwordProfile": {"password": "Unused-Pa55word!"}});
+    writer
+        .send(pbx365_graph::users::create_request(user))
+        .await
+        .unwrap();
+    for body in contacts {
+        let req = pbx365_graph::contacts::create_request(address, None, body.clone());
+        writer.send(req).await.unwrap();
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod cluster;
 mod commands;
+mod contacts;
 mod crash;
 mod credentials;
 mod m365;

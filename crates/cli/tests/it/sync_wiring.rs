@@ -16,7 +16,7 @@ use std::time::Duration;
 pub(crate) struct Demo {
     pub server: Server,
     pub password: String,
-    config: PathBuf,
+    pub(crate) config: PathBuf,
     tenant: String,
     _db: FreshDb,
 }
@@ -376,10 +376,13 @@ async fn demo_body(db: FreshDb) {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("(5 permissions granted)"), "{out}");
 
-    // Refused kinds say so.
+    // Refused kinds say so; contact sync with nothing configured says what to switch on.
+    let (code, _, err) = run(&dir, &["--config", &cfg, "sync", "calendar"], None).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("calendar sync is not available"), "{err}");
     let (code, _, err) = run(&dir, &["--config", &cfg, "sync", "contacts"], None).await;
     assert_ne!(code, 0);
-    assert!(err.contains("contacts sync is not available"), "{err}");
+    assert!(err.contains("contact sync is off"), "{err}");
 
     // POST /api/v1/sync/users with an API token; without one it is refused.
     let r = http

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::mail::EmailAddress;
 use crate::error::GraphError;
-use crate::transport::{seg, DeltaPage, GraphClient, GraphRequest, Removed};
+use crate::transport::{
+    seg, BatchRequest, DeltaPage, GraphClient, GraphRequest, ODataPage, Removed,
+};
 
 /// Outlook's largest page of contacts and folders.
 const PAGE_SIZE: u32 = 100;
@@ -137,6 +139,33 @@ pub fn delete_request(mailbox: &str, id: &str) -> GraphRequest {
     GraphRequest::new(reqwest::Method::DELETE, path).mailbox(mailbox)
 }
 
+/// Creates a contact in the default folder (`folder` None) or a folder of `mailbox` (tests shape
+/// the simulated tenant this way; https://learn.microsoft.com/graph/api/user-post-contacts).
+pub fn create_request(
+    mailbox: &str,
+    folder: Option<&str>,
+    body: serde_json::Value,
+) -> GraphRequest {
+    GraphRequest::with_json(reqwest::Method::POST, contacts_path(mailbox, folder), body)
+        .mailbox(mailbox)
+}
+
+/// Changes a contact of `mailbox` (https://learn.microsoft.com/graph/api/contact-update).
+pub fn update_request(mailbox: &str, id: &str, body: serde_json::Value) -> GraphRequest {
+    let path = format!("{}/{}", contacts_path(mailbox, None), seg(id));
+    GraphRequest::with_json(reqwest::Method::PATCH, path, body).mailbox(mailbox)
+}
+
+/// Creates a contact folder under the default one (https://learn.microsoft.com/graph/api/user-post-contactfolders).
+pub fn create_folder_request(mailbox: &str, name: &str) -> GraphRequest {
+    GraphRequest::with_json(
+        reqwest::Method::POST,
+        folders_path(mailbox, None),
+        serde_json::json!({ "displayName": name }),
+    )
+    .mailbox(mailbox)
+}
+
 /// One page of a contacts delta round from `link` (a start URL, nextLink or deltaLink).
 pub fn delta_request(mailbox: &str, link: &str) -> GraphRequest {
     GraphRequest::get(link)
@@ -180,6 +209,134 @@ impl GraphClient {
         link: &str,
     ) -> Result<DeltaPage<Contact>, GraphError> {
         self.delta_page(delta_request(mailbox, link)).await
+    }
+}
+
+/// A `$batch` GET of `url` in `mailbox` (paged at most [`PAGE_SIZE`] items).
+fn batch_get(client: &GraphClient, id: usize, url: &str) -> BatchRequest {
+    let mut r = BatchRequest::get(id.to_string(), client.batch_url(url));
+    r.headers
+        .insert("Prefer".into(), format!("odata.maxpagesize={PAGE_SIZE}"));
+    r
+}
+
+/// A page as a `$batch` answer gives it, or the sub-request's error.
+fn batch_page<T: serde::de::DeserializeOwned>(
+    r: &crate::transport::BatchResponse,
+    url: &str,
+) -> Result<ODataPage<T>, GraphError> {
+    if let Some(e) = r.error(url) {
+        return Err(e);
+    }
+    let body = r.body.clone().unwrap_or_default();
+    serde_json::from_value(body).map_err(|e| GraphError::BadResponse(e.to_string()))
+}
+
+/// Whether a mailbox's contacts can be synced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContactMailboxCheck {
+    /// It exists and its contacts can be read.
+    Ready,
+    /// No user or shared mailbox has this address.
+    NoSuchUser,
+    /// The user has no Exchange Online mailbox.
+    NoMailbox,
+    /// Microsoft refused to read it (an application access policy, a missing permission): why.
+    Refused(String),
+}
+
+#[derive(Deserialize)]
+struct MailboxUser {}
+
+impl GraphClient {
+    /// Checks that `mailbox` exists and that its contacts can be read: the user, then one page
+    /// of its contact folders (https://learn.microsoft.com/graph/api/user-list-contactfolders).
+    pub async fn check_contact_mailbox(
+        &self,
+        mailbox: &str,
+    ) -> Result<ContactMailboxCheck, GraphError> {
+        let url = format!("{}?$select=id", super::users::path(mailbox));
+        match self.get_json::<MailboxUser>(&url).await {
+            Ok(_) => {}
+            Err(GraphError::NotFound { .. }) => return Ok(ContactMailboxCheck::NoSuchUser),
+            Err(e) => return Err(e),
+        }
+        match self
+            .get_page::<ContactFolder>(folders_request(mailbox))
+            .await
+        {
+            Ok(_) => Ok(ContactMailboxCheck::Ready),
+            Err(GraphError::NotFound { .. }) => Ok(ContactMailboxCheck::NoMailbox),
+            Err(
+                e @ (GraphError::MailboxAccessBlocked { .. }
+                | GraphError::ConsentMissing { .. }
+                | GraphError::PermissionMissing { .. }),
+            ) => Ok(ContactMailboxCheck::Refused(e.to_string())),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One page of the contacts delta round of each `(mailbox, link)`, read as `$batch`
+    /// sub-requests (20 per call; throttled ones are sent again after their `Retry-After`).
+    /// A failed sub-request (403 for a mailbox an access policy blocks, 404 for a user without
+    /// a mailbox, 410 for an expired link) is that read's error; a failed batch fails them all.
+    pub async fn contacts_delta_batch(
+        &self,
+        reads: &[(String, String)],
+    ) -> Result<Vec<Result<DeltaPage<Contact>, GraphError>>, GraphError> {
+        let requests = reads
+            .iter()
+            .enumerate()
+            .map(|(i, (_, link))| batch_get(self, i, link))
+            .collect();
+        let answers = self.batch(requests).await?;
+        Ok(answers
+            .iter()
+            .zip(reads)
+            .map(|(r, (_, link))| batch_page::<Contact>(r, link)?.into_delta())
+            .collect())
+    }
+
+    /// The folders under each `(mailbox, folder)` (`None`: the top-level folders, which are the
+    /// default Contacts folder's children), read as `$batch` sub-requests; further pages of a
+    /// listing (over 100 folders) are followed one by one.
+    pub async fn contact_folders_batch(
+        &self,
+        parents: &[(String, Option<String>)],
+    ) -> Result<Vec<Result<Vec<ContactFolder>, GraphError>>, GraphError> {
+        let requests = parents
+            .iter()
+            .enumerate()
+            .map(|(i, (mailbox, folder))| {
+                let req = match folder {
+                    None => folders_request(mailbox),
+                    Some(f) => child_folders_request(mailbox, f),
+                };
+                batch_get(self, i, &req.url)
+            })
+            .collect();
+        let answers = self.batch(requests).await?;
+        let mut out = Vec::with_capacity(parents.len());
+        for (r, (mailbox, _)) in answers.iter().zip(parents) {
+            let page: Result<ODataPage<ContactFolder>, GraphError> = batch_page(r, mailbox);
+            out.push(match page {
+                Err(e) => Err(e),
+                Ok(page) => {
+                    let mut folders = page.value;
+                    if let Some(next) = page.next_link {
+                        match self.get_all(GraphRequest::get(next).mailbox(mailbox)).await {
+                            Ok(more) => folders.extend(more),
+                            Err(e) => {
+                                out.push(Err(e));
+                                continue;
+                            }
+                        }
+                    }
+                    Ok(folders)
+                }
+            });
+        }
+        Ok(out)
     }
 }
 

@@ -154,6 +154,12 @@ impl GraphClient {
         Ok(url.to_string())
     }
 
+    /// `url` relative to `/v1.0`, as a `$batch` sub-request names it (a nextLink or deltaLink
+    /// from Graph is absolute).
+    pub fn batch_url(&self, url: &str) -> String {
+        self.relative_path(url).to_string()
+    }
+
     pub(super) fn relative_path<'a>(&self, url: &'a str) -> &'a str {
         url.strip_prefix(self.base.as_str()).unwrap_or(url)
     }

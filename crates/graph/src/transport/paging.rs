@@ -110,8 +110,14 @@ impl GraphClient {
         &self,
         req: GraphRequest,
     ) -> Result<DeltaPage<T>, GraphError> {
-        let page: ODataPage<T> = self.get_page(req).await?;
-        let next = match (page.next_link, page.delta_link) {
+        self.get_page::<T>(req).await?.into_delta()
+    }
+}
+
+impl<T> ODataPage<T> {
+    /// The page as a page of a delta round: it must end with a nextLink or a deltaLink.
+    pub fn into_delta(self) -> Result<DeltaPage<T>, GraphError> {
+        let next = match (self.next_link, self.delta_link) {
             (Some(n), _) => NextOrDelta::Next(n),
             (None, Some(d)) => NextOrDelta::Delta(d),
             (None, None) => {
@@ -121,7 +127,7 @@ impl GraphClient {
             }
         };
         Ok(DeltaPage {
-            items: page.value,
+            items: self.value,
             next,
         })
     }

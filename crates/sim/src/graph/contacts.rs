@@ -494,12 +494,25 @@ async fn delta(
         },
     };
     let first = tok.first && !is_delta_call;
+    let offset = if is_delta_call { 0 } else { tok.o };
+    // The first round's pages: only the page's contacts are rendered (a 10,000-contact folder
+    // is read in 100 pages); later rounds read the change log, which is short.
+    let mut skipped = 0;
     let (items, upper): (Vec<Value>, u64) = if first {
+        let all: Vec<&Contact> = mb
+            .contacts
+            .values()
+            .filter(|c| c.folder_id == folder)
+            .collect();
+        skipped = offset.min(all.len());
+        let page = all.len().min(offset + size);
         (
-            mb.contacts
-                .values()
-                .filter(|c| c.folder_id == folder)
+            all[skipped..page]
+                .iter()
                 .map(|c| select_contact(c, &tok.sel))
+                .collect::<Vec<Value>>()
+                .into_iter()
+                .chain(std::iter::repeat_n(Value::Null, all.len() - page))
                 .collect(),
             tok.s,
         )
@@ -532,10 +545,13 @@ async fn delta(
         (out, upper)
     };
     // Delta items name their type (https://learn.microsoft.com/graph/api/contact-delta, response example).
-    let items = super::typed_items(items, "#microsoft.graph.contact");
-    let offset = if is_delta_call { 0 } else { tok.o };
-    let total = items.len();
-    let page: Vec<Value> = items.into_iter().skip(offset).take(size).collect();
+    let total = skipped + items.len();
+    let items: Vec<Value> = items
+        .into_iter()
+        .skip(offset - skipped)
+        .take(size)
+        .collect();
+    let page = super::typed_items(items, "#microsoft.graph.contact");
     let base = match &fid {
         None => format!("{}/v1.0/users/{uid}/contacts/delta", state.base_url),
         Some(_) => format!(

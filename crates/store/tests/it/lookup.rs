@@ -15,6 +15,9 @@ fn entry(owner: PhonebookOwner, name: &str, e164: &str) -> PhonebookEntry {
         first_name: String::new(),
         last_name: String::new(),
         company: None,
+        job_title: None,
+        mailbox: None,
+        no_number: false,
         emails: vec![],
         numbers: vec![PhoneNumber {
             kind: PhoneKind::Home,
@@ -120,4 +123,46 @@ async fn numbers_by_index_body(db: TestDb) {
     )
     .await;
     assert!(p.contains("extensions_mobile_dial"), "{p}");
+}
+
+on_both!(numbers_written_by_contact_sync_are_found_by_lookup => contact_sync_numbers_body);
+/// Contact sync writes its entries' numbers with its own statement: they must carry their
+/// phonebook too, or a synced contact's call shows no name.
+async fn contact_sync_numbers_body(db: TestDb) {
+    let s = &db.store;
+    s.create_local_extension("201", &NewExtension::default())
+        .await
+        .unwrap();
+    let mut writes = Vec::new();
+    for (id, owner, mailbox) in [
+        (
+            "p1",
+            PhonebookOwner::Personal("201".into()),
+            "alice@example.com",
+        ),
+        ("c1", PhonebookOwner::Company, "shared@example.com"),
+    ] {
+        let mut e = entry(owner, id, "+4930555");
+        e.id = id.into();
+        e.m365_id = Some(format!("m365-{id}"));
+        writes.push(pbx365_store::ContactWrite::Put {
+            mailbox: mailbox.into(),
+            folder: "contacts".into(),
+            entry: e,
+            known: false,
+        });
+    }
+    s.apply_contact_writes(&writes, ("cursor:test", "x"))
+        .await
+        .unwrap();
+    let personal = s
+        .phonebook_entry_by_e164(&PhonebookOwner::Personal("201".into()), "+4930555")
+        .await
+        .unwrap();
+    assert_eq!(personal.map(|(e, _)| e.id), Some("p1".to_string()));
+    let company = s
+        .phonebook_entry_by_e164(&PhonebookOwner::Company, "+4930555")
+        .await
+        .unwrap();
+    assert_eq!(company.map(|(e, _)| e.id), Some("c1".to_string()));
 }

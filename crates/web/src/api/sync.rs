@@ -63,7 +63,7 @@ pub use pbx365_app::sync::runnable_kind;
 /// `held`, `failed` or `dry_run`). A request made while another run is going waits for it.
 /// Admins (API token or console session + CSRF header). 409 when Microsoft 365 is not connected.
 #[utoipa::path(post, path = "/api/v1/sync/{kind}", tag = "sync",
-    params(("kind" = String, Path, description = "`users` or `all`"), StartQuery),
+    params(("kind" = String, Path, description = "`users`, `contacts` (PRO) or `all`"), StartQuery),
     responses(
         (status = 200, description = "The finished run with its report", body = SyncRun),
         (status = 409, description = "Microsoft 365 is not connected, or user sync is switched off", body = ErrorBody),

@@ -47,6 +47,15 @@ pub struct ConsoleAdmin {
 }
 
 impl ConsoleAdmin {
+    /// The flash message left for this session by the last POST, as (notice, error).
+    pub(crate) async fn take_flash(&self, state: &AppState) -> (Option<String>, Option<String>) {
+        match state.app.take_flash(&self.session.id_hash).await {
+            Some(f) if f.ok => (Some(f.message), None),
+            Some(f) => (None, Some(f.message)),
+            None => (None, None),
+        }
+    }
+
     /// Parses a posted form after checking its `csrf` field against the session: a missing or
     /// wrong token answers 403 and changes nothing.
     pub(crate) fn form<T: DeserializeOwned>(&self, body: &Bytes) -> Result<T, ConsoleError> {

@@ -3,6 +3,7 @@
 //! fonts); rendering, chrome and security headers come from the one HTML layer ([`crate::html`]).
 
 mod auth;
+mod contacts;
 mod credentials;
 mod error;
 mod mail;
@@ -70,6 +71,7 @@ pub fn router() -> Router<AppState> {
         .merge(sync::router())
         .merge(credentials::router())
         .merge(mail::router())
+        .merge(contacts::router())
         .merge(sip::router())
         .merge(phonebook_settings::router())
         .layer(middleware::from_fn(crate::html::security_headers))

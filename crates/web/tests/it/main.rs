@@ -6,6 +6,7 @@ mod browser;
 mod browser_m365;
 mod browser_sso;
 mod console;
+mod contacts;
 mod credentials;
 mod hygiene;
 mod m365;
