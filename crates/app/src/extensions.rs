@@ -151,7 +151,7 @@ impl App {
             &ext.display_name,
         )
         .await;
-        self.push_sip_route(&ext);
+        self.wake_sip();
         Ok(ext)
     }
 
@@ -173,7 +173,7 @@ impl App {
             .await?;
         self.audit(actor, "extension.update", number, &ext.display_name)
             .await;
-        self.push_sip_route(&ext);
+        self.wake_sip();
         Ok(ext)
     }
 
@@ -185,7 +185,7 @@ impl App {
             return Err(read_only_synced());
         }
         self.store.delete_extension(current.number.as_str()).await?;
-        self.push_sip(current.number.as_str(), pbx365_sip::pusher::Update::Remove);
+        self.wake_sip();
         self.audit(actor, "extension.delete", number, &current.display_name)
             .await;
         Ok(current)
@@ -231,9 +231,7 @@ impl App {
             return_to: None,
         };
         self.store.set_profile(ext.number.as_str(), &state).await?;
-        let mut routed = ext.clone();
-        routed.profile = state.clone();
-        self.push_sip_route(&routed);
+        self.wake_sip();
         self.audit(
             actor,
             "extension.profile",

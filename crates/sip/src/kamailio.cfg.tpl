@@ -218,8 +218,11 @@ route[AUTH] {
 # dialled extension as its profile says.
 route[CALL] {
 	# ($var cannot hold $null and keeps its value between messages: test the htable first.)
-	if ($sht(name=>$fU) != $null && $sht(name=>$fU) != "") {
-		$var(name) = $sht(name=>$fU);
+	# The name goes inside a quoted string: backslash and double quote are escaped, and a name
+	# with control characters (a line break would start a new header) is not used at all.
+	if ($sht(name=>$fU) != $null && $sht(name=>$fU) != "" && !($sht(name=>$fU) =~ "[[:cntrl:]]")) {
+		$var(raw) = $sht(name=>$fU);
+		$var(name) = $(var(raw){s.replace,\,\\}{s.replace,",\"});
 		uac_replace_from("\"$var(name)\"", "$fu");
 		remove_hf("P-Asserted-Identity");
 		append_hf("P-Asserted-Identity: \"$var(name)\" <sip:$fU@{{DOMAIN}}>\r\n");

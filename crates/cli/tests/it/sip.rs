@@ -185,6 +185,7 @@ async fn phones_register_ring_and_follow_do_not_disturb(db: FreshDb) {
     // B on Do Not Disturb through the API: A's next call ends with 486 within 1 s of the change.
     let changed = Instant::now();
     p.profile("102", "dnd").await;
+    holds(&p, "prof", "102", Some("dnd")).await;
     refused(&mut a, "102", "486").await;
     assert!(
         changed.elapsed() < Duration::from_secs(1),
@@ -192,6 +193,7 @@ async fn phones_register_ring_and_follow_do_not_disturb(db: FreshDb) {
         changed.elapsed()
     );
     p.profile("102", "available").await;
+    holds(&p, "prof", "102", Some("available")).await;
     rings(&mut a, &mut b, "Ann Example").await;
 
     // An extension without a registration gets 480.
@@ -280,4 +282,132 @@ async fn sip_config_names_this_store_and_domain_and_sip_secret_refuses_unknown_n
     assert_eq!(code, 1);
     assert!(out.is_empty(), "{out}");
     assert!(err.contains("extension '555' does not exist"), "{err}");
+}
+
+on_both!(sync_changes_reach_kamailio_and_caller_ids_are_escaped);
+
+/// Polls Kamailio until its `table` holds `value` for `number` (`None`: no entry).
+async fn holds(p: &Phones, table: &str, number: &str, value: Option<&str>) {
+    let what = format!("Kamailio's {table} to hold {value:?} for {number}");
+    pbx365_testkit::wait::eventually(10, &what, || async {
+        let got = rpc(&p.rpc_url, "htable.get", json!([table, number]))
+            .await
+            .unwrap_or_default();
+        let held = got["result"]["item"]["value"].as_str();
+        held == value && (value.is_some() || got.get("error").is_some())
+    })
+    .await;
+}
+
+async fn sync_changes_reach_kamailio_and_caller_ids_are_escaped(db: FreshDb) {
+    let p = Phones::start(&db).await;
+    // A quote or a backslash in a name must not break the quoted display name on the INVITE.
+    let tricky = r#"Dee "The Boss" O\Neil"#;
+    p.extension("104", tricky).await;
+    p.extension("105", "Eve Example").await;
+    let (s104, s105) = (p.secret("104").await, p.secret("105").await);
+    let mut d = p.phone("104", &s104).await;
+    let mut e = p.phone("105", &s105).await;
+    d.registration().await.expect("104 registers");
+    e.registration().await.expect("105 registers");
+    d.dial("sip:105@127.0.0.1").await;
+    let incoming = e.event(5, "an incoming call", is("CALL_INCOMING")).await;
+    let shown = incoming["peerdisplayname"].as_str().unwrap_or_default();
+    assert_eq!(shown, r#"Dee \"The Boss\" O\\Neil"#, "{incoming}");
+    d.hangup().await;
+    e.event(5, "the call's end", is("CALL_CLOSED")).await;
+    d.event(5, "the call's end", is("CALL_CLOSED")).await;
+
+    // The sync disables 105 (its write, not the API's): Kamailio forgets it and ends its
+    // registration; calls to it get 404.
+    let store = Store::connect(&db.url).await.unwrap();
+    let sync = |op: ExtensionOp| {
+        let store = store.clone();
+        async move { store.apply_extension_ops(&[op], None).await.unwrap() }
+    };
+    sync(ExtensionOp::Disable {
+        number: "105".into(),
+        at: chrono::Utc::now(),
+    })
+    .await;
+    holds(&p, "prof", "105", None).await;
+    let contacts = rpc(&p.rpc_url, "ul.lookup", json!(["location", "105"]))
+        .await
+        .unwrap();
+    assert!(
+        contacts.get("error").is_some(),
+        "105 still registered: {contacts}"
+    );
+    refused(&mut d, "105", "404").await;
+
+    // Re-enabled by the sync: routable again (480 until its phone registers anew).
+    sync(ExtensionOp::Enable {
+        number: "105".into(),
+    })
+    .await;
+    holds(&p, "prof", "105", Some("available")).await;
+    refused(&mut d, "105", "480").await;
+    drop(e);
+    let mut e = p.phone("105", &s105).await;
+    e.registration().await.expect("105 registers again");
+    d.dial("sip:105@127.0.0.1").await;
+    e.event(5, "an incoming call", is("CALL_INCOMING")).await;
+    d.hangup().await;
+    d.event(5, "the call's end", is("CALL_CLOSED")).await;
+
+    // Deleted: gone from Kamailio too.
+    sync(ExtensionOp::Delete {
+        number: "105".into(),
+    })
+    .await;
+    holds(&p, "prof", "105", None).await;
+    refused(&mut d, "105", "404").await;
+    store.close().await;
+
+    // A new secret (from the CLI, another process) ends the registration made with the old one;
+    // a phone with the new secret registers.
+    let s104_new = p.secret("104").await;
+    pbx365_testkit::wait::eventually(10, "104's old registration to end", || async {
+        rpc(&p.rpc_url, "ul.lookup", json!(["location", "104"]))
+            .await
+            .is_ok_and(|v| v.get("error").is_some())
+    })
+    .await;
+    drop(d);
+    let mut d = p.phone("104", &s104_new).await;
+    d.registration()
+        .await
+        .expect("104 registers with its new secret");
+
+    let status = p.server.terminate().await;
+    assert!(status.success(), "{status:?}");
+}
+
+/// True when process `pid` has exited (gone, or a zombie nobody reaped yet).
+fn exited(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_pbx365_takes_its_kamailio_along() {
+    let db = pbx365_testkit::db::sqlite().await;
+    let mut p = Phones::start(&db).await;
+    let kamailio = p.kamailio_pid().expect("Kamailio's pid in the log");
+    assert!(!exited(kamailio));
+    // SIGKILL: pbx365 runs no code to stop its child.
+    p.server.child.start_kill().unwrap();
+    p.server.child.wait().await.unwrap();
+    pbx365_testkit::wait::eventually(10, "Kamailio to exit with pbx365", || async {
+        exited(kamailio)
+    })
+    .await;
+    pbx365_testkit::wait::eventually(10, "Kamailio's workers to exit too", || async {
+        rpc(&p.rpc_url, "core.version", json!([])).await.is_err()
+    })
+    .await;
 }
