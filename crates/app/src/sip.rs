@@ -10,6 +10,7 @@
 use crate::{App, AppError};
 use chrono::Utc;
 use pbx365_sip::pusher::Update;
+pub use pbx365_sip::rpc::AttackCounts;
 use pbx365_sip::{digest, SipPusher, SipStatus};
 use pbx365_store::{sip_change_floor, SipChangeKind, Store};
 use std::collections::{BTreeMap, BTreeSet};
@@ -50,6 +51,18 @@ impl App {
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
             .map(|l| l.pusher.status())
+    }
+
+    /// Failed authentications and bans Kamailio counted (for the console), when this process
+    /// pushes to a Kamailio that answers.
+    pub async fn sip_attack_counts(&self) -> Option<AttackCounts> {
+        let rpc = self
+            .sip
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|l| l.pusher.rpc().clone())?;
+        rpc.attack_counts().await.ok()
     }
 
     /// This process wrote a SIP change: the tail reads the feed now, not at its next poll.

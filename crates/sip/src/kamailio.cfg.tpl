@@ -89,7 +89,10 @@ modparam("htable", "htable", "prof=>size=14;dbtable=sip_profiles;cols='key_name,
 modparam("htable", "htable", "name=>size=14;dbtable=sip_names;cols='key_name,key_value';")
 modparam("htable", "htable", "mob=>size=14;dbtable=sip_mobiles;cols='key_name,key_value';")
 modparam("htable", "htable", "authfail=>size=10;autoexpire={{FAIL_WINDOW}};")
+modparam("htable", "htable", "authcid=>size=10;autoexpire={{FAIL_WINDOW}};")
 modparam("htable", "htable", "ban=>size=10;autoexpire={{BAN_SECONDS}};")
+# Totals for pbx365's status page (read over JSON-RPC): failed authentications, bans.
+modparam("htable", "htable", "stats=>size=2;")
 
 # ----- pike: request floods from one address -----
 modparam("pike", "sampling_time_unit", 2)
@@ -100,6 +103,12 @@ modparam("pike", "remove_latency", 4)
 modparam("uac", "restore_mode", "none")
 
 ####### Routing #########
+
+# The totals exist from the start ($shtinc only increments existing items).
+event_route[htable:mod-init] {
+	$sht(stats=>auth_failed) = 0;
+	$sht(stats=>banned) = 0;
+}
 
 request_route {
 	# Scanners (SIPVicious and friends) get nothing, not even a log line.
@@ -113,6 +122,7 @@ request_route {
 	if (!pike_check_req()) {
 		if ($sht(ban=>$si) == $null) {
 			$sht(ban=>$si) = 1;
+			$var(t) = $shtinc(stats=>banned);
 			xlog("L_WARN", "pbx365: banned $si for {{BAN_SECONDS}} s (request flood)\n");
 		}
 		exit;
@@ -197,9 +207,29 @@ route[AUTH] {
 	}
 	$var(rc) = $rc;
 	if ($var(rc) == -2 || $var(rc) == -3 || $var(rc) == -8) {
-		$var(n) = $shtinc(authfail=>$si);
+		$var(t) = $shtinc(stats=>auth_failed);
+		# A phone with a wrong secret answers each new challenge again on its Call-ID: that
+		# counts once for its address (one wrong phone must not ban an office), while a guesser
+		# uses a new Call-ID per guess. A Call-ID that keeps failing counts again every
+		# {{FAIL_LIMIT}} failures. ($shtinc does not create a missing item: the first sets it.)
+		if ($sht(authcid=>$ci) == $null) {
+			$sht(authcid=>$ci) = 1;
+			$var(c) = 1;
+		} else {
+			$var(c) = $shtinc(authcid=>$ci);
+		}
+		$var(n) = 0;
+		if ($var(c) mod {{FAIL_LIMIT}} == 1) {
+			if ($sht(authfail=>$si) == $null) {
+				$sht(authfail=>$si) = 1;
+				$var(n) = 1;
+			} else {
+				$var(n) = $shtinc(authfail=>$si);
+			}
+		}
 		if ($var(n) >= {{FAIL_LIMIT}}) {
 			$sht(ban=>$si) = 1;
+			$var(t) = $shtinc(stats=>banned);
 			xlog("L_WARN", "pbx365: banned $si for {{BAN_SECONDS}} s after $var(n) failed authentications\n");
 			sl_send_reply("403", "Forbidden");
 			exit;

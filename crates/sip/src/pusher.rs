@@ -61,6 +61,7 @@ pub struct SipStatus {
 pub struct SipPusher {
     tx: mpsc::UnboundedSender<(String, Update)>,
     status: Arc<Mutex<SipStatus>>,
+    rpc: RpcClient,
 }
 
 impl SipPusher {
@@ -68,8 +69,13 @@ impl SipPusher {
     pub fn start(rpc: RpcClient) -> SipPusher {
         let (tx, rx) = mpsc::unbounded_channel();
         let status = Arc::new(Mutex::new(SipStatus::default()));
-        tokio::spawn(work(rpc, rx, status.clone()));
-        SipPusher { tx, status }
+        tokio::spawn(work(rpc.clone(), rx, status.clone()));
+        SipPusher { tx, status, rpc }
+    }
+
+    /// Kamailio's JSON-RPC this pusher sends to.
+    pub fn rpc(&self) -> &RpcClient {
+        &self.rpc
     }
 
     /// Queues `update` for extension `number`.

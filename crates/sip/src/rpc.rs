@@ -15,6 +15,15 @@ pub enum RpcError {
     Refused { method: String, message: String },
 }
 
+/// What Kamailio counted of attacks since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AttackCounts {
+    /// Failed digest authentications (wrong secret or unknown user).
+    pub auth_failed: u64,
+    /// Source addresses banned (too many failures, or a request flood).
+    pub banned: u64,
+}
+
 /// A JSON-RPC client for one Kamailio.
 #[derive(Debug, Clone)]
 pub struct RpcClient {
@@ -74,6 +83,24 @@ impl RpcClient {
             });
         }
         Ok(answer.get("result").cloned().unwrap_or(Value::Null))
+    }
+
+    /// The counters Kamailio keeps for pbx365's status page (`htable` `stats`): failed
+    /// authentications and bans since it started.
+    pub async fn attack_counts(&self) -> Result<AttackCounts, RpcError> {
+        let mut counts = AttackCounts::default();
+        for (key, slot) in [
+            ("auth_failed", &mut counts.auth_failed),
+            ("banned", &mut counts.banned),
+        ] {
+            *slot = match self.call("htable.get", json!(["stats", key])).await {
+                Ok(v) => v["item"]["value"].as_u64().unwrap_or(0),
+                // Not counted yet: the key does not exist.
+                Err(RpcError::Refused { .. }) => 0,
+                Err(e) => return Err(e),
+            };
+        }
+        Ok(counts)
     }
 
     /// True when Kamailio answers (`core.version`).
