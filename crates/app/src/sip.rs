@@ -56,13 +56,16 @@ impl App {
     /// Failed authentications and bans Kamailio counted (for the console), when this process
     /// pushes to a Kamailio that answers.
     pub async fn sip_attack_counts(&self) -> Option<AttackCounts> {
-        let rpc = self
-            .sip
+        self.sip_rpc()?.attack_counts().await.ok()
+    }
+
+    /// Kamailio's JSON-RPC, when this process pushes to a Kamailio.
+    fn sip_rpc(&self) -> Option<pbx365_sip::RpcClient> {
+        self.sip
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
-            .map(|l| l.pusher.rpc().clone())?;
-        rpc.attack_counts().await.ok()
+            .map(|l| l.pusher.rpc().clone())
     }
 
     /// This process wrote a SIP change: the tail reads the feed now, not at its next poll.
