@@ -48,6 +48,10 @@ pub struct ExtensionView {
     pub has_photo: bool,
     /// May sign in to the management console.
     pub is_admin: bool,
+    /// On a call now, as Kamailio's dialogs say (`GET /api/v1/extensions/{number}` only, when
+    /// this instance pushes to a Kamailio that answers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_call: Option<bool>,
 }
 
 impl From<&Extension> for ExtensionView {
@@ -70,6 +74,7 @@ impl From<&Extension> for ExtensionView {
             profile: e.profile.profile,
             has_photo: e.photo.is_some(),
             is_admin: e.is_admin,
+            on_call: None,
         }
     }
 }

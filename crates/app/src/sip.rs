@@ -68,6 +68,17 @@ impl App {
             .map(|l| l.pusher.rpc().clone())
     }
 
+    /// Whether extension `number` is on a call now (Kamailio's dialogs); `None` when this
+    /// process pushes to no Kamailio or it does not answer.
+    pub async fn on_call(&self, number: &str) -> Option<bool> {
+        Some(self.users_on_calls().await?.contains(number))
+    }
+
+    /// The extensions on a call now (Kamailio's dialogs), when Kamailio answers.
+    pub async fn users_on_calls(&self) -> Option<BTreeSet<String>> {
+        self.sip_rpc()?.users_on_calls().await.ok()
+    }
+
     /// This process wrote a SIP change: the tail reads the feed now, not at its next poll.
     pub(crate) fn wake_sip(&self) {
         if let Some(l) = self.sip.read().unwrap_or_else(|e| e.into_inner()).as_ref() {

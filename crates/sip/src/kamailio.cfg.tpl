@@ -53,6 +53,7 @@ loadmodule "htable.so"
 loadmodule "pike.so"
 loadmodule "uac.so"
 loadmodule "xhttp.so"
+loadmodule "dialog.so"
 
 # ----- jsonrpcs: over HTTP only (no FIFO or datagram socket to secure) -----
 modparam("jsonrpcs", "transport", 1)
@@ -98,6 +99,9 @@ modparam("htable", "htable", "stats=>size=2;")
 modparam("pike", "sampling_time_unit", 2)
 modparam("pike", "reqs_density_per_unit", 300)
 modparam("pike", "remove_latency", 4)
+
+# ----- dialog: calls in progress, in memory (pbx365 reads them with dlg.list) -----
+modparam("dialog", "db_mode", 0)
 
 # ----- uac: the caller's display name on the INVITE -----
 modparam("uac", "restore_mode", "none")
@@ -257,6 +261,7 @@ route[CALL] {
 		remove_hf("P-Asserted-Identity");
 		append_hf("P-Asserted-Identity: \"$var(name)\" <sip:$fU@{{DOMAIN}}>\r\n");
 	}
+	dlg_manage();
 	record_route();
 	route(TOEXT);
 }

@@ -103,10 +103,38 @@ impl RpcClient {
         Ok(counts)
     }
 
+    /// The users (extension numbers) in a confirmed call now: both ends of every confirmed
+    /// dialog Kamailio tracks (`dlg.list`).
+    pub async fn users_on_calls(&self) -> Result<std::collections::BTreeSet<String>, RpcError> {
+        let list = self.call("dlg.list", json!([])).await?;
+        let mut users = std::collections::BTreeSet::new();
+        for dlg in list.as_array().into_iter().flatten() {
+            // 3: answered, ACK not seen yet; 4: confirmed.
+            if !matches!(dlg["state"].as_u64(), Some(3 | 4)) {
+                continue;
+            }
+            for side in ["from_uri", "to_uri"] {
+                if let Some(user) = dlg[side].as_str().and_then(uri_user) {
+                    users.insert(user.to_string());
+                }
+            }
+        }
+        Ok(users)
+    }
+
     /// True when Kamailio answers (`core.version`).
     pub async fn is_up(&self) -> bool {
         self.call("core.version", json!([])).await.is_ok()
     }
+}
+
+/// The user part of a SIP URI (`sip:101@host;…` -> `101`).
+fn uri_user(uri: &str) -> Option<&str> {
+    let rest = uri
+        .strip_prefix("sip:")
+        .or_else(|| uri.strip_prefix("sips:"))?;
+    let (user, _) = rest.split_once('@')?;
+    (!user.is_empty()).then_some(user)
 }
 
 /// `url` with any password replaced, for messages.

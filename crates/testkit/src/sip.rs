@@ -96,6 +96,7 @@ impl Baresip {
         let config = format!(
             "poll_method epoll\nsip_listen 127.0.0.1:0\nsip_verify_server no\n\
              audio_player aufile,/dev/null\naudio_source ausine,440\naudio_alert aufile,/dev/null\n\
+             ausrc_srate 48000\nausrc_channels 2\nauplay_srate 48000\nauplay_channels 2\n\
              module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule ausine.so\nmodule aufile.so\n\
              module_app account.so\nmodule_app menu.so\nmodule_app ctrl_tcp.so\n\
              ctrl_tcp_listen 127.0.0.1:{ctrl_port}\n"

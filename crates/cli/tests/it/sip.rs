@@ -30,8 +30,10 @@ impl Phones {
     async fn start_managing(db: &FreshDb, manage: bool) -> Phones {
         let (sip, rpc_port) = (free_port(), free_port());
         let rpc_url = format!("http://127.0.0.1:{rpc_port}/RPC");
+        // The SIP domain is a name: as 127.0.0.1 (an alias without port) every port of the
+        // phones' address would be Kamailio's own, and in-dialog requests (ACK, BYE) would loop.
         let extra = format!(
-            "[sip]\ndomain = \"127.0.0.1\"\nlisten = \"127.0.0.1:{sip}\"\nrpc_url = \"{rpc_url}\"\nmanage_kamailio = {manage}\n"
+            "[sip]\ndomain = \"localhost\"\nlisten = \"127.0.0.1:{sip}\"\nrpc_url = \"{rpc_url}\"\nmanage_kamailio = {manage}\n"
         );
         let config = write_config(db.dir.path(), &db.url, &extra);
         let server = Server::start_with(
@@ -88,6 +90,22 @@ impl Phones {
         .await;
     }
 
+    /// Waits until `GET /api/v1/extensions/{number}` says `on_call` is `value`.
+    async fn on_call(&self, number: &str, value: bool) {
+        let what = format!("{number} on a call: {value}");
+        pbx365_testkit::wait::eventually(10, &what, || async {
+            let ext = self
+                .api(
+                    reqwest::Method::GET,
+                    &format!("/extensions/{number}"),
+                    json!(null),
+                )
+                .await;
+            ext["on_call"] == value
+        })
+        .await;
+    }
+
     async fn secret(&self, number: &str) -> String {
         let (code, out, err) = run(
             &self.dir,
@@ -102,7 +120,7 @@ impl Phones {
     }
 
     async fn phone(&self, number: &str, secret: &str) -> Baresip {
-        Baresip::start(number, "127.0.0.1", secret, self.proxy).await
+        Baresip::start(number, "localhost", secret, self.proxy).await
     }
 
     /// The pid of the Kamailio running now (from pbx365's log).
@@ -140,7 +158,7 @@ fn is(kind: &'static str) -> impl Fn(&Value) -> bool {
 
 /// A calls B; B must ring with A's name, then A hangs up.
 async fn rings(a: &mut Baresip, b: &mut Baresip, caller_name: &str) {
-    a.dial(&format!("sip:{}@127.0.0.1", b.user)).await;
+    a.dial(&format!("sip:{}@localhost", b.user)).await;
     let incoming = b.event(5, "an incoming call", is("CALL_INCOMING")).await;
     assert_eq!(incoming["peerdisplayname"], caller_name, "{incoming}");
     a.event(5, "ringing", is("CALL_RINGING")).await;
@@ -152,7 +170,7 @@ async fn rings(a: &mut Baresip, b: &mut Baresip, caller_name: &str) {
 /// A calls `number` and the call ends at once with `code`.
 async fn refused(a: &mut Baresip, number: &str, code: &str) -> Duration {
     let started = Instant::now();
-    a.dial(&format!("sip:{number}@127.0.0.1")).await;
+    a.dial(&format!("sip:{number}@localhost")).await;
     let closed = a.event(5, "the call's end", is("CALL_CLOSED")).await;
     let param = closed["param"].as_str().unwrap_or_default();
     assert!(param.starts_with(code), "expected {code}, got {closed}");
@@ -317,13 +335,20 @@ async fn sync_changes_reach_kamailio_and_caller_ids_are_escaped(db: FreshDb) {
     let mut e = p.phone("105", &s105).await;
     d.registration().await.expect("104 registers");
     e.registration().await.expect("105 registers");
-    d.dial("sip:105@127.0.0.1").await;
+    d.dial("sip:105@localhost").await;
     let incoming = e.event(5, "an incoming call", is("CALL_INCOMING")).await;
     let shown = incoming["peerdisplayname"].as_str().unwrap_or_default();
     assert_eq!(shown, r#"Dee \"The Boss\" O\\Neil"#, "{incoming}");
+    // 105 answers: both ends are on a call (Kamailio's dialogs), as the API shows; after the
+    // hang-up neither is.
+    e.command("accept", "").await;
+    d.event(5, "the answer", is("CALL_ESTABLISHED")).await;
+    p.on_call("105", true).await;
+    p.on_call("104", true).await;
     d.hangup().await;
     e.event(5, "the call's end", is("CALL_CLOSED")).await;
     d.event(5, "the call's end", is("CALL_CLOSED")).await;
+    p.on_call("105", false).await;
 
     // The sync disables 105 (its write, not the API's): Kamailio forgets it and ends its
     // registration; calls to it get 404.
@@ -357,7 +382,7 @@ async fn sync_changes_reach_kamailio_and_caller_ids_are_escaped(db: FreshDb) {
     drop(e);
     let mut e = p.phone("105", &s105).await;
     e.registration().await.expect("105 registers again");
-    d.dial("sip:105@127.0.0.1").await;
+    d.dial("sip:105@localhost").await;
     e.event(5, "an incoming call", is("CALL_INCOMING")).await;
     d.hangup().await;
     d.event(5, "the call's end", is("CALL_CLOSED")).await;
@@ -432,7 +457,7 @@ async fn burst(scanner: &mut RawSip, n: u32) {
         let user = format!("u{}x{n}", u64::from(i) * 7919);
         let method = if i % 2 == 0 { "OPTIONS" } else { "REGISTER" };
         scanner
-            .send(method, &format!("sip:{user}@127.0.0.1"), &user, "")
+            .send(method, &format!("sip:{user}@localhost"), &user, "")
             .await;
     }
 }
@@ -467,10 +492,10 @@ async fn attacks_are_refused_counted_and_banned() {
 
     // R7.3: unauthenticated INVITEs to other domains or external numbers are challenged or
     // refused, never relayed; a caller from another domain is refused.
-    let mut outsider = RawSip::bind("127.0.0.5", p.proxy, "127.0.0.1").await;
+    let mut outsider = RawSip::bind("127.0.0.5", p.proxy, "localhost").await;
     for ruri in [
         "sip:+15551234567@evil.example.com",
-        "sip:004915551234@127.0.0.1",
+        "sip:004915551234@localhost",
         "sip:101@evil.example.com",
     ] {
         let a = outsider.request("INVITE", ruri, "101", "").await;
@@ -479,7 +504,7 @@ async fn attacks_are_refused_counted_and_banned() {
     }
     let mut foreign = RawSip::bind("127.0.0.5", p.proxy, "evil.example.com").await;
     let a = foreign
-        .request("INVITE", "sip:+15551234567@127.0.0.1", "attacker", "")
+        .request("INVITE", "sip:+15551234567@localhost", "attacker", "")
         .await
         .expect("an answer");
     assert_eq!(a.code, 403, "{}", a.text);
@@ -501,18 +526,18 @@ async fn attacks_are_refused_counted_and_banned() {
 
     // R7.6: thousands of OPTIONS and REGISTERs from random users (some with scanner User-Agents)
     // leave Kamailio's memory flat; the flooding address is banned, logged once.
-    let mut scanner = RawSip::bind("127.0.0.4", p.proxy, "127.0.0.1").await;
-    let mut probe = RawSip::bind("127.0.0.6", p.proxy, "127.0.0.1").await;
+    let mut scanner = RawSip::bind("127.0.0.4", p.proxy, "localhost").await;
+    let mut probe = RawSip::bind("127.0.0.6", p.proxy, "localhost").await;
     burst(&mut scanner, 500).await;
     // Kamailio has read the burst once a request sent after it is answered.
     assert!(probe
-        .request("OPTIONS", "sip:127.0.0.1", "probe", "")
+        .request("OPTIONS", "sip:localhost", "probe", "")
         .await
         .is_some());
     let before = shm_used(&p).await;
     burst(&mut scanner, 5000).await;
     assert!(probe
-        .request("OPTIONS", "sip:127.0.0.1", "probe", "")
+        .request("OPTIONS", "sip:localhost", "probe", "")
         .await
         .is_some());
     let after = shm_used(&p).await;
@@ -524,7 +549,7 @@ async fn attacks_are_refused_counted_and_banned() {
 
     // R7.2: wrong secrets from one address get 401, are counted, and the address is then
     // banned (403, no challenge) for the rest of 200 attempts; the ban is logged once.
-    let mut attacker = RawSip::bind("127.0.0.3", p.proxy, "127.0.0.1").await;
+    let mut attacker = RawSip::bind("127.0.0.3", p.proxy, "localhost").await;
     let mut codes = Vec::new();
     for _ in 0..200 {
         let a = attacker.register_with("101", "not-the-secret").await;
