@@ -76,7 +76,12 @@ impl App {
 
     /// The extensions on a call now (Kamailio's dialogs), when Kamailio answers.
     pub async fn users_on_calls(&self) -> Option<BTreeSet<String>> {
-        self.sip_rpc()?.users_on_calls().await.ok()
+        // Pages wait for this: a Kamailio that does not answer at once is left out.
+        let rpc = self.sip_rpc()?;
+        tokio::time::timeout(Duration::from_millis(500), rpc.users_on_calls())
+            .await
+            .ok()?
+            .ok()
     }
 
     /// This process wrote a SIP change: the tail reads the feed now, not at its next poll.

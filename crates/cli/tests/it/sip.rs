@@ -345,6 +345,8 @@ async fn sync_changes_reach_kamailio_and_caller_ids_are_escaped(db: FreshDb) {
     d.event(5, "the answer", is("CALL_ESTABLISHED")).await;
     p.on_call("105", true).await;
     p.on_call("104", true).await;
+    let list = console_page(&p, "/console/extensions").await;
+    assert!(list.contains("id=\"on-call-105\""), "{list}");
     d.hangup().await;
     e.event(5, "the call's end", is("CALL_CLOSED")).await;
     d.event(5, "the call's end", is("CALL_CLOSED")).await;
@@ -590,10 +592,15 @@ async fn attacks_are_refused_counted_and_banned() {
 
 /// The console's Settings › Phones page, signed in as the first admin.
 async fn phones_page(p: &Phones) -> String {
+    console_page(p, "/console/settings/phones").await
+}
+
+/// A console page, signed in as the first admin.
+async fn console_page(p: &Phones, path: &str) -> String {
     let password = std::fs::read_to_string(p.dir.join("data/initial-admin-password")).unwrap();
     let (console, _) = crate::sync_wiring::sign_in(&p.server.base, password.trim()).await;
     console
-        .get(format!("{}/console/settings/phones", p.server.base))
+        .get(format!("{}{path}", p.server.base))
         .send()
         .await
         .unwrap()
