@@ -26,7 +26,7 @@ pub struct App {
     graph: Arc<Mutex<Option<KeptClient>>>,
     pub(crate) mail: crate::mail::MailHandle,
     /// Where routing changes go to Kamailio (set by `serve`/`demo`).
-    pub(crate) sip: Arc<RwLock<Option<pbx365_sip::SipPusher>>>,
+    pub(crate) sip: Arc<RwLock<Option<crate::sip::SipLink>>>,
     /// The single sign-on relying party (with its JWKS cache), keyed like the Graph client.
     pub(crate) oidc: Arc<Mutex<Option<KeptRelyingParty>>>,
 }

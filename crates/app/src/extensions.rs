@@ -48,6 +48,10 @@ pub struct ExtensionView {
     pub has_photo: bool,
     /// May sign in to the management console.
     pub is_admin: bool,
+    /// On a call now, as Kamailio's dialogs say (`GET /api/v1/extensions/{number}` only, when
+    /// this instance pushes to a Kamailio that answers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_call: Option<bool>,
 }
 
 impl From<&Extension> for ExtensionView {
@@ -70,6 +74,7 @@ impl From<&Extension> for ExtensionView {
             profile: e.profile.profile,
             has_photo: e.photo.is_some(),
             is_admin: e.is_admin,
+            on_call: None,
         }
     }
 }
@@ -151,7 +156,7 @@ impl App {
             &ext.display_name,
         )
         .await;
-        self.push_sip_route(&ext);
+        self.wake_sip();
         Ok(ext)
     }
 
@@ -173,7 +178,7 @@ impl App {
             .await?;
         self.audit(actor, "extension.update", number, &ext.display_name)
             .await;
-        self.push_sip_route(&ext);
+        self.wake_sip();
         Ok(ext)
     }
 
@@ -185,7 +190,7 @@ impl App {
             return Err(read_only_synced());
         }
         self.store.delete_extension(current.number.as_str()).await?;
-        self.push_sip(current.number.as_str(), pbx365_sip::pusher::Update::Remove);
+        self.wake_sip();
         self.audit(actor, "extension.delete", number, &current.display_name)
             .await;
         Ok(current)
@@ -231,9 +236,7 @@ impl App {
             return_to: None,
         };
         self.store.set_profile(ext.number.as_str(), &state).await?;
-        let mut routed = ext.clone();
-        routed.profile = state.clone();
-        self.push_sip_route(&routed);
+        self.wake_sip();
         self.audit(
             actor,
             "extension.profile",

@@ -1,19 +1,47 @@
 //! Phones (SPEC §8): SIP secrets of extensions and the routing state Kamailio holds.
 //!
-//! Every change that alters how calls to an extension are routed (profile, display name,
-//! deletion) goes to Kamailio through the [`SipPusher`] set with [`App::set_sip_pusher`] (by
-//! `serve`/`demo`); without one (CLI commands, SIP not run by this process) Kamailio reads the
-//! store at its next start.
+//! Every store write that alters how calls to an extension are routed (profile, display name,
+//! mobile, enabled, deletion — by the API, the console, the sync, a CLI command or another
+//! instance) adds a row to the store's feed of SIP changes in its own transaction. The process
+//! that pushes to Kamailio (`serve`/`demo`, through [`App::set_sip_pusher`]) tails that feed: at
+//! once when this process wrote (it wakes the tail), otherwise within [`POLL`]. It sends each
+//! changed extension's current state, so a late or repeated push never sets an old state.
 
 use crate::{App, AppError};
-use pbx365_domain::Extension;
+use chrono::Utc;
 use pbx365_sip::pusher::Update;
+pub use pbx365_sip::rpc::AttackCounts;
 use pbx365_sip::{digest, SipPusher, SipStatus};
+use pbx365_store::{sip_change_floor, SipChangeKind, Store};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// How often the feed is read when this process wrote nothing (changes by other processes).
+pub const POLL: Duration = Duration::from_millis(500);
+/// How far back the periodic read looks again: a transaction that committed after a later one
+/// (PostgreSQL) wrote feed ids below the cursor.
+const LOOKBACK: Duration = Duration::from_secs(3);
+/// Feed rows older than this are deleted (Kamailio reloads everything when it restarts).
+const KEEP: Duration = Duration::from_secs(3600);
+/// Feed rows read at once.
+const BATCH: u32 = 5_000;
+
+/// The pusher and the wake-up of the feed's tail.
+#[derive(Debug, Clone)]
+pub(crate) struct SipLink {
+    pusher: SipPusher,
+    wake: Arc<Notify>,
+}
 
 impl App {
-    /// Sends routing changes to Kamailio through `pusher` from now on.
+    /// Sends routing changes to Kamailio through `pusher` from now on: starts tailing the feed
+    /// of SIP changes (those before now are in the store Kamailio loads at its start).
     pub fn set_sip_pusher(&self, pusher: SipPusher) {
-        *self.sip.write().unwrap_or_else(|e| e.into_inner()) = Some(pusher);
+        let wake = Arc::new(Notify::new());
+        tokio::spawn(tail_feed(self.store.clone(), pusher.clone(), wake.clone()));
+        *self.sip.write().unwrap_or_else(|e| e.into_inner()) = Some(SipLink { pusher, wake });
     }
 
     /// The pusher's status (for the console), when this process pushes to Kamailio.
@@ -22,27 +50,45 @@ impl App {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
-            .map(SipPusher::status)
+            .map(|l| l.pusher.status())
     }
 
-    /// Queues `update` of extension `number` for Kamailio (a no-op without a pusher).
-    pub(crate) fn push_sip(&self, number: &str, update: Update) {
-        if let Some(p) = self.sip.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            p.push(number, update);
+    /// Failed authentications and bans Kamailio counted (for the console), when this process
+    /// pushes to a Kamailio that answers.
+    pub async fn sip_attack_counts(&self) -> Option<AttackCounts> {
+        self.sip_rpc()?.attack_counts().await.ok()
+    }
+
+    /// Kamailio's JSON-RPC, when this process pushes to a Kamailio.
+    fn sip_rpc(&self) -> Option<pbx365_sip::RpcClient> {
+        self.sip
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|l| l.pusher.rpc().clone())
+    }
+
+    /// Whether extension `number` is on a call now (Kamailio's dialogs); `None` when this
+    /// process pushes to no Kamailio or it does not answer.
+    pub async fn on_call(&self, number: &str) -> Option<bool> {
+        Some(self.users_on_calls().await?.contains(number))
+    }
+
+    /// The extensions on a call now (Kamailio's dialogs), when Kamailio answers.
+    pub async fn users_on_calls(&self) -> Option<BTreeSet<String>> {
+        // Pages wait for this: a Kamailio that does not answer at once is left out.
+        let rpc = self.sip_rpc()?;
+        tokio::time::timeout(Duration::from_millis(500), rpc.users_on_calls())
+            .await
+            .ok()?
+            .ok()
+    }
+
+    /// This process wrote a SIP change: the tail reads the feed now, not at its next poll.
+    pub(crate) fn wake_sip(&self) {
+        if let Some(l) = self.sip.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            l.wake.notify_one();
         }
-    }
-
-    /// Queues the routing state of `ext` as stored now.
-    pub(crate) fn push_sip_route(&self, ext: &Extension) {
-        let update = if ext.enabled {
-            Update::Route {
-                profile: ext.profile.profile.as_str().to_string(),
-                display_name: ext.display_name.clone(),
-            }
-        } else {
-            Update::Remove
-        };
-        self.push_sip(ext.number.as_str(), update);
     }
 
     /// A new SIP secret for an enabled extension: returned once, stored only as its digest
@@ -69,8 +115,124 @@ impl App {
             .await?;
         self.audit(actor, "extension.sip_secret", user, &realm)
             .await;
-        self.push_sip(user, Update::Unregister);
+        self.wake_sip();
         Ok(secret)
+    }
+}
+
+/// The Unix second a feed id was written in (ids start with the time in hex nanoseconds).
+fn change_secs(id: &str) -> i64 {
+    let nanos = id
+        .get(..16)
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+        .unwrap_or(0);
+    i64::try_from(nanos / 1_000_000_000).unwrap_or(i64::MAX)
+}
+
+/// Reads the feed of SIP changes and hands each changed extension's current state to `pusher`,
+/// until the pusher's worker is gone.
+async fn tail_feed(store: Store, pusher: SipPusher, wake: Arc<Notify>) {
+    let lookback = chrono::Duration::from_std(LOOKBACK).unwrap_or_default();
+    let keep = chrono::Duration::from_std(KEEP).unwrap_or_default();
+    let mut cursor = sip_change_floor(Utc::now());
+    // Ids read within the lookback, so a second read of them pushes nothing.
+    let mut seen = BTreeSet::<String>::new();
+    let mut pruned_at = tokio::time::Instant::now();
+    let mut more = false;
+    loop {
+        let periodic = if more {
+            false
+        } else {
+            tokio::select! {
+                _ = wake.notified() => false,
+                _ = tokio::time::sleep(POLL) => true,
+            }
+        };
+        if pusher.is_closed() {
+            return;
+        }
+        let now = Utc::now();
+        let floor = sip_change_floor(now - lookback);
+        let after = if periodic {
+            cursor.clone().min(floor.clone())
+        } else {
+            cursor.clone()
+        };
+        let rows = match store.sip_changes_after(&after, BATCH).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the SIP changes; retrying");
+                more = false;
+                continue;
+            }
+        };
+        more = rows.len() == BATCH as usize;
+        let before = cursor.clone();
+        if let Some(last) = rows.last() {
+            cursor = cursor.max(last.id.clone());
+        }
+        seen = seen.split_off(&floor);
+        let mut routes = BTreeSet::new();
+        let mut secrets = BTreeMap::new();
+        let mut taken = Vec::new();
+        for row in rows {
+            if !seen.insert(row.id.clone()) {
+                continue;
+            }
+            match row.kind {
+                SipChangeKind::Route => {
+                    routes.insert(row.number);
+                }
+                SipChangeKind::Secret => {
+                    secrets.insert(row.number, row.id.clone());
+                }
+            }
+            taken.push(row.id);
+        }
+        if !routes.is_empty() {
+            let numbers: Vec<&str> = routes.iter().map(String::as_str).collect();
+            match store.sip_routings(&numbers).await {
+                Ok(found) => {
+                    let mut found: BTreeMap<String, _> =
+                        found.into_iter().map(|r| (r.number.clone(), r)).collect();
+                    for number in &routes {
+                        let update = match found.remove(number) {
+                            Some(r) => Update::Route {
+                                profile: r.profile,
+                                display_name: r.display_name,
+                                mobile: r.mobile,
+                            },
+                            None => Update::Remove,
+                        };
+                        pusher.push(number, update);
+                    }
+                }
+                Err(e) => {
+                    // These rows are read again at the next round.
+                    tracing::warn!(error = %e, "cannot read the routing of changed extensions; retrying");
+                    for id in &taken {
+                        seen.remove(id);
+                    }
+                    cursor = before;
+                    more = false;
+                    continue;
+                }
+            }
+        }
+        for (number, id) in &secrets {
+            pusher.push(
+                number,
+                Update::Unregister {
+                    before: change_secs(id),
+                },
+            );
+        }
+        if pruned_at.elapsed() > Duration::from_secs(600) {
+            pruned_at = tokio::time::Instant::now();
+            if let Err(e) = store.prune_sip_changes(&sip_change_floor(now - keep)).await {
+                tracing::warn!(error = %e, "cannot prune the SIP changes");
+            }
+        }
     }
 }
 

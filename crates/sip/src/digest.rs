@@ -32,6 +32,13 @@ pub fn ha1b(user: &str, realm: &str, secret: &str) -> String {
     md5_hex(&format!("{user}@{realm}:{realm}:{secret}"))
 }
 
+/// The digest `response` a phone sends for `qop=auth` (RFC 2617 §3.2.2.1): what tests of
+/// attacks compute with a wrong secret.
+pub fn response(ha1: &str, nonce: &str, cnonce: &str, method: &str, uri: &str) -> String {
+    let ha2 = md5_hex(&format!("{method}:{uri}"));
+    md5_hex(&format!("{ha1}:{nonce}:00000001:{cnonce}:auth:{ha2}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -53,6 +53,7 @@ loadmodule "htable.so"
 loadmodule "pike.so"
 loadmodule "uac.so"
 loadmodule "xhttp.so"
+loadmodule "dialog.so"
 
 # ----- jsonrpcs: over HTTP only (no FIFO or datagram socket to secure) -----
 modparam("jsonrpcs", "transport", 1)
@@ -89,17 +90,29 @@ modparam("htable", "htable", "prof=>size=14;dbtable=sip_profiles;cols='key_name,
 modparam("htable", "htable", "name=>size=14;dbtable=sip_names;cols='key_name,key_value';")
 modparam("htable", "htable", "mob=>size=14;dbtable=sip_mobiles;cols='key_name,key_value';")
 modparam("htable", "htable", "authfail=>size=10;autoexpire={{FAIL_WINDOW}};")
+modparam("htable", "htable", "authcid=>size=10;autoexpire={{FAIL_WINDOW}};")
 modparam("htable", "htable", "ban=>size=10;autoexpire={{BAN_SECONDS}};")
+# Totals for pbx365's status page (read over JSON-RPC): failed authentications, bans.
+modparam("htable", "htable", "stats=>size=2;")
 
 # ----- pike: request floods from one address -----
 modparam("pike", "sampling_time_unit", 2)
 modparam("pike", "reqs_density_per_unit", 300)
 modparam("pike", "remove_latency", 4)
 
+# ----- dialog: calls in progress, in memory (pbx365 reads them with dlg.list) -----
+modparam("dialog", "db_mode", 0)
+
 # ----- uac: the caller's display name on the INVITE -----
 modparam("uac", "restore_mode", "none")
 
 ####### Routing #########
+
+# The totals exist from the start ($shtinc only increments existing items).
+event_route[htable:mod-init] {
+	$sht(stats=>auth_failed) = 0;
+	$sht(stats=>banned) = 0;
+}
 
 request_route {
 	# Scanners (SIPVicious and friends) get nothing, not even a log line.
@@ -113,6 +126,7 @@ request_route {
 	if (!pike_check_req()) {
 		if ($sht(ban=>$si) == $null) {
 			$sht(ban=>$si) = 1;
+			$var(t) = $shtinc(stats=>banned);
 			xlog("L_WARN", "pbx365: banned $si for {{BAN_SECONDS}} s (request flood)\n");
 		}
 		exit;
@@ -197,9 +211,29 @@ route[AUTH] {
 	}
 	$var(rc) = $rc;
 	if ($var(rc) == -2 || $var(rc) == -3 || $var(rc) == -8) {
-		$var(n) = $shtinc(authfail=>$si);
+		$var(t) = $shtinc(stats=>auth_failed);
+		# A phone with a wrong secret answers each new challenge again on its Call-ID: that
+		# counts once for its address (one wrong phone must not ban an office), while a guesser
+		# uses a new Call-ID per guess. A Call-ID that keeps failing counts again every
+		# {{FAIL_LIMIT}} failures. ($shtinc does not create a missing item: the first sets it.)
+		if ($sht(authcid=>$ci) == $null) {
+			$sht(authcid=>$ci) = 1;
+			$var(c) = 1;
+		} else {
+			$var(c) = $shtinc(authcid=>$ci);
+		}
+		$var(n) = 0;
+		if ($var(c) mod {{FAIL_LIMIT}} == 1) {
+			if ($sht(authfail=>$si) == $null) {
+				$sht(authfail=>$si) = 1;
+				$var(n) = 1;
+			} else {
+				$var(n) = $shtinc(authfail=>$si);
+			}
+		}
 		if ($var(n) >= {{FAIL_LIMIT}}) {
 			$sht(ban=>$si) = 1;
+			$var(t) = $shtinc(stats=>banned);
 			xlog("L_WARN", "pbx365: banned $si for {{BAN_SECONDS}} s after $var(n) failed authentications\n");
 			sl_send_reply("403", "Forbidden");
 			exit;
@@ -218,12 +252,16 @@ route[AUTH] {
 # dialled extension as its profile says.
 route[CALL] {
 	# ($var cannot hold $null and keeps its value between messages: test the htable first.)
-	if ($sht(name=>$fU) != $null && $sht(name=>$fU) != "") {
-		$var(name) = $sht(name=>$fU);
+	# The name goes inside a quoted string: backslash and double quote are escaped, and a name
+	# with control characters (a line break would start a new header) is not used at all.
+	if ($sht(name=>$fU) != $null && $sht(name=>$fU) != "" && !($sht(name=>$fU) =~ "[[:cntrl:]]")) {
+		$var(raw) = $sht(name=>$fU);
+		$var(name) = $(var(raw){s.replace,\,\\}{s.replace,",\"});
 		uac_replace_from("\"$var(name)\"", "$fu");
 		remove_hf("P-Asserted-Identity");
 		append_hf("P-Asserted-Identity: \"$var(name)\" <sip:$fU@{{DOMAIN}}>\r\n");
 	}
+	dlg_manage();
 	record_route();
 	route(TOEXT);
 }

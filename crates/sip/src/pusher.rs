@@ -7,7 +7,7 @@
 //! only bridges the gap while it runs.
 
 use crate::rpc::{RpcClient, RpcError};
-use serde_json::json;
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,13 +20,19 @@ pub enum Update {
     Route {
         /// `available`, `dnd`, … (as stored).
         profile: String,
-        /// Put on the calls it places.
+        /// Put on the calls it places (as stored: Kamailio escapes it for the header).
         display_name: String,
+        /// Its mobile number, for the `mobile` route.
+        mobile: Option<String>,
     },
     /// A disabled or deleted extension: not routable, registrations ended.
     Remove,
-    /// Its registrations end (its secret changed); routing unchanged.
-    Unregister,
+    /// Its registrations made before `before` (Unix seconds) end: its secret changed then, so
+    /// only a phone with the new secret registers after it. Routing unchanged.
+    Unregister {
+        /// When the secret changed.
+        before: i64,
+    },
 }
 
 impl Update {
@@ -34,7 +40,7 @@ impl Update {
     fn slot(&self) -> u8 {
         match self {
             Update::Route { .. } | Update::Remove => 0,
-            Update::Unregister => 1,
+            Update::Unregister { .. } => 1,
         }
     }
 }
@@ -55,6 +61,7 @@ pub struct SipStatus {
 pub struct SipPusher {
     tx: mpsc::UnboundedSender<(String, Update)>,
     status: Arc<Mutex<SipStatus>>,
+    rpc: RpcClient,
 }
 
 impl SipPusher {
@@ -62,8 +69,13 @@ impl SipPusher {
     pub fn start(rpc: RpcClient) -> SipPusher {
         let (tx, rx) = mpsc::unbounded_channel();
         let status = Arc::new(Mutex::new(SipStatus::default()));
-        tokio::spawn(work(rpc, rx, status.clone()));
-        SipPusher { tx, status }
+        tokio::spawn(work(rpc.clone(), rx, status.clone()));
+        SipPusher { tx, status, rpc }
+    }
+
+    /// Kamailio's JSON-RPC this pusher sends to.
+    pub fn rpc(&self) -> &RpcClient {
+        &self.rpc
     }
 
     /// Queues `update` for extension `number`.
@@ -78,6 +90,11 @@ impl SipPusher {
                 "the SIP pusher has stopped; Kamailio gets the change at its next start"
             );
         }
+    }
+
+    /// True once the worker has ended (its runtime is shutting down).
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
     }
 
     /// The current status.
@@ -164,20 +181,74 @@ async fn send(rpc: &RpcClient, number: &str, update: &Update) -> Result<(), RpcE
         Update::Route {
             profile,
             display_name,
+            mobile,
         } => {
             rpc.call("htable.sets", json!(["name", number, display_name]))
                 .await?;
+            match mobile {
+                Some(m) => rpc.call("htable.sets", json!(["mob", number, m])).await?,
+                None => forget(rpc, "mob", number).await?,
+            };
             rpc.call("htable.sets", json!(["prof", number, profile]))
                 .await?;
         }
         Update::Remove => {
-            rpc.call("htable.delete", json!(["prof", number])).await?;
-            rpc.call("htable.delete", json!(["name", number])).await?;
+            // Registrations first: once it is unroutable, it is also unregistered.
             unregister(rpc, number).await?;
+            forget(rpc, "prof", number).await?;
+            forget(rpc, "name", number).await?;
+            forget(rpc, "mob", number).await?;
         }
-        Update::Unregister => unregister(rpc, number).await?,
+        Update::Unregister { before } => unregister_before(rpc, number, *before).await?,
     }
     Ok(())
+}
+
+/// Deletes `number` from `table` (absent already is not an error).
+async fn forget(rpc: &RpcClient, table: &str, number: &str) -> Result<Value, RpcError> {
+    match rpc.call("htable.delete", json!([table, number])).await {
+        Err(RpcError::Refused { message, .. }) if message.contains("not found") => Ok(Value::Null),
+        other => other,
+    }
+}
+
+/// Ends the registrations of `number` last refreshed before `before` (Unix seconds).
+async fn unregister_before(rpc: &RpcClient, number: &str, before: i64) -> Result<(), RpcError> {
+    let found = match rpc.call("ul.lookup", json!(["location", number])).await {
+        Ok(v) => v,
+        Err(RpcError::Refused { .. }) => return Ok(()), // not registered
+        Err(e) => return Err(e),
+    };
+    let mut contacts = Vec::new();
+    contacts_in(&found, &mut contacts);
+    for (address, modified) in contacts {
+        if modified < before {
+            match rpc
+                .call("ul.rm_contact", json!(["location", number, address]))
+                .await
+            {
+                Ok(_) | Err(RpcError::Refused { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The (address, last modified) of every contact in an `ul.lookup` answer.
+fn contacts_in(v: &Value, out: &mut Vec<(String, i64)>) {
+    match v {
+        Value::Object(map) => {
+            if let (Some(Value::String(a)), Some(m)) =
+                (map.get("Address"), map.get("Last-Modified"))
+            {
+                out.push((a.clone(), m.as_i64().unwrap_or(0)));
+            }
+            map.values().for_each(|c| contacts_in(c, out));
+        }
+        Value::Array(items) => items.iter().for_each(|c| contacts_in(c, out)),
+        _ => {}
+    }
 }
 
 /// Ends the registrations of `number` (none is not an error).

@@ -15,6 +15,15 @@ pub enum RpcError {
     Refused { method: String, message: String },
 }
 
+/// What Kamailio counted of attacks since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AttackCounts {
+    /// Failed digest authentications (wrong secret or unknown user).
+    pub auth_failed: u64,
+    /// Source addresses banned (too many failures, or a request flood).
+    pub banned: u64,
+}
+
 /// A JSON-RPC client for one Kamailio.
 #[derive(Debug, Clone)]
 pub struct RpcClient {
@@ -76,10 +85,56 @@ impl RpcClient {
         Ok(answer.get("result").cloned().unwrap_or(Value::Null))
     }
 
+    /// The counters Kamailio keeps for pbx365's status page (`htable` `stats`): failed
+    /// authentications and bans since it started.
+    pub async fn attack_counts(&self) -> Result<AttackCounts, RpcError> {
+        let mut counts = AttackCounts::default();
+        for (key, slot) in [
+            ("auth_failed", &mut counts.auth_failed),
+            ("banned", &mut counts.banned),
+        ] {
+            *slot = match self.call("htable.get", json!(["stats", key])).await {
+                Ok(v) => v["item"]["value"].as_u64().unwrap_or(0),
+                // Not counted yet: the key does not exist.
+                Err(RpcError::Refused { .. }) => 0,
+                Err(e) => return Err(e),
+            };
+        }
+        Ok(counts)
+    }
+
+    /// The users (extension numbers) in a confirmed call now: both ends of every confirmed
+    /// dialog Kamailio tracks (`dlg.list`).
+    pub async fn users_on_calls(&self) -> Result<std::collections::BTreeSet<String>, RpcError> {
+        let list = self.call("dlg.list", json!([])).await?;
+        let mut users = std::collections::BTreeSet::new();
+        for dlg in list.as_array().into_iter().flatten() {
+            // 3: answered, ACK not seen yet; 4: confirmed.
+            if !matches!(dlg["state"].as_u64(), Some(3 | 4)) {
+                continue;
+            }
+            for side in ["from_uri", "to_uri"] {
+                if let Some(user) = dlg[side].as_str().and_then(uri_user) {
+                    users.insert(user.to_string());
+                }
+            }
+        }
+        Ok(users)
+    }
+
     /// True when Kamailio answers (`core.version`).
     pub async fn is_up(&self) -> bool {
         self.call("core.version", json!([])).await.is_ok()
     }
+}
+
+/// The user part of a SIP URI (`sip:101@host;…` -> `101`).
+fn uri_user(uri: &str) -> Option<&str> {
+    let rest = uri
+        .strip_prefix("sip:")
+        .or_else(|| uri.strip_prefix("sips:"))?;
+    let (user, _) = rest.split_once('@')?;
+    (!user.is_empty()).then_some(user)
 }
 
 /// `url` with any password replaced, for messages.

@@ -84,7 +84,8 @@ async fn supervise(
     let mut backoff = Duration::from_millis(200);
     loop {
         let started = tokio::time::Instant::now();
-        let spawned = Command::new(&binary)
+        let mut command = Command::new(&binary);
+        command
             .arg("-DD") // foreground, no fork: we are its supervisor
             .arg("-E") // log to stderr, which we forward to our log
             .arg("-f")
@@ -94,8 +95,9 @@ async fn supervise(
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn();
+            .kill_on_drop(true);
+        die_with_parent(&mut command);
+        let spawned = command.spawn();
         let mut child = match spawned {
             Ok(c) => c,
             Err(e) => {
@@ -153,6 +155,33 @@ async fn supervise(
             return;
         }
     }
+}
+
+/// Kamailio gets SIGTERM when pbx365 dies, even by SIGKILL (when nothing in pbx365 runs to stop
+/// it): otherwise it would keep the SIP port and route on a state nobody updates. Linux sends the
+/// signal when the spawning thread ends; the spawn happens on a runtime worker thread, which
+/// lives as long as the process.
+fn die_with_parent(command: &mut Command) {
+    #[cfg(target_os = "linux")]
+    {
+        let parent = std::process::id();
+        // SAFETY: the closure runs in the child between fork and exec and calls only
+        // async-signal-safe functions (prctl, getppid); it allocates nothing.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // pbx365 died before prctl took effect: nobody would send the signal.
+                if libc::getppid() as u32 != parent {
+                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = command;
 }
 
 /// SIGTERM, then SIGKILL after 5 s.

@@ -4,6 +4,7 @@ use crate::db::{
     conflict_or, corrupt, flag, in_list, is_unique_violation, parse_ts, parse_ts_opt, placeholders,
     ts,
 };
+use crate::sip::{note_sip_changes, SipChangeKind};
 use crate::{ExtensionOp, Store, StoreError, StoreResult, SyncedCounts};
 use chrono::{DateTime, Utc};
 use pbx365_domain::{
@@ -554,6 +555,7 @@ impl Store {
             .await
             .map_err(|e| conflict_or(e, "extension", number))?;
         unfree(&mut tx, &[number]).await?;
+        note_sip_changes(&mut tx, &[number], SipChangeKind::Route).await?;
         tx.commit().await?;
         Ok(ext)
     }
@@ -601,6 +603,7 @@ impl Store {
         let ext = fetch_one_where(&mut tx, "number", number)
             .await?
             .ok_or_else(|| not_found(number))?;
+        note_sip_changes(&mut tx, &[number], SipChangeKind::Route).await?;
         tx.commit().await?;
         Ok(ext)
     }
@@ -610,6 +613,7 @@ impl Store {
     pub async fn delete_extension(&self, number: &str) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         delete_in(&mut tx, number).await?;
+        note_sip_changes(&mut tx, &[number], SipChangeKind::Route).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -631,6 +635,7 @@ impl Store {
 
     /// Sets the profile state.
     pub async fn set_profile(&self, number: &str, profile: &ProfileState) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE extensions SET profile = $2, profile_source = $3, profile_until = $4, profile_return_to = $5, \
              updated_at = $6 WHERE number = $1",
@@ -641,11 +646,13 @@ impl Store {
         .bind(profile.until.map(ts))
         .bind(profile.return_to.map(|p| p.as_str()))
         .bind(ts(Utc::now()))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
             return Err(not_found(number));
         }
+        note_sip_changes(&mut tx, &[number], SipChangeKind::Route).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -658,6 +665,18 @@ impl Store {
         cursor: Option<(&str, &str)>,
     ) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
+        // Every number the batch touches may route differently now (Kamailio learns it from
+        // the feed, whichever process wrote).
+        let touched: Vec<&str> = ops
+            .iter()
+            .map(|op| match op {
+                ExtensionOp::Sync(e) => e.number.as_str(),
+                ExtensionOp::Disable { number, .. }
+                | ExtensionOp::Enable { number }
+                | ExtensionOp::Delete { number } => number.as_str(),
+            })
+            .collect();
+        note_sip_changes(&mut tx, &touched, SipChangeKind::Route).await?;
         // Consecutive writes of one kind go in multi-row statements.
         let mut i = 0;
         while i < ops.len() {

@@ -32,7 +32,7 @@ pub use contacts::{ContactFolderRow, ContactMailboxStatus, ContactWrite};
 pub use outbox::OutboxCounts;
 pub use plans::{PlanPage, PlanStatus, RoundCommit, SyncPlan};
 pub use runs::SyncRunHead;
-pub use sip::SipRouting;
+pub use sip::{sip_change_floor, SipChange, SipChangeKind, SipRouting};
 
 use pbx365_domain::Extension;
 

@@ -27,7 +27,7 @@
 use chrono::Utc;
 use pbx365_domain::deletion_guard::Guard;
 use pbx365_domain::{SyncReport, SyncRun, SyncStatus};
-use pbx365_graph::{GraphError, NextOrDelta};
+use pbx365_graph::{DeltaPage, GraphError, NextOrDelta};
 use pbx365_store::{PlanPage, PlanStatus, RoundCommit, Store, StoreError, SyncPlan};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -401,8 +401,14 @@ impl<R: SyncResource> Round<'_, R> {
         let delta_link = if finishing {
             link.clone()
         } else {
+            // The next page is read while this one is planned and stored.
+            let mut prefetched: Option<SyncResult<DeltaPage<R::Item>>> = None;
             loop {
-                let page = match self.resource.read_page(&link).await {
+                let read = match prefetched.take() {
+                    Some(r) => r,
+                    None => self.resource.read_page(&link).await,
+                };
+                let page = match read {
                     Ok(p) => p,
                     Err(SyncError::Graph(GraphError::DeltaExpired { .. }))
                         if plan.pages > 0 && restarts < MAX_RESTARTS =>
@@ -428,15 +434,6 @@ impl<R: SyncResource> Round<'_, R> {
                     Err(e) => return Err(e),
                 };
                 let read = page.items.len() as u64;
-                let mut step = self
-                    .resource
-                    .plan(state, page.items, RoundKind::Full)
-                    .await?;
-                deferred.destructive.append(&mut step.destructive);
-                deferred.report.disabled.append(&mut step.report.disabled);
-                deferred.report.deleted.append(&mut step.report.deleted);
-                wanted.extend(step.wanted.iter().cloned());
-                let page_wanted = step.wanted.clone();
                 let next = plan.id.as_deref().map(|id| match &page.next {
                     NextOrDelta::Next(l) => {
                         Cursor::in_plan(Phase::Full, l.clone(), plan.pages + 1, id)
@@ -445,12 +442,37 @@ impl<R: SyncResource> Round<'_, R> {
                         Cursor::in_plan(Phase::Finishing, l.clone(), plan.pages + 1, id)
                     }
                 });
-                self.store_page(&mut plan, step, next.as_ref(), report)
-                    .await?;
-                if plan.id.is_some() {
-                    // Stored: the state keeps ids only (a large round stays small).
-                    self.resource.forget(state, &page_wanted);
-                }
+                let next_link = match &page.next {
+                    NextOrDelta::Next(l) => Some(l.clone()),
+                    NextOrDelta::Delta(_) => None,
+                };
+                let prefetch = async {
+                    match &next_link {
+                        Some(l) => Some(self.resource.read_page(l).await),
+                        None => None,
+                    }
+                };
+                let this_page = async {
+                    let mut step = self
+                        .resource
+                        .plan(state, page.items, RoundKind::Full)
+                        .await?;
+                    deferred.destructive.append(&mut step.destructive);
+                    deferred.report.disabled.append(&mut step.report.disabled);
+                    deferred.report.deleted.append(&mut step.report.deleted);
+                    wanted.extend(step.wanted.iter().cloned());
+                    let page_wanted = step.wanted.clone();
+                    self.store_page(&mut plan, step, next.as_ref(), report)
+                        .await?;
+                    if plan.id.is_some() {
+                        // Stored: the state keeps ids only (a large round stays small).
+                        self.resource.forget(state, &page_wanted);
+                    }
+                    Ok::<_, SyncError>(())
+                };
+                let (ahead, planned) = tokio::join!(prefetch, this_page);
+                planned?;
+                prefetched = ahead;
                 done += read;
                 self.opts.report_progress(self.stage(), done, None);
                 match page.next {

@@ -96,6 +96,7 @@ impl Baresip {
         let config = format!(
             "poll_method epoll\nsip_listen 127.0.0.1:0\nsip_verify_server no\n\
              audio_player aufile,/dev/null\naudio_source ausine,440\naudio_alert aufile,/dev/null\n\
+             ausrc_srate 48000\nausrc_channels 2\nauplay_srate 48000\nauplay_channels 2\n\
              module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule ausine.so\nmodule aufile.so\n\
              module_app account.so\nmodule_app menu.so\nmodule_app ctrl_tcp.so\n\
              ctrl_tcp_listen 127.0.0.1:{ctrl_port}\n"
@@ -202,5 +203,152 @@ fn spawn_baresip(dir: &Path) -> Child {
 impl Drop for Baresip {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
+    }
+}
+
+/// A bare SIP client over UDP from a chosen loopback address, for attack tests: it sends what
+/// scanners send (no user agent would) and reads the final answer.
+pub struct RawSip {
+    sock: tokio::net::UdpSocket,
+    proxy: SocketAddr,
+    domain: String,
+    /// The User-Agent sent.
+    pub user_agent: String,
+    n: u64,
+}
+
+/// A final SIP answer: its status code and its headers' text.
+#[derive(Debug, Clone)]
+pub struct SipAnswer {
+    /// Status code (`401`, `403`, …).
+    pub code: u16,
+    /// The whole message.
+    pub text: String,
+}
+
+impl SipAnswer {
+    /// The `nonce` of its digest challenge.
+    pub fn nonce(&self) -> Option<String> {
+        let rest = self.text.split("nonce=\"").nth(1)?;
+        Some(rest.split('"').next()?.to_string())
+    }
+}
+
+impl RawSip {
+    /// A client on `local_ip` (e.g. `127.0.0.3`, an address of its own) for Kamailio at `proxy`.
+    pub async fn bind(local_ip: &str, proxy: SocketAddr, domain: &str) -> RawSip {
+        let sock = tokio::net::UdpSocket::bind((local_ip, 0))
+            .await
+            .expect("bind a loopback address");
+        RawSip {
+            sock,
+            proxy,
+            domain: domain.to_string(),
+            user_agent: "pbx365-test".into(),
+            n: 0,
+        }
+    }
+
+    /// Sends one request without waiting for an answer; returns its Call-ID.
+    pub async fn send(&mut self, method: &str, ruri: &str, from_user: &str, extra: &str) -> String {
+        self.send_text(method, ruri, from_user, extra).await.0
+    }
+
+    /// Sends one request; returns its Call-ID and text.
+    async fn send_text(
+        &mut self,
+        method: &str,
+        ruri: &str,
+        from_user: &str,
+        extra: &str,
+    ) -> (String, String) {
+        self.n += 1;
+        let local = self.sock.local_addr().unwrap();
+        let call_id = format!(
+            "c{}-{}@{}",
+            self.n,
+            uuid::Uuid::new_v4().simple(),
+            local.ip()
+        );
+        let msg = format!(
+            "{method} {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{n}x{id}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:{from_user}@{domain}>;tag=t{n}\r\nTo: <{to}>\r\n\
+             Call-ID: {call_id}\r\nCSeq: {n} {method}\r\nContact: <sip:{from_user}@{local}>\r\n\
+             User-Agent: {ua}\r\n{extra}Content-Length: 0\r\n\r\n",
+            n = self.n,
+            id = &call_id[..8],
+            domain = self.domain,
+            to = if method == "REGISTER" {
+                format!("sip:{from_user}@{}", self.domain)
+            } else {
+                ruri.to_string()
+            },
+            ua = self.user_agent,
+        );
+        self.sock
+            .send_to(msg.as_bytes(), self.proxy)
+            .await
+            .expect("send a SIP request");
+        (call_id, msg)
+    }
+
+    /// Sends one request and waits (at most 4 s) for its final answer, sending it again after
+    /// 0.5, 1 and 2 s without one (UDP: RFC 3261 timer A); `None` when none came.
+    pub async fn request(
+        &mut self,
+        method: &str,
+        ruri: &str,
+        from_user: &str,
+        extra: &str,
+    ) -> Option<SipAnswer> {
+        let (call_id, msg) = self.send_text(method, ruri, from_user, extra).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+        let mut resend = Duration::from_millis(500);
+        let mut next = tokio::time::Instant::now() + resend;
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let n = tokio::select! {
+                got = tokio::time::timeout_at(deadline, self.sock.recv(&mut buf)) => match got {
+                    Ok(Ok(n)) => n,
+                    _ => return None,
+                },
+                _ = tokio::time::sleep_until(next) => {
+                    let _ = self.sock.send_to(msg.as_bytes(), self.proxy).await;
+                    resend *= 2;
+                    next += resend;
+                    continue;
+                }
+            };
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            let code = text
+                .strip_prefix("SIP/2.0 ")
+                .and_then(|r| r.get(..3))
+                .and_then(|c| c.parse::<u16>().ok());
+            match code {
+                Some(code) if code >= 200 && text.contains(&call_id) => {
+                    return Some(SipAnswer { code, text })
+                }
+                _ => continue, // provisional, or a late answer to an earlier request
+            }
+        }
+    }
+
+    /// A REGISTER of `user` answered with a digest made from `secret` (the challenge first).
+    pub async fn register_with(&mut self, user: &str, secret: &str) -> Option<SipAnswer> {
+        let uri = format!("sip:{}", self.domain);
+        let challenge = self.request("REGISTER", &uri, user, "").await?;
+        let Some(nonce) = challenge.nonce() else {
+            return Some(challenge);
+        };
+        let ha1 = pbx365_sip::digest::ha1(user, &self.domain, secret);
+        let cnonce = "0a4f113b";
+        let response = pbx365_sip::digest::response(&ha1, &nonce, cnonce, "REGISTER", &uri);
+        let auth = format!(
+            "Authorization: Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", \
+             uri=\"{uri}\", response=\"{response}\", algorithm=MD5, qop=auth, nc=00000001, \
+             cnonce=\"{cnonce}\"\r\n",
+            realm = self.domain
+        );
+        self.request("REGISTER", &uri, user, &auth).await
     }
 }

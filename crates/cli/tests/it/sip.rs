@@ -6,7 +6,7 @@ use pbx365_store::{ExtensionOp, Store};
 use pbx365_testkit::db::FreshDb;
 use pbx365_testkit::on_both;
 use pbx365_testkit::process::{command, run, token, write_config, Server};
-use pbx365_testkit::sip::{await_kamailio, free_port, rpc, Baresip};
+use pbx365_testkit::sip::{await_kamailio, free_port, rpc, Baresip, RawSip};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -23,20 +23,29 @@ struct Phones {
 
 impl Phones {
     async fn start(db: &FreshDb) -> Phones {
+        Phones::start_managing(db, true).await
+    }
+
+    /// pbx365 running Kamailio (`manage`), or pushing to one the admin runs (not yet started).
+    async fn start_managing(db: &FreshDb, manage: bool) -> Phones {
         let (sip, rpc_port) = (free_port(), free_port());
         let rpc_url = format!("http://127.0.0.1:{rpc_port}/RPC");
+        // The SIP domain is a name: as 127.0.0.1 (an alias without port) every port of the
+        // phones' address would be Kamailio's own, and in-dialog requests (ACK, BYE) would loop.
         let extra = format!(
-            "[sip]\ndomain = \"127.0.0.1\"\nlisten = \"127.0.0.1:{sip}\"\nrpc_url = \"{rpc_url}\"\nmanage_kamailio = true\n"
+            "[sip]\ndomain = \"localhost\"\nlisten = \"127.0.0.1:{sip}\"\nrpc_url = \"{rpc_url}\"\nmanage_kamailio = {manage}\n"
         );
         let config = write_config(db.dir.path(), &db.url, &extra);
         let server = Server::start_with(
             command(db.dir.path())
                 .arg("serve")
-                .env("PBX365_SIP__MANAGE_KAMAILIO", "true"),
+                .env("PBX365_SIP__MANAGE_KAMAILIO", manage.to_string()),
             None,
         )
         .await;
-        await_kamailio(&rpc_url, 20).await;
+        if manage {
+            await_kamailio(&rpc_url, 20).await;
+        }
         let config = config.display().to_string();
         let token = token(db.dir.path(), std::path::Path::new(&config)).await;
         Phones {
@@ -81,6 +90,22 @@ impl Phones {
         .await;
     }
 
+    /// Waits until `GET /api/v1/extensions/{number}` says `on_call` is `value`.
+    async fn on_call(&self, number: &str, value: bool) {
+        let what = format!("{number} on a call: {value}");
+        pbx365_testkit::wait::eventually(10, &what, || async {
+            let ext = self
+                .api(
+                    reqwest::Method::GET,
+                    &format!("/extensions/{number}"),
+                    json!(null),
+                )
+                .await;
+            ext["on_call"] == value
+        })
+        .await;
+    }
+
     async fn secret(&self, number: &str) -> String {
         let (code, out, err) = run(
             &self.dir,
@@ -95,7 +120,7 @@ impl Phones {
     }
 
     async fn phone(&self, number: &str, secret: &str) -> Baresip {
-        Baresip::start(number, "127.0.0.1", secret, self.proxy).await
+        Baresip::start(number, "localhost", secret, self.proxy).await
     }
 
     /// The pid of the Kamailio running now (from pbx365's log).
@@ -133,7 +158,7 @@ fn is(kind: &'static str) -> impl Fn(&Value) -> bool {
 
 /// A calls B; B must ring with A's name, then A hangs up.
 async fn rings(a: &mut Baresip, b: &mut Baresip, caller_name: &str) {
-    a.dial(&format!("sip:{}@127.0.0.1", b.user)).await;
+    a.dial(&format!("sip:{}@localhost", b.user)).await;
     let incoming = b.event(5, "an incoming call", is("CALL_INCOMING")).await;
     assert_eq!(incoming["peerdisplayname"], caller_name, "{incoming}");
     a.event(5, "ringing", is("CALL_RINGING")).await;
@@ -145,7 +170,7 @@ async fn rings(a: &mut Baresip, b: &mut Baresip, caller_name: &str) {
 /// A calls `number` and the call ends at once with `code`.
 async fn refused(a: &mut Baresip, number: &str, code: &str) -> Duration {
     let started = Instant::now();
-    a.dial(&format!("sip:{number}@127.0.0.1")).await;
+    a.dial(&format!("sip:{number}@localhost")).await;
     let closed = a.event(5, "the call's end", is("CALL_CLOSED")).await;
     let param = closed["param"].as_str().unwrap_or_default();
     assert!(param.starts_with(code), "expected {code}, got {closed}");
@@ -185,6 +210,7 @@ async fn phones_register_ring_and_follow_do_not_disturb(db: FreshDb) {
     // B on Do Not Disturb through the API: A's next call ends with 486 within 1 s of the change.
     let changed = Instant::now();
     p.profile("102", "dnd").await;
+    holds(&p, "prof", "102", Some("dnd")).await;
     refused(&mut a, "102", "486").await;
     assert!(
         changed.elapsed() < Duration::from_secs(1),
@@ -192,6 +218,7 @@ async fn phones_register_ring_and_follow_do_not_disturb(db: FreshDb) {
         changed.elapsed()
     );
     p.profile("102", "available").await;
+    holds(&p, "prof", "102", Some("available")).await;
     rings(&mut a, &mut b, "Ann Example").await;
 
     // An extension without a registration gets 480.
@@ -280,4 +307,352 @@ async fn sip_config_names_this_store_and_domain_and_sip_secret_refuses_unknown_n
     assert_eq!(code, 1);
     assert!(out.is_empty(), "{out}");
     assert!(err.contains("extension '555' does not exist"), "{err}");
+}
+
+on_both!(sync_changes_reach_kamailio_and_caller_ids_are_escaped);
+
+/// Polls Kamailio until its `table` holds `value` for `number` (`None`: no entry).
+async fn holds(p: &Phones, table: &str, number: &str, value: Option<&str>) {
+    let what = format!("Kamailio's {table} to hold {value:?} for {number}");
+    pbx365_testkit::wait::eventually(10, &what, || async {
+        let got = rpc(&p.rpc_url, "htable.get", json!([table, number]))
+            .await
+            .unwrap_or_default();
+        let held = got["result"]["item"]["value"].as_str();
+        held == value && (value.is_some() || got.get("error").is_some())
+    })
+    .await;
+}
+
+async fn sync_changes_reach_kamailio_and_caller_ids_are_escaped(db: FreshDb) {
+    let p = Phones::start(&db).await;
+    // A quote or a backslash in a name must not break the quoted display name on the INVITE.
+    let tricky = r#"Dee "The Boss" O\Neil"#;
+    p.extension("104", tricky).await;
+    p.extension("105", "Eve Example").await;
+    let (s104, s105) = (p.secret("104").await, p.secret("105").await);
+    let mut d = p.phone("104", &s104).await;
+    let mut e = p.phone("105", &s105).await;
+    d.registration().await.expect("104 registers");
+    e.registration().await.expect("105 registers");
+    d.dial("sip:105@localhost").await;
+    let incoming = e.event(5, "an incoming call", is("CALL_INCOMING")).await;
+    let shown = incoming["peerdisplayname"].as_str().unwrap_or_default();
+    assert_eq!(shown, r#"Dee \"The Boss\" O\\Neil"#, "{incoming}");
+    // 105 answers: both ends are on a call (Kamailio's dialogs), as the API shows; after the
+    // hang-up neither is.
+    e.command("accept", "").await;
+    d.event(5, "the answer", is("CALL_ESTABLISHED")).await;
+    p.on_call("105", true).await;
+    p.on_call("104", true).await;
+    let list = console_page(&p, "/console/extensions").await;
+    assert!(list.contains("id=\"on-call-105\""), "{list}");
+    d.hangup().await;
+    e.event(5, "the call's end", is("CALL_CLOSED")).await;
+    d.event(5, "the call's end", is("CALL_CLOSED")).await;
+    p.on_call("105", false).await;
+
+    // The sync disables 105 (its write, not the API's): Kamailio forgets it and ends its
+    // registration; calls to it get 404.
+    let store = Store::connect(&db.url).await.unwrap();
+    let sync = |op: ExtensionOp| {
+        let store = store.clone();
+        async move { store.apply_extension_ops(&[op], None).await.unwrap() }
+    };
+    sync(ExtensionOp::Disable {
+        number: "105".into(),
+        at: chrono::Utc::now(),
+    })
+    .await;
+    holds(&p, "prof", "105", None).await;
+    let contacts = rpc(&p.rpc_url, "ul.lookup", json!(["location", "105"]))
+        .await
+        .unwrap();
+    assert!(
+        contacts.get("error").is_some(),
+        "105 still registered: {contacts}"
+    );
+    refused(&mut d, "105", "404").await;
+
+    // Re-enabled by the sync: routable again (480 until its phone registers anew).
+    sync(ExtensionOp::Enable {
+        number: "105".into(),
+    })
+    .await;
+    holds(&p, "prof", "105", Some("available")).await;
+    refused(&mut d, "105", "480").await;
+    drop(e);
+    let mut e = p.phone("105", &s105).await;
+    e.registration().await.expect("105 registers again");
+    d.dial("sip:105@localhost").await;
+    e.event(5, "an incoming call", is("CALL_INCOMING")).await;
+    d.hangup().await;
+    d.event(5, "the call's end", is("CALL_CLOSED")).await;
+
+    // Deleted: gone from Kamailio too.
+    sync(ExtensionOp::Delete {
+        number: "105".into(),
+    })
+    .await;
+    holds(&p, "prof", "105", None).await;
+    refused(&mut d, "105", "404").await;
+    store.close().await;
+
+    // A new secret (from the CLI, another process) ends the registration made with the old one;
+    // a phone with the new secret registers.
+    let s104_new = p.secret("104").await;
+    pbx365_testkit::wait::eventually(10, "104's old registration to end", || async {
+        rpc(&p.rpc_url, "ul.lookup", json!(["location", "104"]))
+            .await
+            .is_ok_and(|v| v.get("error").is_some())
+    })
+    .await;
+    drop(d);
+    let mut d = p.phone("104", &s104_new).await;
+    d.registration()
+        .await
+        .expect("104 registers with its new secret");
+
+    let status = p.server.terminate().await;
+    assert!(status.success(), "{status:?}");
+}
+
+/// True when process `pid` has exited (gone, or a zombie nobody reaped yet).
+fn exited(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_pbx365_takes_its_kamailio_along() {
+    let db = pbx365_testkit::db::sqlite().await;
+    let mut p = Phones::start(&db).await;
+    let kamailio = p.kamailio_pid().expect("Kamailio's pid in the log");
+    assert!(!exited(kamailio));
+    // SIGKILL: pbx365 runs no code to stop its child.
+    p.server.child.start_kill().unwrap();
+    p.server.child.wait().await.unwrap();
+    pbx365_testkit::wait::eventually(10, "Kamailio to exit with pbx365", || async {
+        exited(kamailio)
+    })
+    .await;
+    pbx365_testkit::wait::eventually(10, "Kamailio's workers to exit too", || async {
+        rpc(&p.rpc_url, "core.version", json!([])).await.is_err()
+    })
+    .await;
+}
+
+/// `n` OPTIONS and REGISTERs from random users, a third with a scanner's User-Agent, sent
+/// without waiting for answers.
+async fn burst(scanner: &mut RawSip, n: u32) {
+    for i in 0..n {
+        scanner.user_agent = if i % 3 == 0 {
+            "friendly-scanner".into()
+        } else {
+            format!("scan{i}")
+        };
+        // A different user each time, as a scanner sweeping for extensions.
+        let user = format!("u{}x{n}", u64::from(i) * 7919);
+        let method = if i % 2 == 0 { "OPTIONS" } else { "REGISTER" };
+        scanner
+            .send(method, &format!("sip:{user}@localhost"), &user, "")
+            .await;
+    }
+}
+
+/// Kamailio's shared memory in use (`core.shmmem`).
+async fn shm_used(p: &Phones) -> u64 {
+    let v = rpc(&p.rpc_url, "core.shmmem", json!([])).await.unwrap();
+    v["result"]["real_used"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no shared memory figure: {v}"))
+}
+
+/// How many log lines contain `text`.
+fn logged(p: &Phones, text: &str) -> usize {
+    p.server
+        .stderr_text()
+        .lines()
+        .filter(|l| l.contains(text))
+        .count()
+}
+
+/// Security checklist §7 against the real Kamailio pbx365 runs: no open relay (R7.3), the
+/// JSON-RPC answers only pbx365's address (R7.4), a scanner flood leaves memory flat (R7.6),
+/// wrong secrets are refused, counted and their address banned while a phone elsewhere still
+/// registers (R7.2), and the console shows the counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attacks_are_refused_counted_and_banned() {
+    let db = pbx365_testkit::db::sqlite().await;
+    let p = Phones::start(&db).await;
+    p.extension("101", "Ann Example").await;
+    let s101 = p.secret("101").await;
+
+    // R7.3: unauthenticated INVITEs to other domains or external numbers are challenged or
+    // refused, never relayed; a caller from another domain is refused.
+    let mut outsider = RawSip::bind("127.0.0.5", p.proxy, "localhost").await;
+    for ruri in [
+        "sip:+15551234567@evil.example.com",
+        "sip:004915551234@localhost",
+        "sip:101@evil.example.com",
+    ] {
+        let a = outsider.request("INVITE", ruri, "101", "").await;
+        let a = a.unwrap_or_else(|| panic!("no answer to an INVITE for {ruri}"));
+        assert!(matches!(a.code, 403 | 407), "{ruri}: {}", a.text);
+    }
+    let mut foreign = RawSip::bind("127.0.0.5", p.proxy, "evil.example.com").await;
+    let a = foreign
+        .request("INVITE", "sip:+15551234567@localhost", "attacker", "")
+        .await
+        .expect("an answer");
+    assert_eq!(a.code, 403, "{}", a.text);
+
+    // R7.4: Kamailio's JSON-RPC refuses a request from another address (127.0.0.2).
+    let elsewhere = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let r = elsewhere
+        .post(&p.rpc_url)
+        .json(&json!({"jsonrpc": "2.0", "method": "core.version", "id": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let ours = rpc(&p.rpc_url, "core.version", json!([])).await.unwrap();
+    assert!(ours.get("result").is_some(), "{ours}");
+
+    // R7.6: thousands of OPTIONS and REGISTERs from random users (some with scanner User-Agents)
+    // leave Kamailio's memory flat; the flooding address is banned, logged once.
+    let mut scanner = RawSip::bind("127.0.0.4", p.proxy, "localhost").await;
+    let mut probe = RawSip::bind("127.0.0.6", p.proxy, "localhost").await;
+    burst(&mut scanner, 500).await;
+    // Kamailio has read the burst once a request sent after it is answered.
+    assert!(probe
+        .request("OPTIONS", "sip:localhost", "probe", "")
+        .await
+        .is_some());
+    let before = shm_used(&p).await;
+    burst(&mut scanner, 5000).await;
+    assert!(probe
+        .request("OPTIONS", "sip:localhost", "probe", "")
+        .await
+        .is_some());
+    let after = shm_used(&p).await;
+    assert!(
+        after <= before + 256 * 1024,
+        "Kamailio's shared memory grew from {before} to {after} bytes"
+    );
+    assert_eq!(logged(&p, "banned 127.0.0.4"), 1, "the ban is logged once");
+
+    // R7.2: wrong secrets from one address get 401, are counted, and the address is then
+    // banned (403, no challenge) for the rest of 200 attempts; the ban is logged once.
+    let mut attacker = RawSip::bind("127.0.0.3", p.proxy, "localhost").await;
+    let mut codes = Vec::new();
+    for _ in 0..200 {
+        let a = attacker.register_with("101", "not-the-secret").await;
+        codes.push(a.map_or(0, |a| a.code));
+    }
+    assert_eq!(codes[0], 401, "a wrong secret gets 401");
+    let banned_at = codes
+        .iter()
+        .position(|c| *c == 403)
+        .expect("the address is banned");
+    assert!(
+        banned_at < pbx365_sip::config::FAIL_LIMIT as usize,
+        "{codes:?}"
+    );
+    assert!(codes[banned_at..].iter().all(|c| *c == 403), "{codes:?}");
+    assert_eq!(logged(&p, "banned 127.0.0.3"), 1, "the ban is logged once");
+    // A phone with the right secret from another address still registers.
+    let mut a = p.phone("101", &s101).await;
+    a.registration()
+        .await
+        .expect("101 registers from 127.0.0.1");
+
+    // The console's Settings › Phones shows what Kamailio counted.
+    let page = phones_page(&p).await;
+    let count = |id: &str| -> u64 {
+        page.split(&format!("id=\"{id}\">"))
+            .nth(1)
+            .and_then(|r| r.split('<').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {id} on the page: {page}"))
+    };
+    assert!(count("sip-auth-failed") >= u64::from(pbx365_sip::config::FAIL_LIMIT));
+    assert!(count("sip-banned") >= 2, "{page}");
+
+    let status = p.server.terminate().await;
+    assert!(status.success(), "{status:?}");
+}
+
+/// The console's Settings › Phones page, signed in as the first admin.
+async fn phones_page(p: &Phones) -> String {
+    console_page(p, "/console/settings/phones").await
+}
+
+/// A console page, signed in as the first admin.
+async fn console_page(p: &Phones, path: &str) -> String {
+    let password = std::fs::read_to_string(p.dir.join("data/initial-admin-password")).unwrap();
+    let (console, _) = crate::sync_wiring::sign_in(&p.server.base, password.trim()).await;
+    console
+        .get(format!("{}{path}", p.server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// A Kamailio the admin runs (manage_kamailio = false) that is down when a profile changes: the
+/// console's status page says so and how many changes wait; once Kamailio runs (with the file
+/// `pbx365 sip config` prints), the change is retried and taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kamailio_that_is_down_is_reported_and_retried() {
+    let db = pbx365_testkit::db::sqlite().await;
+    let p = Phones::start_managing(&db, false).await;
+    p.extension("101", "Ann Example").await;
+    p.profile("101", "dnd").await;
+    pbx365_testkit::wait::eventually(10, "the status page to report Kamailio down", || async {
+        let page = phones_page(&p).await;
+        page.contains("id=\"sip-error\"") && page.contains("cannot be reached")
+    })
+    .await;
+
+    let (code, cfg, err) = run(&p.dir, &["sip", "config", "--config", &p.config], None).await;
+    assert_eq!(code, 0, "{err}");
+    let cfg_file = p.dir.join("kamailio.cfg");
+    std::fs::write(
+        &cfg_file,
+        cfg.replace("log_stderror=no", "log_stderror=yes"),
+    )
+    .unwrap();
+    let run_dir = tempfile::tempdir().unwrap();
+    let _kamailio = tokio::process::Command::new("kamailio")
+        .arg("-DD")
+        .arg("-E")
+        .arg("-f")
+        .arg(&cfg_file)
+        .arg("-Y")
+        .arg(run_dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn kamailio");
+    await_kamailio(&p.rpc_url, 20).await;
+    pbx365_testkit::wait::eventually(30, "the waiting change to be retried and taken", || async {
+        let page = phones_page(&p).await;
+        page.contains("id=\"sip-ok\"") && page.contains(", 0 waiting")
+    })
+    .await;
+    holds(&p, "prof", "101", Some("dnd")).await;
+
+    let status = p.server.terminate().await;
+    assert!(status.success(), "{status:?}");
 }

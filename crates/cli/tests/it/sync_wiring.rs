@@ -94,7 +94,7 @@ pub(crate) async fn start_demo(db: FreshDb, users: usize) -> Demo {
 }
 
 /// A signed-in console browser: a cookie jar and the session's CSRF token.
-async fn sign_in(base: &str, password: &str) -> (reqwest::Client, String) {
+pub(crate) async fn sign_in(base: &str, password: &str) -> (reqwest::Client, String) {
     let http = reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())

@@ -109,9 +109,9 @@ pub async fn get_one(
     State(state): State<AppState>,
     ApiPath(number): ApiPath<String>,
 ) -> Result<Json<ExtensionView>, ApiError> {
-    Ok(Json(ExtensionView::from(
-        &state.app.extension(&number).await?,
-    )))
+    let mut view = ExtensionView::from(&state.app.extension(&number).await?);
+    view.on_call = state.app.on_call(&view.number).await;
+    Ok(Json(view))
 }
 
 /// Creates a local extension. Admins.

@@ -76,6 +76,7 @@ pub(crate) async fn extensions(
     State(state): State<AppState>,
     Query(q): Query<DoneQuery>,
 ) -> Page {
+    let calls = state.app.users_on_calls().await.unwrap_or_default();
     let rows = state
         .app
         .extensions()
@@ -93,6 +94,7 @@ pub(crate) async fn extensions(
             profile_key: e.profile.profile.as_str(),
             profile_label: e.profile.profile.label(),
             has_photo: e.photo.is_some(),
+            on_call: calls.contains(e.number.as_str()),
         })
         .collect();
     Ok(render(

@@ -34,13 +34,20 @@ pub(crate) struct PhonesPage {
     pub pending: usize,
     pub pushed: u64,
     pub last_error: Option<String>,
+    /// Failed authentications and banned addresses Kamailio counted, when it answers.
+    pub attacks: Option<pbx365_app::sip::AttackCounts>,
     /// The extension whose new secret is shown.
     pub number: String,
     /// Its new secret, right after "New SIP secret".
     pub secret: Option<String>,
 }
 
-fn page(admin: &ConsoleAdmin, state: &AppState, secret: Option<(String, String)>) -> PhonesPage {
+fn page(
+    admin: &ConsoleAdmin,
+    state: &AppState,
+    secret: Option<(String, String)>,
+    attacks: Option<pbx365_app::sip::AttackCounts>,
+) -> PhonesPage {
     let settings = state.settings();
     let status = state.app.sip_status();
     PhonesPage {
@@ -52,6 +59,7 @@ fn page(admin: &ConsoleAdmin, state: &AppState, secret: Option<(String, String)>
         pending: status.as_ref().map_or(0, |s| s.pending),
         pushed: status.as_ref().map_or(0, |s| s.pushed),
         last_error: status.and_then(|s| s.last_error),
+        attacks,
         number: secret.as_ref().map(|s| s.0.clone()).unwrap_or_default(),
         secret: secret.map(|s| s.1),
     }
@@ -59,7 +67,8 @@ fn page(admin: &ConsoleAdmin, state: &AppState, secret: Option<(String, String)>
 
 /// The link to Kamailio. Admin only.
 async fn status_page(admin: ConsoleAdmin, State(state): State<AppState>) -> Response {
-    render(StatusCode::OK, &page(&admin, &state, None))
+    let attacks = state.app.sip_attack_counts().await;
+    render(StatusCode::OK, &page(&admin, &state, None, attacks))
 }
 
 #[derive(Deserialize)]
@@ -77,7 +86,7 @@ async fn new_secret(
     let secret = state.app.rotate_sip_secret(&admin.name, &number).await?;
     let mut response = render(
         StatusCode::OK,
-        &page(&admin, &state, Some((number.clone(), secret))),
+        &page(&admin, &state, Some((number.clone(), secret)), None),
     );
     response
         .headers_mut()

@@ -29,6 +29,8 @@ pub(crate) struct ExtensionRow {
     pub profile_key: &'static str,
     pub profile_label: &'static str,
     pub has_photo: bool,
+    /// On a call now (Kamailio's dialogs).
+    pub on_call: bool,
 }
 
 /// Extensions list.
