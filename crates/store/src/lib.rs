@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 
 mod audit;
 mod auth;
+mod calendar;
 mod db;
 mod extensions;
 mod groups;
@@ -27,6 +28,7 @@ mod plans;
 mod runs;
 mod sip;
 
+pub use calendar::StoredTimeline;
 pub use outbox::OutboxCounts;
 pub use plans::{PlanPage, PlanStatus, RoundCommit, SyncPlan};
 pub use runs::SyncRunHead;
