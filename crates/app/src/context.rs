@@ -27,6 +27,8 @@ pub struct App {
     pub(crate) mail: crate::mail::MailHandle,
     /// Where routing changes go to Kamailio (set by `serve`/`demo`).
     pub(crate) sip: Arc<RwLock<Option<pbx365_sip::SipPusher>>>,
+    /// Calendar status: re-read requests and the switch feed.
+    pub(crate) calendar: crate::calendar::schedule::CalendarHandle,
 }
 
 impl App {
@@ -42,6 +44,7 @@ impl App {
             graph: Arc::default(),
             mail: Default::default(),
             sip: Arc::default(),
+            calendar: Default::default(),
         }
     }
 

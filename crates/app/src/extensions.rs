@@ -233,15 +233,22 @@ impl App {
         self.store.set_profile(ext.number.as_str(), &state).await?;
         let mut routed = ext.clone();
         routed.profile = state.clone();
-        self.push_sip_route(&routed);
-        self.audit(
-            actor,
-            "extension.profile",
-            ext.number.as_str(),
-            profile.as_str(),
-        )
-        .await;
+        self.profile_written(&routed, actor, "extension.profile", profile.as_str())
+            .await;
         Ok(state)
+    }
+
+    /// What follows every profile write, by hand or by the calendar: Kamailio's routing (and
+    /// so the phones) and the audit log.
+    pub(crate) async fn profile_written(
+        &self,
+        ext: &Extension,
+        actor: &str,
+        action: &str,
+        detail: &str,
+    ) {
+        self.push_sip_route(ext);
+        self.audit(actor, action, ext.number.as_str(), detail).await;
     }
 
     /// The extension's photo as stored: (content type, bytes), or `None`.

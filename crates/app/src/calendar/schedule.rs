@@ -1,0 +1,378 @@
+//! The one calendar task of the cluster: it holds the `calendar` lease and a sorted schedule
+//! (`BTreeSet` of (instant, slot)) with each followed extension's next instant, sleeps until the
+//! earliest, and applies the rules there. No task per user: 10,000 users are 10,000 small
+//! entries in one set.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+use pbx365_domain::calendar::{decide, ShowAsMap};
+use pbx365_domain::{Profile, ProfileSource};
+use pbx365_store::{Store, StoredTimeline};
+use pbx365_sync::lease::HeldLease;
+use tokio::sync::{broadcast, Notify};
+use tokio::task::JoinHandle;
+
+use super::CALENDAR_LEASE;
+use crate::{App, AppError};
+
+/// A profile switch the calendar made (what tests and the benchmark await).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CalendarSwitch {
+    /// Extension number.
+    pub number: String,
+    /// The profile written.
+    pub profile: Profile,
+    /// `calendar` while an entry holds it, `manual` when it was given back.
+    pub source: ProfileSource,
+    /// The instant it was due.
+    pub due: DateTime<Utc>,
+    /// When it was written.
+    pub at: DateTime<Utc>,
+}
+
+/// The calendar state every clone of [`App`] shares: who asked for a re-read, the wake-up and
+/// the switch feed.
+#[derive(Clone)]
+pub(crate) struct CalendarHandle {
+    wake: Arc<Notify>,
+    /// Microsoft 365 user ids whose calendar changed (notifications), or `*` for everyone.
+    dirty: Arc<Mutex<HashSet<String>>>,
+    switches: broadcast::Sender<CalendarSwitch>,
+}
+
+impl Default for CalendarHandle {
+    fn default() -> Self {
+        CalendarHandle {
+            wake: Arc::default(),
+            dirty: Arc::default(),
+            switches: broadcast::channel(4096).0,
+        }
+    }
+}
+
+/// The running calendar task; stops when dropped.
+pub struct CalendarWorker {
+    task: JoinHandle<()>,
+}
+
+impl CalendarWorker {
+    /// Stops the task (the lease expires or is taken over).
+    pub fn stop(self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for CalendarWorker {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl App {
+    /// Starts this instance's calendar task (`pbx365 serve`): it switches only while it holds
+    /// the `calendar` lease.
+    pub fn start_calendar_worker(&self) -> CalendarWorker {
+        let app = self.clone();
+        CalendarWorker {
+            task: tokio::spawn(run(app, pbx365_sync::lease::instance_name())),
+        }
+    }
+
+    /// Every switch the calendar makes from now on.
+    pub fn calendar_switches(&self) -> broadcast::Receiver<CalendarSwitch> {
+        self.calendar.switches.subscribe()
+    }
+
+    /// Re-reads one user's calendar at once and re-plans its switches (a change notification
+    /// for its events); `*` re-reads everyone.
+    pub fn replan_calendar(&self, m365_id: &str) {
+        self.calendar
+            .dirty
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(m365_id.to_ascii_lowercase());
+        self.calendar.wake.notify_one();
+    }
+}
+
+/// One followed extension in the schedule.
+struct Slot {
+    timeline: StoredTimeline,
+    next: Option<DateTime<Utc>>,
+}
+
+/// The sorted schedule: the earliest instant first.
+#[derive(Default)]
+struct Schedule {
+    queue: BTreeSet<(DateTime<Utc>, u32)>,
+    slots: Vec<Option<Slot>>,
+    by_number: HashMap<String, u32>,
+}
+
+impl Schedule {
+    fn put(&mut self, timeline: StoredTimeline) -> u32 {
+        let id = match self.by_number.get(&timeline.number) {
+            Some(id) => *id,
+            None => {
+                let id = self.slots.len() as u32;
+                self.slots.push(None);
+                self.by_number.insert(timeline.number.clone(), id);
+                id
+            }
+        };
+        self.unqueue(id);
+        self.slots[id as usize] = Some(Slot {
+            timeline,
+            next: None,
+        });
+        id
+    }
+
+    fn unqueue(&mut self, id: u32) {
+        if let Some(Some(slot)) = self.slots.get(id as usize) {
+            if let Some(t) = slot.next {
+                self.queue.remove(&(t, id));
+            }
+        }
+    }
+
+    fn set_next(&mut self, id: u32, next: Option<DateTime<Utc>>) {
+        self.unqueue(id);
+        if let Some(Some(slot)) = self.slots.get_mut(id as usize) {
+            slot.next = next;
+            if let Some(t) = next {
+                self.queue.insert((t, id));
+            }
+        }
+    }
+
+    fn remove(&mut self, number: &str) {
+        if let Some(id) = self.by_number.remove(number) {
+            self.unqueue(id);
+            self.slots[id as usize] = None;
+        }
+    }
+
+    fn first(&self) -> Option<(DateTime<Utc>, u32)> {
+        self.queue.first().copied()
+    }
+
+    fn ids_of_users(&self, users: &HashSet<String>) -> Vec<String> {
+        self.slots
+            .iter()
+            .flatten()
+            .filter(|s| users.contains(&s.timeline.m365_id.to_ascii_lowercase()))
+            .map(|s| s.timeline.number.clone())
+            .collect()
+    }
+}
+
+/// Runs until aborted: waits for the lease, then keeps the schedule while it holds it.
+async fn run(app: App, holder: String) {
+    loop {
+        let ttl = StdDuration::from_secs(u64::from(app.settings().sync.lease_ttl_secs.max(3)));
+        if !app.calendar_active() {
+            let _ =
+                tokio::time::timeout(StdDuration::from_secs(5), app.calendar.wake.notified()).await;
+            continue;
+        }
+        let lease = match HeldLease::try_take(&app.store, CALENDAR_LEASE, &holder, ttl).await {
+            Ok(Some(l)) => l,
+            Ok(None) => {
+                tokio::time::sleep(ttl / 3).await;
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not take the calendar lease");
+                tokio::time::sleep(ttl / 3).await;
+                continue;
+            }
+        };
+        tracing::info!("calendar status: this instance switches profiles");
+        let store = app.store.fenced(CALENDAR_LEASE, lease.token());
+        if let Err(e) = hold(&app, &store, &holder, ttl).await {
+            tracing::warn!(error = %e, "calendar status stopped; it starts again");
+            tokio::time::sleep(StdDuration::from_secs(1)).await;
+        }
+        lease.release().await;
+    }
+}
+
+/// Keeps the schedule while the lease is held and calendar status is on.
+async fn hold(app: &App, store: &Store, holder: &str, ttl: StdDuration) -> Result<(), AppError> {
+    let mut sched = Schedule::default();
+    // Rebuild from the stored timelines: the profile is right at once after a restart.
+    let followed: HashSet<String> = app
+        .calendar_followed()
+        .await?
+        .into_iter()
+        .map(|e| e.number.as_str().to_string())
+        .collect();
+    let now = app.now();
+    let mut next_poll = now;
+    let poll = Duration::minutes(i64::from(app.settings().calendar.poll_minutes));
+    let stored = store.list_timelines().await?;
+    let mut read_all = followed.len() != stored.len();
+    for t in stored {
+        if !followed.contains(&t.number) {
+            store.delete_timeline(&t.number).await?;
+            continue;
+        }
+        next_poll = next_poll.max(t.read_at + poll);
+        let id = sched.put(t);
+        apply(app, store, &mut sched, id, now, now).await?;
+    }
+    if read_all || followed.is_empty() {
+        next_poll = now;
+    }
+    let mut lease_check = now + Duration::from_std(ttl / 3).unwrap_or(Duration::seconds(5));
+    loop {
+        let now = app.now();
+        if now >= lease_check {
+            if store.lease_holder(CALENDAR_LEASE).await?.as_deref() != Some(holder) {
+                tracing::warn!("the calendar lease was lost to another instance");
+                return Ok(());
+            }
+            if !app.calendar_active() {
+                return Ok(());
+            }
+            lease_check = now + Duration::from_std(ttl / 3).unwrap_or(Duration::seconds(5));
+        }
+        let dirty: HashSet<String> =
+            std::mem::take(&mut *app.calendar.dirty.lock().unwrap_or_else(|e| e.into_inner()));
+        if dirty.contains("*") {
+            read_all = true;
+        }
+        if read_all || now >= next_poll {
+            let followed = app.calendar_followed().await?;
+            let numbers: HashSet<&str> = followed.iter().map(|e| e.number.as_str()).collect();
+            let gone: Vec<String> = sched
+                .by_number
+                .keys()
+                .filter(|n| !numbers.contains(n.as_str()))
+                .cloned()
+                .collect();
+            for n in gone {
+                sched.remove(&n);
+                store.delete_timeline(&n).await?;
+            }
+            reread(app, store, &mut sched, &followed, now).await?;
+            next_poll = now + poll;
+            read_all = false;
+        } else if !dirty.is_empty() {
+            let numbers = sched.ids_of_users(&dirty);
+            let followed: Vec<_> = app
+                .calendar_followed()
+                .await?
+                .into_iter()
+                .filter(|e| {
+                    numbers.iter().any(|n| n == e.number.as_str())
+                        || e.m365_id
+                            .as_ref()
+                            .is_some_and(|id| dirty.contains(&id.to_ascii_lowercase()))
+                })
+                .collect();
+            reread(app, store, &mut sched, &followed, now).await?;
+        }
+        // Everything due.
+        while let Some((due, id)) = sched.first() {
+            let now = app.now();
+            if due > now {
+                break;
+            }
+            apply(app, store, &mut sched, id, due, now).await?;
+        }
+        let now = app.now();
+        let mut wake_at = next_poll.min(lease_check);
+        if let Some((due, _)) = sched.first() {
+            wake_at = wake_at.min(due);
+        }
+        let wait = (wake_at - now).to_std().unwrap_or_default();
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = app.calendar.wake.notified() => {}
+        }
+    }
+}
+
+/// Reads `followed` calendars, puts their timelines into the schedule and applies them now.
+async fn reread(
+    app: &App,
+    store: &Store,
+    sched: &mut Schedule,
+    followed: &[pbx365_domain::Extension],
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    if followed.is_empty() {
+        return Ok(());
+    }
+    let timelines = super::read::read_calendars(app, store, followed, now, true).await?;
+    for t in timelines {
+        let id = sched.put(t);
+        apply(app, store, sched, id, now, app.now()).await?;
+    }
+    Ok(())
+}
+
+/// Applies the rules to one extension at `now` (its instant `due` has come) and schedules its
+/// next instant.
+async fn apply(
+    app: &App,
+    store: &Store,
+    sched: &mut Schedule,
+    id: u32,
+    due: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    let Some(Some(slot)) = sched.slots.get_mut(id as usize) else {
+        return Ok(());
+    };
+    let number = slot.timeline.number.clone();
+    let Some(ext) = store.get_extension(&number).await? else {
+        sched.remove(&number);
+        return Ok(());
+    };
+    let map: ShowAsMap = app.calendar_map();
+    let timeline = &slot.timeline.timeline;
+    if let Some(new) = decide(
+        timeline,
+        &map,
+        &ext.profile,
+        slot.timeline.handled_until,
+        now,
+    ) {
+        let why = match timeline.wanted_at(&map, now) {
+            Some(w) if new.source == ProfileSource::Calendar => {
+                let until = w.until.format("%H:%M UTC").to_string();
+                w.explain(&until)
+            }
+            _ => format!("{} — calendar entry ended", new.profile.label()),
+        };
+        let switched = new.profile != ext.profile.profile || new.source != ext.profile.source;
+        if !switched {
+            // Only `until` moved (the entry was moved): nothing to route or audit.
+            store
+                .set_profile_if(ext.number.as_str(), &ext.profile, &new)
+                .await?;
+        } else if app
+            .write_calendar_profile(store, &ext, &ext.profile, &new, &why)
+            .await?
+        {
+            let _ = app.calendar.switches.send(CalendarSwitch {
+                number: number.clone(),
+                profile: new.profile,
+                source: new.source,
+                due,
+                at: app.now(),
+            });
+        }
+    }
+    store.set_timeline_handled(&number, now).await?;
+    slot.timeline.handled_until = now;
+    let next = slot.timeline.timeline.next_instant(&map, now);
+    sched.set_next(id, next);
+    Ok(())
+}
