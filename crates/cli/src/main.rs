@@ -60,7 +60,8 @@ enum Command {
     Sip(SipCommand),
     /// One sync run with a progress bar, then its report.
     Sync {
-        /// What to sync: users or all (contacts and calendar are not available yet).
+        /// What to sync: users or all (contacts are not available yet); calendar prints the plan
+        /// of calendar status (who switches when).
         #[arg(default_value = "users", value_parser = ["users", "contacts", "calendar", "all"])]
         kind: String,
         /// Full reconciliation even when changes could be read as a delta.

@@ -14,6 +14,7 @@
 
 pub mod read;
 pub mod schedule;
+pub mod subscriptions;
 
 use crate::{App, AppError};
 use chrono::{DateTime, Utc};

@@ -37,10 +37,12 @@ pub struct CalendarSwitch {
 /// the switch feed.
 #[derive(Clone)]
 pub(crate) struct CalendarHandle {
-    wake: Arc<Notify>,
+    pub(crate) wake: Arc<Notify>,
     /// Microsoft 365 user ids whose calendar changed (notifications), or `*` for everyone.
     dirty: Arc<Mutex<HashSet<String>>>,
     switches: broadcast::Sender<CalendarSwitch>,
+    /// The fallback read interval instead of `[calendar] poll_minutes` (tests, benchmark).
+    poll: Arc<Mutex<Option<Duration>>>,
 }
 
 impl Default for CalendarHandle {
@@ -48,7 +50,8 @@ impl Default for CalendarHandle {
         CalendarHandle {
             wake: Arc::default(),
             dirty: Arc::default(),
-            switches: broadcast::channel(4096).0,
+            switches: broadcast::channel(65_536).0,
+            poll: Arc::default(),
         }
     }
 }
@@ -79,6 +82,13 @@ impl App {
         CalendarWorker {
             task: tokio::spawn(run(app, pbx365_sync::lease::instance_name())),
         }
+    }
+
+    /// The same context reading every calendar each `poll` as the fallback (tests, benchmark).
+    pub fn with_calendar_poll(self, poll: StdDuration) -> Self {
+        *self.calendar.poll.lock().unwrap_or_else(|e| e.into_inner()) =
+            Duration::from_std(poll).ok();
+        self
     }
 
     /// Every switch the calendar makes from now on.
@@ -213,7 +223,12 @@ async fn hold(app: &App, store: &Store, holder: &str, ttl: StdDuration) -> Resul
         .collect();
     let now = app.now();
     let mut next_poll = now;
-    let poll = Duration::minutes(i64::from(app.settings().calendar.poll_minutes));
+    let poll = app
+        .calendar
+        .poll
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .unwrap_or_else(|| Duration::minutes(i64::from(app.settings().calendar.poll_minutes)));
     let stored = store.list_timelines().await?;
     let mut read_all = followed.len() != stored.len();
     for t in stored {
@@ -229,20 +244,33 @@ async fn hold(app: &App, store: &Store, holder: &str, ttl: StdDuration) -> Resul
         next_poll = now;
     }
     let mut lease_check = now + Duration::from_std(ttl / 3).unwrap_or(Duration::seconds(5));
+    let mut upkeep: Option<JoinHandle<()>> = None;
+    let mut next_upkeep = now;
     loop {
         let now = app.now();
         if now >= lease_check {
             if store.lease_holder(CALENDAR_LEASE).await?.as_deref() != Some(holder) {
                 tracing::warn!("the calendar lease was lost to another instance");
+                if let Some(t) = upkeep {
+                    t.abort();
+                }
                 return Ok(());
             }
             if !app.calendar_active() {
+                if let Some(t) = upkeep {
+                    t.abort();
+                }
                 return Ok(());
             }
             lease_check = now + Duration::from_std(ttl / 3).unwrap_or(Duration::seconds(5));
         }
-        let dirty: HashSet<String> =
+        if now >= next_upkeep && upkeep.as_ref().is_none_or(|t| t.is_finished()) {
+            upkeep = Some(start_upkeep(app, store).await?);
+            next_upkeep = now + Duration::minutes(UPKEEP_MINUTES);
+        }
+        let mut dirty: HashSet<String> =
             std::mem::take(&mut *app.calendar.dirty.lock().unwrap_or_else(|e| e.into_inner()));
+        dirty.extend(super::subscriptions::take_marks(store).await?);
         if dirty.contains("*") {
             read_all = true;
         }
@@ -286,7 +314,10 @@ async fn hold(app: &App, store: &Store, holder: &str, ttl: StdDuration) -> Resul
             apply(app, store, &mut sched, id, due, now).await?;
         }
         let now = app.now();
-        let mut wake_at = next_poll.min(lease_check);
+        // Marks left by a receiver on another instance are looked at every few seconds.
+        let mut wake_at = next_poll
+            .min(lease_check)
+            .min(now + Duration::seconds(MARKS_SECS));
         if let Some((due, _)) = sched.first() {
             wake_at = wake_at.min(due);
         }
@@ -296,6 +327,33 @@ async fn hold(app: &App, store: &Store, holder: &str, ttl: StdDuration) -> Resul
             _ = app.calendar.wake.notified() => {}
         }
     }
+}
+
+/// Minutes between subscription upkeep rounds (create missing, renew, drop unfollowed).
+const UPKEEP_MINUTES: i64 = 15;
+
+/// Seconds between looks at the receiver's marks when nothing wakes the task.
+const MARKS_SECS: i64 = 2;
+
+/// Starts one subscription upkeep round beside the schedule (creating thousands of
+/// subscriptions must not delay a switch).
+async fn start_upkeep(app: &App, store: &Store) -> Result<JoinHandle<()>, AppError> {
+    let graph = app.graph()?;
+    let users: HashSet<String> = app
+        .calendar_followed()
+        .await?
+        .into_iter()
+        .filter_map(|e| e.m365_id.map(|id| id.to_ascii_lowercase()))
+        .collect();
+    let (store, now) = (store.clone(), app.now());
+    let public_url = app.settings().effective_public_url();
+    Ok(tokio::spawn(async move {
+        match super::subscriptions::ensure(&graph, &store, &public_url, &users, now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(failed = n, "some calendar subscriptions could not be made"),
+            Err(e) => tracing::warn!(error = %e, "calendar subscription upkeep failed"),
+        }
+    }))
 }
 
 /// Reads `followed` calendars, puts their timelines into the schedule and applies them now.

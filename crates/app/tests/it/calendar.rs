@@ -307,7 +307,77 @@ async fn a_restart_mid_entry_keeps_the_profile_and_returns_at_the_end(db: TestDb
     on_time(&next_switch(&mut rx, "100").await, Profile::Available, end);
 }
 
+/// The notification receiver on 127.0.0.1:0, wrapped like the web crate's handler.
+async fn serve_receiver(store: pbx365_store::Store) -> String {
+    use axum::body::Bytes;
+    use axum::extract::{RawQuery, State};
+    use axum::response::IntoResponse;
+    async fn handler(
+        State(store): State<pbx365_store::Store>,
+        RawQuery(q): RawQuery,
+        body: Bytes,
+    ) -> axum::response::Response {
+        let reply = pbx365_sync::receiver::handle(&store, q.as_deref(), &body).await;
+        let status = axum::http::StatusCode::from_u16(reply.status).unwrap();
+        match reply.text {
+            Some(t) => (status, t).into_response(),
+            None => status.into_response(),
+        }
+    }
+    let app = axum::Router::new()
+        .route("/api/m365/notifications", axum::routing::post(handler))
+        .with_state(store);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+async fn a_change_arrives_by_notification_and_by_the_fallback_when_notifications_are_dropped(
+    db: TestDb,
+) {
+    let (w, writer, ids) = tenant(&db, 1).await;
+    let mut s = settings(&w);
+    s.public_url = Some(serve_receiver(db.store.clone()).await);
+    // The fallback read is an hour away: only a notification can bring a change in time.
+    let app = App::new(db.store.clone(), s.clone());
+    let mut rx = app.calendar_switches();
+    let worker = app.start_calendar_worker();
+    pbx365_testkit::wait::eventually(20, "the events subscription exists", || async {
+        db.store
+            .list_subscriptions()
+            .await
+            .unwrap()
+            .iter()
+            .any(|s| s.resource.ends_with("/events"))
+    })
+    .await;
+    // Created after the plan: the notification brings it in time for its start.
+    let (start, end) = (ahead(4), ahead(4) + Duration::seconds(1));
+    event(&writer, &ids[0], "Notified", "busy", start, end).await;
+    on_time(&next_switch(&mut rx, "100").await, Profile::Dnd, start);
+    on_time(&next_switch(&mut rx, "100").await, Profile::Available, end);
+    // Notifications dropped: the fallback read (every 3 s here) brings the next one.
+    worker.stop();
+    let app = App::new(db.store.clone(), s).with_calendar_poll(std::time::Duration::from_secs(3));
+    let mut rx = app.calendar_switches();
+    let _worker = app.start_calendar_worker();
+    w.sim
+        .control()
+        .add_fault(&m365_sim::faults::FaultSpec {
+            path: m365_sim::faults::routes::SUBSCRIPTIONS.into(),
+            drop_notifications: Some(true),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (start, end) = (ahead(5), ahead(5) + Duration::seconds(1));
+    event(&writer, &ids[0], "Polled", "oof", start, end).await;
+    on_time(&next_switch(&mut rx, "100").await, Profile::Away, start);
+}
+
 on_both!(
+    a_change_arrives_by_notification_and_by_the_fallback_when_notifications_are_dropped,
     busy_oof_tentative_and_business_trip_switch_as_the_spec_says,
     a_manual_change_mid_entry_is_kept_after_the_entry,
     overlapping_busy_and_oof_give_away_then_dnd_then_the_saved_profile,
