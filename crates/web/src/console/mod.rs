@@ -3,6 +3,7 @@
 //! fonts); rendering, chrome and security headers come from the one HTML layer ([`crate::html`]).
 
 mod auth;
+mod calendar;
 mod credentials;
 mod error;
 mod mail;
@@ -71,6 +72,7 @@ pub fn router() -> Router<AppState> {
         .merge(credentials::router())
         .merge(mail::router())
         .merge(sip::router())
+        .merge(calendar::router())
         .layer(middleware::from_fn(crate::html::security_headers))
 }
 
