@@ -5,6 +5,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod calendar;
 mod child;
 mod delta;
 mod login_storm;
@@ -43,6 +44,9 @@ enum Bench {
     LoginStorm(login_storm::Args),
     /// Phones: Kamailio's start with 10,000 SIP accounts, profile change latency to Kamailio.
     Sip(sip::Args),
+    /// Calendar status: Graph calendar reads per user and hour in the steady state, switch
+    /// latency of 2,000 switches in one minute, scheduler memory per scheduled switch.
+    Calendar(calendar::Args),
 }
 
 #[tokio::main]
@@ -57,5 +61,6 @@ async fn main() -> anyhow::Result<()> {
         Bench::SyncRss(args) => sync_rss::run(args).await,
         Bench::LoginStorm(args) => login_storm::run(args).await,
         Bench::Sip(args) => sip::run(args).await,
+        Bench::Calendar(args) => calendar::run(args).await,
     }
 }

@@ -277,8 +277,9 @@ pub struct CalendarSettings {
     pub extensions: Vec<String>,
     /// How far ahead calendars are read, in hours (default 36).
     pub look_ahead_hours: u32,
-    /// Minutes between the fallback delta reads of every calendar (default 60: notifications
-    /// carry changes within seconds; this catches what they lose).
+    /// Minutes between the fallback delta reads of every calendar (default 240: notifications
+    /// carry changes within seconds; this catches what they lose, and keeps the steady state
+    /// under half a read per user per hour with notifications included).
     pub poll_minutes: u32,
 }
 
@@ -289,7 +290,7 @@ impl Default for CalendarSettings {
             map: Default::default(),
             extensions: Vec::new(),
             look_ahead_hours: 36,
-            poll_minutes: 60,
+            poll_minutes: 240,
         }
     }
 }

@@ -22,7 +22,7 @@ use pbx365_domain::calendar::{decide, ShowAsMap};
 use pbx365_domain::{Extension, ExtensionSource, ProfileSource, ProfileState};
 use pbx365_store::Store;
 
-pub use schedule::{CalendarSwitch, CalendarWorker};
+pub use schedule::{CalendarStats, CalendarSwitch, CalendarWorker};
 
 /// The lease the calendar scheduler holds: exactly one instance switches profiles.
 pub const CALENDAR_LEASE: &str = "calendar";

@@ -43,6 +43,19 @@ pub(crate) struct CalendarHandle {
     switches: broadcast::Sender<CalendarSwitch>,
     /// The fallback read interval instead of `[calendar] poll_minutes` (tests, benchmark).
     poll: Arc<Mutex<Option<Duration>>>,
+    /// The schedule's size after its last full read.
+    stats: Arc<Mutex<CalendarStats>>,
+}
+
+/// The size of the schedule (benchmark: memory per scheduled switch).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CalendarStats {
+    /// Extensions in the schedule.
+    pub followed: usize,
+    /// Start and end instants ahead in their timelines (the switches the schedule will run).
+    pub scheduled_switches: usize,
+    /// Bytes the schedule holds: the sorted set, the slots with their timelines, the index.
+    pub schedule_bytes: usize,
 }
 
 impl Default for CalendarHandle {
@@ -52,6 +65,7 @@ impl Default for CalendarHandle {
             dirty: Arc::default(),
             switches: broadcast::channel(65_536).0,
             poll: Arc::default(),
+            stats: Arc::default(),
         }
     }
 }
@@ -89,6 +103,15 @@ impl App {
         *self.calendar.poll.lock().unwrap_or_else(|e| e.into_inner()) =
             Duration::from_std(poll).ok();
         self
+    }
+
+    /// The size of the schedule after its last full read.
+    pub fn calendar_stats(&self) -> CalendarStats {
+        *self
+            .calendar
+            .stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Every switch the calendar makes from now on.
@@ -163,6 +186,39 @@ impl Schedule {
         if let Some(id) = self.by_number.remove(number) {
             self.unqueue(id);
             self.slots[id as usize] = None;
+        }
+    }
+
+    /// What the schedule holds and how much memory that takes (heap included).
+    fn stats(&self, map: &ShowAsMap, now: DateTime<Utc>) -> CalendarStats {
+        use std::mem::size_of;
+        let s = |x: &String| x.capacity();
+        let mut bytes = size_of::<Schedule>()
+            // A B-tree keeps up to 11 keys per node; nodes are about two thirds full.
+            + self.queue.len() * size_of::<(DateTime<Utc>, u32)>() * 3 / 2
+            + self.slots.capacity() * size_of::<Option<Slot>>()
+            + self.by_number.capacity() * (size_of::<(String, u32)>() + 1);
+        let mut switches = 0;
+        for slot in self.slots.iter().flatten() {
+            let t = &slot.timeline;
+            switches += t
+                .timeline
+                .switch_instants(map, now, DateTime::<Utc>::MAX_UTC)
+                .len();
+            bytes += s(&t.number) * 2 + s(&t.m365_id) + t.delta_link.as_ref().map_or(0, s);
+            bytes +=
+                t.timeline.entries.capacity() * size_of::<pbx365_domain::calendar::CalendarEntry>();
+            bytes += t
+                .timeline
+                .entries
+                .iter()
+                .map(|e| s(&e.id) + s(&e.subject))
+                .sum::<usize>();
+        }
+        CalendarStats {
+            followed: self.by_number.len(),
+            scheduled_switches: switches,
+            schedule_bytes: bytes,
         }
     }
 
@@ -290,6 +346,8 @@ async fn hold(app: &App, store: &Store, holder: &str, ttl: StdDuration) -> Resul
             reread(app, store, &mut sched, &followed, now).await?;
             next_poll = now + poll;
             read_all = false;
+            *app.calendar.stats.lock().unwrap_or_else(|e| e.into_inner()) =
+                sched.stats(&app.calendar_map(), app.now());
         } else if !dirty.is_empty() {
             let numbers = sched.ids_of_users(&dirty);
             let followed: Vec<_> = app

@@ -353,7 +353,7 @@ async fn a_change_arrives_by_notification_and_by_the_fallback_when_notifications
     })
     .await;
     // Created after the plan: the notification brings it in time for its start.
-    let (start, end) = (ahead(4), ahead(4) + Duration::seconds(1));
+    let (start, end) = (ahead(4), ahead(4) + Duration::seconds(3));
     event(&writer, &ids[0], "Notified", "busy", start, end).await;
     on_time(&next_switch(&mut rx, "100").await, Profile::Dnd, start);
     on_time(&next_switch(&mut rx, "100").await, Profile::Available, end);
