@@ -78,10 +78,9 @@ fn seed(args: &Args, minute: DateTime<Utc>) -> Value {
     let mut users = Vec::new();
     let mut events = serde_json::Map::new();
     for i in 0..args.users {
-        users.push(
-            json!({"id": guid(i), "userPrincipalName": format!("u{i}@bench.example"),
-                          "displayName": format!("User {i}"), "accountEnabled": true}),
-        );
+        let upn = format!("u{i}@bench.example");
+        users.push(json!({"id": guid(i), "userPrincipalName": upn, "mail": upn,
+                          "displayName": format!("User {i}"), "accountEnabled": true}));
         let mut list = Vec::new();
         for day in 0..2 {
             for k in 0..args.per_day {
@@ -159,10 +158,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
 
     // The first read of every calendar.
+    if !app.calendar_active() {
+        bail!("calendar status is not active with the benchmark's settings");
+    }
+    if std::env::var_os("BENCH_DEBUG").is_some() {
+        println!("{:?}", app.calendar_plan(true).await.map(|p| p.len()));
+        println!("{:?}", app.calendar_followed().await.map(|p| p.len()));
+    }
     let mut rx = app.calendar_switches();
     let _worker = app.start_calendar_worker();
     let t = Instant::now();
-    wait_until("the first read of every calendar", 600, || {
+    wait_until("the first read of every calendar", 300, || {
         app.calendar_stats().followed == args.users
     })
     .await?;

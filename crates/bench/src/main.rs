@@ -53,6 +53,13 @@ enum Bench {
 async fn main() -> anyhow::Result<()> {
     // reqwest's rustls build needs a process-wide crypto provider before the first client.
     m365_sim::tls::install_crypto_provider();
+    // Logs only when asked for (`RUST_LOG=warn`): the figures are the output.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     match Cli::parse().bench {
         Bench::StoreUpsert(args) => store::run(args).await,
         Bench::Sim(args) => sim::run(args).await,
