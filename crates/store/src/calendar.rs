@@ -2,11 +2,11 @@
 //! restart) and the calendar's compare-and-set profile write (it owns only the profile fields
 //! and never overwrites a change it has not seen).
 
-use crate::db::{corrupt, parse_ts, parse_ts_opt, ts};
+use crate::db::{corrupt, parse_ts, parse_ts_opt, sortable_id, ts};
 use crate::{Store, StoreResult};
 use chrono::{DateTime, Utc};
 use pbx365_domain::calendar::Timeline;
-use pbx365_domain::ProfileState;
+use pbx365_domain::{AuditEntry, ProfileState};
 use sqlx::Row;
 
 /// One followed extension's timeline as stored.
@@ -107,6 +107,62 @@ impl Store {
         )
         .await?;
         Ok(())
+    }
+
+    /// One pass of the calendar scheduler in ONE transaction (a burst of switches at the same
+    /// instant costs one commit): each `(number, expected, new, audit)` profile write only if
+    /// the extension still has `expected`, its audit entry when it was written, and every
+    /// `handled` mark. Returns, per write, whether it was written.
+    pub async fn apply_calendar_pass(
+        &self,
+        writes: &[(String, ProfileState, ProfileState, Option<AuditEntry>)],
+        handled: &[(String, DateTime<Utc>)],
+    ) -> StoreResult<Vec<bool>> {
+        let mut tx = self.begin_write().await?;
+        let mut out = Vec::with_capacity(writes.len());
+        for (number, expected, new, audit) in writes {
+            let done = sqlx::query(
+                "UPDATE extensions SET profile = $2, profile_source = $3, profile_until = $4, \
+                 profile_return_to = $5, updated_at = $6 WHERE number = $1 AND profile = $7 \
+                 AND profile_source = $8 AND COALESCE(profile_until, '') = $9 \
+                 AND COALESCE(profile_return_to, '') = $10",
+            )
+            .bind(number.as_str())
+            .bind(new.profile.as_str())
+            .bind(new.source.as_str())
+            .bind(new.until.map(ts))
+            .bind(new.return_to.map(|p| p.as_str()))
+            .bind(ts(Utc::now()))
+            .bind(expected.profile.as_str())
+            .bind(expected.source.as_str())
+            .bind(expected.until.map(ts).unwrap_or_default())
+            .bind(expected.return_to.map_or("", |p| p.as_str()))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if let (true, Some(entry)) = (done, audit) {
+                sqlx::query("INSERT INTO audit_log (id, at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5, $6)")
+                    .bind(sortable_id())
+                    .bind(ts(entry.at))
+                    .bind(entry.actor.as_str())
+                    .bind(entry.action.as_str())
+                    .bind(entry.target.as_str())
+                    .bind(entry.detail.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            out.push(done);
+        }
+        for (number, at) in handled {
+            sqlx::query("UPDATE calendar_timelines SET handled_until = $2 WHERE number = $1")
+                .bind(number.as_str())
+                .bind(ts(*at))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(out)
     }
 
     /// Sets the profile only if it still is `expected` (profile, source, until, return_to):

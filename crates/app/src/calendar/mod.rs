@@ -123,29 +123,45 @@ impl App {
         Ok(plan)
     }
 
-    /// The calendar's profile writer: writes `new` only if the extension still has
-    /// `expected` (a change made meanwhile wins), through `store` (fenced by the calendar
-    /// lease), then tells Kamailio and the audit log like [`App::set_profile`]. True when
-    /// written.
-    pub async fn write_calendar_profile(
+    /// The calendar's profile writer: each `(extension, new profile, why)` is written only if
+    /// the extension still has the profile it was read with (a change made meanwhile wins),
+    /// through `store` (fenced by the calendar lease) in one transaction with the `handled`
+    /// marks and the audit entries of real switches; then Kamailio is told like after
+    /// [`App::set_profile`]. Returns, per write, whether it was written.
+    pub async fn write_calendar_profiles(
         &self,
         store: &Store,
-        ext: &Extension,
-        expected: &ProfileState,
-        new: &ProfileState,
-        why: &str,
-    ) -> Result<bool, AppError> {
-        if !store
-            .set_profile_if(ext.number.as_str(), expected, new)
-            .await?
-        {
-            return Ok(false);
+        writes: &[(Extension, ProfileState, String)],
+        handled: &[(String, chrono::DateTime<chrono::Utc>)],
+    ) -> Result<Vec<bool>, AppError> {
+        let now = self.now();
+        let rows: Vec<_> = writes
+            .iter()
+            .map(|(ext, new, why)| {
+                let audit = switched(&ext.profile, new).then(|| pbx365_domain::AuditEntry {
+                    at: now,
+                    actor: "calendar".into(),
+                    action: AUDIT_ACTION.into(),
+                    target: ext.number.as_str().to_string(),
+                    detail: why.clone(),
+                });
+                (
+                    ext.number.as_str().to_string(),
+                    ext.profile.clone(),
+                    new.clone(),
+                    audit,
+                )
+            })
+            .collect();
+        let written = store.apply_calendar_pass(&rows, handled).await?;
+        for ((ext, new, _), done) in writes.iter().zip(&written) {
+            if *done && switched(&ext.profile, new) {
+                let mut routed = ext.clone();
+                routed.profile = new.clone();
+                self.push_sip_route(&routed);
+            }
         }
-        let mut routed = ext.clone();
-        routed.profile = new.clone();
-        self.profile_written(&routed, "calendar", AUDIT_ACTION, why)
-            .await;
-        Ok(true)
+        Ok(written)
     }
 
     /// Why the extension has its profile, when the calendar set it: "Do Not Disturb —
@@ -171,4 +187,10 @@ impl App {
             .explain(&local),
         )
     }
+}
+
+/// Whether a write changes the profile or who holds it (not only `until`): a switch, routed
+/// to Kamailio and audited.
+pub(crate) fn switched(old: &ProfileState, new: &ProfileState) -> bool {
+    old.profile != new.profile || old.source != new.source
 }

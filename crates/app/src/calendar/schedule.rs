@@ -286,6 +286,7 @@ async fn hold(app: &App, store: &Store, holder: &str, ttl: StdDuration) -> Resul
         .unwrap_or_else(|e| e.into_inner())
         .unwrap_or_else(|| Duration::minutes(i64::from(app.settings().calendar.poll_minutes)));
     let stored = store.list_timelines().await?;
+    let mut rebuilt = Vec::new();
     let mut read_all = followed.len() != stored.len();
     for t in stored {
         if !followed.contains(&t.number) {
@@ -294,8 +295,9 @@ async fn hold(app: &App, store: &Store, holder: &str, ttl: StdDuration) -> Resul
         }
         next_poll = next_poll.max(t.read_at + poll);
         let id = sched.put(t);
-        apply(app, store, &mut sched, id, now, now).await?;
+        rebuilt.push((now, id));
     }
+    apply(app, store, &mut sched, &rebuilt, now).await?;
     if read_all || followed.is_empty() {
         next_poll = now;
     }
@@ -364,12 +366,10 @@ async fn hold(app: &App, store: &Store, holder: &str, ttl: StdDuration) -> Resul
             reread(app, store, &mut sched, &followed, now).await?;
         }
         // Everything due.
-        while let Some((due, id)) = sched.first() {
-            let now = app.now();
-            if due > now {
-                break;
-            }
-            apply(app, store, &mut sched, id, due, now).await?;
+        let now = app.now();
+        let due: Vec<_> = sched.queue.range(..=(now, u32::MAX)).copied().collect();
+        if !due.is_empty() {
+            apply(app, store, &mut sched, &due, now).await?;
         }
         let now = app.now();
         // Marks left by a receiver on another instance are looked at every few seconds.
@@ -426,59 +426,62 @@ async fn reread(
         return Ok(());
     }
     let timelines = super::read::read_calendars(app, store, followed, now, true).await?;
-    for t in timelines {
-        let id = sched.put(t);
-        apply(app, store, sched, id, now, app.now()).await?;
-    }
-    Ok(())
+    let now = app.now();
+    let ids: Vec<_> = timelines.into_iter().map(|t| (now, sched.put(t))).collect();
+    apply(app, store, sched, &ids, now).await
 }
 
-/// Applies the rules to one extension at `now` (its instant `due` has come) and schedules its
-/// next instant.
+/// Applies the rules at `now` to the extensions whose instants (`due`, slot) have come, writes
+/// what they ask for in one transaction, and schedules each one's next instant.
 async fn apply(
     app: &App,
     store: &Store,
     sched: &mut Schedule,
-    id: u32,
-    due: DateTime<Utc>,
+    batch: &[(DateTime<Utc>, u32)],
     now: DateTime<Utc>,
 ) -> Result<(), AppError> {
-    let Some(Some(slot)) = sched.slots.get_mut(id as usize) else {
-        return Ok(());
-    };
-    let number = slot.timeline.number.clone();
-    let Some(ext) = store.get_extension(&number).await? else {
-        sched.remove(&number);
-        return Ok(());
-    };
     let map: ShowAsMap = app.calendar_map();
-    let timeline = &slot.timeline.timeline;
-    if let Some(new) = decide(
-        timeline,
-        &map,
-        &ext.profile,
-        slot.timeline.handled_until,
-        now,
-    ) {
-        let why = match timeline.wanted_at(&map, now) {
-            Some(w) if new.source == ProfileSource::Calendar => {
-                let until = w.until.format("%H:%M UTC").to_string();
-                w.explain(&until)
-            }
-            _ => format!("{} — calendar entry ended", new.profile.label()),
+    let mut writes = Vec::new();
+    let mut dues = Vec::new();
+    let mut handled = Vec::new();
+    let mut ids = Vec::new();
+    for &(due, id) in batch {
+        let Some(Some(slot)) = sched.slots.get(id as usize) else {
+            continue;
         };
-        let switched = new.profile != ext.profile.profile || new.source != ext.profile.source;
-        if !switched {
-            // Only `until` moved (the entry was moved): nothing to route or audit.
-            store
-                .set_profile_if(ext.number.as_str(), &ext.profile, &new)
-                .await?;
-        } else if app
-            .write_calendar_profile(store, &ext, &ext.profile, &new, &why)
-            .await?
-        {
+        let number = slot.timeline.number.clone();
+        let Some(ext) = store.get_extension(&number).await? else {
+            sched.remove(&number);
+            continue;
+        };
+        let timeline = &slot.timeline.timeline;
+        if let Some(new) = decide(
+            timeline,
+            &map,
+            &ext.profile,
+            slot.timeline.handled_until,
+            now,
+        ) {
+            let why = match timeline.wanted_at(&map, now) {
+                Some(w) if new.source == ProfileSource::Calendar => {
+                    let until = w.until.format("%H:%M UTC").to_string();
+                    w.explain(&until)
+                }
+                _ => format!("{} — calendar entry ended", new.profile.label()),
+            };
+            writes.push((ext, new, why));
+            dues.push(due);
+        }
+        handled.push((number, now));
+        ids.push(id);
+    }
+    let written = app
+        .write_calendar_profiles(store, &writes, &handled)
+        .await?;
+    for (((ext, new, _), due), done) in writes.iter().zip(dues).zip(written) {
+        if done && super::switched(&ext.profile, new) {
             let _ = app.calendar.switches.send(CalendarSwitch {
-                number: number.clone(),
+                number: ext.number.as_str().to_string(),
                 profile: new.profile,
                 source: new.source,
                 due,
@@ -486,9 +489,15 @@ async fn apply(
             });
         }
     }
-    store.set_timeline_handled(&number, now).await?;
-    slot.timeline.handled_until = now;
-    let next = slot.timeline.timeline.next_instant(&map, now);
-    sched.set_next(id, next);
+    for id in ids {
+        let next = match sched.slots.get_mut(id as usize) {
+            Some(Some(slot)) => {
+                slot.timeline.handled_until = now;
+                slot.timeline.timeline.next_instant(&map, now)
+            }
+            _ => continue,
+        };
+        sched.set_next(id, next);
+    }
     Ok(())
 }
