@@ -161,10 +161,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if !app.calendar_active() {
         bail!("calendar status is not active with the benchmark's settings");
     }
-    if std::env::var_os("BENCH_DEBUG").is_some() {
-        println!("{:?}", app.calendar_plan(true).await.map(|p| p.len()));
-        println!("{:?}", app.calendar_followed().await.map(|p| p.len()));
-    }
     let mut rx = app.calendar_switches();
     let _worker = app.start_calendar_worker();
     let t = Instant::now();
