@@ -2,7 +2,7 @@
 //! restart) and the calendar's compare-and-set profile write (it owns only the profile fields
 //! and never overwrites a change it has not seen).
 
-use crate::db::{corrupt, parse_ts, parse_ts_opt, sortable_id, ts};
+use crate::db::{corrupt, parse_ts, parse_ts_opt, ts};
 use crate::{Store, StoreResult};
 use chrono::{DateTime, Utc};
 use pbx365_domain::calendar::Timeline;
@@ -142,15 +142,7 @@ impl Store {
             .rows_affected()
                 == 1;
             if let (true, Some(entry)) = (done, audit) {
-                sqlx::query("INSERT INTO audit_log (id, at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5, $6)")
-                    .bind(sortable_id())
-                    .bind(ts(entry.at))
-                    .bind(entry.actor.as_str())
-                    .bind(entry.action.as_str())
-                    .bind(entry.target.as_str())
-                    .bind(entry.detail.as_str())
-                    .execute(&mut *tx)
-                    .await?;
+                crate::audit::insert_in(&mut tx, entry).await?;
             }
             out.push(done);
         }
@@ -173,26 +165,7 @@ impl Store {
         expected: &ProfileState,
         new: &ProfileState,
     ) -> StoreResult<bool> {
-        let done = self
-            .execute_write(
-                sqlx::query(
-                    "UPDATE extensions SET profile = $2, profile_source = $3, profile_until = $4, \
-                     profile_return_to = $5, updated_at = $6 WHERE number = $1 AND profile = $7 \
-                     AND profile_source = $8 AND COALESCE(profile_until, '') = $9 \
-                     AND COALESCE(profile_return_to, '') = $10",
-                )
-                .bind(number)
-                .bind(new.profile.as_str())
-                .bind(new.source.as_str())
-                .bind(new.until.map(ts))
-                .bind(new.return_to.map(|p| p.as_str()))
-                .bind(ts(Utc::now()))
-                .bind(expected.profile.as_str())
-                .bind(expected.source.as_str())
-                .bind(expected.until.map(ts).unwrap_or_default())
-                .bind(expected.return_to.map_or("", |p| p.as_str())),
-            )
-            .await?;
-        Ok(done.rows_affected() == 1)
+        let write = (number.to_string(), expected.clone(), new.clone(), None);
+        Ok(self.apply_calendar_pass(&[write], &[]).await?[0])
     }
 }
