@@ -29,6 +29,8 @@ pub struct App {
     pub(crate) sip: Arc<RwLock<Option<crate::sip::SipLink>>>,
     /// The single sign-on relying party (with its JWKS cache), keyed like the Graph client.
     pub(crate) oidc: Arc<Mutex<Option<KeptRelyingParty>>>,
+    /// Calendar status: re-read requests and the switch feed.
+    pub(crate) calendar: crate::calendar::schedule::CalendarHandle,
 }
 
 /// The relying party kept for a connection, with the key of that connection.
@@ -48,6 +50,7 @@ impl App {
             mail: Default::default(),
             sip: Arc::default(),
             oidc: Arc::default(),
+            calendar: Default::default(),
         }
     }
 

@@ -236,15 +236,25 @@ impl App {
             return_to: None,
         };
         self.store.set_profile(ext.number.as_str(), &state).await?;
-        self.wake_sip();
-        self.audit(
-            actor,
-            "extension.profile",
-            ext.number.as_str(),
-            profile.as_str(),
-        )
-        .await;
+        let mut routed = ext.clone();
+        routed.profile = state.clone();
+        self.profile_written(&routed, actor, "extension.profile", profile.as_str())
+            .await;
         Ok(state)
+    }
+
+    /// What follows every profile write, by hand or by the calendar: Kamailio's routing (and
+    /// so the phones) and the audit log.
+    pub(crate) async fn profile_written(
+        &self,
+        ext: &Extension,
+        actor: &str,
+        action: &str,
+        detail: &str,
+    ) {
+        // The store write noted the change in the SIP feed; the pusher reads it now.
+        self.wake_sip();
+        self.audit(actor, action, ext.number.as_str(), detail).await;
     }
 
     /// The extension's photo as stored: (content type, bytes), or `None`.

@@ -25,6 +25,7 @@
 
 pub mod admins;
 pub mod audit;
+pub mod calendar;
 pub mod clock;
 pub mod contacts;
 pub mod context;

@@ -35,6 +35,8 @@ pub const CONSOLE_KEYS: &[&str] = &[
     "calendar.enabled",
     "calendar.map",
     "calendar.extensions",
+    "calendar.look_ahead_hours",
+    "calendar.poll_minutes",
     "mail.transport",
     "mail.sender",
     "mail.admin_address",

@@ -185,6 +185,8 @@ impl App {
         if let Some(svc) = current.as_ref() {
             svc.wake();
         }
+        // Calendar notifications are marks the calendar task reads when woken.
+        self.calendar.wake.notify_one();
     }
 
     /// The sync service for the current settings, built (and started) if needed.

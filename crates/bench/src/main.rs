@@ -5,6 +5,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod calendar;
 mod child;
 mod contacts;
 mod delta;
@@ -47,12 +48,22 @@ enum Bench {
     /// Contact sync: Graph requests per user of a first sync and of a delta round without
     /// changes (2,000 users × 200 contacts, 20 ms sim latency).
     Contacts(contacts::Args),
+    /// Calendar status: Graph calendar reads per user and hour in the steady state, switch
+    /// latency of 2,000 switches in one minute, scheduler memory per scheduled switch.
+    Calendar(calendar::Args),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // reqwest's rustls build needs a process-wide crypto provider before the first client.
     m365_sim::tls::install_crypto_provider();
+    // Logs only when asked for (`RUST_LOG=warn`): the figures are the output.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     match Cli::parse().bench {
         Bench::StoreUpsert(args) => store::run(args).await,
         Bench::Sim(args) => sim::run(args).await,
@@ -62,5 +73,6 @@ async fn main() -> anyhow::Result<()> {
         Bench::LoginStorm(args) => login_storm::run(args).await,
         Bench::Sip(args) => sip::run(args).await,
         Bench::Contacts(args) => contacts::run(args).await,
+        Bench::Calendar(args) => calendar::run(args).await,
     }
 }

@@ -82,6 +82,7 @@ pub(crate) async fn serve_state(state: AppState, bound: server::Bound) -> anyhow
     let watcher = state.app.watch_sync(std::time::Duration::from_secs(10));
     let expiry = state.app.watch_certificate_expiry();
     let mail = state.app.start_mail_worker();
+    let calendar = state.app.start_calendar_worker();
     let pruning = start_pruning(&state);
     let kamailio = crate::sip_cmd::start(&state).await?;
     let ldap = start_ldap(&state).await?;
@@ -99,6 +100,7 @@ pub(crate) async fn serve_state(state: AppState, bound: server::Bound) -> anyhow
     watcher.abort();
     expiry.abort();
     mail.stop();
+    calendar.stop();
     pruning.abort();
     if let Some(l) = ldap {
         l.abort();

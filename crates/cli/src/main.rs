@@ -60,7 +60,8 @@ enum Command {
     Sip(SipCommand),
     /// One sync run with a progress bar, then its report.
     Sync {
-        /// What to sync: users, contacts (PRO) or all (calendar is not available yet).
+        /// What to sync: users, contacts (PRO) or all; calendar prints the plan of calendar
+        /// status (who switches when).
         #[arg(default_value = "users", value_parser = ["users", "contacts", "calendar", "all"])]
         kind: String,
         /// Full reconciliation even when changes could be read as a delta.

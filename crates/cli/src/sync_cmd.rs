@@ -47,6 +47,9 @@ async fn open(settings: Settings) -> anyhow::Result<(Store, Settings)> {
 
 /// Runs `pbx365 sync`; the error (non-zero exit) is a sentence. A failed run is an error too.
 pub async fn run(settings: Settings, args: SyncArgs) -> anyhow::Result<()> {
+    if args.kind == "calendar" {
+        return calendar(settings, &args).await;
+    }
     let kind = runnable_kind(&args.kind).map_err(|e| anyhow!("{e}"))?;
     let (store, settings) = open(settings).await?;
     if let Some(what) = missing_connection(&settings) {
@@ -109,6 +112,51 @@ pub async fn run(settings: Settings, args: SyncArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| "see the report".into());
         bail!("the sync failed: {why}");
     }
+    Ok(())
+}
+
+/// `pbx365 sync calendar [--dry-run] [--json]`: reads every followed calendar once and prints
+/// the plan (who switches when); switches nothing. Without `--dry-run` the timelines are
+/// stored, so a running server's schedule uses them.
+async fn calendar(settings: Settings, args: &SyncArgs) -> anyhow::Result<()> {
+    let (store, settings) = open(settings).await?;
+    if let Some(what) = missing_connection(&settings) {
+        bail!("{NOT_CONNECTED}: {what}");
+    }
+    if settings.edition == pbx365_domain::settings::Edition::Standard {
+        bail!("calendar status needs the PRO edition");
+    }
+    if !settings.calendar.enabled {
+        bail!("calendar status is off: set [calendar] enabled = true, or switch it on in Settings > Integrations > Microsoft 365 > Calendar");
+    }
+    let app = App::new(store, settings);
+    let plan = app
+        .calendar_plan(args.dry_run)
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &plan)?;
+        writeln!(out)?;
+    } else if plan.is_empty() {
+        writeln!(out, "No calendar switches in the look-ahead window.")?;
+    } else {
+        for s in &plan {
+            let why = if s.why.is_empty() {
+                String::new()
+            } else {
+                format!("  ({})", s.why)
+            };
+            writeln!(
+                out,
+                "{}  {:>8}  -> {}{why}",
+                s.at.format("%Y-%m-%d %H:%M:%S UTC"),
+                s.number,
+                s.profile.label()
+            )?;
+        }
+    }
+    out.flush()?;
     Ok(())
 }
 

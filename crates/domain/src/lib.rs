@@ -3,6 +3,7 @@
 //! Pure types and functions, no I/O: every other crate speaks in these words.
 
 pub mod audit;
+pub mod calendar;
 pub mod deletion_guard;
 pub mod directory;
 pub mod directory_user;

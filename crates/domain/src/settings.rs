@@ -291,15 +291,76 @@ impl Default for ContactSettings {
 }
 
 /// Calendar status settings (`[calendar]`, PRO).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CalendarSettings {
     /// Turns calendar-driven status on.
     pub enabled: bool,
-    /// Show As -> profile overrides (e.g. `busy = "dnd"`).
+    /// Show As -> profile overrides (e.g. `busy = "dnd"`, `oof = "none"`).
     pub map: std::collections::BTreeMap<String, String>,
-    /// `["all"]` or extension numbers.
+    /// `["all"]` (every synced extension; also when empty) or extension numbers.
     pub extensions: Vec<String>,
+    /// How far ahead calendars are read, in hours (default 36).
+    pub look_ahead_hours: u32,
+    /// Minutes between the fallback delta reads of every calendar (default 240: notifications
+    /// carry changes within seconds; this catches what they lose, and keeps the steady state
+    /// under half a read per user per hour with notifications included).
+    pub poll_minutes: u32,
+}
+
+impl Default for CalendarSettings {
+    fn default() -> Self {
+        CalendarSettings {
+            enabled: false,
+            map: Default::default(),
+            extensions: Vec::new(),
+            look_ahead_hours: 36,
+            poll_minutes: 240,
+        }
+    }
+}
+
+impl CalendarSettings {
+    /// Whether every synced extension follows its calendar (`all` or no list).
+    pub fn all_extensions(&self) -> bool {
+        self.extensions.is_empty() || self.extensions.iter().any(|e| e.trim() == "all")
+    }
+
+    /// Whether extension `number` follows its calendar.
+    pub fn covers(&self, number: &str) -> bool {
+        self.all_extensions() || self.extensions.iter().any(|e| e.trim() == number)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        crate::calendar::ShowAsMap::from_settings(&self.map).map_err(|message| SettingsError {
+            key: "calendar.map",
+            message,
+        })?;
+        if let Some(bad) = self
+            .extensions
+            .iter()
+            .map(|e| e.trim())
+            .find(|e| *e != "all" && (e.is_empty() || !e.chars().all(|c| c.is_ascii_digit())))
+        {
+            return Err(SettingsError {
+                key: "calendar.extensions",
+                message: format!("'{bad}' is not an extension number: use all or numbers"),
+            });
+        }
+        if !(1..=24 * 41).contains(&self.look_ahead_hours) {
+            return Err(SettingsError {
+                key: "calendar.look_ahead_hours",
+                message: "calendar.look_ahead_hours must be 1 to 984 (41 days)".into(),
+            });
+        }
+        if !(1..=1440).contains(&self.poll_minutes) {
+            return Err(SettingsError {
+                key: "calendar.poll_minutes",
+                message: "calendar.poll_minutes must be 1 to 1440".into(),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Mail transport.
@@ -802,6 +863,7 @@ impl Settings {
         }
         self.validate_sip()?;
         self.phonebook.validate()?;
+        self.calendar.validate()?;
         if self.edition == Edition::Standard {
             if self.contacts.personal || !self.contacts.shared_mailboxes.is_empty() {
                 return Err(SettingsError {
@@ -874,6 +936,24 @@ mod tests {
         assert_eq!(s.validate().unwrap_err().key, "sessions");
         s.sessions.idle_minutes = 15;
         assert!(s.validate().is_ok());
+    }
+
+    #[test]
+    fn calendar_settings_default_to_all_36_hours_and_name_bad_keys() {
+        let s = Settings::default();
+        assert!(s.calendar.all_extensions() && s.calendar.covers("100"));
+        assert_eq!(s.calendar.look_ahead_hours, 36);
+        let mut s = Settings::default();
+        s.calendar.extensions = vec!["100".into(), "101".into()];
+        assert!(s.calendar.covers("101") && !s.calendar.covers("102"));
+        s.calendar.map.insert("busy".into(), "nap".into());
+        assert_eq!(s.validate().unwrap_err().key, "calendar.map");
+        let mut s = Settings::default();
+        s.calendar.extensions = vec!["ann".into()];
+        assert_eq!(s.validate().unwrap_err().key, "calendar.extensions");
+        let mut s = Settings::default();
+        s.calendar.look_ahead_hours = 0;
+        assert_eq!(s.validate().unwrap_err().key, "calendar.look_ahead_hours");
     }
 
     #[test]

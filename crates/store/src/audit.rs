@@ -5,18 +5,31 @@ use crate::{Store, StoreResult};
 use pbx365_domain::AuditEntry;
 use sqlx::Row;
 
+/// The statement that appends an entry, with its values bound.
+fn insert(entry: &AuditEntry) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
+    sqlx::query("INSERT INTO audit_log (id, at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(sortable_id())
+        .bind(ts(entry.at))
+        .bind(entry.actor.as_str())
+        .bind(entry.action.as_str())
+        .bind(entry.target.as_str())
+        .bind(entry.detail.as_str())
+}
+
+/// Appends to the audit log inside the caller's transaction (a change and its entry commit
+/// together).
+pub(crate) async fn insert_in(
+    conn: &mut sqlx::AnyConnection,
+    entry: &AuditEntry,
+) -> StoreResult<()> {
+    insert(entry).execute(conn).await?;
+    Ok(())
+}
+
 impl Store {
     /// Appends to the audit log.
     pub async fn audit(&self, entry: &AuditEntry) -> StoreResult<()> {
-        sqlx::query("INSERT INTO audit_log (id, at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(sortable_id())
-            .bind(ts(entry.at))
-            .bind(entry.actor.as_str())
-            .bind(entry.action.as_str())
-            .bind(entry.target.as_str())
-            .bind(entry.detail.as_str())
-            .execute(&self.pool)
-            .await?;
+        insert(entry).execute(&self.pool).await?;
         Ok(())
     }
 

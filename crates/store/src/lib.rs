@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 
 mod audit;
 mod auth;
+mod calendar;
 mod contacts;
 mod db;
 mod extensions;
@@ -28,6 +29,7 @@ mod plans;
 mod runs;
 mod sip;
 
+pub use calendar::StoredTimeline;
 pub use contacts::{ContactFolderRow, ContactMailboxStatus, ContactWrite};
 pub use outbox::OutboxCounts;
 pub use plans::{PlanPage, PlanStatus, RoundCommit, SyncPlan};

@@ -83,6 +83,18 @@ pub async fn handle(store: &Store, query: Option<&str>, body: &[u8]) -> Reply {
             forged += 1;
             continue;
         };
+        if let Some(uid) = crate::subscriptions::calendar_user(&sub.resource) {
+            // Calendar status: a hint to re-read this user's calendar (any instance may
+            // receive it; the calendar lease holder reads the marks).
+            match mark_calendar(store, sub, uid, item).await {
+                Ok(()) => persisted += 1,
+                Err(e) => {
+                    tracing::error!(error = %e, "a calendar notification could not be persisted");
+                    failed += 1;
+                }
+            }
+            continue;
+        }
         let mut clean = item.clone();
         if let Some(o) = clean.as_object_mut() {
             o.remove("clientState");
@@ -113,6 +125,29 @@ pub async fn handle(store: &Store, query: Option<&str>, body: &[u8]) -> Reply {
         text: None,
         persisted: persisted > 0,
     }
+}
+
+/// Marks `uid`'s calendar for a re-read; a removed subscription is forgotten so that the
+/// calendar's upkeep creates it again (then the re-read catches what was missed).
+async fn mark_calendar(
+    store: &Store,
+    sub: &SubscriptionRecord,
+    uid: &str,
+    item: &serde_json::Value,
+) -> pbx365_store::StoreResult<()> {
+    let event = item
+        .get("lifecycleEvent")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
+    if event.eq_ignore_ascii_case("subscriptionRemoved") {
+        store.delete_subscription(&sub.id).await?;
+    }
+    let key = format!(
+        "{}{}",
+        crate::subscriptions::CALENDAR_DIRTY,
+        uid.to_ascii_lowercase()
+    );
+    store.set_kv(&key, &chrono::Utc::now().to_rfc3339()).await
 }
 
 /// The stored subscription the item names, when its clientState matches (compared in constant time).

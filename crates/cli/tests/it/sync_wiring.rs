@@ -376,10 +376,10 @@ async fn demo_body(db: FreshDb) {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("(5 permissions granted)"), "{out}");
 
-    // Refused kinds say so; contact sync with nothing configured says what to switch on.
+    // Kinds with nothing configured say what to switch on.
     let (code, _, err) = run(&dir, &["--config", &cfg, "sync", "calendar"], None).await;
     assert_ne!(code, 0);
-    assert!(err.contains("calendar sync is not available"), "{err}");
+    assert!(err.contains("calendar status is off"), "{err}");
     let (code, _, err) = run(&dir, &["--config", &cfg, "sync", "contacts"], None).await;
     assert_ne!(code, 0);
     assert!(err.contains("contact sync is off"), "{err}");

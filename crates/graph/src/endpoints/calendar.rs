@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::GraphError;
 use crate::transport::request::query_value;
-use crate::transport::{GraphClient, GraphRequest, ODataPage, Removed};
+use crate::transport::{BatchRequest, GraphClient, GraphRequest, ODataPage, Removed};
 
 /// The event properties pbx365 reads.
 const EVENT_SELECT: &str = "id,subject,showAs,start,end,isAllDay,isCancelled,type,sensitivity";
@@ -130,6 +130,46 @@ pub fn schedule_request(
     in_utc(GraphRequest::with_json(Method::POST, url, body), mailbox)
 }
 
+/// Where a calendarView delta read of one mailbox starts: a new round over a window (both
+/// instants ISO 8601) or a saved delta link (absolute, as Graph gives it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CalendarRead {
+    /// A new delta round over `[start, end]`.
+    Window {
+        /// Window start.
+        start: String,
+        /// Window end.
+        end: String,
+    },
+    /// Changes since the saved delta link.
+    Since(String),
+}
+
+/// The outcome of one mailbox's calendarView delta read: every item of the round (removed
+/// ones carry `@removed`), and the link for the next round.
+#[derive(Debug, Clone)]
+pub struct CalendarDelta {
+    /// Whether this was a new round (the items are the whole window, not changes).
+    pub full: bool,
+    /// The items.
+    pub items: Vec<Event>,
+    /// The delta link for the next read.
+    pub delta_link: String,
+}
+
+/// The first URL of a calendarView delta round (`$select` is not allowed on delta).
+pub fn calendar_view_delta_path(mailbox: &str, start: &str, end: &str) -> String {
+    format!(
+        "{}/calendarView/delta?startDateTime={}&endDateTime={}",
+        super::users::path(mailbox),
+        query_value(start),
+        query_value(end)
+    )
+}
+
+/// Times in UTC and large pages, as one `Prefer` header (a `$batch` sub-request has one map).
+const DELTA_PREFER: &str = "outlook.timezone=\"UTC\", odata.maxpagesize=100";
+
 impl GraphClient {
     /// Events between two instants (ISO 8601), series expanded, times in UTC.
     pub async fn calendar_view(
@@ -140,6 +180,83 @@ impl GraphClient {
     ) -> Result<Vec<Event>, GraphError> {
         self.get_all(calendar_view_request(mailbox, start, end))
             .await
+    }
+
+    /// calendarView delta reads of many mailboxes at once through `$batch` (20 per HTTP
+    /// request; pages after the first are read in further batches), one answer per `(key,
+    /// read)` in order. A mailbox's failure (e.g. an expired link: [`GraphError::DeltaExpired`])
+    /// is its own answer and does not stop the others.
+    /// https://learn.microsoft.com/graph/api/event-delta · https://learn.microsoft.com/graph/json-batching
+    pub async fn calendar_deltas(
+        &self,
+        reads: Vec<(String, String, CalendarRead)>,
+    ) -> Result<Vec<(String, Result<CalendarDelta, GraphError>)>, GraphError> {
+        // (key, url, full, items so far); answered ones leave the pending list.
+        let mut pending: Vec<(String, String, bool, Vec<Event>)> = reads
+            .into_iter()
+            .map(|(key, mailbox, read)| match read {
+                CalendarRead::Window { start, end } => {
+                    let url = calendar_view_delta_path(&mailbox, &start, &end);
+                    (key, url, true, Vec::new())
+                }
+                CalendarRead::Since(link) => (
+                    key,
+                    self.relative_path(&link).to_string(),
+                    false,
+                    Vec::new(),
+                ),
+            })
+            .collect();
+        let mut out = Vec::new();
+        while !pending.is_empty() {
+            let requests = pending
+                .iter()
+                .enumerate()
+                .map(|(i, (_, url, _, _))| {
+                    let mut r = BatchRequest::get(i.to_string(), url.clone());
+                    r.headers.insert("Prefer".into(), DELTA_PREFER.into());
+                    r
+                })
+                .collect();
+            let answers = self.batch(requests).await?;
+            let mut next = Vec::new();
+            for ((key, url, full, mut items), answer) in pending.into_iter().zip(answers) {
+                if let Some(err) = answer.error(&url) {
+                    out.push((key, Err(err)));
+                    continue;
+                }
+                let page: ODataPage<Event> = match answer.body.map(serde_json::from_value) {
+                    Some(Ok(p)) => p,
+                    _ => {
+                        let err = GraphError::BadResponse(format!("{url}: not a page of events"));
+                        out.push((key, Err(err)));
+                        continue;
+                    }
+                };
+                items.extend(page.value);
+                match (page.next_link, page.delta_link) {
+                    (Some(n), _) => {
+                        next.push((key, self.relative_path(&n).to_string(), full, items))
+                    }
+                    (None, Some(delta_link)) => out.push((
+                        key,
+                        Ok(CalendarDelta {
+                            full,
+                            items,
+                            delta_link,
+                        }),
+                    )),
+                    (None, None) => out.push((
+                        key,
+                        Err(GraphError::BadResponse(format!(
+                            "{url}: a delta page without nextLink or deltaLink"
+                        ))),
+                    )),
+                }
+            }
+            pending = next;
+        }
+        Ok(out)
     }
 
     /// Free/busy of any number of addresses (`getSchedule`, asked through `mailbox`,

@@ -160,7 +160,8 @@ impl GraphClient {
         self.relative_path(url).to_string()
     }
 
-    pub(super) fn relative_path<'a>(&self, url: &'a str) -> &'a str {
+    /// `url` without the Graph base (`/v1.0`), as `$batch` sub-requests must name it.
+    pub fn relative_path<'a>(&self, url: &'a str) -> &'a str {
         url.strip_prefix(self.base.as_str()).unwrap_or(url)
     }
 

@@ -4,6 +4,7 @@
 //! `pbx365_testkit::on_both!`.
 
 mod auth;
+mod calendar;
 mod extensions;
 mod groups;
 mod leases;

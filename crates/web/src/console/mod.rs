@@ -3,6 +3,7 @@
 //! fonts); rendering, chrome and security headers come from the one HTML layer ([`crate::html`]).
 
 mod auth;
+mod calendar;
 mod contacts;
 mod credentials;
 mod error;
@@ -74,6 +75,7 @@ pub fn router() -> Router<AppState> {
         .merge(contacts::router())
         .merge(sip::router())
         .merge(phonebook_settings::router())
+        .merge(calendar::router())
         .layer(middleware::from_fn(crate::html::security_headers))
 }
 

@@ -272,7 +272,12 @@ pub(crate) async fn extension_edit(
             form: fields_of(&ext),
             error: None,
             profiles: profile_choices(&ext),
-            profile_note: profile_note(&ext),
+            // Why, when the calendar holds it: "Do Not Disturb — calendar: 'Board meeting'
+            // until 14:30" ("Busy (private)" for a private entry).
+            profile_note: match state.app.calendar_reason(&ext).await {
+                Some(why) => Some(format!("Now: {why}.")),
+                None => profile_note(&ext),
+            },
         },
     ))
 }
