@@ -64,18 +64,33 @@ async fn the_calendar_write_does_not_overwrite_an_unseen_change(db: TestDb) {
         until: Some(Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap()),
         return_to: Some(Profile::Available),
     };
+    let before = feed(s).await;
     assert!(s.set_profile_if("100", &seen, &cal).await.unwrap());
     let read = s.get_extension("100").await.unwrap().unwrap();
     assert_eq!(read.profile, cal);
+    // The switch is in the SIP change feed, so Kamailio (every instance's pusher) follows it.
+    assert_eq!(feed(s).await, before + 1);
     // A person changed it meanwhile: the calendar's write (expecting `seen`) does nothing.
     let lunch = ProfileState {
         profile: Profile::Lunch,
         ..Default::default()
     };
     s.set_profile("100", &lunch).await.unwrap();
+    let before = feed(s).await;
     assert!(!s.set_profile_if("100", &cal, &seen).await.unwrap());
     let read = s.get_extension("100").await.unwrap().unwrap();
     assert_eq!(read.profile, lunch);
+    assert_eq!(feed(s).await, before, "a write that did nothing is not in the feed");
+}
+
+/// Routing changes of extension 100 in the SIP change feed.
+async fn feed(s: &pbx365_store::Store) -> usize {
+    s.sip_changes_after("", 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|c| c.number == "100")
+        .count()
 }
 
 on_both!(
