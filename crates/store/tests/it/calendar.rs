@@ -80,7 +80,11 @@ async fn the_calendar_write_does_not_overwrite_an_unseen_change(db: TestDb) {
     assert!(!s.set_profile_if("100", &cal, &seen).await.unwrap());
     let read = s.get_extension("100").await.unwrap().unwrap();
     assert_eq!(read.profile, lunch);
-    assert_eq!(feed(s).await, before, "a write that did nothing is not in the feed");
+    assert_eq!(
+        feed(s).await,
+        before,
+        "a write that did nothing is not in the feed"
+    );
 }
 
 /// Routing changes of extension 100 in the SIP change feed.
