@@ -1061,3 +1061,90 @@ async fn settings_phonebook_shows_a_new_export_token_once_and_keeps_only_hashes(
         StatusCode::FORBIDDEN
     );
 }
+
+#[tokio::test]
+async fn settings_calendar_saves_the_map_and_extensions_and_refuses_bad_input() {
+    const CALENDAR: &str = "/console/settings/integrations/microsoft365/calendar";
+    let app = start(None).await;
+    let cookie = session(&app).await;
+    let html = get(&app, CALENDAR, Some(&cookie))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("id=\"calendar-settings\""), "{html}");
+    assert!(html.contains("id=\"nav-calendar\""), "{html}");
+    let csrf = hidden(&html, "csrf");
+    let form = |extra: Vec<(&'static str, &str)>| {
+        let mut f = vec![
+            ("csrf", csrf.clone()),
+            ("enabled", "on".to_string()),
+            ("map_busy", "away".to_string()),
+            ("map_oof", "dnd".to_string()),
+            ("scope", "selected".to_string()),
+            ("numbers", "100, 101".to_string()),
+            ("look_ahead_hours", "12".to_string()),
+        ];
+        for (k, v) in extra {
+            f.retain(|(key, _)| *key != k);
+            f.push((k, v.to_string()));
+        }
+        f
+    };
+
+    // Without the CSRF token nothing changes.
+    let mut forged = form(vec![]);
+    forged[0].1 = "forged".into();
+    let res = post_form(&app, &cookie, CALENDAR, forged).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(!app.state.app.settings().calendar.enabled);
+
+    // Bad input is refused with a sentence and saves nothing.
+    let res = post_form(
+        &app,
+        &cookie,
+        CALENDAR,
+        form(vec![("look_ahead_hours", "soon")]),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let text = pbx365_testkit::web::text(&res.text().await.unwrap());
+    assert!(
+        text.contains("The look-ahead is a number of hours"),
+        "{text}"
+    );
+    let res = post_form(&app, &cookie, CALENDAR, form(vec![("numbers", "ann")])).await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(!app.state.app.settings().calendar.enabled);
+
+    let res = post_form(&app, &cookie, CALENDAR, form(vec![])).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let saved = app.state.app.settings().calendar.clone();
+    assert!(saved.enabled);
+    assert_eq!(saved.extensions, ["100", "101"]);
+    assert!(saved.covers("101") && !saved.covers("102"));
+    assert_eq!(saved.look_ahead_hours, 12);
+    assert_eq!(saved.map.get("busy").map(String::as_str), Some("away"));
+    let html = get(&app, CALENDAR, Some(&cookie))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        pbx365_testkit::web::text(&html).contains("The calendar settings were saved."),
+        "{html}"
+    );
+
+    // The standard edition explains and offers no form.
+    let mut standard = (*app.state.app.settings()).clone();
+    standard.edition = pbx365_domain::settings::Edition::Standard;
+    standard.calendar.enabled = false;
+    app.state.app.replace_settings(standard);
+    let html = get(&app, CALENDAR, Some(&cookie))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("id=\"calendar-standard\""), "{html}");
+    assert!(!html.contains("id=\"calendar-settings\""), "{html}");
+}
