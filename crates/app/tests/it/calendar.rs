@@ -376,7 +376,60 @@ async fn a_change_arrives_by_notification_and_by_the_fallback_when_notifications
     on_time(&next_switch(&mut rx, "100").await, Profile::Away, start);
 }
 
+/// `pbx365 sync calendar [--dry-run]`: the plan says who switches to what when, and switches
+/// nothing; a dry run stores nothing either.
+async fn the_plan_says_who_switches_when_and_switches_nothing(db: TestDb) {
+    let (w, writer, ids) = tenant(&db, 3).await;
+    let app = App::new(db.store.clone(), settings(&w));
+    let (start, end) = (ahead(3600), ahead(7200));
+    event(&writer, &ids[0], "Board meeting", "busy", start, end).await;
+    event(
+        &writer,
+        &ids[1],
+        "Holiday",
+        "oof",
+        end,
+        end + Duration::hours(1),
+    )
+    .await;
+    event(&writer, &ids[2], "Maybe", "tentative", start, end).await;
+
+    let plan = app.calendar_plan(true).await.unwrap();
+    let seen: Vec<_> = plan
+        .iter()
+        .map(|p| (p.at, p.number.as_str(), p.profile, p.why.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (start, "100", Profile::Dnd, "Board meeting"),
+            (end, "100", Profile::Available, ""),
+            (end, "101", Profile::Away, "Holiday"),
+            (end + Duration::hours(1), "101", Profile::Available, ""),
+        ]
+    );
+    assert!(
+        db.store.list_timelines().await.unwrap().is_empty(),
+        "a dry run stores nothing"
+    );
+
+    let again = app.calendar_plan(false).await.unwrap();
+    assert_eq!(again.len(), plan.len());
+    assert_eq!(db.store.list_timelines().await.unwrap().len(), 3);
+    for n in ["100", "101", "102"] {
+        let p = app.extension(n).await.unwrap().profile;
+        assert_eq!(
+            (p.profile, p.source),
+            (Profile::Available, ProfileSource::Manual),
+            "{n} is not switched by a plan"
+        );
+    }
+    let audit = db.store.list_audit(50).await.unwrap();
+    assert!(audit.iter().all(|a| a.action != AUDIT_ACTION));
+}
+
 on_both!(
+    the_plan_says_who_switches_when_and_switches_nothing,
     a_change_arrives_by_notification_and_by_the_fallback_when_notifications_are_dropped,
     busy_oof_tentative_and_business_trip_switch_as_the_spec_says,
     a_manual_change_mid_entry_is_kept_after_the_entry,
