@@ -109,12 +109,7 @@ async fn calendar_page(
     admin: ConsoleAdmin,
     State(state): State<AppState>,
 ) -> Result<Response, ConsoleError> {
-    let flash = state.app.take_flash(&admin.session.id_hash).await;
-    let (notice, error) = match flash {
-        Some(f) if f.ok => (Some(f.message), None),
-        Some(f) => (None, Some(f.message)),
-        None => (None, None),
-    };
+    let (notice, error) = admin.take_flash(&state).await;
     Ok(render(StatusCode::OK, &page(&state, &admin, notice, error)))
 }
 

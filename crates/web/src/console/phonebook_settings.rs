@@ -94,11 +94,7 @@ fn page(
 
 /// The export token and LDAP settings. Admin only.
 async fn show(admin: ConsoleAdmin, State(state): State<AppState>) -> Response {
-    let (notice, error) = match state.app.take_flash(&admin.session.id_hash).await {
-        Some(f) if f.ok => (Some(f.message), None),
-        Some(f) => (None, Some(f.message)),
-        None => (None, None),
-    };
+    let (notice, error) = admin.take_flash(&state).await;
     render(StatusCode::OK, &page(&state, &admin, notice, error, None))
 }
 
