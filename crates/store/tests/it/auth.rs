@@ -50,6 +50,8 @@ async fn sessions_are_touched_and_deleted(db: TestDb) {
         created_at: now,
         last_seen_at: now,
         csrf_token: "csrf".into(),
+        authenticated_at: now,
+        user_agent: "Firefox on Linux".into(),
     };
     db.store.create_session(&s).await.unwrap();
     assert_eq!(db.store.get_session("h1").await.unwrap(), Some(s.clone()));
