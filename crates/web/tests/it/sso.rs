@@ -584,7 +584,7 @@ async fn members_of_a_selected_microsoft_365_group_sign_in_also_through_nesting(
 
 on_both!(sso_microsoft_365_group_members_sign_in => members_of_a_selected_microsoft_365_group_sign_in_also_through_nesting);
 
-async fn a_group_check_that_fails_refuses_the_sign_in(db: FreshDb) {
+async fn a_group_check_without_permission_refuses_the_sign_in(db: FreshDb) {
     let app = start_with_sim(db).await;
     select(&app, &[SIM_GROUP_SALES], &[ADMIN_EXT]).await;
     // The app has no permission to read groups (no consent): refused, no session.
@@ -596,19 +596,33 @@ async fn a_group_check_that_fails_refuses_the_sign_in(db: FreshDb) {
         page.contains("Group membership could not be checked"),
         "{page}"
     );
+    assert!(
+        page.contains("admin consent has not been granted"),
+        "{page}"
+    );
     assert!(page.contains("Nobody was signed in"), "{page}");
-    assert!(!b.signed_in_to_webclient().await);
-    // Graph failing (503 on every try): refused too.
-    app.grant(&["Directory.Read.All"]).await;
-    app.fail_graph("checkMemberGroups", 503).await;
-    let (b, res) = app.sign_in("webclient", SIM_USER).await;
-    assert_eq!(res.status().as_u16(), 503);
-    assert!(!sets_session(&res));
     assert!(!b.signed_in_to_webclient().await);
     // A selected extension does not depend on Graph.
     let (b, res) = app.sign_in("webclient", SIM_ADMIN).await;
     assert_eq!(res.status().as_u16(), 303, "{}", res.text().await.unwrap());
     assert!(b.signed_in_to_webclient().await);
+}
+
+async fn a_group_check_that_fails_refuses_the_sign_in(db: FreshDb) {
+    let app = start_with_sim(db).await;
+    app.grant(&["Directory.Read.All"]).await;
+    select(&app, &[SIM_GROUP_SALES], &[]).await;
+    // Graph failing (503 on every try): refused with its own page, no session.
+    app.fail_graph("checkMemberGroups", 503).await;
+    let (b, res) = app.sign_in("webclient", SIM_USER).await;
+    assert_eq!(res.status().as_u16(), 503);
+    assert!(!sets_session(&res));
+    let page = text(&res.text().await.unwrap());
+    assert!(
+        page.contains("Group membership could not be checked"),
+        "{page}"
+    );
+    assert!(!b.signed_in_to_webclient().await);
     // Graph back: the member gets in.
     app.sim.control().clear_faults().await.unwrap();
     let (b, res) = app.sign_in("webclient", SIM_USER).await;
@@ -616,6 +630,7 @@ async fn a_group_check_that_fails_refuses_the_sign_in(db: FreshDb) {
     assert!(b.signed_in_to_webclient().await);
 }
 
+on_both!(sso_group_check_without_permission_refuses => a_group_check_without_permission_refuses_the_sign_in);
 on_both!(sso_group_check_failure_refuses => a_group_check_that_fails_refuses_the_sign_in);
 
 // --- against a generic certified provider -------------------------------------------------
