@@ -342,7 +342,10 @@ async fn the_console_header_names_a_microsoft_admin_readably(db: FreshDb) {
     assert_eq!(b.answer(started.state()).await.status().as_u16(), 303);
     let page = text(&b.get("/console/extensions").await.text().await.unwrap());
     let ext = app.store.get_extension(ADMIN_EXT).await.unwrap().unwrap();
-    let shown = format!("Signed in as {} ({ADMIN_EXT})", ext.display_name);
+    let shown = format!(
+        "Signed in as <strong>{} ({ADMIN_EXT})</strong>",
+        ext.display_name
+    );
     assert!(page.contains(&shown), "{shown} in {page}");
     assert!(!page.contains("m365:"), "{page}");
 }
