@@ -127,7 +127,8 @@ async fn browser_admin_picks_a_microsoft_365_group_whose_member_then_signs_in() 
             .unwrap();
         click(&c, "sso-sign-in").await;
         at_sim(&c, SIM_ADMIN).await;
-        wait_text(&c, "signed-in-as", "Boris Admin (202)").await;
+        let who = wait_text(&c, "signed-in-as", "(202)").await;
+        assert!(!who.contains("m365:"), "{who}");
         // Web client for selected users only: the group "Sales", found with the picker.
         c.goto(&format!(
             "{}/console/settings/integrations/microsoft365/sso",
