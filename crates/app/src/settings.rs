@@ -29,6 +29,8 @@ pub const CONSOLE_KEYS: &[&str] = &[
     "sso.webclient",
     "sso.selected_extensions",
     "sso.selected_groups",
+    "sso.selected_group_names",
+    "sso.selected_extension_groups",
     "contacts.personal",
     "contacts.shared_mailboxes",
     "contacts.default_country",

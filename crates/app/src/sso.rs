@@ -21,6 +21,8 @@ pub const SSO_CONSOLE: &str = "sso_console";
 pub const SSO_WEBCLIENT: &str = "sso_webclient";
 /// How long a started sign-in may take (Microsoft's codes live about 10 minutes).
 const SIGN_IN_MINUTES: i64 = 10;
+/// Longest wait for Graph's answer about a signing-in user's groups.
+const GROUP_CHECK_SECS: u64 = 15;
 /// Session subject prefix of a web client user (never a console admin).
 pub const WEBCLIENT_SUBJECT: &str = "ext:";
 /// Session subject prefix of a console admin who signed in with Microsoft.
@@ -354,7 +356,11 @@ impl App {
             }
         };
         let settings = self.settings();
-        let number = check_extension(surface, &settings, ext.as_ref())?;
+        let (number, access) = check_extension(surface, &settings, ext.as_ref())?;
+        if access == Access::IfInGroups {
+            self.check_group_membership(surface, &settings, &claims.oid, &number)
+                .await?;
+        }
         let return_to = safe_return_path(Some(&text("return_to")), surface.home());
         let subject = surface.subject(&number);
         self.audit(
@@ -376,9 +382,59 @@ impl App {
         })
     }
 
+    /// Lets the user `oid` (extension `number`) in when they belong, directly or through
+    /// nested groups, to one of the selected Microsoft 365 groups, asked of Graph
+    /// (`checkMemberGroups`). Fails closed: Graph unreachable, the app lacking the permission
+    /// or any other error refuses the sign-in with a page of its own, and is logged.
+    async fn check_group_membership(
+        &self,
+        surface: Surface,
+        settings: &Settings,
+        oid: &str,
+        number: &str,
+    ) -> Result<(), SsoRefusal> {
+        let groups = &settings.sso.selected_groups;
+        let checked = match self.graph() {
+            // Bounded: a person is waiting, and Graph's retries could otherwise take minutes.
+            Ok(graph) => match tokio::time::timeout(
+                std::time::Duration::from_secs(GROUP_CHECK_SECS),
+                graph.check_member_groups(oid, groups),
+            )
+            .await
+            {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err(format!(
+                    "Microsoft 365 did not answer within {GROUP_CHECK_SECS} seconds"
+                )),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        match checked {
+            Ok(found) if !found.is_empty() => {
+                tracing::info!(extension = %number, "sign-in allowed by Microsoft 365 group membership");
+                Ok(())
+            }
+            Ok(_) => Err(not_allowed(surface, number)),
+            Err(e) => {
+                tracing::error!(extension = %number, error = %e, "checking Microsoft 365 group membership at sign-in failed; sign-in refused");
+                Err(SsoRefusal::new(
+                    surface,
+                    503,
+                    "Group membership could not be checked",
+                    format!(
+                        "Signing in to {} depends on your Microsoft 365 groups, and pbx365 could not ask Microsoft 365 about them ({e}). Nobody was signed in. Try again later; if this persists, your PBX administrator finds the details in the server log.",
+                        surface.label()
+                    ),
+                ))
+            }
+        }
+    }
+
     /// The extension behind a session subject, if it may still use `surface`: a web client or
     /// console session ends as soon as its extension is disabled, removed or leaves the
-    /// allowed set.
+    /// allowed set. Microsoft 365 group membership is checked at sign-in only (a session lasts
+    /// at most `[sessions] absolute_hours`); removing every selected group or switching the
+    /// surface off ends such sessions at their next request.
     pub async fn sso_extension(&self, surface: Surface, subject: &str) -> Option<Extension> {
         let prefix = match surface {
             Surface::Console => CONSOLE_SUBJECT,
@@ -391,13 +447,36 @@ impl App {
     }
 }
 
-/// The rules after a valid ID token: a synced extension, enabled, in the allowed set, and for
-/// the console with the admin role. Each refusal has its own page.
+/// Whether the static rules let an extension in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Everyone on the surface, a selected extension or a member of a selected extension group.
+    Granted,
+    /// Only if the user belongs to one of the selected Microsoft 365 groups (asked of Graph).
+    IfInGroups,
+}
+
+/// The refusal of a user outside the allowed set.
+fn not_allowed(surface: Surface, number: &str) -> SsoRefusal {
+    SsoRefusal::new(
+        surface,
+        403,
+        "Not allowed to sign in here",
+        format!(
+            "Signing in with Microsoft to {} is not enabled for extension {number}. Ask your PBX administrator.",
+            surface.label()
+        ),
+    )
+}
+
+/// The rules after a valid ID token: a synced extension, enabled, in the allowed set (or
+/// possibly in it through Microsoft 365 groups: [`Access::IfInGroups`]), and for the console
+/// with the admin role. Each refusal has its own page.
 fn check_extension(
     surface: Surface,
     settings: &Settings,
     ext: Option<&Extension>,
-) -> Result<String, SsoRefusal> {
+) -> Result<(String, Access), SsoRefusal> {
     let Some(ext) = ext.filter(|e| e.source == ExtensionSource::M365) else {
         return Err(SsoRefusal::new(
             surface,
@@ -415,28 +494,25 @@ fn check_extension(
             format!("Your extension {number} is disabled, so you cannot sign in. Ask your PBX administrator."),
         ));
     }
-    let allowed = match surface.mode(settings) {
-        SsoMode::Off => false,
-        SsoMode::All => true,
-        SsoMode::Selected => {
-            settings.sso.selected_extensions.contains(&number)
+    let sso = &settings.sso;
+    let access = match surface.mode(settings) {
+        SsoMode::Off => None,
+        SsoMode::All => Some(Access::Granted),
+        SsoMode::Selected
+            if sso.selected_extensions.contains(&number)
                 || ext
                     .groups
                     .iter()
-                    .any(|g| settings.sso.selected_groups.contains(g))
+                    .any(|g| sso.selected_extension_groups.contains(g)) =>
+        {
+            Some(Access::Granted)
         }
+        SsoMode::Selected if !sso.selected_groups.is_empty() => Some(Access::IfInGroups),
+        SsoMode::Selected => None,
     };
-    if !allowed {
-        return Err(SsoRefusal::new(
-            surface,
-            403,
-            "Not allowed to sign in here",
-            format!(
-                "Signing in with Microsoft to {} is not enabled for extension {number}. Ask your PBX administrator.",
-                surface.label()
-            ),
-        ));
-    }
+    let Some(access) = access else {
+        return Err(not_allowed(surface, &number));
+    };
     if surface == Surface::Console && !ext.is_admin {
         return Err(SsoRefusal::new(
             surface,
@@ -445,7 +521,7 @@ fn check_extension(
             format!("Extension {number} has no administrator role, so it cannot open the management console. Use the web client at / instead."),
         ));
     }
-    Ok(number)
+    Ok((number, access))
 }
 
 #[cfg(test)]

@@ -264,8 +264,14 @@ pub struct SsoSettings {
     pub webclient: SsoMode,
     /// Extension numbers allowed when `selected`.
     pub selected_extensions: Vec<String>,
-    /// Extension group names allowed when `selected`.
+    /// Microsoft 365 groups (object ids) whose members, also through nested groups, are
+    /// allowed when `selected`; checked against Graph at each sign-in.
     pub selected_groups: Vec<String>,
+    /// Display names of [`Self::selected_groups`] as picked in the console (shown instead of
+    /// the id; optional).
+    pub selected_group_names: std::collections::BTreeMap<String, String>,
+    /// pbx365 extension groups (by name) whose extensions are allowed when `selected`.
+    pub selected_extension_groups: Vec<String>,
 }
 
 /// Contact sync settings (`[contacts]`, PRO).
@@ -830,6 +836,15 @@ impl Settings {
                     message: e.to_string(),
                 })?;
             }
+        }
+        for id in &self.sso.selected_groups {
+            Guid::parse("object id", id).map_err(|_| SettingsError {
+                key: "sso.selected_groups",
+                message: format!(
+                    "'{id}' is not a Microsoft 365 group object id (a GUID); pbx365 extension \
+                     groups go in sso.selected_extension_groups"
+                ),
+            })?;
         }
         let m = &self.mail;
         for (key, addr) in [

@@ -440,6 +440,24 @@ impl RelyingParty {
         if !aud_ok {
             return Err(bad("it is not addressed to this application (aud)"));
         }
+        // OIDC core 3.1.3.7 items 4-5: with several audiences `azp` must be present, and when
+        // present it must be our client id, so a token issued to another party that merely
+        // lists us is not taken as ours.
+        let several = claims["aud"].as_array().is_some_and(|l| l.len() > 1);
+        match claims.get("azp") {
+            Some(serde_json::Value::String(azp)) if azp == &self.client_id => {}
+            None if !several => {}
+            Some(_) => {
+                return Err(bad(
+                    "it was issued to another application (azp is not this application)",
+                ))
+            }
+            None => {
+                return Err(bad(
+                    "it names several audiences but no authorized party (azp)",
+                ))
+            }
+        }
         if !claims["iat"].is_number() {
             return Err(bad("it has no iat claim"));
         }

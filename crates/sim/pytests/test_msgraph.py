@@ -243,3 +243,44 @@ def test_graph_sdk_counts_users_with_consistency_level_eventual(sim):
     assert total == 2501
     assert page.odata_count == len(page.value) >= 1
     assert refused is not None and refused.response_status_code == 400
+
+
+def test_graph_sdk_checks_member_groups_transitively(sim_factory, seed):
+    """`POST /users/{id}/checkMemberGroups` as the SDK sends it: the named groups the user is
+    in, through nested groups too, at most 20 per request
+    (https://learn.microsoft.com/graph/api/directoryobject-checkmembergroups)."""
+    from msgraph.generated.users.item.check_member_groups.check_member_groups_post_request_body import (
+        CheckMemberGroupsPostRequestBody,
+    )
+
+    outer = "66666666-6666-6666-6666-666666666601"
+    inner = "66666666-6666-6666-6666-666666666602"
+    other = "66666666-6666-6666-6666-666666666603"
+    with_groups = dict(seed)
+    with_groups["groups"] = [
+        {"id": outer, "displayName": "All staff", "members": [inner]},
+        {"id": inner, "displayName": "Sales", "members": ["ann@contoso.example"]},
+        {"id": other, "displayName": "Board", "members": []},
+    ]
+    s = sim_factory(seed=with_groups)
+    client = graph_client(s, ["GroupMember.Read.All"])
+    ann = client.users.by_user_id("11111111-1111-1111-1111-111111111111")
+
+    async def run():
+        found = await ann.check_member_groups.post(
+            CheckMemberGroupsPostRequestBody(group_ids=[outer, other])
+        )
+        try:
+            await ann.check_member_groups.post(
+                CheckMemberGroupsPostRequestBody(
+                    group_ids=[f"66666666-6666-6666-6666-6666666667{i:02}" for i in range(21)]
+                )
+            )
+            refused = None
+        except ODataError as e:
+            refused = e
+        return found, refused
+
+    found, refused = asyncio.run(run())
+    assert found.value == [outer]
+    assert refused is not None and refused.response_status_code == 400

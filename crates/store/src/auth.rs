@@ -7,14 +7,26 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 fn row_to_session(r: &AnyRow) -> StoreResult<SessionRecord> {
+    let created_at = parse_ts(&r.try_get::<String, _>("created_at")?)?;
     Ok(SessionRecord {
         id_hash: r.try_get("id_hash")?,
         subject: r.try_get("subject")?,
-        created_at: parse_ts(&r.try_get::<String, _>("created_at")?)?,
+        created_at,
         last_seen_at: parse_ts(&r.try_get::<String, _>("last_seen_at")?)?,
         csrf_token: r.try_get("csrf_token")?,
+        authenticated_at: match parse_ts_opt(r.try_get("authenticated_at")?)? {
+            Some(t) => t,
+            None => created_at,
+        },
+        user_agent: r
+            .try_get::<Option<String>, _>("user_agent")?
+            .unwrap_or_default(),
     })
 }
+
+/// The columns [`row_to_session`] reads.
+const SESSION_COLUMNS: &str =
+    "id_hash, subject, created_at, last_seen_at, csrf_token, authenticated_at, user_agent";
 
 fn row_to_token(r: &AnyRow) -> StoreResult<ApiTokenRecord> {
     Ok(ApiTokenRecord {
@@ -186,13 +198,15 @@ impl Store {
     /// Creates a session.
     pub async fn create_session(&self, session: &SessionRecord) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO sessions (id_hash, subject, created_at, last_seen_at, csrf_token) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO sessions (id_hash, subject, created_at, last_seen_at, csrf_token, authenticated_at, user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(session.id_hash.as_str())
         .bind(session.subject.as_str())
         .bind(ts(session.created_at))
         .bind(ts(session.last_seen_at))
         .bind(session.csrf_token.as_str())
+        .bind(ts(session.authenticated_at))
+        .bind(session.user_agent.as_str())
         .execute(&self.pool)
         .await
         .map_err(|e| conflict_or(e, "session", "(hidden)"))?;
@@ -201,13 +215,67 @@ impl Store {
 
     /// Finds a session by id hash.
     pub async fn get_session(&self, id_hash: &str) -> StoreResult<Option<SessionRecord>> {
-        let row = sqlx::query(
-            "SELECT id_hash, subject, created_at, last_seen_at, csrf_token FROM sessions WHERE id_hash = $1",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE id_hash = $1"
+        ))
         .bind(id_hash)
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(row_to_session).transpose()
+    }
+
+    /// Every session of `subject`, most recently used first (the owner's list of sessions).
+    pub async fn list_sessions_of(&self, subject: &str) -> StoreResult<Vec<SessionRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE subject = $1 ORDER BY last_seen_at DESC, created_at DESC"
+        ))
+        .bind(subject)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(row_to_session).collect()
+    }
+
+    /// Records that the owner of a session proved who they are again at `at` (password
+    /// re-entry before a sensitive action).
+    pub async fn reauthenticate_session(
+        &self,
+        id_hash: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE sessions SET authenticated_at = $2, last_seen_at = $2 WHERE id_hash = $1",
+        )
+        .bind(id_hash)
+        .bind(ts(at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes the session `id_hash` only if it belongs to `subject` (a user revoking one of
+    /// their own sessions); returns whether one was deleted.
+    pub async fn delete_session_of(&self, subject: &str, id_hash: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM sessions WHERE subject = $1 AND id_hash = $2")
+            .bind(subject)
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Deletes every session of `subject` except `keep_hash` ("sign out everywhere else");
+    /// returns how many.
+    pub async fn delete_other_sessions_of(
+        &self,
+        subject: &str,
+        keep_hash: &str,
+    ) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE subject = $1 AND id_hash <> $2")
+            .bind(subject)
+            .bind(keep_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     /// Updates `last_seen_at` (a session that no longer exists is left alone).

@@ -129,6 +129,11 @@ pub struct SessionRecord {
     pub last_seen_at: DateTime<Utc>,
     /// CSRF token bound to the session.
     pub csrf_token: String,
+    /// Last time the owner proved who they are (login, password re-entry, fresh Microsoft
+    /// sign-in); sensitive actions need a recent one.
+    pub authenticated_at: DateTime<Utc>,
+    /// Short description of the browser (e.g. "Firefox on Linux"), empty when unknown.
+    pub user_agent: String,
 }
 
 /// An API token's metadata (the token itself is only ever shown once).

@@ -163,6 +163,68 @@ pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.trim().to_string())
 }
 
+/// How recent a password entry or Microsoft sign-in must be before a sensitive action: key
+/// generation, admin consent, approving held deletions, a new SIP secret (ASVS 3.7.1).
+pub const REAUTH_WITHIN_MINUTES: i64 = 5;
+
+/// One session in its owner's list: never the id, only a handle derived from its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSummary {
+    /// Names the session in a revoke form (a hash of the store key, useless as a cookie).
+    pub handle: String,
+    /// The session of this very request.
+    pub current: bool,
+    /// Signed in.
+    pub created_at: DateTime<Utc>,
+    /// Last request.
+    pub last_seen_at: DateTime<Utc>,
+    /// Browser summary, e.g. "Firefox on Linux".
+    pub browser: String,
+}
+
+/// The handle of a session in its owner's list: 128 bits of a hash of the stored id hash, so
+/// neither the id nor the store key leaves the server.
+fn session_handle(id_hash: &str) -> String {
+    hash_secret(&format!("session-handle:{id_hash}"))[..32].to_string()
+}
+
+/// "Firefox on Linux" from a User-Agent header: enough for a person to tell their browsers
+/// apart, nothing more is kept.
+pub fn browser_summary(user_agent: &str) -> String {
+    let ua = user_agent;
+    let browser = [
+        ("Edg/", "Edge"),
+        ("OPR/", "Opera"),
+        ("HeadlessChrome/", "Headless Chrome"),
+        ("Chrome/", "Chrome"),
+        ("Firefox/", "Firefox"),
+        ("Safari/", "Safari"),
+        ("curl/", "curl"),
+    ]
+    .iter()
+    .find(|(token, _)| ua.contains(token))
+    .map(|(_, name)| *name);
+    let os = [
+        ("Windows", "Windows"),
+        ("iPhone", "iOS"),
+        ("iPad", "iPadOS"),
+        ("Android", "Android"),
+        ("Mac OS X", "macOS"),
+        ("CrOS", "ChromeOS"),
+        ("Linux", "Linux"),
+    ]
+    .iter()
+    .find(|(token, _)| ua.contains(token))
+    .map(|(_, name)| *name);
+    match (browser, os) {
+        (Some(b), Some(o)) => format!("{b} on {o}"),
+        (Some(b), None) => b.to_string(),
+        (None, Some(o)) => format!("A browser on {o}"),
+        (None, None) if ua.trim().is_empty() => String::new(),
+        (None, None) => "Other client".to_string(),
+    }
+}
+
 /// A logged-in console session, as found for a request.
 #[derive(Clone)]
 pub struct ActiveSession {
@@ -174,6 +236,8 @@ pub struct ActiveSession {
     pub id_hash: String,
     /// Login time.
     pub created_at: DateTime<Utc>,
+    /// Last time the owner proved who they are (login or re-authentication).
+    pub authenticated_at: DateTime<Utc>,
 }
 
 impl ActiveSession {
@@ -277,6 +341,13 @@ impl Sessions {
             created_at: now,
             last_seen_at: now,
             csrf_token: random_token(),
+            authenticated_at: now,
+            user_agent: browser_summary(
+                request
+                    .get(header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or(""),
+            ),
         };
         self.store.create_session(&record).await?;
         let active = ActiveSession {
@@ -284,6 +355,7 @@ impl Sessions {
             csrf_token: record.csrf_token,
             id_hash: record.id_hash,
             created_at: now,
+            authenticated_at: now,
         };
         Ok((id, active))
     }
@@ -318,7 +390,79 @@ impl Sessions {
             csrf_token: rec.csrf_token,
             id_hash: rec.id_hash,
             created_at: rec.created_at,
+            authenticated_at: rec.authenticated_at,
         }))
+    }
+
+    /// True when the owner of `session` proved who they are within the last
+    /// [`REAUTH_WITHIN_MINUTES`] (required before sensitive actions, ASVS 3.7.1).
+    pub fn recently_authenticated(&self, session: &ActiveSession) -> bool {
+        self.clock.now() - session.authenticated_at <= Duration::minutes(REAUTH_WITHIN_MINUTES)
+    }
+
+    /// Records that the owner of `session` just re-entered their password.
+    pub async fn reauthenticated(&self, session: &ActiveSession) -> Result<(), SessionError> {
+        self.store
+            .reauthenticate_session(&session.id_hash, self.clock.now())
+            .await?;
+        Ok(())
+    }
+
+    /// The live sessions of `session`'s owner, the current one first, for their list.
+    pub async fn list_own(
+        &self,
+        session: &ActiveSession,
+    ) -> Result<Vec<SessionSummary>, SessionError> {
+        let now = self.clock.now();
+        let mut list: Vec<SessionSummary> = self
+            .store
+            .list_sessions_of(&session.subject)
+            .await?
+            .into_iter()
+            .filter(|r| {
+                now - r.last_seen_at < self.policy.idle && now - r.created_at < self.policy.absolute
+            })
+            .map(|r| SessionSummary {
+                handle: session_handle(&r.id_hash),
+                current: r.id_hash == session.id_hash,
+                created_at: r.created_at,
+                last_seen_at: r.last_seen_at,
+                browser: if r.user_agent.is_empty() {
+                    "Unknown browser".to_string()
+                } else {
+                    r.user_agent
+                },
+            })
+            .collect();
+        list.sort_by_key(|s| !s.current);
+        Ok(list)
+    }
+
+    /// Ends the owner's session named by `handle` (from [`Self::list_own`]); true when one of
+    /// their sessions had it. Another subject's sessions are never touched.
+    pub async fn revoke_own(
+        &self,
+        session: &ActiveSession,
+        handle: &str,
+    ) -> Result<bool, SessionError> {
+        for r in self.store.list_sessions_of(&session.subject).await? {
+            if secrets_equal(&session_handle(&r.id_hash), handle) {
+                return Ok(self
+                    .store
+                    .delete_session_of(&session.subject, &r.id_hash)
+                    .await?);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Ends every other session of `session`'s owner ("sign out everywhere else"); returns how
+    /// many ended.
+    pub async fn revoke_others(&self, session: &ActiveSession) -> Result<u64, SessionError> {
+        Ok(self
+            .store
+            .delete_other_sessions_of(&session.subject, &session.id_hash)
+            .await?)
     }
 
     /// Ends the session of this request on the server (logout). Unknown cookies are ignored.
@@ -445,6 +589,19 @@ mod tests {
                 c.to_str().unwrap(),
                 "__Host-pbx365_session=abc; Path=/; HttpOnly; SameSite=Lax; Secure"
             );
+        }
+    }
+
+    #[test]
+    fn browser_summaries_name_browser_and_system() {
+        for (ua, want) in [
+            ("Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0", "Firefox on Linux"),
+            ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36 Edg/120.0", "Edge on Windows"),
+            ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1", "Safari on iOS"),
+            ("curl/8.4.0", "curl"),
+            ("", ""),
+        ] {
+            assert_eq!(browser_summary(ua), want, "{ua}");
         }
     }
 

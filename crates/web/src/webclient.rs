@@ -20,12 +20,10 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use chrono::Duration;
 use pbx365_app::sso::Surface;
 use pbx365_domain::{Extension, PhonebookEntry, PhonebookOwner, Profile};
 
-/// How recent a sign-in must be before a new SIP secret is issued (re-authentication, ASVS 3.7.1).
-pub const REAUTH_WITHIN_MINUTES: i64 = 5;
+pub use crate::session::REAUTH_WITHIN_MINUTES;
 
 /// Routes of the web client.
 pub fn router() -> Router<AppState> {
@@ -34,6 +32,8 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(logout))
         .route("/me/profile", post(set_profile))
         .route("/me/sip-secret", post(new_sip_secret))
+        .route("/me/sessions/revoke", post(revoke_session))
+        .route("/me/sessions/others", post(revoke_other_sessions))
         .route("/directory/{number}/photo", get(photo))
         .layer(axum::middleware::from_fn(crate::html::security_headers))
 }
@@ -147,6 +147,10 @@ pub(crate) struct HomePage {
     pub directory: Vec<Row>,
     pub sip: Option<(String, String)>,
     pub new_secret: Option<String>,
+    /// The user's sessions (signed in, last seen, browser; never the id).
+    pub rows: Vec<crate::console::SessionRow>,
+    /// Where a session row's "Sign out" posts.
+    pub revoke_action: &'static str,
 }
 
 fn entry_rows(entries: Vec<PhonebookEntry>) -> Vec<Row> {
@@ -210,7 +214,16 @@ async fn home_page(
         .app
         .sip_status()
         .map(|_| (state.app.settings().effective_sip_domain(), number.clone()));
+    let rows = match state.sessions.list_own(&user.session).await {
+        Ok(list) => crate::console::session_rows(list),
+        Err(e) => {
+            tracing::error!(error = %e, "listing the user's sessions failed");
+            Vec::new()
+        }
+    };
     let page = HomePage {
+        rows,
+        revoke_action: "/me/sessions/revoke",
         photo: ext
             .photo
             .as_ref()
@@ -301,9 +314,7 @@ async fn new_sip_secret(user: WebUser, State(state): State<AppState>, body: Byte
             "This PBX does not run its SIP bridge, so there is no SIP account to change.",
         );
     }
-    if state.sessions.clock().now() - user.session.created_at
-        > Duration::minutes(REAUTH_WITHIN_MINUTES)
-    {
+    if !state.sessions.recently_authenticated(&user.session) {
         return Redirect::to(&start_url(Surface::WebClient, "/", true)).into_response();
     }
     match state
@@ -323,6 +334,75 @@ async fn new_sip_secret(user: WebUser, State(state): State<AppState>, body: Byte
         }
         Err(e) => home_page(&state, &user, None, Some(crate::html::sentence(e)), None).await,
     }
+}
+
+/// Ends one of the user's own sessions (CSRF-checked). The signed-in user only.
+async fn revoke_session(user: WebUser, State(state): State<AppState>, body: Bytes) -> Response {
+    if !user.csrf_ok(&body) {
+        return csrf_refused();
+    }
+    let handle = WebUser::field(&body, "session");
+    let (ok, message) = match state.sessions.revoke_own(&user.session, &handle).await {
+        Ok(true) => {
+            state
+                .app
+                .audit(
+                    &user.session.subject,
+                    "session.revoke",
+                    user.ext.number.as_str(),
+                    "",
+                )
+                .await;
+            (true, "The session was signed out.")
+        }
+        Ok(false) => (false, "That session had already ended."),
+        Err(e) => {
+            tracing::error!(error = %e, "revoking a session failed");
+            return NotSignedIn::Broken.into_response();
+        }
+    };
+    state
+        .app
+        .set_flash(&user.session.id_hash, ok, message)
+        .await;
+    Redirect::to("/").into_response()
+}
+
+/// Ends every other session of the user ("sign out everywhere else", CSRF-checked). The
+/// signed-in user only.
+async fn revoke_other_sessions(
+    user: WebUser,
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Response {
+    if !user.csrf_ok(&body) {
+        return csrf_refused();
+    }
+    let n = match state.sessions.revoke_others(&user.session).await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(error = %e, "revoking sessions failed");
+            return NotSignedIn::Broken.into_response();
+        }
+    };
+    state
+        .app
+        .audit(
+            &user.session.subject,
+            "session.revoke_others",
+            user.ext.number.as_str(),
+            format!("{n} ended"),
+        )
+        .await;
+    state
+        .app
+        .set_flash(
+            &user.session.id_hash,
+            true,
+            &format!("Signed out everywhere else ({n} other session(s) ended)."),
+        )
+        .await;
+    Redirect::to("/").into_response()
 }
 
 /// A directory photo. Signed-in web client users only.

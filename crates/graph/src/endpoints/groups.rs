@@ -1,8 +1,10 @@
 //! Groups: the groups a sync scope can name, and their members (nested groups flattened by
-//! `transitiveMembers`); member writes are there for tests shaping the simulated tenant.
+//! `transitiveMembers`); which of some groups a user belongs to (`checkMemberGroups`, for
+//! single sign-on); member writes are there for tests shaping the simulated tenant.
 //!
 //! https://learn.microsoft.com/graph/api/resources/group · https://learn.microsoft.com/graph/api/group-list-transitivemembers ·
-//! https://learn.microsoft.com/graph/api/group-post-members
+//! https://learn.microsoft.com/graph/api/group-post-members ·
+//! https://learn.microsoft.com/graph/api/directoryobject-checkmembergroups
 
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -92,7 +94,44 @@ pub fn remove_member_request(group: &str, member: &str) -> GraphRequest {
     )
 }
 
+/// Most group ids one `checkMemberGroups` request may name (Microsoft's documented limit).
+pub const CHECK_MEMBER_GROUPS_LIMIT: usize = 20;
+
+/// Asks which of `group_ids` (at most [`CHECK_MEMBER_GROUPS_LIMIT`]) user `user` is a member
+/// of, transitively.
+pub fn check_member_groups_request(user: &str, group_ids: &[String]) -> GraphRequest {
+    GraphRequest::with_json(
+        Method::POST,
+        format!("/users/{}/checkMemberGroups", seg(user)),
+        serde_json::json!({ "groupIds": group_ids }),
+    )
+}
+
+#[derive(Deserialize)]
+struct IdList {
+    value: Vec<String>,
+}
+
 impl GraphClient {
+    /// Those of `group_ids` that user `user` (object id) belongs to, directly or through nested
+    /// groups (`checkMemberGroups` is transitive), asked 20 at a time. An unknown user is
+    /// Graph's 404.
+    pub async fn check_member_groups(
+        &self,
+        user: &str,
+        group_ids: &[String],
+    ) -> Result<Vec<String>, GraphError> {
+        let mut found = Vec::new();
+        for chunk in group_ids.chunks(CHECK_MEMBER_GROUPS_LIMIT) {
+            let list: IdList = self
+                .send(check_member_groups_request(user, chunk))
+                .await?
+                .json()?;
+            found.extend(list.value);
+        }
+        Ok(found)
+    }
+
     /// Groups (id, name, mail).
     pub async fn list_groups(&self) -> Result<Vec<Group>, GraphError> {
         self.get_all(list_request()).await

@@ -1,5 +1,5 @@
-//! `/groups`, `/groups/{id}`, `/groups/{id}/members`, `/groups/{id}/transitiveMembers` and
-//! member add/remove.
+//! `/groups`, `/groups/{id}`, `/groups/{id}/members`, `/groups/{id}/transitiveMembers`,
+//! member add/remove, and `checkMemberGroups` on a user.
 //!
 //! Docs: https://learn.microsoft.com/graph/api/group-list-members ·
 //! https://learn.microsoft.com/graph/api/group-list-transitivemembers ·
@@ -50,6 +50,13 @@ pub fn routes() -> Router<Arc<SimState>> {
                     get(move |State(s), a, Path(id), h, u| count_members(s, a, id, h, u, list)),
                 );
         }
+    }
+    // checkMemberGroups on a user (and on any directory object by id).
+    for path in [
+        "/v1.0/users/{id}/checkMemberGroups",
+        "/v1.0/directoryObjects/{id}/checkMemberGroups",
+    ] {
+        r = r.route(path, post(check_member_groups));
     }
     r.route("/v1.0/groups/{id}/members/$ref", post(add_member))
         .route(
@@ -620,4 +627,64 @@ fn membership_changes(
         items.push(group_delta_item(g, &tok.sel, tok.x, members));
     }
     items
+}
+
+/// Most group ids one `checkMemberGroups` request may name.
+const CHECK_LIMIT: usize = 20;
+
+/// `POST /v1.0/users/{id}/checkMemberGroups` `{"groupIds": [..]}` (app: GroupMember.Read.All,
+/// Group.Read.All or Directory.Read.All): those of the named groups the object is a member of,
+/// **transitively** (through nested groups), at most 20 ids per request; an unknown object is
+/// 404. Ids that are no group are simply not returned.
+/// https://learn.microsoft.com/graph/api/directoryobject-checkmembergroups
+async fn check_member_groups(
+    State(state): State<Arc<SimState>>,
+    app: AppPrincipal,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(r) = app.require(READ) {
+        return r;
+    }
+    let obj = match json_object(&body) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let Some(list) = obj.get("groupIds").and_then(Value::as_array) else {
+        return bad_request("The request body must name the groups to check in 'groupIds'.");
+    };
+    let Some(asked) = list
+        .iter()
+        .map(|v| v.as_str().map(str::to_ascii_lowercase))
+        .collect::<Option<Vec<String>>>()
+    else {
+        return bad_request("'groupIds' must be an array of strings.");
+    };
+    if asked.len() > CHECK_LIMIT {
+        return bad_request(&format!(
+            "Too many group ids: at most {CHECK_LIMIT} groups can be checked per request."
+        ));
+    }
+    let tenant = state.tenant.read().await;
+    let lower = id.to_ascii_lowercase();
+    let member = tenant
+        .find_user(&id)
+        .map(|u| u.id.clone())
+        .or_else(|| tenant.groups.contains_key(&lower).then_some(lower));
+    let Some(member) = member else {
+        return dir_not_found(&id);
+    };
+    let found: Vec<Value> = asked
+        .into_iter()
+        .filter(|g| tenant.groups.contains_key(g))
+        .filter(|g| tenant.transitive_members(g).contains(&member))
+        .map(Value::String)
+        .collect();
+    json_response(
+        StatusCode::OK,
+        json!({
+            "@odata.context": format!("{}/v1.0/$metadata#Collection(Edm.String)", state.base_url),
+            "value": found,
+        }),
+    )
 }

@@ -364,6 +364,80 @@ async fn member_lists_filter_search_and_count_as_graph_does() {
     sim.shutdown().await;
 }
 
+#[tokio::test]
+async fn check_member_groups_answers_transitively_from_the_named_groups() {
+    // https://learn.microsoft.com/graph/api/directoryobject-checkmembergroups: POST
+    // {"groupIds": [...]} -> {"value": [the ids the object is a member of]}, transitive, at most
+    // 20 groups per request.
+    const OUTER: &str = "55555555-5555-5555-5555-555555555501";
+    const INNER: &str = "55555555-5555-5555-5555-555555555502";
+    const OTHER: &str = "55555555-5555-5555-5555-555555555503";
+    let mut seed = test_seed();
+    seed["groups"] = json!([
+        {"id": OUTER, "displayName": "All staff", "members": [INNER]},
+        {"id": INNER, "displayName": "Sales", "members": ["ann@contoso.example"]},
+        {"id": OTHER, "displayName": "Board", "members": ["bob@contoso.example"]},
+    ]);
+    let sim = start_sim_with(m365_sim::SimConfig {
+        seed: Some(seed),
+        ..Default::default()
+    })
+    .await;
+    let g = Graph::new(&sim).await;
+    let path = format!("/users/{ANN}/checkMemberGroups");
+    let (s, body) = g
+        .send(
+            "POST",
+            &path,
+            Some(json!({"groupIds": [OUTER, OTHER, "55555555-5555-5555-5555-555555555599"]})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["value"], json!([OUTER]), "nested membership counts");
+    assert!(body["@odata.context"]
+        .as_str()
+        .unwrap()
+        .ends_with("$metadata#Collection(Edm.String)"));
+    let (s, body) = g
+        .send(
+            "POST",
+            &path,
+            Some(json!({"groupIds": [INNER, OUTER]})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(body["value"], json!([INNER, OUTER]));
+    // More than 20 ids, a body without groupIds, an unknown user: Graph's 400 / 404.
+    let many: Vec<String> = (0..21)
+        .map(|i| format!("55555555-5555-5555-5555-5555555556{i:02}"))
+        .collect();
+    let (s, body) = g
+        .send("POST", &path, Some(json!({"groupIds": many})), &[])
+        .await;
+    assert_eq!(s, 400, "{body}");
+    let (s, _) = g.send("POST", &path, Some(json!({})), &[]).await;
+    assert_eq!(s, 400);
+    let (s, body) = g
+        .send(
+            "POST",
+            "/users/99999999-9999-9999-9999-999999999999/checkMemberGroups",
+            Some(json!({"groupIds": [OUTER]})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 404);
+    assert_eq!(body["error"]["code"], "Request_ResourceNotFound");
+    // Without a directory or group permission: 403.
+    let weak = Graph::with_roles(&sim, &["Mail.Send"]).await;
+    let (s, _) = weak
+        .send("POST", &path, Some(json!({"groupIds": [OUTER]})), &[])
+        .await;
+    assert_eq!(s, 403);
+    sim.shutdown().await;
+}
+
 // ----- events (https://learn.microsoft.com/graph/api/resources/event) -------------------------
 
 #[tokio::test]

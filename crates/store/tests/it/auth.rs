@@ -50,6 +50,8 @@ async fn sessions_are_touched_and_deleted(db: TestDb) {
         created_at: now,
         last_seen_at: now,
         csrf_token: "csrf".into(),
+        authenticated_at: now,
+        user_agent: "Firefox on Linux".into(),
     };
     db.store.create_session(&s).await.unwrap();
     assert_eq!(db.store.get_session("h1").await.unwrap(), Some(s.clone()));
@@ -98,6 +100,64 @@ async fn sessions_are_touched_and_deleted(db: TestDb) {
         .unwrap();
     assert_eq!(pruned, 2);
     assert!(db.store.get_session("fresh").await.unwrap().is_some());
+}
+
+async fn sessions_are_listed_per_owner_reauthenticated_and_revoked_only_by_it(db: TestDb) {
+    let now = Utc::now();
+    let s = |hash: &str, subject: &str, seen: i64| SessionRecord {
+        id_hash: hash.into(),
+        subject: subject.into(),
+        created_at: now,
+        last_seen_at: now + Duration::minutes(seen),
+        csrf_token: "csrf".into(),
+        authenticated_at: now,
+        user_agent: format!("browser {hash}"),
+    };
+    for rec in [
+        s("a1", "ext:201", 1),
+        s("a2", "ext:201", 2),
+        s("b1", "ext:202", 3),
+    ] {
+        db.store.create_session(&rec).await.unwrap();
+    }
+    let mine = db.store.list_sessions_of("ext:201").await.unwrap();
+    let hashes: Vec<&str> = mine.iter().map(|r| r.id_hash.as_str()).collect();
+    assert_eq!(
+        hashes,
+        ["a2", "a1"],
+        "most recently used first, only the owner's"
+    );
+    assert_eq!(mine[0].user_agent, "browser a2");
+    // Re-entering the password moves the authentication time (and counts as activity).
+    let later = now + Duration::minutes(7);
+    db.store.reauthenticate_session("a1", later).await.unwrap();
+    let a1 = db.store.get_session("a1").await.unwrap().unwrap();
+    assert_eq!((a1.authenticated_at, a1.last_seen_at), (later, later));
+    // Another owner's session is not revoked through mine.
+    assert!(!db.store.delete_session_of("ext:201", "b1").await.unwrap());
+    assert!(db.store.get_session("b1").await.unwrap().is_some());
+    assert!(db.store.delete_session_of("ext:201", "a2").await.unwrap());
+    db.store
+        .create_session(&s("a3", "ext:201", 4))
+        .await
+        .unwrap();
+    assert_eq!(
+        db.store
+            .delete_other_sessions_of("ext:201", "a1")
+            .await
+            .unwrap(),
+        1
+    );
+    let left: Vec<String> = db
+        .store
+        .list_sessions_of("ext:201")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id_hash)
+        .collect();
+    assert_eq!(left, ["a1"]);
+    assert!(db.store.get_session("b1").await.unwrap().is_some());
 }
 
 fn state(hash: &str, expires_in: Duration) -> OAuthState {
@@ -179,6 +239,7 @@ on_both!(
     admins_are_created_once_and_counted,
     api_tokens_are_found_by_hash_and_revoked_by_name,
     sessions_are_touched_and_deleted,
+    sessions_are_listed_per_owner_reauthenticated_and_revoked_only_by_it,
     oauth_state_can_be_taken_only_once,
     expired_oauth_state_is_refused,
     concurrent_takers_of_one_oauth_state_get_it_once,

@@ -27,6 +27,8 @@ async fn session(store: &Store, name: &str, created: DateTime<Utc>, seen: DateTi
             created_at: created,
             last_seen_at: seen,
             csrf_token: "t".into(),
+            authenticated_at: created,
+            user_agent: String::new(),
         })
         .await
         .unwrap();

@@ -241,6 +241,13 @@ pub const SIM_USER: &str = "anna@contoso.example";
 pub const SIM_ADMIN: &str = "boris@contoso.example";
 /// Both sim users' password.
 pub const SIM_PASSWORD: &str = "sim-user-password";
+/// A Microsoft 365 group of the sim holding only the group [`SIM_GROUP_SALES`] (so its
+/// members are [`SIM_USER`]'s through nesting).
+pub const SIM_GROUP_STAFF: &str = "bbbbbbbb-0000-4000-8000-000000000001";
+/// A Microsoft 365 group of the sim with [`SIM_USER`] as its one member.
+pub const SIM_GROUP_SALES: &str = "bbbbbbbb-0000-4000-8000-000000000002";
+/// A Microsoft 365 group of the sim with [`SIM_ADMIN`] as its one member.
+pub const SIM_GROUP_ADMINS: &str = "bbbbbbbb-0000-4000-8000-000000000003";
 
 /// A running app connected to m365-sim over HTTPS (its CA through `m365.ca_file`), its app
 /// registration holding pbx365's certificate, SSO on for both surfaces, and two synced
@@ -272,6 +279,10 @@ pub async fn start_with_sim(db: crate::db::FreshDb) -> SimSsoApp {
         seed: Some(serde_json::json!({"users": [
             user(USER_OID, SIM_USER, "Anna Berg"),
             user(ADMIN_OID, SIM_ADMIN, "Boris Admin"),
+        ], "groups": [
+            {"id": SIM_GROUP_STAFF, "displayName": "All staff", "members": [SIM_GROUP_SALES]},
+            {"id": SIM_GROUP_SALES, "displayName": "Sales", "members": [SIM_USER]},
+            {"id": SIM_GROUP_ADMINS, "displayName": "Admins", "members": [SIM_ADMIN]},
         ]})),
         ..m365_sim::SimConfig::default()
     })
@@ -320,6 +331,47 @@ impl SimSsoApp {
     /// A browser on this app.
     pub fn browser(&self) -> SsoBrowser {
         SsoBrowser::at(&self.base)
+    }
+
+    /// Gives pbx365's app registration in the sim `permissions`, consented (or takes every
+    /// permission away with `&[]`).
+    pub async fn grant(&self, permissions: &[&str]) {
+        let client_id = self.state.settings().m365.client_id.clone().unwrap();
+        self.sim
+            .control()
+            .set_permissions(&client_id, permissions, !permissions.is_empty())
+            .await
+            .expect("the sim takes the permissions");
+    }
+
+    /// Makes every Graph request whose path contains `path` answer `status` (with a
+    /// `Retry-After` of 10 ms, so the client's retries end quickly).
+    pub async fn fail_graph(&self, path: &str, status: u16) {
+        self.sim
+            .control()
+            .add_fault(&m365_sim::faults::FaultSpec {
+                path: path.into(),
+                status: Some(status),
+                retry_after: Some(0.01),
+                ..Default::default()
+            })
+            .await
+            .expect("the sim takes the fault");
+    }
+
+    /// A whole Microsoft sign-in of `login` on `surface` through the sim's sign-in page: the
+    /// browser and pbx365's answer at the redirect URI.
+    pub async fn sign_in(&self, surface: &str, login: &str) -> (SsoBrowser, Response) {
+        let b = self.browser();
+        let home = if surface == "console" {
+            "/console"
+        } else {
+            "/"
+        };
+        let authorize = b.start_url(surface, home).await;
+        let back = self.sign_in_at_sim(&authorize, login).await;
+        let res = b.get_url(&back).await;
+        (b, res)
     }
 
     /// Signs `login` in on the sim's sign-in page for the authorize URL `authorize` (as a

@@ -14,6 +14,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+/// The password page a password admin passes before a sensitive action.
+pub const REAUTH: &str = "/console/reauth";
+
 /// Where sign-in leads when no (acceptable) `return_to` was given.
 pub const DEFAULT_RETURN: &str = "/console";
 
@@ -40,8 +43,10 @@ pub fn safe_return_to(raw: Option<&str>) -> String {
 
 /// A signed-in console admin; extracting it sends everyone else to the sign-in page.
 pub struct ConsoleAdmin {
-    /// Login name.
+    /// Login name (`m365:<number>` for a Microsoft sign-in): the audit actor.
     pub name: String,
+    /// How the header shows the admin: the login name, or "Boris Admin (202)".
+    pub display: String,
     /// The session behind it.
     pub session: ActiveSession,
 }
@@ -72,26 +77,28 @@ impl ConsoleAdmin {
         })
     }
 
-    /// For an admin signed in with Microsoft longer ago than
-    /// [`crate::webclient::REAUTH_WITHIN_MINUTES`]: the redirect to a fresh Microsoft sign-in
-    /// (password asked again) that comes back to `back`, before a sensitive action — key
-    /// generation, admin consent, approving deletions (ASVS 3.7.1). `None`: go ahead.
+    /// For an admin who last proved who they are longer ago than
+    /// [`crate::session::REAUTH_WITHIN_MINUTES`], before a sensitive action — key generation,
+    /// admin consent, approving deletions (ASVS 3.7.1): the redirect to a fresh Microsoft
+    /// sign-in (password asked again by Microsoft) or, for a password admin, to the password
+    /// page ([`REAUTH`]); both come back to `back`. `None`: go ahead.
     pub(crate) fn fresh_sign_in_needed(&self, state: &AppState, back: &str) -> Option<Response> {
+        if state.sessions.recently_authenticated(&self.session) {
+            return None;
+        }
         let sso = self
             .session
             .subject
             .starts_with(pbx365_app::sso::CONSOLE_SUBJECT);
-        let age = state.sessions.clock().now() - self.session.created_at;
-        (sso && age > chrono::Duration::minutes(crate::webclient::REAUTH_WITHIN_MINUTES)).then(
-            || {
-                Redirect::to(&crate::sso::start_url(
-                    pbx365_app::sso::Surface::Console,
-                    back,
-                    true,
-                ))
-                .into_response()
-            },
-        )
+        let to = if sso {
+            crate::sso::start_url(pbx365_app::sso::Surface::Console, back, true)
+        } else {
+            let enc: String =
+                url::form_urlencoded::byte_serialize(safe_return_to(Some(back)).as_bytes())
+                    .collect();
+            format!("{REAUTH}?return_to={enc}")
+        };
+        Some(Redirect::to(&to).into_response())
     }
 
     /// The chrome of a console page for this admin, `active` highlighted in the navigation.
@@ -101,7 +108,7 @@ impl ConsoleAdmin {
         notice: Option<String>,
     ) -> crate::html::Chrome {
         crate::html::Chrome {
-            admin: self.name.clone(),
+            admin: self.display.clone(),
             csrf: self.session.csrf_token.clone(),
             active,
             notice,
@@ -145,25 +152,34 @@ impl FromRequestParts<AppState> for ConsoleAdmin {
             Ok(Ok(session))
                 if session
                     .subject
-                    .starts_with(pbx365_app::sso::CONSOLE_SUBJECT)
-                    && state
-                        .app
-                        .sso_extension(pbx365_app::sso::Surface::Console, &session.subject)
-                        .await
-                        .is_none() =>
+                    .starts_with(pbx365_app::sso::CONSOLE_SUBJECT) =>
             {
-                let _ = state.sessions.logout(&parts.headers).await;
-                Err((
-                    [(
-                        header::SET_COOKIE,
-                        state.sessions.policy().clear_session_cookie(),
-                    )],
-                    Redirect::to(&login_redirect(parts, false)),
-                )
-                    .into_response())
+                match state
+                    .app
+                    .sso_extension(pbx365_app::sso::Surface::Console, &session.subject)
+                    .await
+                {
+                    Some(ext) => Ok(ConsoleAdmin {
+                        name: session.subject.clone(),
+                        display: format!("{} ({})", ext.display_name, ext.number),
+                        session,
+                    }),
+                    None => {
+                        let _ = state.sessions.logout(&parts.headers).await;
+                        Err((
+                            [(
+                                header::SET_COOKIE,
+                                state.sessions.policy().clear_session_cookie(),
+                            )],
+                            Redirect::to(&login_redirect(parts, false)),
+                        )
+                            .into_response())
+                    }
+                }
             }
             Ok(Ok(session)) if !session.subject.starts_with("ext:") => Ok(ConsoleAdmin {
                 name: session.subject.clone(),
+                display: session.subject.clone(),
                 session,
             }),
             Ok(Ok(_)) | Ok(Err(NoSession::Missing)) => {
@@ -395,6 +411,7 @@ pub(crate) async fn logout(
     };
     let admin = ConsoleAdmin {
         name: session.subject.clone(),
+        display: session.subject.clone(),
         session,
     };
     admin.form::<Vec<(String, String)>>(&body)?;

@@ -10,6 +10,7 @@ mod error;
 mod mail;
 mod pages;
 mod phonebook_settings;
+mod sessions;
 mod sip;
 pub mod sync;
 mod views;
@@ -17,6 +18,7 @@ mod views;
 pub use crate::html::CSP;
 pub use auth::{safe_return_to, ConsoleAdmin};
 pub use error::ConsoleError;
+pub(crate) use sessions::{session_rows, SessionRow};
 
 use crate::AppState;
 use axum::extract::Path;
@@ -76,6 +78,7 @@ pub fn router() -> Router<AppState> {
         .merge(sip::router())
         .merge(phonebook_settings::router())
         .merge(calendar::router())
+        .merge(sessions::router())
         .layer(middleware::from_fn(crate::html::security_headers))
 }
 

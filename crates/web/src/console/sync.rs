@@ -28,6 +28,8 @@ use serde::Deserialize;
 pub const SETTINGS: &str = "/console/settings/integrations/microsoft365/sync";
 /// Run detail pages live below this.
 pub const RUNS: &str = "/console/sync/runs";
+/// The directory search behind the users/groups pickers (this page's and the SSO page's).
+pub const DIRECTORY: &str = "/console/settings/integrations/microsoft365/sync/directory";
 
 /// Keys of the sync settings this page writes.
 const KEYS: &[&str] = &[
@@ -52,7 +54,7 @@ pub fn router() -> Router<AppState> {
         .route(SETTINGS, get(settings_page).post(save_settings))
         .route(&format!("{SETTINGS}/preview"), post(preview))
         .route(&format!("{SETTINGS}/now"), post(sync_now))
-        .route(&format!("{SETTINGS}/directory"), get(directory))
+        .route(DIRECTORY, get(directory))
         .route("/console/assets/sync.js", get(picker_js))
         .route(&format!("{RUNS}/{{id}}"), get(run_detail))
         .route(&format!("{RUNS}/{{id}}/approve"), post(approve))

@@ -1,6 +1,8 @@
 //! Settings > Integrations > Microsoft 365 > SSO (SPEC §4): Microsoft sign-in for the console
-//! and the web client, each off, for all synced users, or for a chosen set (a picker over the
-//! extensions and the extension groups). The local admin password login always stays.
+//! and the web client, each off, for all synced users, or for a chosen set: extensions,
+//! members of Microsoft 365 groups (picked with the directory search of the sync page, stored
+//! by object id and shown by name, membership checked at each sign-in) and members of pbx365
+//! extension groups. The local admin password login always stays.
 
 use super::BASE;
 use crate::console::{ConsoleAdmin, ConsoleError};
@@ -34,7 +36,12 @@ pub(crate) struct SsoPage {
     pub console: &'static str,
     pub webclient: &'static str,
     pub extensions: Vec<Pick>,
+    /// pbx365 extension groups.
     pub groups: Vec<Pick>,
+    /// The selected Microsoft 365 groups (value: object id, label: name).
+    pub m365_groups: Vec<Pick>,
+    /// The directory search the group picker calls.
+    pub directory_url: &'static str,
     pub connected: bool,
     pub redirect_uri: String,
     pub base: &'static str,
@@ -76,9 +83,22 @@ async fn page(
         .await?
         .into_iter()
         .map(|g| Pick {
-            checked: sso.selected_groups.contains(&g.name),
+            checked: sso.selected_extension_groups.contains(&g.name),
             label: g.name.clone(),
             value: g.name,
+        })
+        .collect();
+    let m365_groups = sso
+        .selected_groups
+        .iter()
+        .map(|id| Pick {
+            checked: true,
+            label: sso
+                .selected_group_names
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| id.clone()),
+            value: id.clone(),
         })
         .collect();
     Ok(SsoPage {
@@ -88,6 +108,8 @@ async fn page(
         webclient: mode_str(sso.webclient),
         extensions,
         groups,
+        m365_groups,
+        directory_url: crate::console::sync::DIRECTORY,
         connected: settings.m365.tenant_id.is_some() && settings.m365.client_id.is_some(),
         redirect_uri: state.app.redirect_uri(),
         base: BASE,
@@ -127,6 +149,21 @@ pub(crate) async fn save(
             .map(|(_, v)| v.clone())
             .collect()
     };
+    let mut m365_groups = many("m365_group");
+    m365_groups
+        .iter_mut()
+        .for_each(|id| *id = id.trim().to_string());
+    m365_groups.dedup();
+    // The names shown for the chosen groups, as the picker found them.
+    let names: std::collections::BTreeMap<String, String> = m365_groups
+        .iter()
+        .filter_map(|id| {
+            pairs
+                .iter()
+                .find(|(k, v)| k == &format!("m365_group_name:{id}") && !v.trim().is_empty())
+                .map(|(_, v)| (id.clone(), v.trim().to_string()))
+        })
+        .collect();
     let overrides = vec![
         ("sso.console".to_string(), json!(one("console"))),
         ("sso.webclient".to_string(), json!(one("webclient"))),
@@ -134,7 +171,12 @@ pub(crate) async fn save(
             "sso.selected_extensions".to_string(),
             json!(many("extension")),
         ),
-        ("sso.selected_groups".to_string(), json!(many("group"))),
+        ("sso.selected_groups".to_string(), json!(m365_groups)),
+        ("sso.selected_group_names".to_string(), json!(names)),
+        (
+            "sso.selected_extension_groups".to_string(),
+            json!(many("extension_group")),
+        ),
     ];
     if let Err(e) = state.app.store_settings(&overrides).await {
         return Ok(render(

@@ -1,12 +1,14 @@
 //! Single sign-on in real headless Chromium against m365-sim's sign-in page: a user signs in to
 //! the web client, an admin to the console, and each is refused when SSO is off for that
-//! surface or user.
+//! surface or user; an admin picks a Microsoft 365 group whose member then signs in.
 
 use pbx365_testkit::browser::{
     browser, browser_available, click, fill, start_chromedriver, wait_text,
 };
 use pbx365_testkit::db;
-use pbx365_testkit::web::sso::{start_with_sim, SIM_ADMIN, SIM_PASSWORD, SIM_USER};
+use pbx365_testkit::web::sso::{
+    start_with_sim, SIM_ADMIN, SIM_GROUP_SALES, SIM_PASSWORD, SIM_USER,
+};
 use std::time::Duration;
 
 /// Waits until the page body contains `needle`.
@@ -101,6 +103,68 @@ async fn browser_signs_in_with_microsoft_to_the_webclient_and_the_console() {
             .await
             .unwrap();
         wait_body(&c, "not enabled for extension 202").await;
+        c.close().await.unwrap();
+    };
+    tokio::time::timeout(Duration::from_secs(180), run)
+        .await
+        .expect("the browser flow finishes in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_admin_picks_a_microsoft_365_group_whose_member_then_signs_in() {
+    if !browser_available() {
+        return;
+    }
+    let app = start_with_sim(db::sqlite().await).await;
+    app.grant(&["Directory.Read.All"]).await;
+    let driver = start_chromedriver().await;
+    let run = async {
+        // The admin signs in with Microsoft; the header names them readably.
+        let profile = tempfile::tempdir().unwrap();
+        let c = browser(&driver, profile.path(), &["--ignore-certificate-errors"]).await;
+        c.goto(&format!("{}/console/login", app.base))
+            .await
+            .unwrap();
+        click(&c, "sso-sign-in").await;
+        at_sim(&c, SIM_ADMIN).await;
+        let who = wait_text(&c, "signed-in-as", "(202)").await;
+        assert!(!who.contains("m365:"), "{who}");
+        // Web client for selected users only: the group "Sales", found with the picker.
+        c.goto(&format!(
+            "{}/console/settings/integrations/microsoft365/sso",
+            app.base
+        ))
+        .await
+        .unwrap();
+        c.wait()
+            .for_element(fantoccini::Locator::Id("sso-webclient"))
+            .await
+            .unwrap()
+            .select_by_value("selected")
+            .await
+            .unwrap();
+        fill(&c, "picker-q", "Sal").await;
+        c.wait()
+            .for_element(fantoccini::Locator::Css("#picker-results button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        click(&c, "sso-save").await;
+        wait_body(&c, "were saved").await;
+        let sso = app.state.settings().sso.clone();
+        assert_eq!(sso.selected_groups, vec![SIM_GROUP_SALES]);
+        assert_eq!(sso.selected_group_names[SIM_GROUP_SALES], "Sales");
+        c.close().await.unwrap();
+
+        // Anna is in "Sales": she signs in to the web client.
+        let profile = tempfile::tempdir().unwrap();
+        let c = browser(&driver, profile.path(), &["--ignore-certificate-errors"]).await;
+        c.goto(&format!("{}/", app.base)).await.unwrap();
+        click(&c, "sso-sign-in").await;
+        at_sim(&c, SIM_USER).await;
+        wait_text(&c, "me-number", "201").await;
         c.close().await.unwrap();
     };
     tokio::time::timeout(Duration::from_secs(180), run)

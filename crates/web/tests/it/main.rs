@@ -12,4 +12,5 @@ mod hygiene;
 mod m365;
 mod mail;
 mod phonebook;
+mod sessions;
 mod sso;

@@ -8,9 +8,9 @@ use pbx365_testkit::db::FreshDb;
 use pbx365_testkit::oidc::{claims, Signer, CLIENT_ID, OTHER_TENANT, TENANT};
 use pbx365_testkit::on_both;
 use pbx365_testkit::web::sso::{
-    location, sets_session, start, start_with_certified_op, start_with_sim, text, SsoApp,
-    SsoBrowser, ADMIN_EXT, ADMIN_OID, DISABLED_OID, SIM_ADMIN, SIM_USER, UNKNOWN_OID, USER_EXT,
-    USER_OID,
+    location, sets_session, start, start_with_certified_op, start_with_sim, text, SimSsoApp,
+    SsoApp, SsoBrowser, ADMIN_EXT, ADMIN_OID, DISABLED_OID, SIM_ADMIN, SIM_GROUP_SALES,
+    SIM_GROUP_STAFF, SIM_USER, UNKNOWN_OID, USER_EXT, USER_OID,
 };
 use serde_json::Value;
 
@@ -166,6 +166,44 @@ async fn wrong_aud(db: FreshDb) {
         app.signer.rs256(&c, true)
     })
     .await
+}
+
+/// OIDC core 3.1.3.7: with several audiences the token must name us as its authorized party.
+async fn several_audiences_need_azp_to_be_us(db: FreshDb) {
+    let app = start(db).await;
+    let other = "00000000-0000-4000-8000-000000000000";
+    for (azp, expect) in [
+        (None, "no authorized party (azp)"),
+        (Some(other), "issued to another application"),
+    ] {
+        let (b, res) = sign_in_with(&app, "webclient", |app, n| {
+            let mut c = valid(app, USER_OID, n);
+            c["aud"] = serde_json::json!([CLIENT_ID, other]);
+            if let Some(a) = azp {
+                c["azp"] = Value::from(a);
+            }
+            app.signer.rs256(&c, true)
+        })
+        .await;
+        assert_refused(&b, res, expect).await;
+    }
+    // A single audience with a foreign azp is refused too; with ours it is accepted.
+    let (b, res) = sign_in_with(&app, "webclient", |app, n| {
+        let mut c = valid(app, USER_OID, n);
+        c["azp"] = Value::from(other);
+        app.signer.rs256(&c, true)
+    })
+    .await;
+    assert_refused(&b, res, "issued to another application").await;
+    let (b, res) = sign_in_with(&app, "webclient", |app, n| {
+        let mut c = valid(app, USER_OID, n);
+        c["aud"] = serde_json::json!([CLIENT_ID, other]);
+        c["azp"] = Value::from(CLIENT_ID);
+        app.signer.rs256(&c, true)
+    })
+    .await;
+    assert_eq!(res.status().as_u16(), 303);
+    assert!(b.signed_in_to_webclient().await);
 }
 
 async fn missing_aud(db: FreshDb) {
@@ -441,6 +479,7 @@ on_both!(rp_invalid_iss => wrong_iss);
 on_both!(rp_missing_sub => missing_sub);
 on_both!(rp_invalid_aud => wrong_aud);
 on_both!(rp_missing_aud => missing_aud);
+on_both!(rp_several_audiences_need_our_azp => several_audiences_need_azp_to_be_us);
 on_both!(rp_missing_iat => missing_iat);
 on_both!(rp_idtoken_sig_none => alg_none);
 on_both!(rp_invalid_sig_rs256 => bad_rs256_signature);
@@ -497,6 +536,102 @@ async fn signs_in_through_the_sim_and_survives_its_key_rotation(db: FreshDb) {
 }
 
 on_both!(sso_through_the_sim_with_key_rotation => signs_in_through_the_sim_and_survives_its_key_rotation);
+
+/// Web client sign-in for members of `groups` (Microsoft 365 object ids) and `extensions` only.
+async fn select(app: &SimSsoApp, groups: &[&str], extensions: &[&str]) {
+    app.state
+        .app
+        .store_settings(&[
+            ("sso.webclient".into(), serde_json::json!("selected")),
+            ("sso.selected_groups".into(), serde_json::json!(groups)),
+            (
+                "sso.selected_extensions".into(),
+                serde_json::json!(extensions),
+            ),
+        ])
+        .await
+        .unwrap();
+}
+
+async fn members_of_a_selected_microsoft_365_group_sign_in_also_through_nesting(db: FreshDb) {
+    let app = start_with_sim(db).await;
+    app.grant(&["Directory.Read.All"]).await;
+    // Anna is in "Sales", which is a member of "All staff": nesting counts.
+    select(&app, &[SIM_GROUP_STAFF], &[]).await;
+    let (b, res) = app.sign_in("webclient", SIM_USER).await;
+    assert_eq!(res.status().as_u16(), 303, "{}", res.text().await.unwrap());
+    assert!(b.signed_in_to_webclient().await);
+    // Boris is only in "Admins": refused with its own page and no session.
+    let (b, res) = app.sign_in("webclient", SIM_ADMIN).await;
+    assert_eq!(res.status().as_u16(), 403);
+    assert!(!sets_session(&res));
+    let page = text(&res.text().await.unwrap());
+    assert!(page.contains("not enabled for extension 202"), "{page}");
+    assert!(!b.signed_in_to_webclient().await);
+    // The check was Graph's checkMemberGroups for the signing-in user.
+    let stats = app.sim.control().stats().await.unwrap();
+    assert_eq!(
+        stats.route("POST /v1.0/users/{id}/checkMemberGroups"),
+        2,
+        "{stats:?}"
+    );
+    // A selected extension still gets in without being in a group (either set suffices).
+    select(&app, &[SIM_GROUP_STAFF], &[ADMIN_EXT]).await;
+    let (b, res) = app.sign_in("webclient", SIM_ADMIN).await;
+    assert_eq!(res.status().as_u16(), 303, "{}", res.text().await.unwrap());
+    assert!(b.signed_in_to_webclient().await);
+}
+
+on_both!(sso_microsoft_365_group_members_sign_in => members_of_a_selected_microsoft_365_group_sign_in_also_through_nesting);
+
+async fn a_group_check_without_permission_refuses_the_sign_in(db: FreshDb) {
+    let app = start_with_sim(db).await;
+    select(&app, &[SIM_GROUP_SALES], &[ADMIN_EXT]).await;
+    // The app has no permission to read groups (no consent): refused, no session.
+    let (b, res) = app.sign_in("webclient", SIM_USER).await;
+    assert_eq!(res.status().as_u16(), 503);
+    assert!(!sets_session(&res));
+    let page = text(&res.text().await.unwrap());
+    assert!(
+        page.contains("Group membership could not be checked"),
+        "{page}"
+    );
+    assert!(
+        page.contains("admin consent has not been granted"),
+        "{page}"
+    );
+    assert!(page.contains("Nobody was signed in"), "{page}");
+    assert!(!b.signed_in_to_webclient().await);
+    // A selected extension does not depend on Graph.
+    let (b, res) = app.sign_in("webclient", SIM_ADMIN).await;
+    assert_eq!(res.status().as_u16(), 303, "{}", res.text().await.unwrap());
+    assert!(b.signed_in_to_webclient().await);
+}
+
+async fn a_group_check_that_fails_refuses_the_sign_in(db: FreshDb) {
+    let app = start_with_sim(db).await;
+    app.grant(&["Directory.Read.All"]).await;
+    select(&app, &[SIM_GROUP_SALES], &[]).await;
+    // Graph failing (503 on every try): refused with its own page, no session.
+    app.fail_graph("checkMemberGroups", 503).await;
+    let (b, res) = app.sign_in("webclient", SIM_USER).await;
+    assert_eq!(res.status().as_u16(), 503);
+    assert!(!sets_session(&res));
+    let page = text(&res.text().await.unwrap());
+    assert!(
+        page.contains("Group membership could not be checked"),
+        "{page}"
+    );
+    assert!(!b.signed_in_to_webclient().await);
+    // Graph back: the member gets in.
+    app.sim.control().clear_faults().await.unwrap();
+    let (b, res) = app.sign_in("webclient", SIM_USER).await;
+    assert_eq!(res.status().as_u16(), 303, "{}", res.text().await.unwrap());
+    assert!(b.signed_in_to_webclient().await);
+}
+
+on_both!(sso_group_check_without_permission_refuses => a_group_check_without_permission_refuses_the_sign_in);
+on_both!(sso_group_check_failure_refuses => a_group_check_that_fails_refuses_the_sign_in);
 
 // --- against a generic certified provider -------------------------------------------------
 
@@ -625,6 +760,7 @@ async fn admin_sets_sso_for_selected_extensions_and_groups(db: FreshDb) {
         .unwrap();
     assert_eq!(res.status().as_u16(), 303, "password sign-in");
     const SSO: &str = "/console/settings/integrations/microsoft365/sso";
+    const GROUP: &str = "cccccccc-0000-4000-8000-000000000001";
     let page = b.get(SSO).await.text().await.unwrap();
     for pick in ["value=\"201\"", "value=\"202\"", "Anna Berg 201"] {
         assert!(page.contains(pick), "{pick} in the picker: {page}");
@@ -639,7 +775,9 @@ async fn admin_sets_sso_for_selected_extensions_and_groups(db: FreshDb) {
             ("webclient", "selected"),
             ("extension", "201"),
             ("extension", "202"),
-            ("group", "Sales"),
+            ("m365_group", GROUP),
+            (&format!("m365_group_name:{GROUP}"), "Phone users"),
+            ("extension_group", "Sales"),
         ])
         .send()
         .await
@@ -649,9 +787,36 @@ async fn admin_sets_sso_for_selected_extensions_and_groups(db: FreshDb) {
     assert_eq!(s.sso.console, SsoMode::Off);
     assert_eq!(s.sso.webclient, SsoMode::Selected);
     assert_eq!(s.sso.selected_extensions, vec!["201", "202"]);
-    assert_eq!(s.sso.selected_groups, vec!["Sales"]);
-    let page = text(&b.get(SSO).await.text().await.unwrap());
+    assert_eq!(s.sso.selected_groups, vec![GROUP]);
+    assert_eq!(s.sso.selected_group_names[GROUP], "Phone users");
+    assert_eq!(s.sso.selected_extension_groups, vec!["Sales"]);
+    let raw = b.get(SSO).await.text().await.unwrap();
+    let page = text(&raw);
     assert!(page.contains("were saved"), "{page}");
+    // The chosen Microsoft 365 group is shown by name, checked, with the group picker.
+    assert!(page.contains("Phone users"), "{page}");
+    assert!(raw.contains(&format!("value=\"{GROUP}\" checked")), "{raw}");
+    assert!(raw.contains("data-kind=\"groups\""), "{raw}");
+    // Something that is not a group object id is refused with a sentence; nothing changes.
+    let res = b
+        .http
+        .post(format!("{}{SSO}", app.base))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("console", "all"),
+            ("webclient", "selected"),
+            ("m365_group", "Sales"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 422);
+    let page = text(&res.text().await.unwrap());
+    assert!(
+        page.contains("'Sales' is not a Microsoft 365 group object id"),
+        "{page}"
+    );
+    assert_eq!(app.state.settings().sso.console, SsoMode::Off);
     // A forged form changes nothing.
     let res = b
         .http
