@@ -115,7 +115,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
 
     let app = App::new(store.clone(), settings);
-    app.set_sip_pusher(SipPusher::start(rpc.clone()));
+    app.set_sip_pusher(SipPusher::start(rpc.clone(), &realm));
     let mut latencies = Vec::with_capacity(args.changes as usize);
     for i in 0..args.changes {
         let number = exts[(i % args.count) as usize].number.to_string();

@@ -56,7 +56,10 @@ pub async fn start(state: &AppState) -> anyhow::Result<Option<Supervisor>> {
         return Ok(None);
     }
     let rpc = RpcClient::new(&settings.sip.rpc_url);
-    state.app.set_sip_pusher(SipPusher::start(rpc.clone()));
+    state.app.set_sip_pusher(SipPusher::start(
+        rpc.clone(),
+        &settings.effective_sip_domain(),
+    ));
     let Some(binary) = binary else {
         return Ok(None);
     };

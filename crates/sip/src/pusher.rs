@@ -1,22 +1,31 @@
-//! Routing changes pushed to Kamailio the moment they happen (SPEC §8: within 100 ms).
+//! Routing and presence changes pushed to Kamailio the moment they happen (SPEC §8: within
+//! 100 ms).
 //!
 //! One worker per pbx365 process takes changes from a queue, keeps only the newest per extension,
-//! and sends them over JSON-RPC. When Kamailio is down or refuses, the changes stay queued and
-//! are retried (1 s, doubling to 10 s), and [`SipPusher::status`] says so for the console: no
-//! change is dropped. Kamailio that (re)starts loads everything from the store, so the queue
-//! only bridges the gap while it runs.
+//! and sends them over JSON-RPC: the routing `htable`s, then the extension's presence (a PIDF
+//! `pua.publish`, which Kamailio's presence server hands to the phones watching it). When Kamailio
+//! is down or refuses, the changes stay queued and are retried (1 s, doubling to 10 s), and
+//! [`SipPusher::status`] says so for the console: no change is dropped. Kamailio that (re)starts
+//! loads the routing from the store, but its presence lives in memory only: the worker notices
+//! every Kamailio it has not seen before (`core.uptime`) and says so through
+//! [`SipPusher::kamailio_starts`], whereupon the feed's tail queues every extension's presence
+//! again ([`Update::Presence`], sent after the live changes).
 
+use crate::presence::Presence;
 use crate::rpc::{RpcClient, RpcError};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+
+/// How often the worker asks which Kamailio runs (to notice a restart).
+const START_CHECK: Duration = Duration::from_secs(1);
 
 /// What Kamailio should hold for one extension.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Update {
-    /// An enabled extension: its profile and display name.
+    /// An enabled extension: its profile and display name (and its presence).
     Route {
         /// `available`, `dnd`, … (as stored).
         profile: String,
@@ -25,7 +34,7 @@ pub enum Update {
         /// Its mobile number, for the `mobile` route.
         mobile: Option<String>,
     },
-    /// A disabled or deleted extension: not routable, registrations ended.
+    /// A disabled or deleted extension: not routable, registrations ended, shown offline.
     Remove,
     /// Its registrations made before `before` (Unix seconds) end: its secret changed then, so
     /// only a phone with the new secret registers after it. Routing unchanged.
@@ -33,14 +42,22 @@ pub enum Update {
         /// When the secret changed.
         before: i64,
     },
+    /// Only its presence, published again (a Kamailio that restarted has none); sent after
+    /// every live change.
+    Presence {
+        /// `available`, `dnd`, … (as stored).
+        profile: String,
+    },
 }
 
 impl Update {
-    /// Route and Remove replace each other; Unregister is kept beside them.
-    fn slot(&self) -> u8 {
+    /// The queue's key for `number`: live changes first, then republished presence; Route and
+    /// Remove replace each other, Unregister is kept beside them.
+    fn key(&self, number: &str) -> (u8, String, u8) {
         match self {
-            Update::Route { .. } | Update::Remove => 0,
-            Update::Unregister { .. } => 1,
+            Update::Route { .. } | Update::Remove => (0, number.to_string(), 0),
+            Update::Unregister { .. } => (0, number.to_string(), 1),
+            Update::Presence { .. } => (1, number.to_string(), 0),
         }
     }
 }
@@ -62,20 +79,41 @@ pub struct SipPusher {
     tx: mpsc::UnboundedSender<(String, Update)>,
     status: Arc<Mutex<SipStatus>>,
     rpc: RpcClient,
+    starts: watch::Receiver<u64>,
 }
 
 impl SipPusher {
-    /// Starts the worker on the current Tokio runtime; it ends when every clone is dropped.
-    pub fn start(rpc: RpcClient) -> SipPusher {
+    /// Starts the worker on the current Tokio runtime for the SIP domain `domain` (presence is
+    /// published for `sip:NUMBER@domain`); it ends when every clone is dropped.
+    pub fn start(rpc: RpcClient, domain: &str) -> SipPusher {
         let (tx, rx) = mpsc::unbounded_channel();
         let status = Arc::new(Mutex::new(SipStatus::default()));
-        tokio::spawn(work(rpc.clone(), rx, status.clone()));
-        SipPusher { tx, status, rpc }
+        let (starts_tx, starts) = watch::channel(0);
+        let worker = Worker {
+            rpc: rpc.clone(),
+            domain: domain.to_string(),
+            status: status.clone(),
+            starts: starts_tx,
+            seen_start: None,
+        };
+        tokio::spawn(worker.work(rx));
+        SipPusher {
+            tx,
+            status,
+            rpc,
+            starts,
+        }
     }
 
     /// Kamailio's JSON-RPC this pusher sends to.
     pub fn rpc(&self) -> &RpcClient {
         &self.rpc
+    }
+
+    /// Counts the Kamailio starts the worker has noticed (the first one it talks to counts):
+    /// each needs every extension's presence queued again.
+    pub fn kamailio_starts(&self) -> watch::Receiver<u64> {
+        self.starts.clone()
     }
 
     /// Queues `update` for extension `number`.
@@ -106,77 +144,126 @@ impl SipPusher {
     }
 }
 
-async fn work(
+/// The queue: per key, the newest update.
+type Pending = BTreeMap<(u8, String, u8), (String, Update)>;
+
+/// The worker behind a [`SipPusher`].
+struct Worker {
     rpc: RpcClient,
-    mut rx: mpsc::UnboundedReceiver<(String, Update)>,
+    domain: String,
     status: Arc<Mutex<SipStatus>>,
-) {
-    let mut pending: BTreeMap<(String, u8), Update> = BTreeMap::new();
-    let mut backoff = Duration::from_secs(1);
-    let set_status = |pending: usize, error: Option<String>, pushed: u64| {
-        let mut s = status.lock().unwrap_or_else(|e| e.into_inner());
+    starts: watch::Sender<u64>,
+    /// When the Kamailio last seen started (`core.uptime` `up_since`).
+    seen_start: Option<String>,
+}
+
+impl Worker {
+    async fn work(mut self, mut rx: mpsc::UnboundedReceiver<(String, Update)>) {
+        let mut pending = Pending::new();
+        let mut backoff = Duration::from_secs(1);
+        let mut checked = tokio::time::Instant::now() - START_CHECK;
+        let queue = |pending: &mut Pending, (n, u): (String, Update)| {
+            if matches!(u, Update::Route { .. } | Update::Remove) {
+                // Newer than any republished presence of it still waiting (read before).
+                pending.remove(&Update::Presence { profile: String::new() }.key(&n));
+            }
+            pending.insert(u.key(&n), (n, u));
+        };
+        loop {
+            if checked.elapsed() >= START_CHECK {
+                checked = tokio::time::Instant::now();
+                self.check_start().await;
+            }
+            if pending.is_empty() {
+                match tokio::time::timeout(START_CHECK, rx.recv()).await {
+                    Ok(Some(item)) => queue(&mut pending, item),
+                    Ok(None) => return,
+                    Err(_) => continue, // idle: time to look at Kamailio again
+                }
+            }
+            while let Ok(item) = rx.try_recv() {
+                queue(&mut pending, item);
+            }
+            // The first entry: a live change if any, else a republished presence. New changes
+            // are taken between two sends, so a long republish never holds a live change back.
+            let Some((key, (number, update))) = pending
+                .first_key_value()
+                .map(|(k, v)| (k.clone(), v.clone()))
+            else {
+                continue;
+            };
+            match send(&self.rpc, &self.domain, &number, &update).await {
+                Ok(()) => {
+                    pending.remove(&key);
+                    backoff = Duration::from_secs(1);
+                    self.set_status(pending.len(), None, 1);
+                }
+                Err(e) => {
+                    // Logged once per outage (the status page shows it all along).
+                    if backoff == Duration::from_secs(1) {
+                        tracing::warn!(error = %e, waiting = pending.len(), "Kamailio did not take a change; retrying until it does");
+                    }
+                    self.set_status(pending.len(), Some(refusal_sentence(&e)), 0);
+                    // New changes join the queue while we wait; the retry sends them all.
+                    let deadline = tokio::time::Instant::now() + backoff;
+                    loop {
+                        tokio::select! {
+                            got = rx.recv() => match got {
+                                Some(item) => queue(&mut pending, item),
+                                None => return,
+                            },
+                            _ = tokio::time::sleep_until(deadline) => break,
+                        }
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    // A Kamailio that was down may be a new one now.
+                    checked = tokio::time::Instant::now() - START_CHECK;
+                }
+            }
+        }
+    }
+
+    fn set_status(&self, pending: usize, error: Option<String>, pushed: u64) {
+        let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
         s.pending = pending;
         s.pushed += pushed;
         s.last_error = error;
-    };
-    loop {
-        if pending.is_empty() {
-            match rx.recv().await {
-                Some((n, u)) => {
-                    pending.insert((n, u.slot()), u);
-                }
-                None => return,
+    }
+
+    /// Asks Kamailio when it started; a start not seen before is announced on `starts`.
+    async fn check_start(&mut self) {
+        let Ok(up) = self.rpc.call("core.uptime", json!([])).await else {
+            return; // down: the pushes report it
+        };
+        let since = up["up_since"].as_str().unwrap_or_default().to_string();
+        if self.seen_start.as_deref() != Some(since.as_str()) {
+            if self.seen_start.is_some() {
+                tracing::info!(up_since = %since, "Kamailio restarted; publishing every extension's presence again");
             }
-        }
-        while let Ok((n, u)) = rx.try_recv() {
-            pending.insert((n, u.slot()), u);
-        }
-        let mut failure = None;
-        let mut pushed = 0;
-        let keys: Vec<_> = pending.keys().cloned().collect();
-        for key in keys {
-            let update = pending[&key].clone();
-            match send(&rpc, &key.0, &update).await {
-                Ok(()) => {
-                    pending.remove(&key);
-                    pushed += 1;
-                }
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            }
-        }
-        match failure {
-            None => {
-                backoff = Duration::from_secs(1);
-                set_status(pending.len(), None, pushed);
-            }
-            Some(e) => {
-                // Logged once per outage (the status page shows it all along).
-                if backoff == Duration::from_secs(1) {
-                    tracing::warn!(error = %e, waiting = pending.len(), "Kamailio did not take a routing change; retrying until it does");
-                }
-                set_status(pending.len(), Some(e.to_string()), pushed);
-                // New changes join the queue while we wait; the retry sends them all.
-                let deadline = tokio::time::Instant::now() + backoff;
-                loop {
-                    tokio::select! {
-                        got = rx.recv() => match got {
-                            Some((n, u)) => { pending.insert((n, u.slot()), u); }
-                            None => return,
-                        },
-                        _ = tokio::time::sleep_until(deadline) => break,
-                    }
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-            }
+            self.seen_start = Some(since);
+            self.starts.send_modify(|n| *n += 1);
         }
     }
 }
 
+/// The status page's words for a failed push: a refusal says what to check.
+fn refusal_sentence(e: &RpcError) -> String {
+    match e {
+        RpcError::Unreachable { .. } => format!("{e}."),
+        RpcError::Refused { .. } => format!(
+            "{e}. Check that Kamailio runs the configuration `pbx365 sip config` prints for \
+             this deployment (with the kamailio-presence-modules package installed)."
+        ),
+    }
+}
+
 /// One update as JSON-RPC calls.
-async fn send(rpc: &RpcClient, number: &str, update: &Update) -> Result<(), RpcError> {
+async fn send(
+    rpc: &RpcClient,
+    domain: &str,
+    number: &str,
+    update: &Update,
+) -> Result<(), RpcError> {
     match update {
         Update::Route {
             profile,
@@ -191,6 +278,7 @@ async fn send(rpc: &RpcClient, number: &str, update: &Update) -> Result<(), RpcE
             };
             rpc.call("htable.sets", json!(["prof", number, profile]))
                 .await?;
+            publish(rpc, domain, number, Presence::of_stored(profile)).await?;
         }
         Update::Remove => {
             // Registrations first: once it is unroutable, it is also unregistered.
@@ -198,10 +286,58 @@ async fn send(rpc: &RpcClient, number: &str, update: &Update) -> Result<(), RpcE
             forget(rpc, "prof", number).await?;
             forget(rpc, "name", number).await?;
             forget(rpc, "mob", number).await?;
+            publish(rpc, domain, number, Presence::Gone).await?;
         }
         Update::Unregister { before } => unregister_before(rpc, number, *before).await?,
+        Update::Presence { profile } => {
+            publish(rpc, domain, number, Presence::of_stored(profile)).await?
+        }
     }
     Ok(())
+}
+
+/// Publishes `presence` for `number` through Kamailio's `pua` (module `pua_rpc`), which sends
+/// the PUBLISH to Kamailio's own presence server and refreshes it until the next one. An
+/// enabled extension's publication never expires (`-1`: refreshed); an offline one lapses after
+/// an hour. Kamailio answers with the publication's entity tag once its presence server took it.
+async fn publish(
+    rpc: &RpcClient,
+    domain: &str,
+    number: &str,
+    presence: Presence,
+) -> Result<(), RpcError> {
+    let entity = format!("sip:{number}@{domain}");
+    let expires = match presence {
+        Presence::Gone => "3600",
+        Presence::Profile(_) => "-1",
+    };
+    // presentity, expires, event, content type, id (one series per extension), ETag (pua
+    // keeps it), outbound proxy (the configuration's), extra headers, body.
+    let params = json!([
+        entity,
+        expires,
+        "presence",
+        "application/pidf+xml",
+        ".",
+        ".",
+        ".",
+        ".",
+        presence.pidf(&entity)
+    ]);
+    let etag = |v: &Value| v.get("SIP-ETag").is_some();
+    // pua answers without an entity tag when the presence server refused the PUBLISH. A
+    // publication pua restored from its table after a restart is unknown to the presence
+    // server (412) and forgotten by pua then: the second attempt starts a new one.
+    for _ in 0..2 {
+        let answer = rpc.call("pua.publish", params.clone()).await?;
+        if etag(&answer) || answer.as_array().is_some_and(|a| a.iter().any(etag)) {
+            return Ok(());
+        }
+    }
+    Err(RpcError::Refused {
+        method: "pua.publish".into(),
+        message: format!("its presence server did not accept the presence of {number}"),
+    })
 }
 
 /// Deletes `number` from `table` (absent already is not an error).
