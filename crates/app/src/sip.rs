@@ -171,9 +171,10 @@ async fn tail_feed(store: Store, pusher: SipPusher, wake: Arc<Notify>) {
                 _ = wake.notified() => false,
                 _ = tokio::time::sleep(POLL) => true,
                 changed = starts.changed() => {
-                    if changed.is_ok() {
-                        republish_presence(&store, &pusher).await;
+                    if changed.is_err() {
+                        return; // the pusher's worker has ended
                     }
+                    republish_presence(&store, &pusher).await;
                     continue;
                 }
             }

@@ -2,8 +2,9 @@
 //! 100 ms).
 //!
 //! One worker per pbx365 process takes changes from a queue, keeps only the newest per extension,
-//! and sends them over JSON-RPC: the routing `htable`s, then the extension's presence (a PIDF
-//! `pua.publish`, which Kamailio's presence server hands to the phones watching it). When Kamailio
+//! and sends them over JSON-RPC: the routing `htable`s at once, then the extension's presence (a
+//! PIDF `pua.publish`, which Kamailio's presence server hands to the phones watching it), paced
+//! to [`PUBLISH_RATE`] so that thousands of them never exhaust Kamailio's memory. When Kamailio
 //! is down or refuses, the changes stay queued and are retried (1 s, doubling to 10 s), and
 //! [`SipPusher::status`] says so for the console: no change is dropped. Kamailio that (re)starts
 //! loads the routing from the store, but its presence lives in memory only: the worker notices
@@ -48,18 +49,6 @@ pub enum Update {
         /// `available`, `dnd`, … (as stored).
         profile: String,
     },
-}
-
-impl Update {
-    /// The queue's key for `number`: live changes first, then republished presence; Route and
-    /// Remove replace each other, Unregister is kept beside them.
-    fn key(&self, number: &str) -> (u8, String, u8) {
-        match self {
-            Update::Route { .. } | Update::Remove => (0, number.to_string(), 0),
-            Update::Unregister { .. } => (0, number.to_string(), 1),
-            Update::Presence { .. } => (1, number.to_string(), 0),
-        }
-    }
 }
 
 /// The pusher's state for the console's status page.
@@ -144,8 +133,25 @@ impl SipPusher {
     }
 }
 
-/// The queue: per key, the newest update.
-type Pending = BTreeMap<(u8, String, u8), (String, Update)>;
+/// One piece of work for Kamailio: routing (an [`Update`] but presence) or a publication.
+#[derive(Debug, Clone)]
+enum Work {
+    /// `Route`, `Remove` or `Unregister`: sent at once.
+    Routing(Update),
+    /// A publication, paced (see [`PUBLISH_RATE`]).
+    Publish(Presence),
+}
+
+/// Where a piece of work waits: routing first, then the presence of routing changes, then
+/// republished presence; one entry per extension and kind, the newest.
+type Key = (u8, String, u8);
+
+/// Publications per second at most. Each one holds two transactions in Kamailio's shared memory
+/// for tm's wait timer (5 s, about 24 KB in all): a restart's republication of thousands of
+/// extensions at full speed would exhaust the 64 MB Debian gives Kamailio.
+pub const PUBLISH_RATE: f64 = 200.0;
+/// Publications sent at once before the pace applies (a single change is never held back).
+const PUBLISH_BURST: f64 = 50.0;
 
 /// The worker behind a [`SipPusher`].
 struct Worker {
@@ -157,59 +163,128 @@ struct Worker {
     seen_start: Option<String>,
 }
 
+/// The queue of a worker.
+#[derive(Default)]
+struct Queue {
+    pending: BTreeMap<Key, (String, Work)>,
+}
+
+impl Queue {
+    /// Queues an update from pbx365: a routing change replaces the waiting publications of its
+    /// extension (it brings its own); a republication waits unless a live change is pending (that
+    /// one is at least as new: the feed delivers every change).
+    fn take(&mut self, number: String, update: Update) {
+        let key = |p: u8, slot: u8| (p, number.clone(), slot);
+        match update {
+            Update::Presence { profile } => {
+                if self.pending.contains_key(&key(0, 0)) || self.pending.contains_key(&key(1, 0))
+                {
+                    return;
+                }
+                let work = Work::Publish(Presence::of_stored(&profile));
+                self.pending.insert(key(2, 0), (number, work));
+            }
+            Update::Unregister { .. } => {
+                self.pending
+                    .insert(key(0, 1), (number.clone(), Work::Routing(update)));
+            }
+            Update::Route { .. } | Update::Remove => {
+                self.pending.remove(&key(1, 0));
+                self.pending.remove(&key(2, 0));
+                self.pending
+                    .insert(key(0, 0), (number.clone(), Work::Routing(update)));
+            }
+        }
+    }
+
+    /// After a routing change went through: its extension's presence, as a live publication.
+    fn publish_after(&mut self, number: &str, update: &Update) {
+        let presence = match update {
+            Update::Route { profile, .. } => Presence::of_stored(profile),
+            Update::Remove => Presence::Gone,
+            _ => return,
+        };
+        self.pending.insert(
+            (1, number.to_string(), 0),
+            (number.to_string(), Work::Publish(presence)),
+        );
+    }
+}
+
 impl Worker {
     async fn work(mut self, mut rx: mpsc::UnboundedReceiver<(String, Update)>) {
-        let mut pending = Pending::new();
+        let mut queue = Queue::default();
         let mut backoff = Duration::from_secs(1);
         let mut checked = tokio::time::Instant::now() - START_CHECK;
-        let queue = |pending: &mut Pending, (n, u): (String, Update)| {
-            if matches!(u, Update::Route { .. } | Update::Remove) {
-                // Newer than any republished presence of it still waiting (read before).
-                pending.remove(&Update::Presence { profile: String::new() }.key(&n));
-            }
-            pending.insert(u.key(&n), (n, u));
-        };
+        let mut tokens = PUBLISH_BURST;
+        let mut refilled = tokio::time::Instant::now();
         loop {
             if checked.elapsed() >= START_CHECK {
                 checked = tokio::time::Instant::now();
                 self.check_start().await;
             }
-            if pending.is_empty() {
+            if queue.pending.is_empty() {
                 match tokio::time::timeout(START_CHECK, rx.recv()).await {
-                    Ok(Some(item)) => queue(&mut pending, item),
+                    Ok(Some((n, u))) => queue.take(n, u),
                     Ok(None) => return,
                     Err(_) => continue, // idle: time to look at Kamailio again
                 }
             }
-            while let Ok(item) = rx.try_recv() {
-                queue(&mut pending, item);
+            while let Ok((n, u)) = rx.try_recv() {
+                queue.take(n, u);
             }
-            // The first entry: a live change if any, else a republished presence. New changes
-            // are taken between two sends, so a long republish never holds a live change back.
-            let Some((key, (number, update))) = pending
+            // The first entry: routing if any, else a publication. New changes are taken
+            // between two sends, so a long republication never holds a routing change back.
+            let Some((key, (number, work))) = queue
+                .pending
                 .first_key_value()
                 .map(|(k, v)| (k.clone(), v.clone()))
             else {
                 continue;
             };
-            match send(&self.rpc, &self.domain, &number, &update).await {
+            let result = match &work {
+                Work::Routing(update) => send(&self.rpc, &number, update).await,
+                Work::Publish(presence) => {
+                    let now = tokio::time::Instant::now();
+                    tokens = (tokens + (now - refilled).as_secs_f64() * PUBLISH_RATE)
+                        .min(PUBLISH_BURST);
+                    refilled = now;
+                    if tokens < 1.0 {
+                        // Wait for the next token, taking new changes meanwhile.
+                        let wait = Duration::from_secs_f64((1.0 - tokens) / PUBLISH_RATE);
+                        if let Ok(got) = tokio::time::timeout(wait, rx.recv()).await {
+                            match got {
+                                Some((n, u)) => queue.take(n, u),
+                                None => return,
+                            }
+                        }
+                        continue;
+                    }
+                    tokens -= 1.0;
+                    publish(&self.rpc, &self.domain, &number, *presence).await
+                }
+            };
+            match result {
                 Ok(()) => {
-                    pending.remove(&key);
+                    queue.pending.remove(&key);
+                    if let Work::Routing(update) = &work {
+                        queue.publish_after(&number, update);
+                    }
                     backoff = Duration::from_secs(1);
-                    self.set_status(pending.len(), None, 1);
+                    self.set_status(queue.pending.len(), None, 1);
                 }
                 Err(e) => {
                     // Logged once per outage (the status page shows it all along).
                     if backoff == Duration::from_secs(1) {
-                        tracing::warn!(error = %e, waiting = pending.len(), "Kamailio did not take a change; retrying until it does");
+                        tracing::warn!(error = %e, waiting = queue.pending.len(), "Kamailio did not take a change; retrying until it does");
                     }
-                    self.set_status(pending.len(), Some(refusal_sentence(&e)), 0);
+                    self.set_status(queue.pending.len(), Some(refusal_sentence(&e)), 0);
                     // New changes join the queue while we wait; the retry sends them all.
                     let deadline = tokio::time::Instant::now() + backoff;
                     loop {
                         tokio::select! {
                             got = rx.recv() => match got {
-                                Some(item) => queue(&mut pending, item),
+                                Some((n, u)) => queue.take(n, u),
                                 None => return,
                             },
                             _ = tokio::time::sleep_until(deadline) => break,
@@ -257,13 +332,8 @@ fn refusal_sentence(e: &RpcError) -> String {
     }
 }
 
-/// One update as JSON-RPC calls.
-async fn send(
-    rpc: &RpcClient,
-    domain: &str,
-    number: &str,
-    update: &Update,
-) -> Result<(), RpcError> {
+/// One routing update as JSON-RPC calls (its presence follows as a publication of its own).
+async fn send(rpc: &RpcClient, number: &str, update: &Update) -> Result<(), RpcError> {
     match update {
         Update::Route {
             profile,
@@ -278,7 +348,6 @@ async fn send(
             };
             rpc.call("htable.sets", json!(["prof", number, profile]))
                 .await?;
-            publish(rpc, domain, number, Presence::of_stored(profile)).await?;
         }
         Update::Remove => {
             // Registrations first: once it is unroutable, it is also unregistered.
@@ -286,12 +355,9 @@ async fn send(
             forget(rpc, "prof", number).await?;
             forget(rpc, "name", number).await?;
             forget(rpc, "mob", number).await?;
-            publish(rpc, domain, number, Presence::Gone).await?;
         }
         Update::Unregister { before } => unregister_before(rpc, number, *before).await?,
-        Update::Presence { profile } => {
-            publish(rpc, domain, number, Presence::of_stored(profile)).await?
-        }
+        Update::Presence { .. } => {} // queued as a publication, never sent as routing
     }
     Ok(())
 }
