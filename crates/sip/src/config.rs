@@ -192,7 +192,9 @@ mod tests {
         assert!(cfg.contains("listen=tcp:127.0.0.1:5071"));
         assert!(cfg.contains("$si == \"127.0.0.1\""));
         // pua publishes presence to Kamailio's own socket (loopback when it listens on all).
-        assert!(cfg.contains("modparam(\"pua\", \"outbound_proxy\", \"sip:127.0.0.1:5060;transport=udp\")"));
+        assert!(cfg.contains(
+            "modparam(\"pua\", \"outbound_proxy\", \"sip:127.0.0.1:5060;transport=udp\")"
+        ));
         assert!(cfg.contains("modparam(\"pua\", \"db_url\", DBURL)"));
     }
 

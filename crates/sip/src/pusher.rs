@@ -177,8 +177,7 @@ impl Queue {
         let key = |p: u8, slot: u8| (p, number.clone(), slot);
         match update {
             Update::Presence { profile } => {
-                if self.pending.contains_key(&key(0, 0)) || self.pending.contains_key(&key(1, 0))
-                {
+                if self.pending.contains_key(&key(0, 0)) || self.pending.contains_key(&key(1, 0)) {
                     return;
                 }
                 let work = Work::Publish(Presence::of_stored(&profile));
@@ -246,8 +245,8 @@ impl Worker {
                 Work::Routing(update) => send(&self.rpc, &number, update).await,
                 Work::Publish(presence) => {
                     let now = tokio::time::Instant::now();
-                    tokens = (tokens + (now - refilled).as_secs_f64() * PUBLISH_RATE)
-                        .min(PUBLISH_BURST);
+                    tokens =
+                        (tokens + (now - refilled).as_secs_f64() * PUBLISH_RATE).min(PUBLISH_BURST);
                     refilled = now;
                     if tokens < 1.0 {
                         // Wait for the next token, taking new changes meanwhile.

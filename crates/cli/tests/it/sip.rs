@@ -669,11 +669,15 @@ async fn a_kamailio_that_is_down_is_reported_and_retried() {
 
 /// What a watching phone reads in a NOTIFY's PIDF body.
 fn busy(body: &str) -> bool {
-    body.contains("<basic>open</basic>") && body.contains("busy/>") && body.contains("Do not disturb")
+    body.contains("<basic>open</basic>")
+        && body.contains("busy/>")
+        && body.contains("Do not disturb")
 }
 
 fn available(body: &str) -> bool {
-    body.contains("<basic>open</basic>") && !body.contains("activities") && body.contains("Available")
+    body.contains("<basic>open</basic>")
+        && !body.contains("activities")
+        && body.contains("Available")
 }
 
 on_both!(watchers_see_busy_then_available_even_after_a_kamailio_restart);
@@ -689,7 +693,11 @@ async fn watchers_see_busy_then_available_even_after_a_kamailio_restart(db: Fres
     let s101 = p.secret("101").await;
 
     let mut w = p.watch("101", Some(&s101), "102").await;
-    assert!(matches!(w.code, 200 | 202), "subscription answered {}", w.code);
+    assert!(
+        matches!(w.code, 200 | 202),
+        "subscription answered {}",
+        w.code
+    );
     w.notified(10, "102 available", available).await;
     let changed = Instant::now();
     p.profile("102", "dnd").await;
@@ -703,13 +711,18 @@ async fn watchers_see_busy_then_available_even_after_a_kamailio_restart(db: Fres
     p.profile("102", "available").await;
     w.notified(10, "102 available again", available).await;
     p.profile("102", "away").await;
-    w.notified(10, "102 away", |b| b.contains("away/>") && b.contains("Away"))
-        .await;
+    w.notified(10, "102 away", |b| {
+        b.contains("away/>") && b.contains("Away")
+    })
+    .await;
 
     // No presence for strangers: without credentials, or with a wrong secret, the SUBSCRIBE is
     // only challenged; an unknown number is 404 (after authentication).
     assert_eq!(p.watch("555", None, "102").await.code, 407);
-    assert_eq!(p.watch("101", Some("not-the-secret"), "102").await.code, 407);
+    assert_eq!(
+        p.watch("101", Some("not-the-secret"), "102").await.code,
+        407
+    );
     assert_eq!(p.watch("101", Some(&s101), "999").await.code, 404);
     // A phone cannot publish presence: that is pbx365's (even from Kamailio's own address).
     let mut phone = RawSip::bind("127.0.0.1", p.proxy, "localhost").await;
@@ -726,7 +739,11 @@ async fn watchers_see_busy_then_available_even_after_a_kamailio_restart(db: Fres
     drop(w);
     p.restart_kamailio().await;
     let mut w = p.watch("101", Some(&s101), "102").await;
-    assert!(matches!(w.code, 200 | 202), "subscription answered {}", w.code);
+    assert!(
+        matches!(w.code, 200 | 202),
+        "subscription answered {}",
+        w.code
+    );
     w.notified(15, "102 busy after the restart", busy).await;
 
     // A disabled extension is shown offline to those who watch it.
@@ -797,21 +814,35 @@ async fn a_kamailio_that_refuses_an_update_is_reported_and_retried() {
     holds(&p, "prof", "102", Some("dnd")).await;
 
     // The admin runs the current configuration: the waiting changes are retried and taken.
-    refusing.kill().await.unwrap();
+    // SIGTERM: Kamailio's main process then ends its workers too (SIGKILL would leave them).
+    let pid = refusing.id().expect("the old Kamailio's pid");
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    refusing.wait().await.unwrap();
     pbx365_testkit::wait::eventually(10, "the old Kamailio to be gone", || async {
         rpc(&p.rpc_url, "core.version", json!([])).await.is_err()
     })
     .await;
     let _kamailio = kamailio(&cfg);
     await_kamailio(&p.rpc_url, 20).await;
-    pbx365_testkit::wait::eventually(30, "the waiting changes to be retried and taken", || async {
-        let page = phones_page(&p).await;
-        page.contains("id=\"sip-ok\"") && page.contains(", 0 waiting")
-    })
+    pbx365_testkit::wait::eventually(
+        30,
+        "the waiting changes to be retried and taken",
+        || async {
+            let page = phones_page(&p).await;
+            page.contains("id=\"sip-ok\"") && page.contains(", 0 waiting")
+        },
+    )
     .await;
     let s101 = p.secret("101").await;
     let mut w = p.watch("101", Some(&s101), "102").await;
-    assert!(matches!(w.code, 200 | 202), "subscription answered {}", w.code);
+    assert!(
+        matches!(w.code, 200 | 202),
+        "subscription answered {}",
+        w.code
+    );
     w.notified(10, "102 busy", busy).await;
 
     let status = p.server.terminate().await;
