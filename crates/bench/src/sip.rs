@@ -61,7 +61,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// Runs the benchmark.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let binary = find_kamailio()
-        .context("no `kamailio` binary: apt-get install kamailio kamailio-sqlite-modules")?;
+        .context("no `kamailio` binary: apt-get install kamailio kamailio-sqlite-modules kamailio-presence-modules")?;
     let dir = tempfile::tempdir()?;
     let mut settings = Settings {
         data_dir: dir.path().to_path_buf(),

@@ -77,7 +77,7 @@ pub async fn start(state: &AppState) -> anyhow::Result<Option<Supervisor>> {
 pub fn demo_lines(settings: &Settings, sip_on: bool) -> Vec<String> {
     if !sip_on {
         return vec![
-            "  Phones:         off. Install Kamailio (apt-get install kamailio kamailio-sqlite-modules) and run the demo again,".into(),
+            "  Phones:         off. Install Kamailio (apt-get install kamailio kamailio-sqlite-modules kamailio-presence-modules) and run the demo again,".into(),
             "                  or run Kamailio yourself with `pbx365 sip config` and set sip.manage_kamailio = false.".into(),
         ];
     }
