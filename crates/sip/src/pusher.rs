@@ -459,3 +459,70 @@ async fn unregister(rpc: &RpcClient, number: &str) -> Result<(), RpcError> {
         Err(e) => Err(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(profile: &str) -> Update {
+        Update::Route {
+            profile: profile.into(),
+            display_name: "Ann".into(),
+            mobile: None,
+        }
+    }
+
+    fn republish(profile: &str) -> Update {
+        Update::Presence {
+            profile: profile.into(),
+        }
+    }
+
+    /// The order the worker would send the queue in.
+    fn order(q: &Queue) -> Vec<String> {
+        q.pending
+            .values()
+            .map(|(n, w)| match w {
+                Work::Routing(Update::Unregister { .. }) => format!("{n}:unregister"),
+                Work::Routing(_) => format!("{n}:routing"),
+                Work::Publish(p) => format!("{n}:publish:{p:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn routing_goes_before_publications_and_republications_come_last() {
+        let mut q = Queue::default();
+        q.take("105".into(), republish("away"));
+        q.take("101".into(), route("dnd"));
+        q.take("103".into(), Update::Unregister { before: 1 });
+        q.publish_after("102", &route("available"));
+        assert_eq!(
+            order(&q),
+            [
+                "101:routing",
+                "103:unregister",
+                "102:publish:Profile(Available)",
+                "105:publish:Profile(Away)"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_routing_change_replaces_waiting_publications_and_a_republication_never_overrides_it() {
+        let mut q = Queue::default();
+        q.take("101".into(), republish("available"));
+        q.publish_after("101", &route("away"));
+        q.take("101".into(), route("dnd"));
+        assert_eq!(order(&q), ["101:routing"]);
+        // Read before the change was queued: it must not be sent after the change's own.
+        q.take("101".into(), republish("available"));
+        assert_eq!(order(&q), ["101:routing"]);
+        q.pending.clear();
+        q.publish_after("101", &route("dnd"));
+        q.take("101".into(), republish("available"));
+        assert_eq!(order(&q), ["101:publish:Profile(Dnd)"]);
+        q.publish_after("101", &Update::Remove);
+        assert_eq!(order(&q), ["101:publish:Gone"]);
+    }
+}
