@@ -129,6 +129,29 @@ fn change_secs(id: &str) -> i64 {
     i64::try_from(nanos / 1_000_000_000).unwrap_or(i64::MAX)
 }
 
+/// Queues every enabled extension's presence again: a Kamailio that (re)started keeps presence
+/// in memory only, so it has none (its routing it loads from the store itself). A failed read
+/// is tried again a second later: until then, watchers see nobody.
+async fn republish_presence(store: &Store, pusher: &SipPusher) {
+    loop {
+        match store.sip_profiles().await {
+            Ok(all) => {
+                for (number, profile) in all {
+                    pusher.push(&number, Update::Presence { profile });
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the profiles to publish as presence; retrying");
+                if pusher.is_closed() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
 /// Reads the feed of SIP changes and hands each changed extension's current state to `pusher`,
 /// until the pusher's worker is gone.
 async fn tail_feed(store: Store, pusher: SipPusher, wake: Arc<Notify>) {
@@ -139,6 +162,7 @@ async fn tail_feed(store: Store, pusher: SipPusher, wake: Arc<Notify>) {
     let mut seen = BTreeSet::<String>::new();
     let mut pruned_at = tokio::time::Instant::now();
     let mut more = false;
+    let mut starts = pusher.kamailio_starts();
     loop {
         let periodic = if more {
             false
@@ -146,6 +170,13 @@ async fn tail_feed(store: Store, pusher: SipPusher, wake: Arc<Notify>) {
             tokio::select! {
                 _ = wake.notified() => false,
                 _ = tokio::time::sleep(POLL) => true,
+                changed = starts.changed() => {
+                    if changed.is_err() {
+                        return; // the pusher's worker has ended
+                    }
+                    republish_presence(&store, &pusher).await;
+                    continue;
+                }
             }
         };
         if pusher.is_closed() {

@@ -1,6 +1,8 @@
 //! Phones: `count` extensions with SIP secrets in a SQLite store, a real Kamailio loading them
 //! at start, then `changes` profile changes through the app's one profile writer, each timed
-//! until Kamailio holds it (polled over JSON-RPC). Target (issue 12): p99 <= 100 ms.
+//! until Kamailio holds it (polled over JSON-RPC). Target (issue 12): p99 <= 100 ms. Then the
+//! time until Kamailio's presence server holds every extension (published again after its
+//! start, paced) and Kamailio's peak shared memory.
 
 use anyhow::Context;
 use pbx365_app::App;
@@ -59,7 +61,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// Runs the benchmark.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let binary = find_kamailio()
-        .context("no `kamailio` binary: apt-get install kamailio kamailio-sqlite-modules")?;
+        .context("no `kamailio` binary: apt-get install kamailio kamailio-sqlite-modules kamailio-presence-modules")?;
     let dir = tempfile::tempdir()?;
     let mut settings = Settings {
         data_dir: dir.path().to_path_buf(),
@@ -115,7 +117,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
 
     let app = App::new(store.clone(), settings);
-    app.set_sip_pusher(SipPusher::start(rpc.clone()));
+    app.set_sip_pusher(SipPusher::start(rpc.clone(), &realm));
     let mut latencies = Vec::with_capacity(args.changes as usize);
     for i in 0..args.changes {
         let number = exts[(i % args.count) as usize].number.to_string();
@@ -138,6 +140,32 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         latencies.push(t0.elapsed());
     }
+    // Presence lives in Kamailio's memory only: after its start pbx365 publishes every
+    // extension again, paced; how long until Kamailio has them all, and its peak shared memory.
+    let presence_started = Instant::now();
+    loop {
+        let listed = rpc.call("presence.presentity_list", json!([])).await?;
+        let held = listed.as_array().map_or(0, Vec::len);
+        if held >= args.count as usize {
+            break;
+        }
+        anyhow::ensure!(
+            presence_started.elapsed() < Duration::from_secs(600),
+            "Kamailio holds the presence of only {held} of {} extensions after 10 minutes",
+            args.count
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let shm = rpc.call("core.shmmem", json!([])).await?;
+    println!(
+        "presence of all {} extensions in Kamailio {:.1} s after the changes (publications paced \
+         at {}/s); Kamailio's shared memory: peak {:.1} MB of {:.0} MB",
+        args.count,
+        presence_started.elapsed().as_secs_f64(),
+        pbx365_sip::pusher::PUBLISH_RATE,
+        shm["max_used"].as_f64().unwrap_or(0.0) / 1e6,
+        shm["total"].as_f64().unwrap_or(0.0) / 1e6,
+    );
     kamailio.stop().await;
     store.close().await;
     latencies.sort();

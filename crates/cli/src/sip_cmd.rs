@@ -56,7 +56,10 @@ pub async fn start(state: &AppState) -> anyhow::Result<Option<Supervisor>> {
         return Ok(None);
     }
     let rpc = RpcClient::new(&settings.sip.rpc_url);
-    state.app.set_sip_pusher(SipPusher::start(rpc.clone()));
+    state.app.set_sip_pusher(SipPusher::start(
+        rpc.clone(),
+        &settings.effective_sip_domain(),
+    ));
     let Some(binary) = binary else {
         return Ok(None);
     };
@@ -74,7 +77,7 @@ pub async fn start(state: &AppState) -> anyhow::Result<Option<Supervisor>> {
 pub fn demo_lines(settings: &Settings, sip_on: bool) -> Vec<String> {
     if !sip_on {
         return vec![
-            "  Phones:         off. Install Kamailio (apt-get install kamailio kamailio-sqlite-modules) and run the demo again,".into(),
+            "  Phones:         off. Install Kamailio (apt-get install kamailio kamailio-sqlite-modules kamailio-presence-modules) and run the demo again,".into(),
             "                  or run Kamailio yourself with `pbx365 sip config` and set sip.manage_kamailio = false.".into(),
         ];
     }

@@ -105,6 +105,12 @@ impl KamailioConfig {
             }
             SipRoute::Mobile => "\troute(MOBILE);".to_string(),
         };
+        // pua sends its PUBLISH to this address (Kamailio's own SIP socket).
+        let publish_to = match self.sip_listen {
+            SocketAddr::V4(v4) if v4.ip().is_unspecified() => format!("127.0.0.1:{}", v4.port()),
+            SocketAddr::V6(v6) if v6.ip().is_unspecified() => format!("[::1]:{}", v6.port()),
+            a => listen(a),
+        };
         let values: Vec<(&str, String)> = vec![
             ("DOMAIN", self.domain.clone()),
             ("DB_URL", self.db_url.clone()),
@@ -116,6 +122,7 @@ impl KamailioConfig {
             ("CHILDREN", self.children.to_string()),
             ("SIP_LISTEN", listen(self.sip_listen)),
             ("RPC_LISTEN", listen(self.rpc_listen)),
+            ("PUBLISH_TO", publish_to),
             ("RPC_PORT", self.rpc_listen.port().to_string()),
             ("RPC_ALLOW_EXPR", allow_expr),
             ("RPC_ALLOW", allow_text),
@@ -184,6 +191,11 @@ mod tests {
         assert!(cfg.contains("listen=udp:0.0.0.0:5060"));
         assert!(cfg.contains("listen=tcp:127.0.0.1:5071"));
         assert!(cfg.contains("$si == \"127.0.0.1\""));
+        // pua publishes presence to Kamailio's own socket (loopback when it listens on all).
+        assert!(cfg.contains(
+            "modparam(\"pua\", \"outbound_proxy\", \"sip:127.0.0.1:5060;transport=udp\")"
+        ));
+        assert!(cfg.contains("modparam(\"pua\", \"db_url\", DBURL)"));
     }
 
     #[test]

@@ -6,6 +6,8 @@
 # Accounts: auth_db reads digest hashes (HA1, HA1b) from pbx365's store (view sip_subscriber).
 # Routing: htables loaded from the store at start (views sip_profiles, sip_names, sip_mobiles)
 # and kept current by pbx365 over JSON-RPC (htable.sets / htable.delete).
+# Presence: pbx365 publishes each profile as PIDF over JSON-RPC (pua.publish); pua sends the
+# PUBLISH to this Kamailio's own presence server (in memory), which tells watching phones.
 
 #!define DBURL "{{DB_URL}}"
 
@@ -54,6 +56,10 @@ loadmodule "pike.so"
 loadmodule "uac.so"
 loadmodule "xhttp.so"
 loadmodule "dialog.so"
+loadmodule "presence.so"
+loadmodule "presence_xml.so"
+loadmodule "pua.so"
+loadmodule "pua_rpc.so"
 
 # ----- jsonrpcs: over HTTP only (no FIFO or datagram socket to secure) -----
 modparam("jsonrpcs", "transport", 1)
@@ -103,6 +109,22 @@ modparam("pike", "remove_latency", 4)
 # ----- dialog: calls in progress, in memory (pbx365 reads them with dlg.list) -----
 modparam("dialog", "db_mode", 0)
 
+# ----- presence: profiles as PIDF for the phones watching an extension -----
+# Publications and subscriptions live in memory only (no presence tables): pbx365 publishes
+# every extension again when it sees this Kamailio (re)started. Any authenticated extension may
+# watch any other (force_active: no XCAP rules).
+modparam("presence", "publ_cache", 2)
+modparam("presence", "subs_db_mode", 0)
+modparam("presence", "max_expires", 3600)
+modparam("presence_xml", "force_active", 1)
+# pua (the publishing side) keeps its publications in memory and refreshes them; it insists on a
+# table (`pua`, with its row in `version`), which pbx365's store provides (migration 0012).
+modparam("pua", "db_url", DBURL)
+modparam("pua", "db_mode", 0)
+modparam("pua", "update_period", 300)
+modparam("pua", "default_expires", 3600)
+modparam("pua", "outbound_proxy", "sip:{{PUBLISH_TO}};transport=udp")
+
 # ----- uac: the caller's display name on the INVITE -----
 modparam("uac", "restore_mode", "none")
 
@@ -117,6 +139,22 @@ event_route[htable:mod-init] {
 request_route {
 	# Scanners (SIPVicious and friends) get nothing, not even a log line.
 	if ($ua =~ "friendly-scanner|sipvicious|sipcli|VaxSIPUserAgent|sundayddr") {
+		exit;
+	}
+	# Presence is pbx365's to publish: only the PUBLISH that pua sends from this Kamailio's own
+	# UDP socket (source address and port are its own, which no other host can send from) is
+	# taken; phones get 403. Before the flood check: a restart republishes every extension.
+	if (is_method("PUBLISH")) {
+		if (proto == UDP && $si == $Ri && $sp == $Rp) {
+			if (!t_newtran()) {
+				sl_reply_error();
+				exit;
+			}
+			handle_publish();
+			t_release();
+			exit;
+		}
+		sl_send_reply("403", "Presence is published by pbx365");
 		exit;
 	}
 	if ($sht(ban=>$si) != $null) {
@@ -181,6 +219,10 @@ request_route {
 		route(TOEXT);
 		exit;
 	}
+	if (is_method("SUBSCRIBE")) {
+		route(PRESENCE);
+		exit;
+	}
 	sl_send_reply("405", "Method Not Allowed");
 	exit;
 }
@@ -188,6 +230,8 @@ request_route {
 # Requests inside a dialog follow the Record-Route set.
 route[WITHINDLG] {
 	if (!has_totag()) return;
+	# A watcher refreshing or ending its subscription: authenticated like a new one.
+	if (is_method("SUBSCRIBE") && uri == myself) return;
 	if (loose_route()) {
 		t_relay();
 		exit;
@@ -294,6 +338,26 @@ route[TOEXT] {
 	if (!t_relay()) {
 		sl_reply_error();
 	}
+	exit;
+}
+
+# An authenticated extension watches another one's presence (Event: presence only). A new
+# subscription to an unknown number gets 404; the first NOTIFY follows the 200 at once.
+route[PRESENCE] {
+	if (!($hdr(Event) =~ "^presence($|[ ;])")) {
+		sl_send_reply("489", "Bad Event");
+		exit;
+	}
+	if (!has_totag() && ($rU == $null || !(uri == myself) || $sht(prof=>$rU) == $null)) {
+		sl_send_reply("404", "Not Found");
+		exit;
+	}
+	if (!t_newtran()) {
+		sl_reply_error();
+		exit;
+	}
+	handle_subscribe();
+	t_release();
 	exit;
 }
 

@@ -9,6 +9,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::watch;
 
+/// Kamailio's shared memory in MB (`-m`) when pbx365 runs it.
+pub const SHM_MB: u32 = 256;
+
 /// Finds `kamailio` on PATH (and in /usr/sbin, where Debian puts it).
 pub fn find_kamailio() -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -92,6 +95,11 @@ async fn supervise(
             .arg(&cfg)
             .arg("-Y")
             .arg(&run_dir)
+            // Shared memory (MB): presence of 10,000 extensions with a restart's
+            // republication peaks at about 53 MB, close to Kamailio's default 64 (the pages
+            // are only taken when used).
+            .arg("-m")
+            .arg(SHM_MB.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

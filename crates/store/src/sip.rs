@@ -182,4 +182,14 @@ impl Store {
         }
         Ok(out)
     }
+
+    /// Every enabled extension's (number, profile), as the view `sip_profiles` Kamailio loads:
+    /// the presence a Kamailio that (re)started has to be given again.
+    pub async fn sip_profiles(&self) -> StoreResult<Vec<(String, String)>> {
+        Ok(sqlx::query_as::<_, (String, String)>(
+            "SELECT key_name, key_value FROM sip_profiles ORDER BY key_name",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
 }

@@ -1,5 +1,6 @@
-//! Phones in tests: free loopback ports for Kamailio, Kamailio's JSON-RPC, and baresip (a real
-//! SIP user agent) driven through its `ctrl_tcp` module, its events read as JSON.
+//! Phones in tests: free loopback ports for Kamailio, Kamailio's JSON-RPC, baresip (a real
+//! SIP user agent) driven through its `ctrl_tcp` module, its events read as JSON, a raw SIP
+//! client for what attackers send, and a presence watcher reading NOTIFY bodies.
 
 use serde_json::{json, Value};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -350,5 +351,167 @@ impl RawSip {
             realm = self.domain
         );
         self.request("REGISTER", &uri, user, &auth).await
+    }
+}
+
+/// A phone watching an extension's presence, as a softphone does: a SUBSCRIBE (`Event:
+/// presence`) from its own UDP socket, answered with a digest when challenged; every NOTIFY
+/// that follows is answered `200 OK` and its body kept. Stops reading when dropped.
+pub struct Watcher {
+    sock: std::sync::Arc<tokio::net::UdpSocket>,
+    proxy: SocketAddr,
+    answers: mpsc::UnboundedReceiver<SipAnswer>,
+    notifies: mpsc::UnboundedReceiver<String>,
+    reader: tokio::task::JoinHandle<()>,
+    /// The final answer to the (last) SUBSCRIBE: `200`/`202` when the subscription stands.
+    pub code: u16,
+}
+
+/// Reads `sock`: final answers to `answers`; each NOTIFY is answered `200 OK` and its body goes
+/// to `notifies`.
+async fn watch_socket(
+    sock: std::sync::Arc<tokio::net::UdpSocket>,
+    answers: mpsc::UnboundedSender<SipAnswer>,
+    notifies: mpsc::UnboundedSender<String>,
+) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+            return;
+        };
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        if let Some(rest) = text.strip_prefix("SIP/2.0 ") {
+            if let Some(code) = rest.get(..3).and_then(|c| c.parse::<u16>().ok()) {
+                if code >= 200 {
+                    let _ = answers.send(SipAnswer { code, text });
+                }
+            }
+            continue;
+        }
+        if !text.starts_with("NOTIFY ") {
+            continue;
+        }
+        // The answer repeats the request's Via, From, To, Call-ID and CSeq (RFC 3261 §8.2.6).
+        let head = text.split("\r\n\r\n").next().unwrap_or_default();
+        let mut reply = String::from("SIP/2.0 200 OK\r\n");
+        for line in head.lines().skip(1) {
+            let name = line.split(':').next().unwrap_or_default().trim();
+            if ["via", "v", "from", "f", "to", "t", "call-id", "i", "cseq"]
+                .iter()
+                .any(|h| name.eq_ignore_ascii_case(h))
+            {
+                reply.push_str(line);
+                reply.push_str("\r\n");
+            }
+        }
+        reply.push_str("Content-Length: 0\r\n\r\n");
+        let _ = sock.send_to(reply.as_bytes(), from).await;
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        let _ = notifies.send(body.to_string());
+    }
+}
+
+impl Watcher {
+    /// Extension `user` (with `secret`, or none: a stranger) subscribes to the presence of
+    /// `target` through Kamailio at `proxy`; [`Watcher::code`] is the final answer.
+    pub async fn subscribe(
+        proxy: SocketAddr,
+        domain: &str,
+        user: &str,
+        secret: Option<&str>,
+        target: &str,
+    ) -> Watcher {
+        let sock = std::sync::Arc::new(
+            tokio::net::UdpSocket::bind("127.0.0.1:0")
+                .await
+                .expect("bind a loopback port"),
+        );
+        let (answers_tx, answers) = mpsc::unbounded_channel();
+        let (notifies_tx, notifies) = mpsc::unbounded_channel();
+        let reader = tokio::spawn(watch_socket(sock.clone(), answers_tx, notifies_tx));
+        let mut w = Watcher {
+            sock,
+            proxy,
+            answers,
+            notifies,
+            reader,
+            code: 0,
+        };
+        let local = w.sock.local_addr().unwrap();
+        let call_id = format!("w{}@127.0.0.1", uuid::Uuid::new_v4().simple());
+        let ruri = format!("sip:{target}@{domain}");
+        let subscribe = |cseq: u32, auth: &str| {
+            format!(
+                "SUBSCRIBE {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};rport;branch=z9hG4bK{b}\r\n\
+                 Max-Forwards: 70\r\nFrom: <sip:{user}@{domain}>;tag=w{user}\r\nTo: <{ruri}>\r\n\
+                 Call-ID: {call_id}\r\nCSeq: {cseq} SUBSCRIBE\r\nContact: <sip:{user}@{local}>\r\n\
+                 Event: presence\r\nAccept: application/pidf+xml\r\nExpires: 600\r\n\
+                 User-Agent: pbx365-test\r\n{auth}Content-Length: 0\r\n\r\n",
+                b = uuid::Uuid::new_v4().simple(),
+            )
+        };
+        let first = w.exchange(&subscribe(1, "")).await;
+        let answer = match (first.code, secret, first.nonce()) {
+            (407, Some(secret), Some(nonce)) => {
+                let ha1 = pbx365_sip::digest::ha1(user, domain, secret);
+                let cnonce = "5ab0c1d2";
+                let response =
+                    pbx365_sip::digest::response(&ha1, &nonce, cnonce, "SUBSCRIBE", &ruri);
+                let auth = format!(
+                    "Proxy-Authorization: Digest username=\"{user}\", realm=\"{domain}\", \
+                     nonce=\"{nonce}\", uri=\"{ruri}\", response=\"{response}\", algorithm=MD5, \
+                     qop=auth, nc=00000001, cnonce=\"{cnonce}\"\r\n"
+                );
+                w.exchange(&subscribe(2, &auth)).await
+            }
+            _ => first,
+        };
+        w.code = answer.code;
+        w
+    }
+
+    /// Sends `msg` and waits (at most 4 s, resending as RFC 3261 timer A) for a final answer.
+    async fn exchange(&mut self, msg: &str) -> SipAnswer {
+        self.sock
+            .send_to(msg.as_bytes(), self.proxy)
+            .await
+            .expect("send a SUBSCRIBE");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+        let mut resend = Duration::from_millis(500);
+        let mut next = tokio::time::Instant::now() + resend;
+        loop {
+            tokio::select! {
+                got = tokio::time::timeout_at(deadline, self.answers.recv()) => match got {
+                    Ok(Some(a)) => return a,
+                    _ => panic!("no final answer to a SUBSCRIBE within 4 s"),
+                },
+                _ = tokio::time::sleep_until(next) => {
+                    let _ = self.sock.send_to(msg.as_bytes(), self.proxy).await;
+                    resend *= 2;
+                    next += resend;
+                }
+            }
+        }
+    }
+
+    /// The body of the next NOTIFY for which `pick` holds (earlier ones are skipped), within
+    /// `secs`.
+    pub async fn notified(&mut self, secs: u64, what: &str, pick: impl Fn(&str) -> bool) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        let mut seen = Vec::new();
+        loop {
+            match tokio::time::timeout_at(deadline, self.notifies.recv()).await {
+                Ok(Some(body)) if pick(&body) => return body,
+                Ok(Some(body)) => seen.push(body),
+                Ok(None) => panic!("the watcher stopped reading while waiting for {what}"),
+                Err(_) => panic!("no NOTIFY with {what} within {secs} s; got {seen:#?}"),
+            }
+        }
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.reader.abort();
     }
 }

@@ -6,7 +6,7 @@ use pbx365_store::{ExtensionOp, Store};
 use pbx365_testkit::db::FreshDb;
 use pbx365_testkit::on_both;
 use pbx365_testkit::process::{command, run, token, write_config, Server};
-use pbx365_testkit::sip::{await_kamailio, free_port, rpc, Baresip, RawSip};
+use pbx365_testkit::sip::{await_kamailio, free_port, rpc, Baresip, RawSip, Watcher};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -121,6 +121,25 @@ impl Phones {
 
     async fn phone(&self, number: &str, secret: &str) -> Baresip {
         Baresip::start(number, "localhost", secret, self.proxy).await
+    }
+
+    /// Stops the Kamailio pbx365 runs (SIGTERM) and waits for the one pbx365 starts instead.
+    async fn restart_kamailio(&self) {
+        let pid = self.kamailio_pid().expect("Kamailio's pid in the log");
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        pbx365_testkit::wait::eventually(20, "a new Kamailio", || async {
+            self.kamailio_pid().is_some_and(|now| now != pid)
+        })
+        .await;
+        await_kamailio(&self.rpc_url, 20).await;
+    }
+
+    /// Extension `user` watching `target`'s presence.
+    async fn watch(&self, user: &str, secret: Option<&str>, target: &str) -> Watcher {
+        Watcher::subscribe(self.proxy, "localhost", user, secret, target).await
     }
 
     /// The pid of the Kamailio running now (from pbx365's log).
@@ -258,16 +277,7 @@ async fn phones_register_ring_and_follow_do_not_disturb(db: FreshDb) {
 
     // Kamailio restarted: it reloads the profiles from the store, so DND still holds.
     p.profile("102", "dnd").await;
-    let pid = p.kamailio_pid().expect("Kamailio's pid in the log");
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    pbx365_testkit::wait::eventually(20, "a new Kamailio", || async {
-        p.kamailio_pid().is_some_and(|now| now != pid)
-    })
-    .await;
-    await_kamailio(&p.rpc_url, 20).await;
+    p.restart_kamailio().await;
     let held = rpc(&p.rpc_url, "htable.get", json!(["prof", "102"]))
         .await
         .unwrap();
@@ -652,6 +662,188 @@ async fn a_kamailio_that_is_down_is_reported_and_retried() {
     })
     .await;
     holds(&p, "prof", "101", Some("dnd")).await;
+
+    let status = p.server.terminate().await;
+    assert!(status.success(), "{status:?}");
+}
+
+/// What a watching phone reads in a NOTIFY's PIDF body.
+fn busy(body: &str) -> bool {
+    body.contains("<basic>open</basic>")
+        && body.contains("busy/>")
+        && body.contains("Do not disturb")
+}
+
+fn available(body: &str) -> bool {
+    body.contains("<basic>open</basic>")
+        && !body.contains("activities")
+        && body.contains("Available")
+}
+
+on_both!(watchers_see_busy_then_available_even_after_a_kamailio_restart);
+
+/// Presence (SPEC §8): a phone watching B (SUBSCRIBE, Event: presence) is told B's profile as
+/// PIDF: busy on Do Not Disturb set through the API, available when set back; a watcher that
+/// subscribes after Kamailio restarted still sees the stored profile. Strangers, wrong secrets
+/// and unknown numbers get nothing; phones cannot publish presence themselves.
+async fn watchers_see_busy_then_available_even_after_a_kamailio_restart(db: FreshDb) {
+    let p = Phones::start(&db).await;
+    p.extension("101", "Ann Example").await;
+    p.extension("102", "Bob Example").await;
+    let s101 = p.secret("101").await;
+
+    let mut w = p.watch("101", Some(&s101), "102").await;
+    assert!(
+        matches!(w.code, 200 | 202),
+        "subscription answered {}",
+        w.code
+    );
+    w.notified(10, "102 available", available).await;
+    let changed = Instant::now();
+    p.profile("102", "dnd").await;
+    let body = w.notified(10, "102 busy", busy).await;
+    assert!(body.contains("sip:102@localhost"), "{body}");
+    assert!(
+        changed.elapsed() < Duration::from_secs(2),
+        "busy came {:?} after the change",
+        changed.elapsed()
+    );
+    p.profile("102", "available").await;
+    w.notified(10, "102 available again", available).await;
+    p.profile("102", "away").await;
+    w.notified(10, "102 away", |b| {
+        b.contains("away/>") && b.contains("Away")
+    })
+    .await;
+
+    // No presence for strangers: without credentials, or with a wrong secret, the SUBSCRIBE is
+    // only challenged; an unknown number is 404 (after authentication).
+    assert_eq!(p.watch("555", None, "102").await.code, 407);
+    assert_eq!(
+        p.watch("101", Some("not-the-secret"), "102").await.code,
+        407
+    );
+    assert_eq!(p.watch("101", Some(&s101), "999").await.code, 404);
+    // A phone cannot publish presence: that is pbx365's (even from Kamailio's own address).
+    let mut phone = RawSip::bind("127.0.0.1", p.proxy, "localhost").await;
+    let a = phone
+        .request("PUBLISH", "sip:102@localhost", "101", "Event: presence\r\n")
+        .await
+        .expect("an answer to a PUBLISH");
+    assert_eq!(a.code, 403, "{}", a.text);
+
+    // Kamailio keeps presence in memory: after a restart pbx365 publishes it again, so a
+    // watcher subscribing then sees the stored profile.
+    p.profile("102", "dnd").await;
+    w.notified(10, "102 busy", busy).await;
+    drop(w);
+    p.restart_kamailio().await;
+    let mut w = p.watch("101", Some(&s101), "102").await;
+    assert!(
+        matches!(w.code, 200 | 202),
+        "subscription answered {}",
+        w.code
+    );
+    w.notified(15, "102 busy after the restart", busy).await;
+
+    // A disabled extension is shown offline to those who watch it.
+    let store = Store::connect(&db.url).await.unwrap();
+    store
+        .apply_extension_ops(
+            &[ExtensionOp::Disable {
+                number: "102".into(),
+                at: chrono::Utc::now(),
+            }],
+            None,
+        )
+        .await
+        .unwrap();
+    w.notified(10, "102 offline", |b| b.contains("<basic>closed</basic>"))
+        .await;
+    store.close().await;
+
+    let status = p.server.terminate().await;
+    assert!(status.success(), "{status:?}");
+}
+
+/// A Kamailio the admin runs with a configuration that lacks what pbx365 needs (here an old one
+/// without `pua_rpc`, so `pua.publish` is refused): the console's status page says Kamailio
+/// refused the change and what to check, and the change waits; once Kamailio runs the file
+/// `pbx365 sip config` prints, the change is retried and taken, presence included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kamailio_that_refuses_an_update_is_reported_and_retried() {
+    let db = pbx365_testkit::db::sqlite().await;
+    let p = Phones::start_managing(&db, false).await;
+    let (code, cfg, err) = run(&p.dir, &["sip", "config", "--config", &p.config], None).await;
+    assert_eq!(code, 0, "{err}");
+    let cfg = cfg.replace("log_stderror=no", "log_stderror=yes");
+    let old = cfg.replace("loadmodule \"pua_rpc.so\"\n", "");
+    assert_ne!(old, cfg);
+    let kamailio = |text: &str| {
+        let file = p.dir.join("kamailio.cfg");
+        std::fs::write(&file, text).unwrap();
+        let run_dir = p.dir.join("kamailio-run");
+        std::fs::create_dir_all(&run_dir).unwrap();
+        tokio::process::Command::new("kamailio")
+            .arg("-DD")
+            .arg("-E")
+            .arg("-f")
+            .arg(&file)
+            .arg("-Y")
+            .arg(&run_dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn kamailio")
+    };
+    let mut refusing = kamailio(&old);
+    await_kamailio(&p.rpc_url, 20).await;
+
+    p.extension("101", "Ann Example").await;
+    p.extension("102", "Bob Example").await;
+    p.profile("102", "dnd").await;
+    pbx365_testkit::wait::eventually(10, "the status page to report the refusal", || async {
+        let page = phones_page(&p).await;
+        page.contains("id=\"sip-error\"")
+            && page.contains("Kamailio refused pua.publish")
+            && page.contains("pbx365 sip config")
+    })
+    .await;
+    // Routing went through (the htables were set before the refused publication).
+    holds(&p, "prof", "102", Some("dnd")).await;
+
+    // The admin runs the current configuration: the waiting changes are retried and taken.
+    // SIGTERM: Kamailio's main process then ends its workers too (SIGKILL would leave them).
+    let pid = refusing.id().expect("the old Kamailio's pid");
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    refusing.wait().await.unwrap();
+    pbx365_testkit::wait::eventually(10, "the old Kamailio to be gone", || async {
+        rpc(&p.rpc_url, "core.version", json!([])).await.is_err()
+    })
+    .await;
+    let _kamailio = kamailio(&cfg);
+    await_kamailio(&p.rpc_url, 20).await;
+    pbx365_testkit::wait::eventually(
+        30,
+        "the waiting changes to be retried and taken",
+        || async {
+            let page = phones_page(&p).await;
+            page.contains("id=\"sip-ok\"") && page.contains(", 0 waiting")
+        },
+    )
+    .await;
+    let s101 = p.secret("101").await;
+    let mut w = p.watch("101", Some(&s101), "102").await;
+    assert!(
+        matches!(w.code, 200 | 202),
+        "subscription answered {}",
+        w.code
+    );
+    w.notified(10, "102 busy", busy).await;
 
     let status = p.server.terminate().await;
     assert!(status.success(), "{status:?}");

@@ -665,11 +665,10 @@ async fn sso_signs_in_against_the_certified_oidc_provider() {
 async fn webclient_shows_the_sip_account_and_a_new_secret_once(db: FreshDb) {
     let app = start(db).await;
     // SIP on: a pusher towards a Kamailio that is not there (pushes just fail in the background).
-    app.state
-        .app
-        .set_sip_pusher(pbx365_sip::SipPusher::start(pbx365_sip::RpcClient::new(
-            "http://127.0.0.1:9/RPC",
-        )));
+    app.state.app.set_sip_pusher(pbx365_sip::SipPusher::start(
+        pbx365_sip::RpcClient::new("http://127.0.0.1:9/RPC"),
+        "localhost",
+    ));
     let (b, res) = sign_in_as(&app, "webclient", USER_OID).await;
     assert_eq!(res.status().as_u16(), 303);
     let page = b.get("/").await.text().await.unwrap();
@@ -705,11 +704,10 @@ on_both!(webclient_sip_secret_shown_once => webclient_shows_the_sip_account_and_
 
 async fn sessions_time_out_and_a_new_secret_needs_a_recent_sign_in(db: FreshDb) {
     let app = start(db).await;
-    app.state
-        .app
-        .set_sip_pusher(pbx365_sip::SipPusher::start(pbx365_sip::RpcClient::new(
-            "http://127.0.0.1:9/RPC",
-        )));
+    app.state.app.set_sip_pusher(pbx365_sip::SipPusher::start(
+        pbx365_sip::RpcClient::new("http://127.0.0.1:9/RPC"),
+        "localhost",
+    ));
     let (b, _) = sign_in_as(&app, "webclient", USER_OID).await;
     // Six minutes later the page still works, but a new SIP secret asks for a fresh sign-in.
     app.clock.advance(chrono::Duration::minutes(6));
