@@ -123,6 +123,9 @@ async fn supervise(
                 let mut lines = BufReader::new(err).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
                     tracing::info!(target: "kamailio", "{line}");
+                    if let Some(hint) = missing_module_hint(&line) {
+                        tracing::error!("{hint}");
+                    }
                 }
             });
         }
@@ -163,6 +166,23 @@ async fn supervise(
             return;
         }
     }
+}
+
+/// The sentence for an admin when Kamailio's log `line` says a module of the configuration is
+/// not installed: which Debian package brings it (the configuration needs modules from several).
+fn missing_module_hint(line: &str) -> Option<String> {
+    let rest = line.split("could not find module <").nth(1)?;
+    let module = rest.split('>').next()?;
+    let package = match module {
+        m if m.starts_with("presence") || m.starts_with("pua") => "kamailio-presence-modules",
+        "db_sqlite" => "kamailio-sqlite-modules",
+        "db_postgres" => "kamailio-postgres-modules",
+        _ => "kamailio",
+    };
+    Some(format!(
+        "Kamailio cannot start: its module '{module}' is not installed. Install the package \
+         {package} (apt-get install {package}); pbx365 keeps retrying."
+    ))
 }
 
 /// Kamailio gets SIGTERM when pbx365 dies, even by SIGKILL (when nothing in pbx365 runs to stop
@@ -217,4 +237,31 @@ async fn wait_or_stop(stopped: &mut watch::Receiver<bool>, d: Duration) -> bool 
 /// dropped here, before any other await (it must not cross one in a spawned task).
 async fn until_true(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|v| *v).await.map(|_| ());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::missing_module_hint;
+
+    #[test]
+    fn a_missing_module_names_the_package_that_brings_it() {
+        let line = |m: &str| {
+            format!(" 0(19441) ERROR: <core> [core/sr_module.c:510]: ksr_locate_module(): could not find module <{m}> in </usr/lib/x86_64-linux-gnu/kamailio/modules>")
+        };
+        for (module, package) in [
+            ("pua_rpc", "kamailio-presence-modules"),
+            ("presence_xml", "kamailio-presence-modules"),
+            ("db_postgres", "kamailio-postgres-modules"),
+            ("db_sqlite", "kamailio-sqlite-modules"),
+            ("dialog", "kamailio"),
+        ] {
+            let hint = missing_module_hint(&line(module)).unwrap();
+            assert!(hint.contains(&format!("'{module}'")), "{hint}");
+            assert!(
+                hint.contains(&format!("apt-get install {package})")),
+                "{hint}"
+            );
+        }
+        assert_eq!(missing_module_hint(" 0(1) INFO: <core> started"), None);
+    }
 }
