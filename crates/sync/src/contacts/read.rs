@@ -168,11 +168,14 @@ async fn discover(
 /// Reads one stretch of mailboxes and returns its items in mailbox order: per folder its
 /// changes then its end (with the new delta link); gone folders; failed mailboxes.
 /// `full`: every folder from the start and every folder tree read again; else stored links.
+/// `trees`: the folder trees are read again in a delta round too (a round for the mailboxes
+/// change notifications named: a contact written in a new child folder brings the folder in).
 pub async fn read_mailboxes(
     graph: &GraphClient,
     store: &Store,
     mailboxes: &[Mailbox],
     full: bool,
+    trees: bool,
 ) -> SyncResult<Vec<ContactItem>> {
     let addresses: Vec<String> = mailboxes.iter().map(|m| m.address.clone()).collect();
     let mut known: HashMap<String, Vec<ContactFolderRow>> = HashMap::new();
@@ -183,7 +186,7 @@ pub async fn read_mailboxes(
     let explore: Vec<usize> = (0..mailboxes.len())
         .filter(|i| {
             let m = &mailboxes[*i];
-            !m.default_only && (full || !known.contains_key(&m.address))
+            !m.default_only && (full || trees || !known.contains_key(&m.address))
         })
         .collect();
     let mut trees = discover(graph, mailboxes, &explore).await?;

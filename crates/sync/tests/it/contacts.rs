@@ -17,10 +17,10 @@ use pbx365_testkit::tenant::{world_with, World};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-const ANN: &str = "ann@contoso.example";
-const ANN_ID: &str = "0c6f8a2e-0000-4000-8000-00000000a001";
-const RECEPTION: &str = "reception@contoso.example";
-const SALES: &str = "sales@contoso.example";
+pub(crate) const ANN: &str = "ann@contoso.example";
+pub(crate) const ANN_ID: &str = "0c6f8a2e-0000-4000-8000-00000000a001";
+pub(crate) const RECEPTION: &str = "reception@contoso.example";
+pub(crate) const SALES: &str = "sales@contoso.example";
 const SALES_ID: &str = "0c6f8a2e-0000-4000-8000-00000000a003";
 
 fn user(id: &str, upn: &str, name: &str, enabled: bool) -> Value {
@@ -30,7 +30,7 @@ fn user(id: &str, upn: &str, name: &str, enabled: bool) -> Value {
 
 /// Ann (a member with personal contacts in her default folder and a child folder) and two shared
 /// mailboxes (disabled accounts, as shared mailboxes are) with `shared` contacts each.
-async fn tenant(shared: usize) -> World {
+pub(crate) async fn tenant(shared: usize) -> World {
     let shared_contacts = |prefix: &str| -> Vec<Value> {
         (0..shared)
             .map(|i| {
@@ -78,7 +78,7 @@ fn job(w: &World, store: &Store, edition: Edition, s: ContactSettings) -> Contac
     )
 }
 
-fn contact_settings(personal: bool, shared: &[&str], country: &str) -> ContactSettings {
+pub(crate) fn contact_settings(personal: bool, shared: &[&str], country: &str) -> ContactSettings {
     ContactSettings {
         personal,
         shared_mailboxes: shared.iter().map(|s| s.to_string()).collect(),
@@ -104,7 +104,7 @@ async fn ann_number(w: &World, store: &Store) -> String {
     synced(store).await[ANN_ID].number.to_string()
 }
 
-fn by_m365(entries: &[PhonebookEntry], id: &str) -> PhonebookEntry {
+pub(crate) fn by_m365(entries: &[PhonebookEntry], id: &str) -> PhonebookEntry {
     entries
         .iter()
         .find(|e| e.m365_id.as_deref() == Some(id))
