@@ -307,6 +307,20 @@ async fn a_forged_notification_changes_nothing_and_lost_ones_are_caught_by_the_p
         store.list_kv("contacts:dirty:").await.unwrap().is_empty(),
         "a forged notification marks nothing"
     );
+    // The same notification with the subscription's clientState marks Ann's mailbox (the mark
+    // is taken away again: the poll is what this test shows next).
+    let mut genuine = forged.clone();
+    genuine["value"][0]["clientState"] = json!(sub.client_state);
+    let r = reqwest::Client::new()
+        .post(&url)
+        .json(&genuine)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let marks = store.list_kv("contacts:dirty:").await.unwrap();
+    assert_eq!(marks.len(), 1, "{marks:?}");
+    store.delete_kv(&marks[0].0).await.unwrap();
     assert!(!has_entry(&store, &personal, "Lost Notification").await);
 
     // The real notification was dropped by the sim: the contact poll brings the contact. Its

@@ -2,13 +2,8 @@
 //! HTTP, subscriptions created in the sim, the service's worker turning notifications into delta
 //! rounds; the poll when notifications are dropped; the handshake and forged clientStates.
 
-use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
 use m365_sim::faults::{routes, FaultSpec};
 use pbx365_store::{Store, SubscriptionRecord};
-use pbx365_sync::receiver;
 use pbx365_testkit::db::TestDb;
 use pbx365_testkit::on_both;
 use pbx365_testkit::sync::settings;
