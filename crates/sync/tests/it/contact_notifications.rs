@@ -341,7 +341,63 @@ async fn a_forged_notification_changes_nothing_and_lost_ones_are_caught_by_the_p
     bg.stop().await;
 }
 
+async fn a_subscription_microsoft_cannot_validate_is_warned_about_once_and_left_to_the_poll(
+    db: TestDb,
+) {
+    let log = pbx365_testkit::log::Buffer::default();
+    let writer = log.clone();
+    let _ = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .try_init();
+    let w = tenant(1).await;
+    let store = db.store.clone();
+    let job = ContactsJob::new(
+        store.clone(),
+        w.graph.clone(),
+        Arc::new(|| (Edition::Pro, contact_settings(true, &[RECEPTION], "DE"))),
+    );
+    // Nothing answers Microsoft's validation request at this address.
+    let svc = SyncService::new(
+        store.clone(),
+        w.graph.clone(),
+        settings(),
+        NumberRules::default(),
+        "http://127.0.0.1:9",
+    )
+    .with_poll_interval(Duration::from_secs(3600))
+    .with_job(Arc::new(job));
+    assert_eq!(run(&svc, false).await.status, SyncStatus::Completed);
+    let bg = svc.start();
+    let checked = || {
+        let store = store.clone();
+        async move {
+            store
+                .get_kv(pbx365_sync::contacts::notify::LAST_CHECK_KEY)
+                .await
+                .unwrap()
+                .is_some()
+        }
+    };
+    eventually(20, "the first subscription check", checked).await;
+    // The next hourly check, made due now: the same mailboxes fail again, and are not warned
+    // about again.
+    store
+        .delete_kv(pbx365_sync::contacts::notify::LAST_CHECK_KEY)
+        .await
+        .unwrap();
+    eventually(20, "the second subscription check", checked).await;
+    bg.stop().await;
+    assert!(contact_subscriptions(&store).await.is_empty());
+    let warned = log
+        .text()
+        .matches("contact change notifications could not be subscribed")
+        .count();
+    assert_eq!(warned, 1, "{}", log.text());
+}
+
 on_both!(
     contacts_written_in_outlook_reach_the_phonebooks_by_notification_without_a_poll,
-    a_forged_notification_changes_nothing_and_lost_ones_are_caught_by_the_poll
+    a_forged_notification_changes_nothing_and_lost_ones_are_caught_by_the_poll,
+    a_subscription_microsoft_cannot_validate_is_warned_about_once_and_left_to_the_poll
 );
