@@ -341,6 +341,86 @@ async fn a_forged_notification_changes_nothing_and_lost_ones_are_caught_by_the_p
     bg.stop().await;
 }
 
+/// Ann's contacts subscription as stored.
+async fn ann_subscription(store: &Store) -> Option<pbx365_store::SubscriptionRecord> {
+    store
+        .list_subscriptions()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.resource.contains(ANN_ID) && s.resource.ends_with("/contacts"))
+}
+
+async fn lifecycle_events_reread_renew_and_recreate_a_contact_subscription(db: TestDb) {
+    let w = tenant(1).await;
+    let store = db.store.clone();
+    let (svc, _shared, number, _) = service(&w, &store, Duration::from_secs(3600)).await;
+    let personal = PhonebookOwner::Personal(number);
+    let bg = svc.start();
+    eventually(10, "Ann's contacts subscription", || {
+        let store = store.clone();
+        async move { ann_subscription(&store).await.is_some() }
+    })
+    .await;
+    let sub = ann_subscription(&store).await.unwrap();
+    let lifecycle = |id: String, event: &'static str| {
+        let control = w.sim.control();
+        async move {
+            let r = control
+                .post_json(
+                    &format!("/_sim/subscriptions/{id}/lifecycle"),
+                    &json!({"event": event}),
+                )
+                .await
+                .unwrap();
+            assert_eq!(r["delivered"], true, "{r}");
+        }
+    };
+
+    // `missed`: what Microsoft could not deliver is read again.
+    w.sim
+        .control()
+        .add_fault(&FaultSpec {
+            path: routes::SUBSCRIPTIONS.into(),
+            drop_notifications: Some(true),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    w.create_contact(ANN, None, json!({"displayName": "Missed Contact"}))
+        .await;
+    lifecycle(sub.id.clone(), "missed").await;
+    wait_entry(
+        &store,
+        &personal,
+        "Missed Contact",
+        true,
+        "a re-read after `missed`",
+    )
+    .await;
+
+    // `reauthorizationRequired`: renewed at once.
+    lifecycle(sub.id.clone(), "reauthorizationRequired").await;
+    eventually(10, "the subscription renewed", || {
+        let (store, before) = (store.clone(), sub.expires_at);
+        async move {
+            ann_subscription(&store)
+                .await
+                .is_some_and(|s| s.expires_at > before)
+        }
+    })
+    .await;
+
+    // `subscriptionRemoved`: made again.
+    lifecycle(sub.id.clone(), "subscriptionRemoved").await;
+    eventually(10, "a new subscription", || {
+        let (store, old) = (store.clone(), sub.id.clone());
+        async move { ann_subscription(&store).await.is_some_and(|s| s.id != old) }
+    })
+    .await;
+    bg.stop().await;
+}
+
 async fn a_subscription_microsoft_cannot_validate_is_warned_about_once_and_left_to_the_poll(
     db: TestDb,
 ) {
@@ -399,5 +479,6 @@ async fn a_subscription_microsoft_cannot_validate_is_warned_about_once_and_left_
 on_both!(
     contacts_written_in_outlook_reach_the_phonebooks_by_notification_without_a_poll,
     a_forged_notification_changes_nothing_and_lost_ones_are_caught_by_the_poll,
+    lifecycle_events_reread_renew_and_recreate_a_contact_subscription,
     a_subscription_microsoft_cannot_validate_is_warned_about_once_and_left_to_the_poll
 );
