@@ -56,6 +56,9 @@ const REPORT_LINES: usize = 100;
 const MAX_REMOVALS: u32 = 1_000;
 /// The share of synced entries a round may remove beyond [`MAX_REMOVALS`] without approval.
 const MAX_REMOVAL_PERCENT: u32 = 50;
+/// Polled delta rounds read each known mailbox's folder tree once in this many hours (a quarter
+/// of the trees per hourly round; the nightly full round reads them all).
+pub const TREES_EVERY: u32 = 4;
 /// The sentence of a refusal on the standard edition (SPEC §1).
 pub const NEEDS_PRO: &str = "contact sync needs the PRO edition";
 
@@ -133,6 +136,8 @@ pub struct ContactSync {
     /// A targeted delta round: only these mailboxes (lower case), the ones change
     /// notifications named.
     only: Option<HashSet<String>>,
+    /// A polled delta round reads each known mailbox's folder tree once in this many hours.
+    trees_every: u32,
 }
 
 /// The planning state of one round.
@@ -231,7 +236,15 @@ impl ContactSync {
             graph,
             settings,
             only: None,
+            trees_every: TREES_EVERY,
         }
+    }
+
+    /// Polled delta rounds read each known mailbox's folder tree once in `hours` hours (1:
+    /// every round), to find child folders created since the last full round.
+    pub fn trees_every(mut self, hours: u32) -> Self {
+        self.trees_every = hours.max(1);
+        self
     }
 
     /// A delta round of only these mailboxes (addresses or object ids, any case): what change
@@ -412,7 +425,7 @@ impl SyncResource for ContactSync {
             // A targeted round: the notified mailboxes in one page, then between rounds again.
             let mailboxes = self.followed_among(only).await?;
             let items =
-                read::read_mailboxes(&self.graph, &self.store, &mailboxes, false, true).await?;
+                read::read_mailboxes(&self.graph, &self.store, &mailboxes, false, |_| true).await?;
             return Ok(DeltaPage {
                 items,
                 next: NextOrDelta::Delta("delta|".to_string()),
@@ -426,7 +439,12 @@ impl SyncResource for ContactSync {
             });
         };
         let next = NextOrDelta::Next(format!("{mode}|{}", last.key));
-        let items = read::read_mailboxes(&self.graph, &self.store, &mailboxes, full, false).await?;
+        let slot = Utc::now().timestamp().div_euclid(3600);
+        let every = self.trees_every;
+        let items = read::read_mailboxes(&self.graph, &self.store, &mailboxes, full, |m| {
+            read::tree_due(m, slot, every)
+        })
+        .await?;
         Ok(DeltaPage { items, next })
     }
 
@@ -640,6 +658,7 @@ pub struct ContactsJob {
     graph: Arc<GraphClient>,
     config: ContactConfig,
     every: chrono::Duration,
+    trees_every: u32,
     memory: std::sync::Mutex<notify::UpkeepMemory>,
 }
 
@@ -651,6 +670,7 @@ impl ContactsJob {
             graph,
             config,
             every: chrono::Duration::hours(1),
+            trees_every: TREES_EVERY,
             memory: Default::default(),
         }
     }
@@ -658,6 +678,13 @@ impl ContactsJob {
     /// Runs its scheduled delta round at this interval (default hourly).
     pub fn every(mut self, every: std::time::Duration) -> Self {
         self.every = chrono::Duration::from_std(every).unwrap_or(self.every);
+        self
+    }
+
+    /// Polled delta rounds read each known mailbox's folder tree once in `hours` hours
+    /// (default [`TREES_EVERY`]; 1: every round).
+    pub fn trees_every(mut self, hours: u32) -> Self {
+        self.trees_every = hours.max(1);
         self
     }
 
@@ -704,7 +731,8 @@ impl SyncJob for ContactsJob {
                 return Err(SyncError::Other(why));
             }
         }
-        let kind = ContactSync::new(store.clone(), self.graph.clone(), settings);
+        let kind = ContactSync::new(store.clone(), self.graph.clone(), settings)
+            .trees_every(self.trees_every);
         let run = round::run(store, &kind, opts).await?;
         if !opts.dry_run {
             store.set_kv(LAST_RUN_KEY, &Utc::now().to_rfc3339()).await?;

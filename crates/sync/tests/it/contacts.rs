@@ -442,6 +442,46 @@ async fn a_shared_mailbox_of_10000_contacts_pages_correctly(db: TestDb) {
     );
 }
 
+async fn a_child_folder_created_since_the_full_round_comes_in_with_a_delta_round(db: TestDb) {
+    let w = tenant(0).await;
+    let number = ann_number(&w, &db.store).await;
+    // Every polled round reads the folder trees (the default spreads them over four hours).
+    let job = job(
+        &w,
+        &db.store,
+        Edition::Pro,
+        contact_settings(true, &[], "DE"),
+    )
+    .trees_every(1);
+    let first = run_job(&job, &db.store, true).await;
+    assert_eq!(first.status, SyncStatus::Completed, "{:?}", first.report);
+    let family = w.create_contact_folder(ANN, "Family").await;
+    w.create_contact(
+        ANN,
+        Some(&family),
+        json!({"displayName": "Family Member", "mobilePhone": "0170 2222222"}),
+    )
+    .await;
+    let delta = run_job(&job, &db.store, false).await;
+    assert_eq!(delta.status, SyncStatus::Completed, "{:?}", delta.report);
+    assert_eq!(delta.report.created.len(), 1, "{:?}", delta.report);
+    let book = db
+        .store
+        .list_phonebook(&PhonebookOwner::Personal(number))
+        .await
+        .unwrap();
+    assert!(book.iter().any(|e| e.display_name == "Family Member"));
+    assert!(db
+        .store
+        .contact_folders()
+        .await
+        .unwrap()
+        .iter()
+        .any(|f| f.folder == family && f.name == "Family"));
+    let again = run_job(&job, &db.store, false).await;
+    assert!(again.report.is_noop(), "{:?}", again.report);
+}
+
 async fn the_standard_edition_refuses_and_runs_nothing(db: TestDb) {
     let w = tenant(3).await;
     let job = job(
@@ -466,4 +506,5 @@ on_both!(
     a_blocked_mailbox_is_reported_by_name_and_keeps_its_entries,
     a_shared_mailbox_of_10000_contacts_pages_correctly,
     the_standard_edition_refuses_and_runs_nothing,
+    a_child_folder_created_since_the_full_round_comes_in_with_a_delta_round
 );
