@@ -40,7 +40,7 @@ pub fn tree_due(mailbox: &str, slot: i64, every: u32) -> bool {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    (h.wrapping_add(slot as u64)) % u64::from(every) == 0
+    h.wrapping_add(slot as u64).is_multiple_of(u64::from(every))
 }
 
 /// A mailbox a round reads.
