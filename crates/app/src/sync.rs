@@ -151,6 +151,9 @@ fn contacts_job(app: &App, graph: &Arc<pbx365_graph::GraphClient>) -> ContactsJo
     ContactsJob::new(app.store.clone(), graph.clone(), config)
 }
 
+/// The kinds whose runs an admin approves, each with the kinds of runs that share its cursor.
+const APPROVABLE: [&[SyncKind]; 2] = [&[SyncKind::Users, SyncKind::All], &[SyncKind::Contacts]];
+
 /// One picker result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DirectoryEntry {
@@ -293,26 +296,36 @@ impl App {
         })
     }
 
-    /// The newest user sync run when it is held by the mass-deletion guard. Every console page
-    /// asks, so this reads one small row and the report only of a held run.
+    /// The newest run of user sync or of contact sync when it is held by the mass-deletion
+    /// guard (user sync first). Every console page asks, so this reads small rows and the
+    /// report only of a held run.
     pub async fn held_run(&self) -> Option<SyncRun> {
-        let id = self.held_run_id().await?;
-        self.store.get_sync_run(&id).await.ok()?
+        for kinds in APPROVABLE {
+            if let Some(id) = self.held_run_id(kinds).await {
+                return self.store.get_sync_run(&id).await.ok()?;
+            }
+        }
+        None
     }
 
-    /// The id of the newest finished user sync run when it is held (one small row, no report).
-    async fn held_run_id(&self) -> Option<String> {
+    /// The id of the newest finished run of `kinds` when it is held (one small row, no report).
+    async fn held_run_id(&self, kinds: &[SyncKind]) -> Option<String> {
         self.store
-            .latest_finished_sync_run(&[SyncKind::Users, SyncKind::All])
+            .latest_finished_sync_run(kinds)
             .await
             .ok()?
             .filter(|r| r.status == SyncStatus::Held)
             .map(|r| r.id)
     }
 
-    /// True when `id` is the held run waiting for approval.
+    /// True when `id` is a held run waiting for approval: the newest finished run of its kind.
     pub async fn is_awaiting_approval(&self, id: &str) -> bool {
-        self.held_run_id().await.is_some_and(|r| r == id)
+        for kinds in APPROVABLE {
+            if self.held_run_id(kinds).await.is_some_and(|r| r == id) {
+                return true;
+            }
+        }
+        false
     }
 
     /// What approving the held run `id` would disable and delete: the `disabled` and `deleted`
@@ -345,20 +358,34 @@ impl App {
         })
     }
 
-    /// **Approve these deletions**: approves the held run `id` once (only the latest run, only
-    /// while it is held); the next run applies them ([`Self::run_sync`]). A refusal of the sync
-    /// service comes back as [`AppError::Conflict`].
-    pub async fn approve_held_run(&self, actor: &str, id: &str) -> Result<(), AppError> {
+    /// **Approve these deletions**: approves the held run `id` once (only the newest run of its
+    /// kind, only while it is held); the next run of that kind applies them
+    /// ([`Self::approve_and_run`] runs it at once). A refusal of the sync service comes back as
+    /// [`AppError::Conflict`]. Returns the kind to run.
+    pub async fn approve_held_run(&self, actor: &str, id: &str) -> Result<SyncKind, AppError> {
         if !self.is_awaiting_approval(id).await {
             return Err(AppError::NothingToApprove);
         }
+        let run = self.sync_run(id).await?;
         let svc = self.sync_service().await?;
         svc.approve_held_run(id)
             .await
             .map_err(|e| AppError::Conflict(e.to_string()))?;
         self.audit(actor, "sync.approve", id, "approved the held deletions")
             .await;
-        Ok(())
+        // A held `all` run was held by user sync (the first kind it runs).
+        Ok(match run.kind {
+            SyncKind::All => SyncKind::Users,
+            k => k,
+        })
+    }
+
+    /// Approves the held run `id` ([`Self::approve_held_run`]) and runs its kind now: the run
+    /// that applies exactly the approved plan, then goes on with a delta round.
+    pub async fn approve_and_run(&self, actor: &str, id: &str) -> Result<SyncRun, AppError> {
+        let kind = self.approve_held_run(actor, id).await?;
+        self.run_sync(Some(actor), kind, RunOptions::default())
+            .await
     }
 
     /// The picker's search: users or groups whose name starts with `prefix`, from Graph.

@@ -54,10 +54,15 @@ impl Store {
 
     /// All values whose key starts with `prefix`, ordered by key (e.g. every `setting:`).
     pub async fn list_kv(&self, prefix: &str) -> StoreResult<Vec<(String, String)>> {
-        let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT name, value FROM kv ORDER BY name")
-                .fetch_all(&self.pool)
-                .await?;
+        // Filtered in the database (the background loops look for marks every few hundred
+        // milliseconds); `substr` compares exactly on both engines, unlike LIKE's wildcards.
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT name, value FROM kv WHERE substr(name, 1, length(CAST($1 AS TEXT))) = CAST($1 AS TEXT) \
+             ORDER BY name",
+        )
+        .bind(prefix)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows
             .into_iter()
             .filter(|(k, _)| k.starts_with(prefix))

@@ -7,7 +7,8 @@
 //! - [`cursor`]: where a resource's sync stands, per (kind, scope).
 //! - [`scheduler`]: [`SyncService`] — "sync now", nightly, delta poll, notification triage, for
 //!   every registered kind.
-//! - [`receiver`] and [`subscriptions`]: change notifications in, subscriptions kept alive.
+//! - [`receiver`], [`subscriptions`] (users, groups) and [`mailbox_subscriptions`] (each followed
+//!   mailbox's events or contacts): change notifications in, subscriptions kept alive.
 //! - [`retention`]: the daily pruning of expired sessions, old notification keys and runs.
 //!
 //! The kinds: [`users`] (Microsoft 365 users -> extensions, with [`photos`]) and [`contacts`]
@@ -18,6 +19,7 @@ pub mod cursor;
 pub mod error;
 pub mod kind;
 pub mod lease;
+pub mod mailbox_subscriptions;
 pub mod photos;
 pub mod receiver;
 pub mod retention;
@@ -30,7 +32,7 @@ pub use contacts::{ContactSync, ContactsJob};
 pub use error::{SyncError, SyncResult};
 pub use kind::{Prepared, RoundKind, Step, SyncResource};
 pub use round::{Progress, ProgressFn, RunOptions, WaitFn};
-pub use scheduler::{Background, ResourceJob, SyncJob, SyncService};
+pub use scheduler::{Background, ResourceJob, SyncJob, SyncService, TickContext};
 pub use users::{plan, UserSync};
 
 /// Where the users delta round stands.

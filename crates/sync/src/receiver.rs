@@ -83,13 +83,13 @@ pub async fn handle(store: &Store, query: Option<&str>, body: &[u8]) -> Reply {
             forged += 1;
             continue;
         };
-        if let Some(uid) = crate::subscriptions::calendar_user(&sub.resource) {
-            // Calendar status: a hint to re-read this user's calendar (any instance may
-            // receive it; the calendar lease holder reads the marks).
-            match mark_calendar(store, sub, uid, item).await {
+        if let Some((watch, mailbox)) = crate::mailbox_subscriptions::watched(&sub.resource) {
+            // A mailbox's events or contacts: a hint to re-read that mailbox (any instance may
+            // receive it; the instance running calendar status or contact sync reads the marks).
+            match mark_mailbox(store, sub, watch, mailbox, item).await {
                 Ok(()) => persisted += 1,
                 Err(e) => {
-                    tracing::error!(error = %e, "a calendar notification could not be persisted");
+                    tracing::error!(error = %e, what = watch.label, "a notification could not be persisted");
                     failed += 1;
                 }
             }
@@ -127,27 +127,31 @@ pub async fn handle(store: &Store, query: Option<&str>, body: &[u8]) -> Reply {
     }
 }
 
-/// Marks `uid`'s calendar for a re-read; a removed subscription is forgotten so that the
-/// calendar's upkeep creates it again (then the re-read catches what was missed).
-async fn mark_calendar(
+/// Marks `mailbox` for a re-read by the owner of `watch`. Lifecycle events: a removed
+/// subscription is forgotten and a reauthorization request asks for a renewal, both with a
+/// request for upkeep, so the owner's next step makes or renews it (then the re-read catches
+/// what was missed); `missed` needs only the re-read.
+async fn mark_mailbox(
     store: &Store,
     sub: &SubscriptionRecord,
-    uid: &str,
+    watch: crate::mailbox_subscriptions::Watch,
+    mailbox: &str,
     item: &serde_json::Value,
 ) -> pbx365_store::StoreResult<()> {
     let event = item
         .get("lifecycleEvent")
         .and_then(|v| v.as_str())
         .unwrap_or("");
+    let now = chrono::Utc::now().to_rfc3339();
     if event.eq_ignore_ascii_case("subscriptionRemoved") {
         store.delete_subscription(&sub.id).await?;
+        store.set_kv(watch.upkeep_key, &now).await?;
+    } else if event.eq_ignore_ascii_case("reauthorizationRequired") {
+        let key = format!("{}{}", crate::mailbox_subscriptions::RENEW_PREFIX, sub.id);
+        store.set_kv(&key, &now).await?;
+        store.set_kv(watch.upkeep_key, &now).await?;
     }
-    let key = format!(
-        "{}{}",
-        crate::subscriptions::CALENDAR_DIRTY,
-        uid.to_ascii_lowercase()
-    );
-    store.set_kv(&key, &chrono::Utc::now().to_rfc3339()).await
+    watch.mark(store, mailbox).await
 }
 
 /// The stored subscription the item names, when its clientState matches (compared in constant time).

@@ -37,12 +37,28 @@ pub trait SyncJob: Send + Sync {
         let _ = store;
         self.run(opts).await
     }
+    /// Work of the kind between rounds, at each step of the service's background loop while
+    /// it holds the cluster lease that fences `store` (contacts: its change-notification
+    /// subscriptions, and delta rounds of the mailboxes notifications named). Nothing by default.
+    async fn tick(&self, store: &Store, ctx: &TickContext) -> SyncResult<()> {
+        let _ = (store, ctx);
+        Ok(())
+    }
     /// Whether a scheduled poll ([`RunOptions::scheduled`]) runs it now: kinds with their own
     /// schedule (contacts: hourly) say no until it is due. Always by default.
     async fn due(&self, store: &Store) -> SyncResult<bool> {
         let _ = store;
         Ok(true)
     }
+}
+
+/// What a job's [`SyncJob::tick`] is told by the service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TickContext {
+    /// Where Microsoft reaches this cluster (notifications go to `{public_url}/api/m365/notifications`).
+    pub public_url: String,
+    /// Change-notification subscriptions are wanted (off when Microsoft cannot reach us).
+    pub subscriptions: bool,
 }
 
 /// Any [`SyncResource`] over a store is a job.
@@ -579,6 +595,27 @@ impl SyncService {
         if Utc::now().timestamp_millis() >= retry_at {
             if let Err(e) = self.process_inbox_held(store).await {
                 tracing::warn!(error = %e, "processing change notifications failed");
+            }
+        }
+        let ctx = TickContext {
+            public_url: self.inner.public_url.clone(),
+            subscriptions: self.inner.subscriptions.load(Ordering::Relaxed),
+        };
+        let registered: Vec<Arc<dyn SyncJob>> = self
+            .inner
+            .jobs
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for job in registered {
+            if let Err(e) = job.tick(store, &ctx).await {
+                if matches!(
+                    e,
+                    SyncError::Store(pbx365_store::StoreError::LeaseLost { .. })
+                ) {
+                    return Err(e);
+                }
+                tracing::warn!(error = %e, kind = job.kind().as_str(), "a sync step failed");
             }
         }
         let at = self.settings().nightly_at;

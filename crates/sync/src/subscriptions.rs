@@ -22,23 +22,6 @@ pub const RENEW_MARGIN_HOURS: i64 = 72;
 /// The path Graph posts to, appended to `public_url`.
 pub const NOTIFICATION_PATH: &str = "/api/m365/notifications";
 
-/// Where the receiver marks a user whose calendar changed (`calendar:dirty:{user id}`); the
-/// calendar scheduler re-reads those calendars (calendar status, SPEC §6).
-pub const CALENDAR_DIRTY: &str = "calendar:dirty:";
-
-/// The user of a calendar events subscription (`/users/{id}/events`), if it is one: such
-/// subscriptions belong to calendar status, not to user sync.
-pub fn calendar_user(resource: &str) -> Option<&str> {
-    let rest = resource.trim_start_matches('/');
-    let rest = rest
-        .strip_prefix("users/")
-        .or_else(|| rest.strip_prefix("Users/"))?;
-    let uid = rest
-        .strip_suffix("/events")
-        .or_else(|| rest.strip_suffix("/Events"))?;
-    (!uid.is_empty() && !uid.contains('/')).then_some(uid)
-}
-
 /// A fresh clientState: 256 random bits, hex (64 chars, under Graph's 128-char limit).
 pub fn new_client_state() -> String {
     let mut b = [0u8; 32];
@@ -142,12 +125,12 @@ pub async fn ensure(
     now: DateTime<Utc>,
 ) -> SyncResult<()> {
     let url = format!("{}{NOTIFICATION_PATH}", public_url.trim_end_matches('/'));
-    // Calendar events subscriptions are calendar status's own.
+    // A mailbox's events and contacts subscriptions are calendar status's and contact sync's own.
     let existing: Vec<_> = store
         .list_subscriptions()
         .await?
         .into_iter()
-        .filter(|s| calendar_user(&s.resource).is_none())
+        .filter(|s| crate::mailbox_subscriptions::watched(&s.resource).is_none())
         .collect();
     for rec in &existing {
         if !resources.iter().any(|r| r == &rec.resource) {

@@ -10,6 +10,7 @@
 //! - [`smtp`]: a plain SMTP sink recording what the SMTP mail transport sends;
 //! - [`sync`]: running the sync engine and reading what it wrote; [`data`]: test data;
 //! - [`oidc`]: a fake OpenID provider and a token signer for relying-party conformance tests;
+//! - [`receiver`]: the change-notification receiver on real HTTP, for subscriptions the sim validates;
 //! - [`wait`] and [`log`]: polling for a condition, capturing log output.
 
 #![warn(missing_docs)]
@@ -20,6 +21,7 @@ pub mod db;
 pub mod log;
 pub mod oidc;
 pub mod process;
+pub mod receiver;
 pub mod sip;
 pub mod smtp;
 pub mod sync;

@@ -364,6 +364,16 @@ pub async fn create_shared_mailbox(sim: &SimHandle, address: &str, contacts: &[s
     }
 }
 
+/// Deletes these contacts of `mailbox` through Graph (as its owner would in Outlook).
+pub async fn delete_contacts(sim: &SimHandle, mailbox: &str, ids: &[String]) {
+    let pbx = register(sim, &WRITER_PERMISSIONS, true).await;
+    let writer = client(sim, &pbx, AssertionAlg::PS256);
+    for id in ids {
+        let req = pbx365_graph::contacts::delete_request(mailbox, id);
+        writer.send(req).await.unwrap();
+    }
+}
+
 /// Deletes a user through Graph with `writer`.
 pub async fn delete_user(writer: &GraphClient, id: &str) {
     writer

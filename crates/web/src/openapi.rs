@@ -30,7 +30,7 @@ use utoipa::{Modify, OpenApi};
         groups::list, groups::create, groups::delete, groups::add_member, groups::remove_member,
         phonebook::list_company, phonebook::create_company, phonebook::update_company, phonebook::delete_company,
         phonebook::list_personal, phonebook::create_personal, phonebook::update_personal, phonebook::delete_personal,
-        sync::list_runs, sync::get_run, sync::start_run,
+        sync::list_runs, sync::get_run, sync::start_run, sync::approve_run,
         lookup::lookup,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),

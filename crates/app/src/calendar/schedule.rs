@@ -322,7 +322,15 @@ async fn hold(app: &App, store: &Store, holder: &str, ttl: StdDuration) -> Resul
             }
             lease_check = now + Duration::from_std(ttl / 3).unwrap_or(Duration::seconds(5));
         }
-        if now >= next_upkeep && upkeep.as_ref().is_none_or(|t| t.is_finished()) {
+        // Upkeep when due, or at once when a lifecycle event asked for it (a subscription
+        // removed or to be reauthorized, see `pbx365_sync::receiver`).
+        let idle = upkeep.as_ref().is_none_or(|t| t.is_finished());
+        if idle
+            && (now >= next_upkeep
+                || pbx365_sync::mailbox_subscriptions::EVENTS
+                    .take_upkeep_request(store)
+                    .await?)
+        {
             upkeep = Some(start_upkeep(app, store).await?);
             next_upkeep = now + Duration::minutes(UPKEEP_MINUTES);
         }

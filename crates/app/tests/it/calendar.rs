@@ -332,28 +332,7 @@ async fn a_restart_mid_entry_keeps_the_profile_and_returns_at_the_end(db: TestDb
 
 /// The notification receiver on 127.0.0.1:0, wrapped like the web crate's handler.
 async fn serve_receiver(store: pbx365_store::Store) -> String {
-    use axum::body::Bytes;
-    use axum::extract::{RawQuery, State};
-    use axum::response::IntoResponse;
-    async fn handler(
-        State(store): State<pbx365_store::Store>,
-        RawQuery(q): RawQuery,
-        body: Bytes,
-    ) -> axum::response::Response {
-        let reply = pbx365_sync::receiver::handle(&store, q.as_deref(), &body).await;
-        let status = axum::http::StatusCode::from_u16(reply.status).unwrap();
-        match reply.text {
-            Some(t) => (status, t).into_response(),
-            None => status.into_response(),
-        }
-    }
-    let app = axum::Router::new()
-        .route("/api/m365/notifications", axum::routing::post(handler))
-        .with_state(store);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
+    pbx365_testkit::receiver::serve(store).await
 }
 
 async fn a_change_arrives_by_notification_and_by_the_fallback_when_notifications_are_dropped(

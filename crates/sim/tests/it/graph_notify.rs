@@ -342,7 +342,7 @@ async fn drop_notifications_fault_loses_them() {
 }
 
 #[tokio::test]
-async fn contact_subscription_is_notified_of_new_contacts() {
+async fn contact_subscription_is_notified_of_contacts_created_updated_and_deleted_in_any_folder() {
     let sim = start_sim().await;
     let g = Graph::new(&sim).await;
     let (hook, mut rx) = receiver(0, false).await;
@@ -376,5 +376,63 @@ async fn contact_subscription_is_notified_of_new_contacts() {
         n["value"][0]["resourceData"]["@odata.type"],
         "#Microsoft.Graph.Contact"
     );
+    assert_eq!(n["value"][0]["clientState"], "c");
+    assert_eq!(n["value"][0]["subscriptionId"], sub["id"]);
+    let cid = c["id"].as_str().unwrap();
+    assert!(
+        n["value"][0]["resource"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/Contacts/{cid}")),
+        "{n}"
+    );
+
+    // Edits and deletions are notified too (https://learn.microsoft.com/graph/api/resources/changenotification).
+    let path = format!("/users/ann@contoso.example/contacts/{cid}");
+    let (s, _) = g
+        .send("PATCH", &path, Some(json!({"displayName": "Zed Two"})), &[])
+        .await;
+    assert_eq!(s, 200);
+    let Seen::Notification(n) = next(&mut rx).await else {
+        panic!("expected a notification")
+    };
+    assert_eq!(n["value"][0]["changeType"], "updated");
+    assert_eq!(n["value"][0]["resourceData"]["id"], cid);
+    let (s, _) = g.send("DELETE", &path, None, &[]).await;
+    assert_eq!(s, 204);
+    let Seen::Notification(n) = next(&mut rx).await else {
+        panic!("expected a notification")
+    };
+    assert_eq!(n["value"][0]["changeType"], "deleted");
+    assert_eq!(n["value"][0]["resourceData"]["id"], cid);
+
+    // `/users/{id}/contacts` covers every contact of the mailbox, child folders included
+    // (https://learn.microsoft.com/graph/outlook-change-notifications-overview).
+    let (s, f) = g
+        .send(
+            "POST",
+            "/users/ann@contoso.example/contactFolders",
+            Some(json!({"displayName": "Friends"})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 201, "{f}");
+    let (s, c) = g
+        .send(
+            "POST",
+            &format!(
+                "/users/ann@contoso.example/contactFolders/{}/contacts",
+                f["id"].as_str().unwrap()
+            ),
+            Some(json!({"displayName": "In a child folder"})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 201, "{c}");
+    let Seen::Notification(n) = next(&mut rx).await else {
+        panic!("expected a notification")
+    };
+    assert_eq!(n["value"][0]["changeType"], "created");
+    assert_eq!(n["value"][0]["resourceData"]["id"], c["id"]);
     sim.shutdown().await;
 }

@@ -14,6 +14,8 @@
 //! - A **full round** (first sync, `--full`, nightly, settings changed) reads every folder tree
 //!   and every folder from the start; entries a folder read from the start does not return are
 //!   removed. An expired folder link (410) reads that folder from the start in any round.
+//! - A **notified round** ([`ContactSync::only`], started by [`notify`]) is a delta round of
+//!   only the mailboxes change notifications named, their folder trees read again.
 //! - A mailbox answering 403/404 (access policy, no mailbox) is reported by name and skipped:
 //!   nothing of it changes. Folders gone from Outlook, shared mailboxes taken off the list and
 //!   (with personal sync off) personal folders are removed, through the mass-deletion guard.
@@ -37,6 +39,7 @@ use crate::round::{self, RunOptions};
 use crate::scheduler::SyncJob;
 
 pub mod entry;
+pub mod notify;
 pub mod read;
 
 pub use read::Mailbox;
@@ -53,6 +56,9 @@ const REPORT_LINES: usize = 100;
 const MAX_REMOVALS: u32 = 1_000;
 /// The share of synced entries a round may remove beyond [`MAX_REMOVALS`] without approval.
 const MAX_REMOVAL_PERCENT: u32 = 50;
+/// Polled delta rounds read each known mailbox's folder tree once in this many hours (a quarter
+/// of the trees per hourly round; the nightly full round reads them all).
+pub const TREES_EVERY: u32 = 4;
 /// The sentence of a refusal on the standard edition (SPEC §1).
 pub const NEEDS_PRO: &str = "contact sync needs the PRO edition";
 
@@ -127,6 +133,11 @@ pub struct ContactSync {
     store: Store,
     graph: Arc<GraphClient>,
     settings: ContactSettings,
+    /// A targeted delta round: only these mailboxes (lower case), the ones change
+    /// notifications named.
+    only: Option<HashSet<String>>,
+    /// A polled delta round reads each known mailbox's folder tree once in this many hours.
+    trees_every: u32,
 }
 
 /// The planning state of one round.
@@ -224,7 +235,83 @@ impl ContactSync {
             store,
             graph,
             settings,
+            only: None,
+            trees_every: TREES_EVERY,
         }
+    }
+
+    /// Polled delta rounds read each known mailbox's folder tree once in `hours` hours (1:
+    /// every round), to find child folders created since the last full round.
+    pub fn trees_every(mut self, hours: u32) -> Self {
+        self.trees_every = hours.max(1);
+        self
+    }
+
+    /// A delta round of only these mailboxes (addresses or object ids, any case): what change
+    /// notifications named. A full round (first sync, settings changed) still reads them all.
+    pub fn only(mut self, mailboxes: HashSet<String>) -> Self {
+        self.only = Some(
+            mailboxes
+                .into_iter()
+                .map(|m| m.to_ascii_lowercase())
+                .collect(),
+        );
+        self
+    }
+
+    /// The followed mailboxes among `wanted` (lower case): configured shared mailboxes, and
+    /// with personal sync on, synced enabled extensions by object id (indexed lookups).
+    async fn followed_among(&self, wanted: &HashSet<String>) -> SyncResult<Vec<Mailbox>> {
+        let mut out: Vec<Mailbox> = self
+            .shared()
+            .into_iter()
+            .filter(|a| wanted.contains(a))
+            .map(|address| Mailbox {
+                key: format!("s:{address}"),
+                address,
+                owner: PhonebookOwner::Company,
+                default_only: true,
+            })
+            .collect();
+        if self.settings.personal {
+            let mut ids: Vec<String> = wanted
+                .iter()
+                .filter(|m| !m.contains('@'))
+                .cloned()
+                .collect();
+            ids.sort();
+            for ext in self.store.extensions_by_m365_ids(&ids).await? {
+                let Some(id) = ext.m365_id.clone() else {
+                    continue;
+                };
+                if ext.enabled && ext.source == pbx365_domain::ExtensionSource::M365 {
+                    out.push(Mailbox {
+                        key: format!("u:{id}"),
+                        address: id,
+                        owner: PhonebookOwner::Personal(ext.number.to_string()),
+                        default_only: false,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every followed mailbox, lower case: what contact subscriptions are kept for.
+    pub async fn followed(&self) -> SyncResult<HashSet<String>> {
+        let mut out: HashSet<String> = self.shared().into_iter().collect();
+        if self.settings.personal {
+            let mut after = String::new();
+            loop {
+                let page = self.store.contact_sync_extensions(&after, 1_000).await?;
+                let Some((last, _)) = page.last() else {
+                    break;
+                };
+                after = last.clone();
+                out.extend(page.into_iter().map(|(id, _)| id.to_ascii_lowercase()));
+            }
+        }
+        Ok(out)
     }
 
     /// The configured shared mailboxes, normalised and sorted.
@@ -334,6 +421,16 @@ impl SyncResource for ContactSync {
     async fn read_page(&self, link: &str) -> SyncResult<DeltaPage<ContactItem>> {
         let (mode, after) = link.split_once('|').unwrap_or(("delta", ""));
         let full = mode == "full";
+        if let Some(only) = self.only.as_ref().filter(|_| !full) {
+            // A targeted round: the notified mailboxes in one page, then between rounds again.
+            let mailboxes = self.followed_among(only).await?;
+            let items =
+                read::read_mailboxes(&self.graph, &self.store, &mailboxes, false, |_| true).await?;
+            return Ok(DeltaPage {
+                items,
+                next: NextOrDelta::Delta("delta|".to_string()),
+            });
+        }
         let mailboxes = self.mailboxes_after(after).await?;
         let Some(last) = mailboxes.last() else {
             return Ok(DeltaPage {
@@ -342,7 +439,12 @@ impl SyncResource for ContactSync {
             });
         };
         let next = NextOrDelta::Next(format!("{mode}|{}", last.key));
-        let items = read::read_mailboxes(&self.graph, &self.store, &mailboxes, full).await?;
+        let slot = Utc::now().timestamp().div_euclid(3600);
+        let every = self.trees_every;
+        let items = read::read_mailboxes(&self.graph, &self.store, &mailboxes, full, |m| {
+            read::tree_due(m, slot, every)
+        })
+        .await?;
         Ok(DeltaPage { items, next })
     }
 
@@ -549,13 +651,15 @@ impl SyncResource for ContactSync {
 pub type ContactConfig = Arc<dyn Fn() -> (Edition, ContactSettings) + Send + Sync>;
 
 /// Contact sync as a job of the [`crate::SyncService`]: "sync now" (`pbx365 sync contacts`,
-/// `POST /api/v1/sync/contacts`), the nightly round with user sync, and its own delta schedule
-/// (hourly by default), all under the cluster's sync lease.
+/// `POST /api/v1/sync/contacts`), the nightly round with user sync, its own delta schedule
+/// (hourly by default) and change notifications ([`notify`]), all under the cluster's sync lease.
 pub struct ContactsJob {
     store: Store,
     graph: Arc<GraphClient>,
     config: ContactConfig,
     every: chrono::Duration,
+    trees_every: u32,
+    memory: std::sync::Mutex<notify::UpkeepMemory>,
 }
 
 impl ContactsJob {
@@ -566,12 +670,21 @@ impl ContactsJob {
             graph,
             config,
             every: chrono::Duration::hours(1),
+            trees_every: TREES_EVERY,
+            memory: Default::default(),
         }
     }
 
     /// Runs its scheduled delta round at this interval (default hourly).
     pub fn every(mut self, every: std::time::Duration) -> Self {
         self.every = chrono::Duration::from_std(every).unwrap_or(self.every);
+        self
+    }
+
+    /// Polled delta rounds read each known mailbox's folder tree once in `hours` hours
+    /// (default [`TREES_EVERY`]; 1: every round).
+    pub fn trees_every(mut self, hours: u32) -> Self {
+        self.trees_every = hours.max(1);
         self
     }
 
@@ -618,12 +731,17 @@ impl SyncJob for ContactsJob {
                 return Err(SyncError::Other(why));
             }
         }
-        let kind = ContactSync::new(store.clone(), self.graph.clone(), settings);
+        let kind = ContactSync::new(store.clone(), self.graph.clone(), settings)
+            .trees_every(self.trees_every);
         let run = round::run(store, &kind, opts).await?;
         if !opts.dry_run {
             store.set_kv(LAST_RUN_KEY, &Utc::now().to_rfc3339()).await?;
         }
         Ok(run)
+    }
+
+    async fn tick(&self, store: &Store, ctx: &crate::scheduler::TickContext) -> SyncResult<()> {
+        self.step(store, ctx).await
     }
 
     async fn due(&self, store: &Store) -> SyncResult<bool> {

@@ -17,10 +17,10 @@ use pbx365_testkit::tenant::{world_with, World};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-const ANN: &str = "ann@contoso.example";
-const ANN_ID: &str = "0c6f8a2e-0000-4000-8000-00000000a001";
-const RECEPTION: &str = "reception@contoso.example";
-const SALES: &str = "sales@contoso.example";
+pub(crate) const ANN: &str = "ann@contoso.example";
+pub(crate) const ANN_ID: &str = "0c6f8a2e-0000-4000-8000-00000000a001";
+pub(crate) const RECEPTION: &str = "reception@contoso.example";
+pub(crate) const SALES: &str = "sales@contoso.example";
 const SALES_ID: &str = "0c6f8a2e-0000-4000-8000-00000000a003";
 
 fn user(id: &str, upn: &str, name: &str, enabled: bool) -> Value {
@@ -30,7 +30,7 @@ fn user(id: &str, upn: &str, name: &str, enabled: bool) -> Value {
 
 /// Ann (a member with personal contacts in her default folder and a child folder) and two shared
 /// mailboxes (disabled accounts, as shared mailboxes are) with `shared` contacts each.
-async fn tenant(shared: usize) -> World {
+pub(crate) async fn tenant(shared: usize) -> World {
     let shared_contacts = |prefix: &str| -> Vec<Value> {
         (0..shared)
             .map(|i| {
@@ -78,7 +78,7 @@ fn job(w: &World, store: &Store, edition: Edition, s: ContactSettings) -> Contac
     )
 }
 
-fn contact_settings(personal: bool, shared: &[&str], country: &str) -> ContactSettings {
+pub(crate) fn contact_settings(personal: bool, shared: &[&str], country: &str) -> ContactSettings {
     ContactSettings {
         personal,
         shared_mailboxes: shared.iter().map(|s| s.to_string()).collect(),
@@ -104,7 +104,7 @@ async fn ann_number(w: &World, store: &Store) -> String {
     synced(store).await[ANN_ID].number.to_string()
 }
 
-fn by_m365(entries: &[PhonebookEntry], id: &str) -> PhonebookEntry {
+pub(crate) fn by_m365(entries: &[PhonebookEntry], id: &str) -> PhonebookEntry {
     entries
         .iter()
         .find(|e| e.m365_id.as_deref() == Some(id))
@@ -442,6 +442,46 @@ async fn a_shared_mailbox_of_10000_contacts_pages_correctly(db: TestDb) {
     );
 }
 
+async fn a_child_folder_created_since_the_full_round_comes_in_with_a_delta_round(db: TestDb) {
+    let w = tenant(0).await;
+    let number = ann_number(&w, &db.store).await;
+    // Every polled round reads the folder trees (the default spreads them over four hours).
+    let job = job(
+        &w,
+        &db.store,
+        Edition::Pro,
+        contact_settings(true, &[], "DE"),
+    )
+    .trees_every(1);
+    let first = run_job(&job, &db.store, true).await;
+    assert_eq!(first.status, SyncStatus::Completed, "{:?}", first.report);
+    let family = w.create_contact_folder(ANN, "Family").await;
+    w.create_contact(
+        ANN,
+        Some(&family),
+        json!({"displayName": "Family Member", "mobilePhone": "0170 2222222"}),
+    )
+    .await;
+    let delta = run_job(&job, &db.store, false).await;
+    assert_eq!(delta.status, SyncStatus::Completed, "{:?}", delta.report);
+    assert_eq!(delta.report.created.len(), 1, "{:?}", delta.report);
+    let book = db
+        .store
+        .list_phonebook(&PhonebookOwner::Personal(number))
+        .await
+        .unwrap();
+    assert!(book.iter().any(|e| e.display_name == "Family Member"));
+    assert!(db
+        .store
+        .contact_folders()
+        .await
+        .unwrap()
+        .iter()
+        .any(|f| f.folder == family && f.name == "Family"));
+    let again = run_job(&job, &db.store, false).await;
+    assert!(again.report.is_noop(), "{:?}", again.report);
+}
+
 async fn the_standard_edition_refuses_and_runs_nothing(db: TestDb) {
     let w = tenant(3).await;
     let job = job(
@@ -466,4 +506,5 @@ on_both!(
     a_blocked_mailbox_is_reported_by_name_and_keeps_its_entries,
     a_shared_mailbox_of_10000_contacts_pages_correctly,
     the_standard_edition_refuses_and_runs_nothing,
+    a_child_folder_created_since_the_full_round_comes_in_with_a_delta_round
 );

@@ -2,6 +2,7 @@
 //! SQLite and on PostgreSQL (`PBX365_TEST_POSTGRES_URL`; skipped with a notice locally when
 //! unset, a failure when `CI` is set).
 
+mod contact_notifications;
 mod contacts;
 mod crash;
 mod fencing;

@@ -2,13 +2,8 @@
 //! HTTP, subscriptions created in the sim, the service's worker turning notifications into delta
 //! rounds; the poll when notifications are dropped; the handshake and forged clientStates.
 
-use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
 use m365_sim::faults::{routes, FaultSpec};
 use pbx365_store::{Store, SubscriptionRecord};
-use pbx365_sync::receiver;
 use pbx365_testkit::db::TestDb;
 use pbx365_testkit::on_both;
 use pbx365_testkit::sync::settings;
@@ -19,33 +14,7 @@ use std::time::Duration;
 
 /// The receiver on 127.0.0.1:0, wrapped exactly like the web crate's handler.
 async fn serve_receiver(store: Store) -> String {
-    // The tests' own reqwest clients need the process-wide rustls provider (nextest runs each
-    // test in a process of its own, so no other test installs it first).
-    m365_sim::tls::install_crypto_provider();
-    async fn handler(State(store): State<Store>, RawQuery(q): RawQuery, body: Bytes) -> Response {
-        let reply = receiver::handle(&store, q.as_deref(), &body).await;
-        let status = StatusCode::from_u16(reply.status).unwrap();
-        let mut resp = match reply.text {
-            Some(t) => (status, t).into_response(),
-            None => status.into_response(),
-        };
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        resp.headers_mut().insert(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        );
-        resp
-    }
-    let app = axum::Router::new()
-        .route("/api/m365/notifications", axum::routing::post(handler))
-        .with_state(store);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
+    pbx365_testkit::receiver::serve(store).await
 }
 
 fn new_user(domain: &str, nick: &str) -> serde_json::Value {

@@ -119,6 +119,16 @@ impl M365App {
         self.state.settings().m365.tenant_id.clone()
     }
 
+    /// A new API token (for `/api/v1` calls with `Authorization: Bearer`).
+    pub async fn api_token(&self) -> String {
+        let token = pbx365_web::auth::new_token();
+        self.store
+            .create_api_token("tests", &pbx365_web::auth::hash_token(&token))
+            .await
+            .expect("token");
+        token
+    }
+
     /// Runs the doctor's checks the CLI runs.
     pub async fn doctor(&self) -> Vec<pbx365_app::m365::Check> {
         pbx365_app::m365::run_checks(&self.state.settings(), self.state.data_dir(), None).await

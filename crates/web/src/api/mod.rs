@@ -60,6 +60,10 @@ pub fn router() -> Router<AppState> {
         )
         .route("/sync/runs", get(sync::list_runs))
         .route("/sync/runs/{id}", get(sync::get_run))
+        .route(
+            "/sync/runs/{id}/approve",
+            axum::routing::post(sync::approve_run),
+        )
         .route("/sync/{kind}", axum::routing::post(sync::start_run))
         .fallback(|| async {
             ApiError::not_found("there is no such API endpoint; see /api/v1/openapi.json")

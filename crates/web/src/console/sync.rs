@@ -337,6 +337,9 @@ struct RunPage {
     held: bool,
     /// What the held run's stored plan would disable and delete ("disable: 4711 Dora Held").
     plan_removals: Vec<String>,
+    /// How many removals the held plan makes (the guard's count; contact sync lists at most
+    /// 100 lines per page and counts the rest in one line).
+    removal_count: usize,
     /// The held run has a stored plan (its removals are listed).
     has_plan: bool,
 }
@@ -527,6 +530,11 @@ async fn run_detail(
             run: RunView::from(&run),
             held,
             has_plan: plan.is_some(),
+            removal_count: held_count(&run).unwrap_or_else(|| {
+                plan.as_ref()
+                    .map(|p| p.disabled.len() + p.deleted.len())
+                    .unwrap_or_default()
+            }),
             plan_removals: plan.as_ref().map(removal_lines).unwrap_or_default(),
         },
     ))
@@ -544,18 +552,15 @@ async fn approve(
     if let Some(again) = admin.fresh_sign_in_needed(&state, &format!("{RUNS}/{id}")) {
         return Ok(again);
     }
-    match state.app.approve_held_run(&admin.name, &id).await {
-        Ok(()) => {}
-        Err(AppError::Conflict(e)) => {
-            return Err(ConsoleError::page(
-                StatusCode::CONFLICT,
-                "Nothing to approve",
-                sentence(e),
-            ))
-        }
-        Err(e) => return Err(e.into()),
+    match state.app.approve_and_run(&admin.name, &id).await {
+        Ok(run) => Ok(Redirect::to(&format!("{RUNS}/{}", run.id)).into_response()),
+        Err(AppError::Conflict(e)) => Err(ConsoleError::page(
+            StatusCode::CONFLICT,
+            "Nothing to approve",
+            sentence(e),
+        )),
+        Err(e) => Err(e.into()),
     }
-    run_and_show(&admin, &state, RunOptions::default()).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -654,19 +659,36 @@ fn banner_html(run: &SyncRun, csrf: &str) -> String {
     if more > 0 {
         items.push(format!("<li>and {more} more (see the run)</li>"));
     }
+    let what = if run.kind == SyncKind::Contacts {
+        format!(
+            "<strong>A contact sync is waiting for your approval.</strong> It would remove {} synced phonebook entries, more than the mass-deletion guard allows, so nothing was changed.",
+            held_count(run).map_or_else(|| r.deleted.len().to_string(), |n| n.to_string())
+        )
+    } else {
+        format!(
+            "<strong>A user sync is waiting for your approval.</strong> It would disable {} and delete {} extensions, more than the mass-deletion guard allows, so nothing was changed.",
+            r.disabled.len(),
+            r.deleted.len()
+        )
+    };
     format!(
-        "<div class=\"flash flash-error\" id=\"held-banner\" role=\"alert\"><p><strong>A user sync is waiting for your approval.</strong> \
-It would disable {} and delete {} extensions, more than the mass-deletion guard allows, so nothing was changed.</p>\
+        "<div class=\"flash flash-error\" id=\"held-banner\" role=\"alert\"><p>{what}</p>\
 <ul id=\"held-list\">{}</ul>\
 <form method=\"post\" action=\"{RUNS}/{id}/approve\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
 <button type=\"submit\" class=\"btn btn-danger\" id=\"approve-deletions\">Approve these deletions</button></form> \
 <a href=\"{RUNS}/{id}\">See the run</a></div>",
-        r.disabled.len(),
-        r.deleted.len(),
         items.join(""),
         esc(csrf),
         id = esc(&run.id),
     )
+}
+
+/// How many records the guard counted in a held run (its `held: N of M …` line), when it says.
+fn held_count(run: &SyncRun) -> Option<usize> {
+    run.report.errors.iter().find_map(|e| {
+        let rest = e.reason.as_deref()?.strip_prefix("held: ")?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
 }
 
 /// Middleware: adds the held-run banner to console pages (HTML, signed-in admin) while the

@@ -9,7 +9,7 @@ use pbx365_app::AppError;
 use pbx365_domain::{PhonebookOwner, SyncKind, SyncStatus, ValidationError};
 use pbx365_testkit::db::FreshDb;
 use pbx365_testkit::on_both;
-use pbx365_testkit::tenant::create_shared_mailbox;
+use pbx365_testkit::tenant::{create_shared_mailbox, delete_contacts};
 use pbx365_testkit::web::m365::{consent_round, hidden, prepare, start, text, Browser, Opts};
 use serde_json::json;
 
@@ -145,4 +145,138 @@ async fn shared_mailboxes_are_checked_synced_and_shown(db: FreshDb) {
         .is_empty());
 }
 
+async fn a_held_contact_round_is_shown_with_what_approving_applies_and_approved(db: FreshDb) {
+    let app = start(db, Opts::default()).await;
+    let b = Browser::signed_in(&app).await;
+    prepare(&app, &b).await;
+    consent_round(&app, &b, true).await;
+    const SHARED: &str = "reception@contoso.example";
+    let contacts: Vec<_> = (0..2_200)
+        .map(|i| json!({"displayName": format!("Contact {i:04}"), "businessPhones": [format!("030 {i:07}")]}))
+        .collect();
+    create_shared_mailbox(&app.sim, SHARED, &contacts).await;
+    let (status, _) = post(&b, &format!("{CONTACTS}/mailboxes"), &[("address", SHARED)]).await;
+    assert_eq!(status, 303);
+    let sync = || async {
+        app.state
+            .app
+            .run_sync(None, SyncKind::Contacts, RunOptions::default())
+            .await
+            .unwrap()
+    };
+    let first = sync().await;
+    assert_eq!(first.status, SyncStatus::Completed, "{:?}", first.report);
+    let company = || async {
+        app.state
+            .app
+            .phonebook(&PhonebookOwner::Company)
+            .await
+            .unwrap()
+    };
+    let all = company().await;
+    assert_eq!(all.len(), 2_200);
+
+    // Most of the mailbox's contacts are deleted in Outlook: the round is held, nothing removed.
+    let gone: Vec<String> = all
+        .iter()
+        .take(1_150)
+        .map(|e| e.m365_id.clone().unwrap())
+        .collect();
+    delete_contacts(&app.sim, SHARED, &gone).await;
+    let held = sync().await;
+    assert_eq!(held.status, SyncStatus::Held, "{:?}", held.report);
+    assert_eq!(company().await.len(), 2_200, "a held round removes nothing");
+
+    // The console says what approving applies, on every page and on the run's page.
+    let html = b.get("/console/extensions").await.text().await.unwrap();
+    let banner = text(&html);
+    assert!(
+        banner.contains("A contact sync is waiting for your approval")
+            && banner.contains("It would remove 1150 synced phonebook entries"),
+        "{banner}"
+    );
+    assert!(html.contains(&format!(
+        "action=\"/console/sync/runs/{}/approve\"",
+        held.id
+    )));
+    let run_page = b
+        .get(&format!("/console/sync/runs/{}", held.id))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        run_page.contains("id=\"held-plan\"") && run_page.contains("id=\"approve-run\""),
+        "{run_page}"
+    );
+    let listed = text(&run_page);
+    assert!(
+        listed.contains("The held plan would make these 1150 removals")
+            && listed.contains("delete: Contact 0000")
+            && listed.contains("more phonebook entries"),
+        "the removals are listed: {listed}"
+    );
+
+    // The API shows the same run and approves it: the held plan is applied.
+    let token = app.api_token().await;
+    let http = reqwest::Client::new();
+    let api = |path: String| format!("{}/api/v1{path}", app.base);
+    let shown: serde_json::Value = http
+        .get(api(format!("/sync/runs/{}", held.id)))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["status"], "held");
+    assert!(
+        shown["errors"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["reason"].as_str().is_some_and(
+                |r| r.contains("1150 of 2200 synced phonebook entries would be removed")
+            ))),
+        "{shown}"
+    );
+    let r = http
+        .post(api(format!("/sync/runs/{}/approve", held.id)))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let applied: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(applied["status"], "completed", "{applied}");
+    assert_eq!(
+        company().await.len(),
+        1_050,
+        "the approved removals are applied"
+    );
+    assert!(
+        !text(&b.get("/console/extensions").await.text().await.unwrap())
+            .contains("waiting for your approval")
+    );
+    let again = http
+        .post(api(format!("/sync/runs/{}/approve", held.id)))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409, "an approval is used once");
+
+    // The guard is armed again: the next mass removal (the mailbox taken off the list) is held.
+    let (status, _) = post(
+        &b,
+        &format!("{CONTACTS}/mailboxes/remove"),
+        &[("address", SHARED)],
+    )
+    .await;
+    assert_eq!(status, 303);
+    let second = sync().await;
+    assert_eq!(second.status, SyncStatus::Held, "{:?}", second.report);
+    assert_eq!(company().await.len(), 1_050);
+}
+
 on_both!(console_contacts => shared_mailboxes_are_checked_synced_and_shown);
+on_both!(held_contact_round => a_held_contact_round_is_shown_with_what_approving_applies_and_approved);
