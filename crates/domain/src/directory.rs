@@ -94,8 +94,9 @@ fn one_line(s: &str) -> String {
     spaced.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// XML character data / attribute value with the five reserved characters escaped.
-fn xml_escape(s: &str) -> String {
+/// XML character data / attribute value with the five reserved characters escaped (and line
+/// breaks and other control characters turned into single spaces: XML 1.0 forbids most of them).
+pub fn xml_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in one_line(s).chars() {
         match c {

@@ -16,6 +16,7 @@
 //! `lunch` reads as available with a note: calls to it ring (SPEC §8), so a watcher should see
 //! someone reachable, and phones that do not know `meal` show plain "online".
 
+use pbx365_domain::directory::xml_escape;
 use pbx365_domain::Profile;
 use std::str::FromStr;
 
@@ -64,22 +65,6 @@ impl Presence {
              </presence>"
         )
     }
-}
-
-/// `s` with the characters XML reserves in attribute values escaped.
-fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
