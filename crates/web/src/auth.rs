@@ -22,6 +22,25 @@ pub struct Authenticated {
     pub actor: String,
     /// Session or token.
     pub kind: CallerKind,
+    /// Proved who they are recently: an API token always, a console session within
+    /// [`crate::session::REAUTH_WITHIN_MINUTES`] of its sign-in or password re-entry.
+    pub fresh: bool,
+}
+
+impl Authenticated {
+    /// Refuses a sensitive action (ASVS 3.7.1: approving held deletions) to a console session
+    /// whose owner has not proved who they are recently, as the console's own pages do.
+    pub fn require_fresh(&self) -> Result<(), ApiError> {
+        if self.fresh {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "this action needs a recent sign-in: confirm your password in the console \
+                 (it is asked for again after {} minutes), or call with an API token",
+                crate::session::REAUTH_WITHIN_MINUTES
+            )))
+        }
+    }
 }
 
 /// Header a cookie-authenticated caller sends with unsafe methods (the session's CSRF token).
@@ -55,6 +74,7 @@ impl FromRequestParts<AppState> for Authenticated {
                 Ok(name) => Ok(Authenticated {
                     actor: format!("api-token:{name}"),
                     kind: CallerKind::ApiToken,
+                    fresh: true,
                 }),
                 Err(refusal) => Err(ApiError::new(
                     StatusCode::UNAUTHORIZED,
@@ -83,6 +103,7 @@ impl FromRequestParts<AppState> for Authenticated {
         Ok(Authenticated {
             actor: info.admin,
             kind: CallerKind::Session,
+            fresh: info.recently_authenticated,
         })
     }
 }

@@ -538,6 +538,8 @@ pub struct AdminSession {
     pub admin: String,
     /// The session's CSRF token (forms post it; cookie-authenticated API writes send it as a header).
     pub csrf_token: String,
+    /// The admin proved who they are within [`REAUTH_WITHIN_MINUTES`] (sensitive actions).
+    pub recently_authenticated: bool,
 }
 
 /// The console admin behind the request's session cookie, if any (for the API's extractor).
@@ -549,10 +551,12 @@ pub async fn current_admin(state: &crate::AppState, headers: &HeaderMap) -> Opti
             .sso_extension(pbx365_app::sso::Surface::Console, &s.subject)
             .await
             .map(|_| AdminSession {
+                recently_authenticated: state.sessions.recently_authenticated(&s),
                 admin: s.subject,
                 csrf_token: s.csrf_token,
             }),
         Ok(Ok(s)) if !s.subject.starts_with("ext:") => Some(AdminSession {
+            recently_authenticated: state.sessions.recently_authenticated(&s),
             admin: s.subject,
             csrf_token: s.csrf_token,
         }),

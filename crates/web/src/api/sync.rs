@@ -88,16 +88,19 @@ pub async fn start_run(
 /// sync now: it applies exactly the held plan, whose removals `GET /api/v1/sync/runs/{id}` lists
 /// (`report.deleted`, `report.disabled`, and the guard's count in `report.errors`), then goes on
 /// with a delta round; the guard is armed again for the next run. Only the newest run of its
-/// kind, only while it is held. Admins (API token or console session + CSRF header).
+/// kind, only while it is held. Admins (API token, or console session + CSRF header whose owner
+/// signed in or confirmed their password within the last minutes).
 #[utoipa::path(post, path = "/api/v1/sync/runs/{id}/approve", tag = "sync",
     params(("id" = String, Path, description = "Id of the held run")),
     responses(
         (status = 200, description = "The run that applied the approved plan", body = SyncRun),
+        (status = 403, description = "A console session whose owner has not confirmed their password recently", body = ErrorBody),
         (status = 409, description = "The run is not (or no longer) waiting for approval, or a later sync changed what it planned against", body = ErrorBody)))]
 pub async fn approve_run(
     caller: Authenticated,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<SyncRun>, ApiError> {
+    caller.require_fresh()?;
     Ok(Json(state.app.approve_and_run(&caller.actor, &id).await?))
 }

@@ -204,6 +204,45 @@ async fn password_admins_confirm_their_password_before_sensitive_actions(db: Fre
 
 on_both!(console_password_reauthentication => password_admins_confirm_their_password_before_sensitive_actions);
 
+/// Approving held deletions through the API with the console's session cookie needs the same
+/// recent password as the console's button (an API token is a credential of its own).
+async fn approving_through_the_api_with_a_stale_session_needs_the_password(db: FreshDb) {
+    let app = start(db).await;
+    let b = password_admin(&app, "Firefox/120.0 (X11; Linux)").await;
+    let csrf = hidden(&b.get(CONFIGURE).await.text().await.unwrap(), "csrf");
+    let approve = || async {
+        b.http
+            .post(format!("{}/api/v1/sync/runs/no-such-run/approve", b.base))
+            .header("x-csrf-token", &csrf)
+            .send()
+            .await
+            .unwrap()
+    };
+    // Fresh: the request gets as far as the run (there is nothing to approve).
+    assert_eq!(approve().await.status().as_u16(), 409);
+    app.clock.advance(chrono::Duration::minutes(6));
+    let res = approve().await;
+    assert_eq!(res.status().as_u16(), 403);
+    assert!(
+        res.text().await.unwrap().contains("confirm your password"),
+        "says what to do"
+    );
+    let res = post(
+        &b,
+        "/console/reauth",
+        &[
+            ("csrf", &csrf),
+            ("password", PASSWORD),
+            ("return_to", CONFIGURE),
+        ],
+    )
+    .await;
+    assert_eq!(location(&res), CONFIGURE);
+    assert_eq!(approve().await.status().as_u16(), 409, "confirmed again");
+}
+
+on_both!(api_approval_needs_a_recent_password => approving_through_the_api_with_a_stale_session_needs_the_password);
+
 async fn users_list_and_end_their_own_sessions(db: FreshDb) {
     let app = start(db).await;
     let (laptop, laptop_id) = webclient_user_with_id(
