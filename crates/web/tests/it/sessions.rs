@@ -392,3 +392,20 @@ async fn after_the_password_the_held_runs_page_says_the_admin_can_go_on(db: Fres
 }
 
 on_both!(held_run_reauthentication_notice => after_the_password_the_held_runs_page_says_the_admin_can_go_on);
+
+async fn a_web_client_form_refused_leads_back_to_the_web_client_not_the_console(db: FreshDb) {
+    let app = start(db).await;
+    let b = webclient_user(&app, USER_OID, "Firefox/120.0 (X11; Linux)").await;
+    let other = webclient_user(&app, USER_OID, "Safari/17.0 (Macintosh)").await;
+    let res = post(&b, "/me/sessions/others", &[("csrf", "forged")]).await;
+    assert_eq!(res.status().as_u16(), 403);
+    let html = res.text().await.unwrap();
+    assert!(text(&html).contains("Back to the web client"), "{html}");
+    assert!(html.contains("href=\"/\""), "{html}");
+    assert!(!html.contains("href=\"/console\""), "{html}");
+    // Nothing was signed out.
+    let home = other.get("/").await.text().await.unwrap();
+    assert!(home.contains("id=\"my-sessions\""), "{home}");
+}
+
+on_both!(webclient_refused_form_way_back => a_web_client_form_refused_leads_back_to_the_web_client_not_the_console);
