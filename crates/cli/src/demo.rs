@@ -261,7 +261,17 @@ pub async fn run(base: pbx365_domain::settings::Settings, args: DemoArgs) -> any
         run.id
     )?;
     if !samples.is_empty() {
-        writeln!(out, "  Microsoft 365 sign-in names: {}", samples.join(", "))?;
+        // Without the password the names are of no use; every generated user shares it.
+        writeln!(
+            out,
+            "  Microsoft 365 sign-in names: {} (password {})",
+            samples.join(", "),
+            m365_sim::tenant::GENERATED_PASSWORD
+        )?;
+        writeln!(
+            out,
+            "                  for the web client and console once single sign-on is on (Settings › Integrations › Microsoft 365 › SSO)"
+        )?;
     }
     for line in crate::sip_cmd::demo_lines(
         &state.settings(),

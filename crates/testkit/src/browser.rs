@@ -72,6 +72,31 @@ pub async fn browser(
     profile_dir: &Path,
     extra_args: &[&str],
 ) -> fantoccini::Client {
+    session(driver, profile_dir, extra_args, None).await
+}
+
+/// Width in CSS pixels of the phone [`phone_browser`] lays pages out for.
+pub const PHONE_WIDTH: u32 = 390;
+
+/// Like [`browser`], but pages are laid out as on a phone [`PHONE_WIDTH`] pixels wide, through
+/// Chromium's device emulation (a headless window cannot be made narrower than 500 pixels).
+pub async fn phone_browser(
+    driver: &Driver,
+    profile_dir: &Path,
+    extra_args: &[&str],
+) -> fantoccini::Client {
+    let metrics = serde_json::json!({
+        "deviceMetrics": {"width": PHONE_WIDTH, "height": 844, "pixelRatio": 1}
+    });
+    session(driver, profile_dir, extra_args, Some(metrics)).await
+}
+
+async fn session(
+    driver: &Driver,
+    profile_dir: &Path,
+    extra_args: &[&str],
+    mobile_emulation: Option<serde_json::Value>,
+) -> fantoccini::Client {
     let mut args: Vec<String> = [
         "--headless=new",
         "--no-sandbox",
@@ -88,12 +113,15 @@ pub async fn browser(
     .map(|a| a.to_string())
     .collect();
     args.push(format!("--user-data-dir={}", profile_dir.display()));
-    let caps = serde_json::json!({
+    let mut caps = serde_json::json!({
         "goog:chromeOptions": {
             "binary": CHROMIUM,
             "args": args
         }
     });
+    if let Some(m) = mobile_emulation {
+        caps["goog:chromeOptions"]["mobileEmulation"] = m;
+    }
     let caps = caps.as_object().unwrap().clone();
     ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(caps)

@@ -57,13 +57,29 @@ pub struct MessagePage {
 
 /// A full-page message with a link back to the console.
 pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
+    message_page(status, title, message, "/console", "Back to the console")
+}
+
+/// A full-page message for a web client user: the way back leads to the web client, not to
+/// the console they may not use.
+pub fn webclient_error_page(status: StatusCode, title: &str, message: &str) -> Response {
+    message_page(status, title, message, "/", "Back to the web client")
+}
+
+fn message_page(
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    back_href: &str,
+    back_label: &str,
+) -> Response {
     render(
         status,
         &MessagePage {
             title: title.to_string(),
             message: message.to_string(),
-            back_href: "/console".into(),
-            back_label: "Back to the console".into(),
+            back_href: back_href.into(),
+            back_label: back_label.into(),
         },
     )
 }

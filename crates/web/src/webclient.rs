@@ -58,7 +58,7 @@ impl IntoResponse for NotSignedIn {
     fn into_response(self) -> Response {
         match self {
             NotSignedIn::Landing => Redirect::to("/").into_response(),
-            NotSignedIn::Broken => crate::html::error_page(
+            NotSignedIn::Broken => crate::html::webclient_error_page(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Something went wrong",
                 "The page could not be shown; the server log has the details.",
@@ -270,7 +270,7 @@ async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
 }
 
 fn csrf_refused() -> Response {
-    crate::html::error_page(
+    crate::html::webclient_error_page(
         StatusCode::FORBIDDEN,
         "Form expired",
         "The form expired or did not come from this page. Reload the page and try again.",
@@ -308,7 +308,7 @@ async fn new_sip_secret(user: WebUser, State(state): State<AppState>, body: Byte
         return csrf_refused();
     }
     if state.app.sip_status().is_none() {
-        return crate::html::error_page(
+        return crate::html::webclient_error_page(
             StatusCode::CONFLICT,
             "Phones are not connected",
             "This PBX does not run its SIP bridge, so there is no SIP account to change.",

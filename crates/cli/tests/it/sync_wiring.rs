@@ -71,8 +71,12 @@ pub(crate) async fn start_demo(db: FreshDb, users: usize) -> Demo {
         "{out}"
     );
     assert!(
-        line_after(&out, "Microsoft 365 sign-in names:").is_some_and(|s| s.contains('@')),
-        "{out}"
+        line_after(&out, "Microsoft 365 sign-in names:").is_some_and(|s| s.contains('@')
+            && s.contains(&format!(
+                "(password {})",
+                m365_sim::tenant::GENERATED_PASSWORD
+            ))),
+        "the sign-in names come with their password: {out}"
     );
     let config = data.canonicalize().unwrap().join("pbx365.toml");
     assert!(config.is_file());

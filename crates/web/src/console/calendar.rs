@@ -86,7 +86,7 @@ fn page(
         })
         .collect();
     CalendarPage {
-        chrome: admin.chrome("m365", notice),
+        chrome: admin.chrome("calendar", notice),
         error,
         pro: s.edition == Edition::Pro,
         enabled: s.calendar.enabled,

@@ -333,6 +333,8 @@ struct SettingsPage {
 #[template(path = "sync/run.html")]
 struct RunPage {
     chrome: Chrome,
+    /// A failure left by the last POST.
+    error: Option<String>,
     run: RunView,
     held: bool,
     /// What the held run's stored plan would disable and delete ("disable: 4711 Dora Held").
@@ -517,6 +519,9 @@ async fn run_detail(
     Path(id): Path<String>,
 ) -> Result<Response, ConsoleError> {
     let run = state.app.sync_run(&id).await?;
+    // The password page returns here before an approval ("Password confirmed…"); a failure
+    // flash has no other page to show on either.
+    let (notice, error) = admin.take_flash(&state).await;
     let held = run.status == SyncStatus::Held && state.app.is_awaiting_approval(&run.id).await;
     let plan = if held {
         state.app.held_plan_removals(&run.id).await
@@ -526,7 +531,8 @@ async fn run_detail(
     Ok(render(
         StatusCode::OK,
         &RunPage {
-            chrome: admin.chrome("sync", None),
+            chrome: admin.chrome("sync", notice),
+            error,
             run: RunView::from(&run),
             held,
             has_plan: plan.is_some(),

@@ -3,7 +3,8 @@
 //! surface or user; an admin picks a Microsoft 365 group whose member then signs in.
 
 use pbx365_testkit::browser::{
-    browser, browser_available, click, fill, start_chromedriver, wait_text,
+    browser, browser_available, click, fill, phone_browser, start_chromedriver, wait_text,
+    PHONE_WIDTH,
 };
 use pbx365_testkit::db;
 use pbx365_testkit::web::sso::{
@@ -166,6 +167,89 @@ async fn browser_admin_picks_a_microsoft_365_group_whose_member_then_signs_in() 
         at_sim(&c, SIM_USER).await;
         wait_text(&c, "me-number", "201").await;
         c.close().await.unwrap();
+    };
+    tokio::time::timeout(Duration::from_secs(180), run)
+        .await
+        .expect("the browser flow finishes in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_on_a_phone_the_session_list_fits_and_signs_out_the_other_browser() {
+    if !browser_available() {
+        return;
+    }
+    let app = start_with_sim(db::sqlite().await).await;
+    let driver = start_chromedriver().await;
+    let run = async {
+        let sign_in = |c: fantoccini::Client| async {
+            c.goto(&format!("{}/", app.base)).await.unwrap();
+            click(&c, "sso-sign-in").await;
+            at_sim(&c, SIM_USER).await;
+            wait_text(&c, "me-number", "201").await;
+            c
+        };
+        let desk_profile = tempfile::tempdir().unwrap();
+        let desk = sign_in(
+            browser(
+                &driver,
+                desk_profile.path(),
+                &["--ignore-certificate-errors"],
+            )
+            .await,
+        )
+        .await;
+        let phone_profile = tempfile::tempdir().unwrap();
+        let phone = sign_in(
+            phone_browser(
+                &driver,
+                phone_profile.path(),
+                &["--ignore-certificate-errors"],
+            )
+            .await,
+        )
+        .await;
+
+        // The page as wide as the phone, each time on one line, and the other browser's "Sign out" inside the card.
+        let layout = phone
+            .execute(
+                "const card = document.getElementById('my-sessions').getBoundingClientRect();
+                 const button = document.querySelector('#sessions button').getBoundingClientRect();
+                 const lines = [...document.querySelectorAll('#sessions td:nth-child(2), #sessions td:nth-child(3)')].map(td => {
+                   const r = document.createRange(); r.selectNodeContents(td);
+                   return r.getClientRects().length; });
+                 return {width: window.innerWidth, lines: lines,
+                         inside: button.left >= card.left && button.right <= card.right};",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            layout["width"], PHONE_WIDTH,
+            "the page is wider than the phone: {layout}"
+        );
+        assert_eq!(
+            layout["inside"], true,
+            "Sign out runs past the card: {layout}"
+        );
+        assert_eq!(
+            layout["lines"],
+            serde_json::json!([1, 1, 1, 1]),
+            "a time wraps: {layout}"
+        );
+
+        // Signing out the desk browser from the phone ends its session.
+        phone
+            .find(fantoccini::Locator::Css("#sessions button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_text(&phone, "notice", "The session was signed out.").await;
+        desk.goto(&format!("{}/", app.base)).await.unwrap();
+        wait_body(&desk, "id=\"sso-sign-in\"").await;
+        desk.close().await.unwrap();
+        phone.close().await.unwrap();
     };
     tokio::time::timeout(Duration::from_secs(180), run)
         .await

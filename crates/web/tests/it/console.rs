@@ -1148,3 +1148,40 @@ async fn settings_calendar_saves_the_map_and_extensions_and_refuses_bad_input() 
     assert!(html.contains("id=\"calendar-standard\""), "{html}");
     assert!(!html.contains("id=\"calendar-settings\""), "{html}");
 }
+
+/// The `href` of the navigation link marked as the current page, if any.
+fn current_nav_href(html: &str) -> Option<String> {
+    let mark = html.find("aria-current=\"page\"")?;
+    let link = &html[html[..mark].rfind("<a ")?..mark];
+    let href = &link[link.find("href=\"")? + 6..];
+    Some(href[..href.find('"')?].to_string())
+}
+
+#[tokio::test]
+async fn each_settings_page_marks_its_own_navigation_link_as_current() {
+    let app = start(None).await;
+    let cookie = session(&app).await;
+    for path in [
+        "/console/extensions",
+        "/console/phonebook",
+        "/console/sync",
+        "/console/settings/integrations/microsoft365",
+        "/console/settings/integrations/microsoft365/contacts",
+        "/console/settings/integrations/microsoft365/calendar",
+        "/console/settings/mail",
+        "/console/settings/phonebook",
+        "/console/settings/phones",
+        "/console/settings/tokens",
+        "/console/settings/password",
+        "/console/settings/sessions",
+    ] {
+        let res = get(&app, path, Some(&cookie)).await;
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        let html = res.text().await.unwrap();
+        assert_eq!(
+            current_nav_href(&html).as_deref(),
+            Some(path),
+            "the navigation should mark {path} as the current page"
+        );
+    }
+}

@@ -390,3 +390,61 @@ async fn the_console_header_names_a_microsoft_admin_readably(db: FreshDb) {
 }
 
 on_both!(console_header_names_sso_admins => the_console_header_names_a_microsoft_admin_readably);
+
+async fn after_the_password_the_held_runs_page_says_the_admin_can_go_on(db: FreshDb) {
+    use pbx365_domain::{SyncKind, SyncReport, SyncStatus};
+    let app = start(db).await;
+    let store = &app.state.store;
+    let run = store.start_sync_run(SyncKind::Users).await.unwrap();
+    store
+        .finish_sync_run(&run.id, SyncStatus::Held, &SyncReport::default())
+        .await
+        .unwrap();
+    let page = format!("/console/sync/runs/{}", run.id);
+    let b = password_admin(&app, "Firefox/120.0 (X11; Linux)").await;
+    let csrf = hidden(&b.get(&page).await.text().await.unwrap(), "csrf");
+    app.clock.advance(chrono::Duration::minutes(6));
+    // Approving asks for the password first, then returns to the run's page…
+    let res = post(&b, &format!("{page}/approve"), &[("csrf", &csrf)]).await;
+    let reauth = location(&res);
+    assert!(reauth.starts_with("/console/reauth?"), "{reauth}");
+    let res = post(
+        &b,
+        "/console/reauth",
+        &[
+            ("csrf", &csrf),
+            ("password", PASSWORD),
+            ("return_to", &page),
+        ],
+    )
+    .await;
+    assert_eq!(location(&res), page);
+    // …which says the password was taken, so the admin knows to press Approve again.
+    let html = b.get(&page).await.text().await.unwrap();
+    assert!(
+        text(&html).contains("Password confirmed."),
+        "the run page confirms the password: {html}"
+    );
+    // The message is shown once, not on a later page.
+    let later = b.get("/console/extensions").await.text().await.unwrap();
+    assert!(!text(&later).contains("Password confirmed."), "{later}");
+}
+
+on_both!(held_run_reauthentication_notice => after_the_password_the_held_runs_page_says_the_admin_can_go_on);
+
+async fn a_web_client_form_refused_leads_back_to_the_web_client_not_the_console(db: FreshDb) {
+    let app = start(db).await;
+    let b = webclient_user(&app, USER_OID, "Firefox/120.0 (X11; Linux)").await;
+    let other = webclient_user(&app, USER_OID, "Safari/17.0 (Macintosh)").await;
+    let res = post(&b, "/me/sessions/others", &[("csrf", "forged")]).await;
+    assert_eq!(res.status().as_u16(), 403);
+    let html = res.text().await.unwrap();
+    assert!(text(&html).contains("Back to the web client"), "{html}");
+    assert!(html.contains("href=\"/\""), "{html}");
+    assert!(!html.contains("href=\"/console\""), "{html}");
+    // Nothing was signed out.
+    let home = other.get("/").await.text().await.unwrap();
+    assert!(home.contains("id=\"my-sessions\""), "{home}");
+}
+
+on_both!(webclient_refused_form_way_back => a_web_client_form_refused_leads_back_to_the_web_client_not_the_console);
