@@ -183,6 +183,33 @@ impl SsoBrowser {
         SsoBrowser::at(&app.base)
     }
 
+    /// A browser sending `user_agent`, signed in to the console with the admin password.
+    pub async fn password_admin(app: &SsoApp, user_agent: &str) -> SsoBrowser {
+        let b = SsoBrowser {
+            http: Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(user_agent)
+                .build()
+                .unwrap(),
+            base: app.base.clone(),
+        };
+        let page = b.get("/console/login").await.text().await.unwrap();
+        let res = b
+            .http
+            .post(format!("{}/console/login", app.base))
+            .form(&[
+                ("username", ADMIN),
+                ("password", PASSWORD),
+                ("login_csrf", &super::hidden(&page, "login_csrf")),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 303, "password sign-in");
+        b
+    }
+
     /// GET a path.
     pub async fn get(&self, path: &str) -> Response {
         self.http

@@ -14,29 +14,7 @@ const KEYGEN: &str = "/console/settings/integrations/microsoft365/keygen";
 
 /// A browser signed in to the console with the admin password, as `user_agent`.
 async fn password_admin(app: &SsoApp, user_agent: &str) -> SsoBrowser {
-    let b = SsoBrowser {
-        http: reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(user_agent)
-            .build()
-            .unwrap(),
-        base: app.base.clone(),
-    };
-    let page = b.get("/console/login").await.text().await.unwrap();
-    let res = b
-        .http
-        .post(format!("{}/console/login", app.base))
-        .form(&[
-            ("username", ADMIN),
-            ("password", PASSWORD),
-            ("login_csrf", &hidden(&page, "login_csrf")),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 303, "password sign-in");
-    b
+    SsoBrowser::password_admin(app, user_agent).await
 }
 
 /// The session id a sign-in answer set.

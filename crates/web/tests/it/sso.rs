@@ -741,29 +741,15 @@ on_both!(webclient_session_timeouts_and_reauthentication => sessions_time_out_an
 // --- the settings page -----------------------------------------------------------------------
 
 async fn admin_sets_sso_for_selected_extensions_and_groups(db: FreshDb) {
-    use pbx365_testkit::web::{hidden, ADMIN, PASSWORD};
     let app = start(db).await;
-    let b = SsoBrowser::new(&app);
-    let page = b.get("/console/login").await.text().await.unwrap();
-    let res = b
-        .http
-        .post(format!("{}/console/login", app.base))
-        .form(&[
-            ("username", ADMIN),
-            ("password", PASSWORD),
-            ("login_csrf", &hidden(&page, "login_csrf")),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 303, "password sign-in");
+    let b = SsoBrowser::password_admin(&app, "").await;
     const SSO: &str = "/console/settings/integrations/microsoft365/sso";
     const GROUP: &str = "cccccccc-0000-4000-8000-000000000001";
     let page = b.get(SSO).await.text().await.unwrap();
     for pick in ["value=\"201\"", "value=\"202\"", "Anna Berg 201"] {
         assert!(page.contains(pick), "{pick} in the picker: {page}");
     }
-    let csrf = hidden(&page, "csrf");
+    let csrf = pbx365_testkit::web::hidden(&page, "csrf");
     let res = b
         .http
         .post(format!("{}{SSO}", app.base))
