@@ -162,11 +162,14 @@ request_route {
 		exit;
 	}
 	if (!pike_check_req()) {
+		# Several workers see the same flood at once: the slot lock lets only the first ban and log.
+		sht_lock("ban=>$si");
 		if ($sht(ban=>$si) == $null) {
 			$sht(ban=>$si) = 1;
 			$var(t) = $shtinc(stats=>banned);
 			xlog("L_WARN", "pbx365: banned $si for {{BAN_SECONDS}} s (request flood)\n");
 		}
+		sht_unlock("ban=>$si");
 		exit;
 	}
 	if (!mf_process_maxfwd_header("10")) {
@@ -267,18 +270,26 @@ route[AUTH] {
 			$var(c) = $shtinc(authcid=>$ci);
 		}
 		$var(n) = 0;
+		# Workers answer the same guesser in parallel: slot locks keep the count and the ban
+		# (logged once) exact.
 		if ($var(c) mod {{FAIL_LIMIT}} == 1) {
+			sht_lock("authfail=>$si");
 			if ($sht(authfail=>$si) == $null) {
 				$sht(authfail=>$si) = 1;
 				$var(n) = 1;
 			} else {
 				$var(n) = $shtinc(authfail=>$si);
 			}
+			sht_unlock("authfail=>$si");
 		}
 		if ($var(n) >= {{FAIL_LIMIT}}) {
-			$sht(ban=>$si) = 1;
-			$var(t) = $shtinc(stats=>banned);
-			xlog("L_WARN", "pbx365: banned $si for {{BAN_SECONDS}} s after $var(n) failed authentications\n");
+			sht_lock("ban=>$si");
+			if ($sht(ban=>$si) == $null) {
+				$sht(ban=>$si) = 1;
+				$var(t) = $shtinc(stats=>banned);
+				xlog("L_WARN", "pbx365: banned $si for {{BAN_SECONDS}} s after $var(n) failed authentications\n");
+			}
+			sht_unlock("ban=>$si");
 			sl_send_reply("403", "Forbidden");
 			exit;
 		}
