@@ -258,6 +258,16 @@ async fn synced_among(conn: &mut AnyConnection, numbers: &[&str]) -> StoreResult
     Ok((synced, enabled))
 }
 
+/// What these numbers count now, read after taking the maintained counts' row lock: under
+/// PostgreSQL's read committed, two writers that read the same extension before either wrote
+/// would both move the counts by the same change (an admin's disable racing a sync's delete).
+async fn counted_before(conn: &mut AnyConnection, numbers: &[&str]) -> StoreResult<(i64, i64)> {
+    sqlx::query("UPDATE extension_counts SET synced = synced WHERE name = 'synced'")
+        .execute(&mut *conn)
+        .await?;
+    synced_among(conn, numbers).await
+}
+
 /// Moves the maintained counts of synced extensions by what a write changed (`after - before`),
 /// inside the writing transaction.
 async fn adjust_counts(
@@ -335,7 +345,7 @@ const SYNC_OWNED: [&str; 13] = [
 pub(crate) async fn sync_batch(conn: &mut AnyConnection, exts: &[&Extension]) -> StoreResult<()> {
     let exts = last_per_number(exts);
     let numbers: Vec<&str> = exts.iter().map(|e| e.number.as_str()).collect();
-    let before = synced_among(conn, &numbers).await?;
+    let before = counted_before(conn, &numbers).await?;
     let updates = SYNC_OWNED
         .iter()
         .map(|c| format!("{c} = excluded.{c}"))
@@ -412,7 +422,7 @@ fn upsert_error(e: sqlx::Error, chunk: &[&Extension]) -> StoreError {
 }
 
 async fn delete_in(conn: &mut AnyConnection, number: &str) -> StoreResult<()> {
-    let before = synced_among(conn, &[number]).await?;
+    let before = counted_before(conn, &[number]).await?;
     sqlx::query("DELETE FROM extension_photos WHERE number = $1")
         .bind(number)
         .execute(&mut *conn)
@@ -458,7 +468,7 @@ async fn set_enabled_in(
     enabled: bool,
     disabled_at: Option<DateTime<Utc>>,
 ) -> StoreResult<()> {
-    let before = synced_among(conn, &[number]).await?;
+    let before = counted_before(conn, &[number]).await?;
     let done = sqlx::query(
         "UPDATE extensions SET enabled = $2, disabled_at = $3, updated_at = $4 WHERE number = $1",
     )

@@ -57,6 +57,47 @@ async fn every_write_keeps_the_synced_counts_true(db: TestDb) {
 
 on_both!(every_write_keeps_the_synced_counts_true);
 
+/// Sync writes, admin disables, enables and deletes of the same extensions at once (several
+/// `pbx365 serve` on one PostgreSQL) leave the maintained counts equal to a recount.
+async fn concurrent_writers_keep_the_synced_counts_true(db: TestDb) {
+    let s = &db.store;
+    let sync = |i: u32| ExtensionOp::Sync(synced_extension(&format!("10{i}"), &object_id(i)));
+    let ops: Vec<ExtensionOp> = (0..4).map(sync).collect();
+    s.apply_extension_ops(&ops, None).await.unwrap();
+    let writers: Vec<_> = (0..12u32)
+        .map(|w| {
+            let store = s.clone();
+            tokio::spawn(async move {
+                for step in 0..30u32 {
+                    let i = (w + step) % 4;
+                    let number = format!("10{i}");
+                    let op = match (w * 7 + step) % 4 {
+                        0 => ExtensionOp::Disable {
+                            number,
+                            at: Utc::now(),
+                        },
+                        1 => ExtensionOp::Enable { number },
+                        2 => ExtensionOp::Delete { number },
+                        _ => sync(i),
+                    };
+                    match store.apply_extension_ops(&[op], None).await {
+                        // Another writer deleted it first.
+                        Ok(()) | Err(pbx365_store::StoreError::NotFound { .. }) => {}
+                        Err(e) => panic!("writer {w} step {step}: {e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let kept = s.synced_counts().await.unwrap();
+    assert_eq!(kept, s.recount_synced().await.unwrap());
+}
+
+on_both!(concurrent_writers_keep_the_synced_counts_true);
+
 async fn extensions_are_read_by_object_id_with_their_groups(db: TestDb) {
     let s = &db.store;
     let ops: Vec<ExtensionOp> = (0..3)
