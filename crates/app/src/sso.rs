@@ -173,6 +173,8 @@ pub struct SsoSignedIn {
     pub number: String,
     /// Where to go now (already checked).
     pub return_to: String,
+    /// A re-authentication before a sensitive action (the user must press its button again).
+    pub fresh: bool,
 }
 
 /// The sentence of a callback whose state is unknown, used, expired or another browser's.
@@ -263,6 +265,7 @@ impl App {
                 "nonce": nonce,
                 "verifier": verifier,
                 "return_to": return_to,
+                "fresh": fresh,
             }),
             // Real time, not the app clock: the store expires states by the wall clock.
             expires_at: Utc::now() + chrono::Duration::minutes(SIGN_IN_MINUTES),
@@ -379,6 +382,7 @@ impl App {
             subject,
             number,
             return_to,
+            fresh: flow.data["fresh"].as_bool().unwrap_or(false),
         })
     }
 

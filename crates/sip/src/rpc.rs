@@ -35,6 +35,8 @@ pub struct RpcClient {
 impl RpcClient {
     /// A client for `url` (`sip.rpc_url`); each call gives up after two seconds.
     pub fn new(url: &str) -> RpcClient {
+        // reqwest's no-provider rustls build needs a process-wide provider (an https rpc_url).
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .no_proxy()
@@ -66,7 +68,7 @@ impl RpcClient {
             .json(&body)
             .send()
             .await
-            .map_err(|e| unreachable(e.to_string()))?;
+            .map_err(|e| unreachable(transport_reason(&e)))?;
         let status = response.status();
         let answer: Value = response
             .json()
@@ -128,6 +130,22 @@ impl RpcClient {
     }
 }
 
+/// What went wrong on the way to Kamailio, in words an admin can act on (reqwest's own text
+/// only says "error sending request").
+fn transport_reason(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "it did not answer within 2 seconds; check that Kamailio is not overloaded".into();
+    }
+    if e.is_connect() {
+        return "nothing accepts connections there; start Kamailio (or set sip.manage_kamailio = true) or correct sip.rpc_url".into();
+    }
+    let mut innermost: &dyn std::error::Error = e;
+    while let Some(source) = innermost.source() {
+        innermost = source;
+    }
+    innermost.to_string()
+}
+
 /// The user part of a SIP URI (`sip:101@host;…` -> `101`).
 fn uri_user(uri: &str) -> Option<&str> {
     let rest = uri
@@ -148,5 +166,30 @@ pub(crate) fn redact(url: &str) -> String {
             None => url.to_string(),
         },
         None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_kamailio_that_is_not_running_is_named_with_what_to_do() {
+        // A port nothing listens on: bound, then released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://127.0.0.1:{port}/RPC");
+        let e = RpcClient::new(&url)
+            .call("core.version", json!([]))
+            .await
+            .unwrap_err();
+        let said = e.to_string();
+        assert!(
+            said.contains(&url) && said.contains("start Kamailio"),
+            "{said}"
+        );
     }
 }

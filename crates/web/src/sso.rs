@@ -102,6 +102,10 @@ pub fn refused(state: &AppState, r: &SsoRefusal) -> Response {
     private(res)
 }
 
+/// The notice after a re-authentication with Microsoft.
+pub const SIGNED_IN_AGAIN: &str =
+    "Signed in again with Microsoft. Press the button again to go on; for the next few minutes you are not asked again.";
+
 /// A successful sign-in: a new session (any session cookie the browser brought is deleted
 /// first), the binding cookie cleared, on to the checked return path.
 pub async fn signed_in(state: &AppState, headers: &HeaderMap, s: SsoSignedIn) -> Response {
@@ -117,6 +121,10 @@ pub async fn signed_in(state: &AppState, headers: &HeaderMap, s: SsoSignedIn) ->
             );
         }
     };
+    if s.fresh {
+        // The POST that asked for the fresh sign-in is not repeated on its own: say so.
+        state.app.set_flash(&id.hash(), true, SIGNED_IN_AGAIN).await;
+    }
     let mut res = Redirect::to(&s.return_to).into_response();
     res.headers_mut()
         .append(header::SET_COOKIE, sessions.policy().session_cookie(&id));

@@ -633,6 +633,10 @@ async fn a_kamailio_that_is_down_is_reported_and_retried() {
         page.contains("id=\"sip-error\"") && page.contains("cannot be reached")
     })
     .await;
+    // The sentence says what to do, not reqwest's "error sending request".
+    let page = phones_page(&p).await;
+    assert!(page.contains("start Kamailio"), "{page}");
+    assert!(!page.contains("error sending request"), "{page}");
 
     let (code, cfg, err) = run(&p.dir, &["sip", "config", "--config", &p.config], None).await;
     assert_eq!(code, 0, "{err}");

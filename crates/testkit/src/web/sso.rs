@@ -155,6 +155,13 @@ pub struct Started {
 }
 
 impl Started {
+    /// The sign-in a redirect to the provider (`res`) carries.
+    pub fn from_redirect(res: &Response) -> Started {
+        let to = url::Url::parse(&location(res)).unwrap();
+        Started {
+            params: to.query_pairs().into_owned().collect(),
+        }
+    }
     /// The `state` sent.
     pub fn state(&self) -> &str {
         &self.params["state"]
@@ -226,10 +233,7 @@ impl SsoBrowser {
             .get(&format!("/auth/microsoft?surface={surface}&return={back}"))
             .await;
         assert_eq!(res.status().as_u16(), 303, "the sign-in starts");
-        let to = url::Url::parse(&location(&res)).unwrap();
-        Started {
-            params: to.query_pairs().into_owned().collect(),
-        }
+        Started::from_redirect(&res)
     }
 
     /// The provider's answer arriving at the redirect URI.

@@ -9,7 +9,7 @@ use pbx365_testkit::oidc::{claims, Signer, CLIENT_ID, OTHER_TENANT, TENANT};
 use pbx365_testkit::on_both;
 use pbx365_testkit::web::sso::{
     location, sets_session, start, start_with_certified_op, start_with_sim, text, SimSsoApp,
-    SsoApp, SsoBrowser, ADMIN_EXT, ADMIN_OID, DISABLED_OID, SIM_ADMIN, SIM_GROUP_SALES,
+    SsoApp, SsoBrowser, Started, ADMIN_EXT, ADMIN_OID, DISABLED_OID, SIM_ADMIN, SIM_GROUP_SALES,
     SIM_GROUP_STAFF, SIM_USER, UNKNOWN_OID, USER_EXT, USER_OID,
 };
 use serde_json::Value;
@@ -731,6 +731,26 @@ async fn sessions_time_out_and_a_new_secret_needs_a_recent_sign_in(db: FreshDb) 
         location(&res).contains("prompt=login"),
         "Microsoft asks for the password again"
     );
+    // Back from Microsoft, the page says to press the button again, and then it goes ahead.
+    let again = Started::from_redirect(&res);
+    app.op.queue(
+        app.signer
+            .rs256(&valid(&app, USER_OID, again.nonce()), true),
+    );
+    let res = b.answer(again.state()).await;
+    assert_eq!(location(&res), "/");
+    let page = b.get("/").await.text().await.unwrap();
+    assert!(page.contains("Signed in again with Microsoft"), "{page}");
+    let csrf = pbx365_testkit::web::hidden(&page, "csrf");
+    let res = b
+        .http
+        .post(format!("{}/me/sip-secret", app.base))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(res.text().await.unwrap().contains("id=\"sip-secret\""));
     // 31 minutes idle: the session is gone.
     app.clock.advance(chrono::Duration::minutes(31));
     assert!(!b.signed_in_to_webclient().await);
@@ -835,6 +855,7 @@ async fn sensitive_console_actions_need_a_recent_microsoft_sign_in(db: FreshDb) 
     let page = b.get(CONFIGURE).await.text().await.unwrap();
     let csrf = pbx365_testkit::web::hidden(&page, "csrf");
     let before = pbx365_app::m365::certificate_for_upload(app.state.data_dir()).unwrap();
+    let mut fresh = String::new();
     for action in ["keygen", "signin"] {
         let res = b
             .http
@@ -852,12 +873,33 @@ async fn sensitive_console_actions_need_a_recent_microsoft_sign_in(db: FreshDb) 
             to.starts_with("/auth/microsoft?surface=console") && to.ends_with("&fresh=1"),
             "{action}: {to}"
         );
+        fresh = to;
     }
     assert_eq!(
         pbx365_app::m365::certificate_for_upload(app.state.data_dir()).unwrap(),
         before,
         "no new key pair without the fresh sign-in"
     );
+    // The fresh sign-in returns to the page with a notice to press the button again.
+    let res = b.get(&fresh).await;
+    let again = Started::from_redirect(&res);
+    assert_eq!(again.params["prompt"], "login");
+    app.op.queue(
+        app.signer
+            .rs256(&valid(&app, ADMIN_OID, again.nonce()), true),
+    );
+    let res = b.answer(again.state()).await;
+    assert_eq!(location(&res), CONFIGURE);
+    let page = b.get(CONFIGURE).await.text().await.unwrap();
+    assert!(page.contains("Signed in again with Microsoft"), "{page}");
+    // Said once.
+    assert!(!b
+        .get(CONFIGURE)
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains("Signed in again"));
 }
 
 on_both!(sso_console_reauthentication => sensitive_console_actions_need_a_recent_microsoft_sign_in);
