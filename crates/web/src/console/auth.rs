@@ -101,6 +101,22 @@ impl ConsoleAdmin {
         Some(Redirect::to(&to).into_response())
     }
 
+    /// Keeps `message` for the next page this admin sees (a notice, or an error when not `ok`)
+    /// and sends the browser to `to`: the end of every console form.
+    pub(crate) async fn flash_to(
+        &self,
+        state: &AppState,
+        ok: bool,
+        message: &str,
+        to: &str,
+    ) -> Response {
+        state
+            .app
+            .set_flash(&self.session.id_hash, ok, message)
+            .await;
+        Redirect::to(to).into_response()
+    }
+
     /// The chrome of a console page for this admin, `active` highlighted in the navigation.
     pub(crate) fn chrome(
         &self,

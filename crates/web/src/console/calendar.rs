@@ -11,7 +11,7 @@ use askama::Template;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use pbx365_domain::calendar::{ShowAs, ShowAsMap};
@@ -179,13 +179,7 @@ async fn save(
         .app
         .audit(&admin.name, "calendar.settings", on, "")
         .await;
-    state
-        .app
-        .set_flash(
-            &admin.session.id_hash,
-            true,
-            "The calendar settings were saved.",
-        )
-        .await;
-    Ok(Redirect::to(CALENDAR).into_response())
+    Ok(admin
+        .flash_to(&state, true, "The calendar settings were saved.", CALENDAR)
+        .await)
 }

@@ -12,7 +12,7 @@ use askama::Template;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::SecondsFormat;
@@ -127,11 +127,7 @@ async fn store(
         .app
         .audit(&admin.name, "contacts.settings", "contacts", &done)
         .await;
-    state
-        .app
-        .set_flash(&admin.session.id_hash, true, &done)
-        .await;
-    Ok(Redirect::to(CONTACTS).into_response())
+    Ok(admin.flash_to(state, true, &done, CONTACTS).await)
 }
 
 async fn refuse(

@@ -10,7 +10,7 @@ use askama::Template;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -129,11 +129,9 @@ async fn token_revoke(
             format!("The API token “{name}” was revoked; it no longer works."),
         )
     };
-    state
-        .app
-        .set_flash(&admin.session.id_hash, ok, &message)
-        .await;
-    Ok(Redirect::to("/console/settings/tokens").into_response())
+    Ok(admin
+        .flash_to(&state, ok, &message, "/console/settings/tokens")
+        .await)
 }
 
 /// The change-password form. Admin only.
@@ -207,9 +205,7 @@ async fn password_submit(
         0 => "Your password was changed.".to_string(),
         n => format!("Your password was changed; {n} other session(s) were signed out."),
     };
-    state
-        .app
-        .set_flash(&admin.session.id_hash, true, &message)
-        .await;
-    Ok(Redirect::to("/console/settings/password").into_response())
+    Ok(admin
+        .flash_to(&state, true, &message, "/console/settings/password")
+        .await)
 }

@@ -10,7 +10,7 @@ use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -211,15 +211,9 @@ async fn save(
         .app
         .audit(&admin.name, "mail.settings", &transport, "")
         .await;
-    state
-        .app
-        .set_flash(
-            &admin.session.id_hash,
-            true,
-            "The mail server settings were saved.",
-        )
-        .await;
-    Ok(Redirect::to(MAIL).into_response())
+    Ok(admin
+        .flash_to(&state, true, "The mail server settings were saved.", MAIL)
+        .await)
 }
 
 #[derive(Deserialize)]
@@ -249,11 +243,7 @@ async fn send_test(
         ),
         Err(e) => (false, format!("No test mail was sent: {}", sentence(e))),
     };
-    state
-        .app
-        .set_flash(&admin.session.id_hash, ok, &message)
-        .await;
-    Ok(Redirect::to(MAIL).into_response())
+    Ok(admin.flash_to(&state, ok, &message, MAIL).await)
 }
 
 /// **Retry** a failed mail (CSRF-checked). Admin only.
@@ -270,9 +260,5 @@ async fn retry(
         Ok(()) => (true, "The mail is queued again.".to_string()),
         Err(e) => (false, sentence(e)),
     };
-    state
-        .app
-        .set_flash(&admin.session.id_hash, ok, &message)
-        .await;
-    Ok(Redirect::to(MAIL).into_response())
+    Ok(admin.flash_to(&state, ok, &message, MAIL).await)
 }

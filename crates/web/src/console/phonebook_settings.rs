@@ -11,7 +11,7 @@ use askama::Template;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use pbx365_app::directory::LdapChange;
@@ -129,15 +129,14 @@ async fn remove_token(
 ) -> Result<Response, ConsoleError> {
     let _: Empty = admin.form(&body)?;
     state.app.remove_export_token(&admin.name).await?;
-    state
-        .app
-        .set_flash(
-            &admin.session.id_hash,
+    Ok(admin
+        .flash_to(
+            &state,
             true,
             "The export token was removed; the exports are off.",
+            PHONEBOOK_SETTINGS,
         )
-        .await;
-    Ok(Redirect::to(PHONEBOOK_SETTINGS).into_response())
+        .await)
 }
 
 #[derive(Deserialize)]
@@ -183,9 +182,7 @@ async fn save_ldap(
         ),
         Err(e) => (false, format!("Nothing was saved: {}", sentence(e))),
     };
-    state
-        .app
-        .set_flash(&admin.session.id_hash, ok, &message)
-        .await;
-    Ok(Redirect::to(PHONEBOOK_SETTINGS).into_response())
+    Ok(admin
+        .flash_to(&state, ok, &message, PHONEBOOK_SETTINGS)
+        .await)
 }

@@ -200,15 +200,14 @@ async fn reauth_submit(
         .app
         .audit(&admin.name, "console.reauth", &admin.name, "")
         .await;
-    state
-        .app
-        .set_flash(
-            &admin.session.id_hash,
+    Ok(admin
+        .flash_to(
+            &state,
             true,
             "Password confirmed. You can go on for the next few minutes.",
+            &return_to,
         )
-        .await;
-    Ok(Redirect::to(&return_to).into_response())
+        .await)
 }
 
 /// The admin's own sessions. Admin only.
@@ -264,11 +263,7 @@ async fn revoke(
     } else {
         (false, "That session had already ended.")
     };
-    state
-        .app
-        .set_flash(&admin.session.id_hash, ok, message)
-        .await;
-    Ok(Redirect::to(SESSIONS).into_response())
+    Ok(admin.flash_to(&state, ok, message, SESSIONS).await)
 }
 
 /// Ends every other session of the admin (CSRF-checked). Admin only.
@@ -292,13 +287,12 @@ async fn revoke_others(
             format!("{n} ended"),
         )
         .await;
-    state
-        .app
-        .set_flash(
-            &admin.session.id_hash,
+    Ok(admin
+        .flash_to(
+            &state,
             true,
             &format!("Signed out everywhere else ({n} other session(s) ended)."),
+            SESSIONS,
         )
-        .await;
-    Ok(Redirect::to(SESSIONS).into_response())
+        .await)
 }

@@ -188,17 +188,14 @@ async fn save_client_id(
 ) -> Result<Response, ConsoleError> {
     let form: ClientIdForm = admin.form(&body)?;
     match state.app.save_client_id(&admin.name, &form.client_id).await {
-        Ok(guid) => {
-            state
-                .app
-                .set_flash(
-                    &admin.session.id_hash,
-                    true,
-                    &format!("The Application (client) ID {} was saved.", guid.as_str()),
-                )
-                .await;
-            Ok(to_configure())
-        }
+        Ok(guid) => Ok(admin
+            .flash_to(
+                &state,
+                true,
+                &format!("The Application (client) ID {} was saved.", guid.as_str()),
+                CONFIGURE,
+            )
+            .await),
         Err(AppError::Validation(e)) => {
             let msg = format!(
                 "{e}. Copy it from the app registration's Overview page; nothing was saved."
@@ -257,11 +254,7 @@ async fn generate_keys(
             "No key pair was generated; the server log has the details.".to_string(),
         ),
     };
-    state
-        .app
-        .set_flash(&admin.session.id_hash, ok, &message)
-        .await;
-    Ok(to_configure())
+    Ok(admin.flash_to(&state, ok, &message, CONFIGURE).await)
 }
 
 /// `public_key.pem`: the certificate to upload (the new one during a rotation). Admin only.
@@ -314,13 +307,9 @@ async fn start_admin_consent(
         .await
     {
         Ok(url) => Ok(Redirect::to(&url).into_response()),
-        Err(e) => {
-            state
-                .app
-                .set_flash(&admin.session.id_hash, false, &e.to_string())
-                .await;
-            Ok(to_configure())
-        }
+        Err(e) => Ok(admin
+            .flash_to(&state, false, &e.to_string(), CONFIGURE)
+            .await),
     }
 }
 

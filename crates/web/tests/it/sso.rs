@@ -16,6 +16,28 @@ use serde_json::Value;
 
 /// Starts a web client sign-in, queues the token `make` builds from the sent nonce, answers;
 /// returns the browser and the answer's response.
+/// Microsoft's answer to a started sign-in: a valid token for `oid`.
+async fn answer_as(
+    app: &SsoApp,
+    b: &SsoBrowser,
+    started: &Started,
+    oid: &str,
+) -> reqwest::Response {
+    app.op
+        .queue(app.signer.rs256(&valid(app, oid, started.nonce()), true));
+    b.answer(started.state()).await
+}
+
+/// Presses "Set a new SIP secret" on the web client with the form token `csrf`.
+async fn press_new_sip_secret(app: &SsoApp, b: &SsoBrowser, csrf: &str) -> reqwest::Response {
+    b.http
+        .post(format!("{}/me/sip-secret", app.base))
+        .form(&[("csrf", csrf)])
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn sign_in_with(
     app: &SsoApp,
     surface: &str,
@@ -677,22 +699,10 @@ async fn webclient_shows_the_sip_account_and_a_new_secret_once(db: FreshDb) {
     assert!(!page.contains("id=\"sip-secret\""));
     let csrf = pbx365_testkit::web::hidden(&page, "csrf");
     // Without the form's token nothing happens.
-    let res = b
-        .http
-        .post(format!("{}/me/sip-secret", app.base))
-        .form(&[("csrf", "forged")])
-        .send()
-        .await
-        .unwrap();
+    let res = press_new_sip_secret(&app, &b, "forged").await;
     assert_eq!(res.status().as_u16(), 403);
     // Just signed in, so no second sign-in is asked for: the secret is shown once.
-    let res = b
-        .http
-        .post(format!("{}/me/sip-secret", app.base))
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let res = press_new_sip_secret(&app, &b, &csrf).await;
     assert_eq!(res.status().as_u16(), 200);
     let shown = res.text().await.unwrap();
     assert!(shown.contains("id=\"sip-secret\""), "{shown}");
@@ -713,13 +723,7 @@ async fn sessions_time_out_and_a_new_secret_needs_a_recent_sign_in(db: FreshDb) 
     app.clock.advance(chrono::Duration::minutes(6));
     let page = b.get("/").await.text().await.unwrap();
     let csrf = pbx365_testkit::web::hidden(&page, "csrf");
-    let res = b
-        .http
-        .post(format!("{}/me/sip-secret", app.base))
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let res = press_new_sip_secret(&app, &b, &csrf).await;
     assert_eq!(res.status().as_u16(), 303);
     let fresh = location(&res);
     assert!(
@@ -732,23 +736,12 @@ async fn sessions_time_out_and_a_new_secret_needs_a_recent_sign_in(db: FreshDb) 
         "Microsoft asks for the password again"
     );
     // Back from Microsoft, the page says to press the button again, and then it goes ahead.
-    let again = Started::from_redirect(&res);
-    app.op.queue(
-        app.signer
-            .rs256(&valid(&app, USER_OID, again.nonce()), true),
-    );
-    let res = b.answer(again.state()).await;
+    let res = answer_as(&app, &b, &Started::from_redirect(&res), USER_OID).await;
     assert_eq!(location(&res), "/");
     let page = b.get("/").await.text().await.unwrap();
     assert!(page.contains("Signed in again with Microsoft"), "{page}");
     let csrf = pbx365_testkit::web::hidden(&page, "csrf");
-    let res = b
-        .http
-        .post(format!("{}/me/sip-secret", app.base))
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let res = press_new_sip_secret(&app, &b, &csrf).await;
     assert_eq!(res.status().as_u16(), 200);
     assert!(res.text().await.unwrap().contains("id=\"sip-secret\""));
     // 31 minutes idle: the session is gone.
@@ -884,11 +877,7 @@ async fn sensitive_console_actions_need_a_recent_microsoft_sign_in(db: FreshDb) 
     let res = b.get(&fresh).await;
     let again = Started::from_redirect(&res);
     assert_eq!(again.params["prompt"], "login");
-    app.op.queue(
-        app.signer
-            .rs256(&valid(&app, ADMIN_OID, again.nonce()), true),
-    );
-    let res = b.answer(again.state()).await;
+    let res = answer_as(&app, &b, &again, ADMIN_OID).await;
     assert_eq!(location(&res), CONFIGURE);
     let page = b.get(CONFIGURE).await.text().await.unwrap();
     assert!(page.contains("Signed in again with Microsoft"), "{page}");
