@@ -153,6 +153,17 @@ impl SimControl {
         Ok(())
     }
 
+    /// Loses every change notification from now on (until [`Self::clear_faults`]): what a
+    /// webhook that Microsoft cannot reach sees.
+    pub async fn drop_notifications(&self) -> Result<(), ControlError> {
+        self.add_fault(&FaultSpec {
+            path: crate::faults::routes::SUBSCRIPTIONS.into(),
+            drop_notifications: Some(true),
+            ..Default::default()
+        })
+        .await
+    }
+
     /// Removes all fault rules.
     pub async fn clear_faults(&self) -> Result<(), ControlError> {
         let _: serde_json::Value = self

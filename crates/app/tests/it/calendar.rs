@@ -364,15 +364,7 @@ async fn a_change_arrives_by_notification_and_by_the_fallback_when_notifications
     let app = App::new(db.store.clone(), s).with_calendar_poll(std::time::Duration::from_secs(3));
     let mut rx = app.calendar_switches();
     let _worker = app.start_calendar_worker();
-    w.sim
-        .control()
-        .add_fault(&m365_sim::faults::FaultSpec {
-            path: m365_sim::faults::routes::SUBSCRIPTIONS.into(),
-            drop_notifications: Some(true),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    w.sim.control().drop_notifications().await.unwrap();
     let (start, end) = (ahead(5), ahead(5) + Duration::seconds(1));
     event(&writer, &ids[0], "Polled", "oof", start, end).await;
     on_time(&next_switch(&mut rx, "100").await, Profile::Away, start);

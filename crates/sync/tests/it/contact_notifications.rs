@@ -4,7 +4,6 @@
 //! round that reads only the notified mailbox; a forged clientState changes nothing; notifications
 //! lost by the sim are caught by the poll; a mailbox no longer followed loses its subscription.
 
-use m365_sim::faults::{routes, FaultSpec};
 use pbx365_domain::settings::{ContactSettings, Edition};
 use pbx365_domain::{NumberRules, PhonebookOwner, SyncKind, SyncStatus};
 use pbx365_store::Store;
@@ -267,15 +266,7 @@ async fn a_forged_notification_changes_nothing_and_lost_ones_are_caught_by_the_p
     })
     .await;
     bg.stop().await;
-    w.sim
-        .control()
-        .add_fault(&FaultSpec {
-            path: routes::SUBSCRIPTIONS.into(),
-            drop_notifications: Some(true),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    w.sim.control().drop_notifications().await.unwrap();
     w.create_contact(ANN, None, json!({"displayName": "Lost Notification"}))
         .await;
 
@@ -378,15 +369,7 @@ async fn lifecycle_events_reread_renew_and_recreate_a_contact_subscription(db: T
     };
 
     // `missed`: what Microsoft could not deliver is read again.
-    w.sim
-        .control()
-        .add_fault(&FaultSpec {
-            path: routes::SUBSCRIPTIONS.into(),
-            drop_notifications: Some(true),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    w.sim.control().drop_notifications().await.unwrap();
     w.create_contact(ANN, None, json!({"displayName": "Missed Contact"}))
         .await;
     lifecycle(sub.id.clone(), "missed").await;

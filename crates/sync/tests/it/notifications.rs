@@ -2,7 +2,6 @@
 //! HTTP, subscriptions created in the sim, the service's worker turning notifications into delta
 //! rounds; the poll when notifications are dropped; the handshake and forged clientStates.
 
-use m365_sim::faults::{routes, FaultSpec};
 use pbx365_store::{Store, SubscriptionRecord};
 use pbx365_testkit::db::TestDb;
 use pbx365_testkit::on_both;
@@ -64,15 +63,7 @@ async fn a_user_created_in_microsoft_365_arrives_within_5_seconds_through_a_noti
     eprintln!("notification to extension: {:?}", started.elapsed());
 
     // With notifications dropped, the delta poll picks the change up.
-    w.sim
-        .control()
-        .add_fault(&FaultSpec {
-            path: routes::SUBSCRIPTIONS.into(),
-            drop_notifications: Some(true),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    w.sim.control().drop_notifications().await.unwrap();
     bg.stop().await;
     let svc = svc.with_poll_interval(Duration::from_secs(2));
     let bg = svc.start();
