@@ -94,7 +94,8 @@ impl App {
     }
 
     /// The picker's search: up to [`SEARCH_LIMIT`] synced extensions whose number, first, last
-    /// or display name starts with `text` (see `Store::search_synced_extensions` for case).
+    /// or display name starts with `text`; case is ignored for ASCII, and beyond ASCII for
+    /// names written capitalized (see `Store::search_synced_extensions`).
     pub async fn search_synced_extensions(
         &self,
         text: &str,
