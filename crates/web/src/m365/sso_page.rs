@@ -1,10 +1,9 @@
 //! Settings > Integrations > Microsoft 365 > SSO (SPEC §4): Microsoft sign-in for the console
-//! and the web client, each off, for all synced users, or for a chosen set: extensions,
-//! picked from every synced extension in a small office and found by number or name with
-//! "Find an extension" above 50 of them (the page then reads only the chosen
-//! ones), members of Microsoft 365 groups (picked with the directory search of the sync page, stored
-//! by object id and shown by name, membership checked at each sign-in) and members of pbx365
-//! extension groups. The local admin password login always stays.
+//! and the web client, each off, for all synced users, or for a chosen set: extensions (all
+//! synced ones listed in a small office; above 50 only the chosen ones, more found by number or
+//! name with "Find an extension"), members of Microsoft 365 groups (picked with the directory
+//! search of the sync page, stored by object id and shown by name, membership checked at each
+//! sign-in) and members of pbx365 extension groups. The local admin password login always stays.
 
 use super::BASE;
 use crate::console::{ConsoleAdmin, ConsoleError};

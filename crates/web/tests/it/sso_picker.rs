@@ -95,6 +95,11 @@ async fn a_large_tenant_sees_only_the_chosen_extensions_and_a_search(db: FreshDb
         );
     }
     assert!(text(&raw).contains("Find an extension"), "{raw}");
+    // The title is only the title (the script tag once sat inside it and showed as text).
+    assert!(
+        raw.contains("<title>Single sign-on · pbx365</title>"),
+        "{raw}"
+    );
     assert!(raw.contains(&format!("data-url=\"{SEARCH}\"")), "{raw}");
     // The group picker stays on the same page.
     assert!(raw.contains("id=\"picker-q\""), "{raw}");
