@@ -9,6 +9,7 @@
 //! - [`context`]: [`App`], the context every use case runs in (store, effective settings, the
 //!   one clock, the sync service, one cached Graph client);
 //! - [`extensions`], [`groups`], [`phonebook`]: the PBX directory;
+//! - [`extension_picker`]: the SSO page's extension list and search;
 //! - [`settings`]: file + environment settings with the console's database overrides;
 //! - [`m365`]: the Microsoft 365 connection (key pair, admin consent, connection check,
 //!   certificate-expiry warnings);
@@ -32,6 +33,7 @@ pub mod context;
 pub mod credentials;
 pub mod directory;
 pub mod error;
+pub mod extension_picker;
 pub mod extensions;
 pub mod flash;
 pub mod groups;

@@ -48,11 +48,11 @@ const COLS: [&str; 22] = [
 const UPSERT_CHUNK: usize = 30;
 
 /// Ordering of extension numbers as numbers (shorter digit strings first), the same on both databases.
-const ORDER_BY_NUMBER: &str = "ORDER BY LENGTH(number), number";
+pub(crate) const ORDER_BY_NUMBER: &str = "ORDER BY LENGTH(number), number";
 
 type AnyQuery<'q> = Query<'q, Any, AnyArguments<'q>>;
 
-fn select_cols() -> String {
+pub(crate) fn select_cols() -> String {
     COLS.join(", ")
 }
 
@@ -174,7 +174,7 @@ async fn attach_groups(
 }
 
 /// The extensions a query selects (every extension column), with their groups.
-async fn fetch_with_groups(
+pub(crate) async fn fetch_with_groups(
     conn: &mut AnyConnection,
     q: AnyQuery<'_>,
 ) -> StoreResult<Vec<Extension>> {
@@ -236,7 +236,7 @@ fn last_per_number<'a>(exts: &[&'a Extension]) -> Vec<&'a Extension> {
 }
 
 /// Numbers per `IN (...)` list when counting or looking up rows of a batch.
-const IN_CHUNK: usize = 500;
+pub(crate) const IN_CHUNK: usize = 500;
 
 /// Synced extensions (source `m365` with an object id) among some numbers: (all, enabled).
 async fn synced_among(conn: &mut AnyConnection, numbers: &[&str]) -> StoreResult<(i64, i64)> {

@@ -18,6 +18,7 @@ mod auth;
 mod calendar;
 mod contacts;
 mod db;
+mod extension_search;
 mod extensions;
 mod groups;
 mod kv;

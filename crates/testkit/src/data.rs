@@ -47,6 +47,19 @@ pub fn synced_extension(number: &str, m365_id: &str) -> Extension {
     }
 }
 
+/// A synced extension of a person named `first` `last`, its object id made from the number
+/// (numbers of digits only), mail `first.last@contoso.com` (lower case).
+pub fn synced_person(number: &str, first: &str, last: &str) -> Extension {
+    let n: u32 = number.parse().expect("a number of digits");
+    Extension {
+        first_name: first.into(),
+        last_name: last.into(),
+        display_name: format!("{first} {last}"),
+        email: Some(format!("{first}.{last}@contoso.com").to_lowercase()),
+        ..synced_extension(number, &object_id(n))
+    }
+}
+
 /// A plausible Microsoft object id for test number `n`.
 pub fn object_id(n: u32) -> String {
     format!("{n:08x}-0000-4000-8000-000000000000")

@@ -5,6 +5,7 @@
 
 mod auth;
 mod calendar;
+mod extension_search;
 mod extensions;
 mod groups;
 mod leases;

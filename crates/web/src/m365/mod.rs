@@ -49,6 +49,7 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{BASE}/check"), post(check_connection))
         .route("/oauth2office2", get(callback))
         .route(sso_page::SSO, get(sso_page::sso_page).post(sso_page::save))
+        .route(sso_page::EXTENSION_SEARCH, get(sso_page::extension_search))
         .layer(middleware::from_fn(crate::html::security_headers))
 }
 

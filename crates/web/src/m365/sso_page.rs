@@ -1,8 +1,9 @@
 //! Settings > Integrations > Microsoft 365 > SSO (SPEC §4): Microsoft sign-in for the console
-//! and the web client, each off, for all synced users, or for a chosen set: extensions,
-//! members of Microsoft 365 groups (picked with the directory search of the sync page, stored
-//! by object id and shown by name, membership checked at each sign-in) and members of pbx365
-//! extension groups. The local admin password login always stays.
+//! and the web client, each off, for all synced users, or for a chosen set: extensions (all
+//! synced ones listed in a small office; above 50 only the chosen ones, more found by number or
+//! name with "Find an extension"), members of Microsoft 365 groups (picked with the directory
+//! search of the sync page, stored by object id and shown by name, membership checked at each
+//! sign-in) and members of pbx365 extension groups. The local admin password login always stays.
 
 use super::BASE;
 use crate::console::{ConsoleAdmin, ConsoleError};
@@ -10,15 +11,19 @@ use crate::html::{render, sentence};
 use crate::AppState;
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::Json;
 use pbx365_domain::settings::SsoMode;
-use pbx365_domain::ExtensionSource;
+use serde::Deserialize;
 use serde_json::json;
 
 /// The page's path.
 pub const SSO: &str = "/console/settings/integrations/microsoft365/sso";
+
+/// The extension picker's search (JSON, admin session only).
+pub const EXTENSION_SEARCH: &str = "/console/settings/integrations/microsoft365/sso/extensions";
 
 /// One choice of the picker.
 pub(crate) struct Pick {
@@ -36,6 +41,10 @@ pub(crate) struct SsoPage {
     pub console: &'static str,
     pub webclient: &'static str,
     pub extensions: Vec<Pick>,
+    /// True when only the selected extensions are listed and "Find an extension" adds more.
+    pub extension_search: bool,
+    /// The search "Find an extension" calls.
+    pub extension_search_url: &'static str,
     /// pbx365 extension groups.
     pub groups: Vec<Pick>,
     /// The selected Microsoft 365 groups (value: object id, label: name).
@@ -63,18 +72,17 @@ async fn page(
 ) -> Result<SsoPage, ConsoleError> {
     let settings = state.app.settings();
     let sso = &settings.sso;
-    let extensions = state
+    let choices = state
         .app
-        .extensions()
-        .await?
+        .sso_extension_choices(&sso.selected_extensions)
+        .await?;
+    let extensions = choices
+        .choices
         .into_iter()
-        .filter(|e| e.source == ExtensionSource::M365)
-        .map(|e| Pick {
-            checked: sso
-                .selected_extensions
-                .contains(&e.number.as_str().to_string()),
-            label: format!("{} {}", e.number, e.display_name),
-            value: e.number.as_str().to_string(),
+        .map(|(c, checked)| Pick {
+            value: c.id,
+            label: c.name,
+            checked,
         })
         .collect();
     let groups = state
@@ -107,6 +115,8 @@ async fn page(
         console: mode_str(sso.console),
         webclient: mode_str(sso.webclient),
         extensions,
+        extension_search: choices.search,
+        extension_search_url: EXTENSION_SEARCH,
         groups,
         m365_groups,
         directory_url: crate::console::sync::DIRECTORY,
@@ -126,6 +136,32 @@ pub(crate) async fn sso_page(
         StatusCode::OK,
         &page(&state, &admin, notice, error).await?,
     ))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ExtensionQuery {
+    q: Option<String>,
+}
+
+/// "Find an extension": up to 20 synced extensions whose number or name starts with `q`, as
+/// `[{"id": "201", "name": "201 Anna Berg", "detail": "anna@…"}]`. Admin only.
+pub(crate) async fn extension_search(
+    _admin: ConsoleAdmin,
+    State(state): State<AppState>,
+    Query(q): Query<ExtensionQuery>,
+) -> Response {
+    match state
+        .app
+        .search_synced_extensions(q.q.as_deref().unwrap_or_default())
+        .await
+    {
+        Ok(found) => Json(found).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": sentence(e)})),
+        )
+            .into_response(),
+    }
 }
 
 /// Saves the SSO settings (CSRF-checked). Admin only.

@@ -6,7 +6,9 @@ use pbx365_testkit::browser::{
     browser, browser_available, click, fill, phone_browser, start_chromedriver, wait_text,
     PHONE_WIDTH,
 };
-use pbx365_testkit::db;
+use pbx365_testkit::data::{put_extensions, synced_person};
+use pbx365_testkit::db::{self, FreshDb};
+use pbx365_testkit::on_both;
 use pbx365_testkit::web::sso::{
     start_with_sim, SIM_ADMIN, SIM_GROUP_SALES, SIM_PASSWORD, SIM_USER,
 };
@@ -172,6 +174,93 @@ async fn browser_admin_picks_a_microsoft_365_group_whose_member_then_signs_in() 
         .await
         .expect("the browser flow finishes in time");
 }
+
+/// Clicks the first "Add" of the results list `results` (an element id) once one is there.
+async fn add_first(c: &fantoccini::Client, results: &str) {
+    c.wait()
+        .for_element(fantoccini::Locator::Css(&format!("#{results} button")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn admin_finds_an_extension_and_a_group_on_the_sso_page(db: FreshDb) {
+    if !browser_available() {
+        return;
+    }
+    let app = start_with_sim(db).await;
+    app.grant(&["Directory.Read.All"]).await;
+    // 60 synced extensions besides Anna and Boris: the page lists only the chosen ones.
+    let mut people: Vec<_> = (300..360)
+        .map(|n| synced_person(&n.to_string(), "Person", &n.to_string()))
+        .collect();
+    people.push(synced_person("401", "Жанна", "Петрова"));
+    put_extensions(&app.store, &people).await.unwrap();
+    let driver = start_chromedriver().await;
+    let run = async {
+        let profile = tempfile::tempdir().unwrap();
+        let c = browser(&driver, profile.path(), &["--ignore-certificate-errors"]).await;
+        c.goto(&format!("{}/console/login", app.base))
+            .await
+            .unwrap();
+        click(&c, "sso-sign-in").await;
+        at_sim(&c, SIM_ADMIN).await;
+        wait_text(&c, "signed-in-as", "(202)").await;
+        c.goto(&format!(
+            "{}/console/settings/integrations/microsoft365/sso",
+            app.base
+        ))
+        .await
+        .unwrap();
+        wait_text(&c, "sso-no-extensions", "No extension chosen").await;
+        c.wait()
+            .for_element(fantoccini::Locator::Id("sso-webclient"))
+            .await
+            .unwrap()
+            .select_by_value("selected")
+            .await
+            .unwrap();
+        // Part of a name finds Жанна; Add puts her in the list, checked.
+        fill(&c, "extension-picker-q", "жан").await;
+        wait_text(&c, "extension-picker-results", "401 Жанна Петрова").await;
+        add_first(&c, "extension-picker-results").await;
+        wait_text(&c, "sso-extensions", "401 Жанна Петрова").await;
+        // The group picker on the same page still works.
+        fill(&c, "picker-q", "Sal").await;
+        add_first(&c, "picker-results").await;
+        wait_text(&c, "sso-m365-groups", "Sales").await;
+        click(&c, "sso-save").await;
+        wait_body(&c, "were saved").await;
+        let sso = app.state.settings().sso.clone();
+        assert_eq!(sso.selected_extensions, vec!["401"]);
+        assert_eq!(sso.selected_groups, vec![SIM_GROUP_SALES]);
+        assert_eq!(sso.selected_group_names[SIM_GROUP_SALES], "Sales");
+        // Shown again, checked; unchecking and saving removes her.
+        let checkbox = c
+            .wait()
+            .for_element(fantoccini::Locator::Css(
+                "#sso-extensions input[value='401']",
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            checkbox.prop("checked").await.unwrap().as_deref(),
+            Some("true")
+        );
+        checkbox.click().await.unwrap();
+        click(&c, "sso-save").await;
+        wait_body(&c, "No extension chosen").await;
+        assert!(app.state.settings().sso.selected_extensions.is_empty());
+        c.close().await.unwrap();
+    };
+    tokio::time::timeout(Duration::from_secs(180), run)
+        .await
+        .expect("the browser flow finishes in time");
+}
+
+on_both!(browser_sso_extension_picker => admin_finds_an_extension_and_a_group_on_the_sso_page);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_on_a_phone_the_session_list_fits_and_signs_out_the_other_browser() {

@@ -14,3 +14,4 @@ mod mail;
 mod phonebook;
 mod sessions;
 mod sso;
+mod sso_picker;
