@@ -98,6 +98,16 @@ impl FromRequestParts<AppState> for WebUser {
 }
 
 impl WebUser {
+    /// Keeps `message` for the user's next page view (a notice, or an error when not `ok`) and
+    /// sends the browser back to the web client's page: the end of every web client form.
+    async fn flash_home(&self, state: &AppState, ok: bool, message: &str) -> Response {
+        state
+            .app
+            .set_flash(&self.session.id_hash, ok, message)
+            .await;
+        Redirect::to("/").into_response()
+    }
+
     fn csrf_ok(&self, body: &Bytes) -> bool {
         let sent = crate::html::posted_csrf(body);
         !sent.is_empty() && secrets_equal(&self.session.csrf_token, &sent)
@@ -294,11 +304,7 @@ async fn set_profile(user: WebUser, State(state): State<AppState>, body: Bytes) 
         },
         Err(e) => (false, crate::html::sentence(e)),
     };
-    state
-        .app
-        .set_flash(&user.session.id_hash, ok, &message)
-        .await;
-    Redirect::to("/").into_response()
+    user.flash_home(&state, ok, &message).await
 }
 
 /// Sets a new SIP secret and shows it once; a sign-in older than a few minutes is sent through
@@ -361,11 +367,7 @@ async fn revoke_session(user: WebUser, State(state): State<AppState>, body: Byte
             return NotSignedIn::Broken.into_response();
         }
     };
-    state
-        .app
-        .set_flash(&user.session.id_hash, ok, message)
-        .await;
-    Redirect::to("/").into_response()
+    user.flash_home(&state, ok, message).await
 }
 
 /// Ends every other session of the user ("sign out everywhere else", CSRF-checked). The
@@ -394,15 +396,12 @@ async fn revoke_other_sessions(
             format!("{n} ended"),
         )
         .await;
-    state
-        .app
-        .set_flash(
-            &user.session.id_hash,
-            true,
-            &format!("Signed out everywhere else ({n} other session(s) ended)."),
-        )
-        .await;
-    Redirect::to("/").into_response()
+    user.flash_home(
+        &state,
+        true,
+        &format!("Signed out everywhere else ({n} other session(s) ended)."),
+    )
+    .await
 }
 
 /// A directory photo. Signed-in web client users only.
