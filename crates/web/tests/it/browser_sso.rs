@@ -3,7 +3,7 @@
 //! surface or user; an admin picks a Microsoft 365 group whose member then signs in.
 
 use pbx365_testkit::browser::{
-    browser, browser_available, click, fill, phone_browser, start_chromedriver, wait_text,
+    browser, browser_available, click, fill, phone_browser, start_chromedriver, wait_text, Driver,
     PHONE_WIDTH,
 };
 use pbx365_testkit::data::{put_extensions, synced_person};
@@ -13,6 +13,21 @@ use pbx365_testkit::web::sso::{
     start_with_sim, SIM_ADMIN, SIM_GROUP_SALES, SIM_PASSWORD, SIM_USER,
 };
 use std::time::Duration;
+
+/// A fresh browser (its profile in `profile`) with the admin (202) signed in to the console
+/// through the sim's sign-in page, once the console's header names them.
+async fn console_admin(
+    driver: &Driver,
+    base: &str,
+    profile: &std::path::Path,
+) -> fantoccini::Client {
+    let c = browser(driver, profile, &["--ignore-certificate-errors"]).await;
+    c.goto(&format!("{base}/console/login")).await.unwrap();
+    click(&c, "sso-sign-in").await;
+    at_sim(&c, SIM_ADMIN).await;
+    wait_text(&c, "signed-in-as", "(202)").await;
+    c
+}
 
 /// Waits until the page body contains `needle`.
 async fn wait_body(c: &fantoccini::Client, needle: &str) -> String {
@@ -76,12 +91,7 @@ async fn browser_signs_in_with_microsoft_to_the_webclient_and_the_console() {
 
         // An admin signs in to the console in a fresh browser.
         let profile = tempfile::tempdir().unwrap();
-        let c = browser(&driver, profile.path(), &["--ignore-certificate-errors"]).await;
-        c.goto(&format!("{}/console/login", app.base))
-            .await
-            .unwrap();
-        click(&c, "sso-sign-in").await;
-        at_sim(&c, SIM_ADMIN).await;
+        let c = console_admin(&driver, &app.base, profile.path()).await;
         wait_body(&c, "Anna Berg 201").await;
         assert!(c
             .current_url()
@@ -124,12 +134,7 @@ async fn browser_admin_picks_a_microsoft_365_group_whose_member_then_signs_in() 
     let run = async {
         // The admin signs in with Microsoft; the header names them readably.
         let profile = tempfile::tempdir().unwrap();
-        let c = browser(&driver, profile.path(), &["--ignore-certificate-errors"]).await;
-        c.goto(&format!("{}/console/login", app.base))
-            .await
-            .unwrap();
-        click(&c, "sso-sign-in").await;
-        at_sim(&c, SIM_ADMIN).await;
+        let c = console_admin(&driver, &app.base, profile.path()).await;
         let who = wait_text(&c, "signed-in-as", "(202)").await;
         assert!(!who.contains("m365:"), "{who}");
         // Web client for selected users only: the group "Sales", found with the picker.
@@ -201,13 +206,7 @@ async fn admin_finds_an_extension_and_a_group_on_the_sso_page(db: FreshDb) {
     let driver = start_chromedriver().await;
     let run = async {
         let profile = tempfile::tempdir().unwrap();
-        let c = browser(&driver, profile.path(), &["--ignore-certificate-errors"]).await;
-        c.goto(&format!("{}/console/login", app.base))
-            .await
-            .unwrap();
-        click(&c, "sso-sign-in").await;
-        at_sim(&c, SIM_ADMIN).await;
-        wait_text(&c, "signed-in-as", "(202)").await;
+        let c = console_admin(&driver, &app.base, profile.path()).await;
         c.goto(&format!(
             "{}/console/settings/integrations/microsoft365/sso",
             app.base
