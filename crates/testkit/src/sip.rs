@@ -1,6 +1,7 @@
 //! Phones in tests: free loopback ports for Kamailio, Kamailio's JSON-RPC, baresip (a real
 //! SIP user agent) driven through its `ctrl_tcp` module, its events read as JSON, a raw SIP
-//! client for what attackers send, and a presence watcher reading NOTIFY bodies.
+//! client for what attackers send, a presence watcher reading NOTIFY bodies, and a Kamailio a
+//! test runs itself (as an admin runs the file `pbx365 sip config` prints).
 
 use serde_json::{json, Value};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -204,6 +205,56 @@ fn spawn_baresip(dir: &Path) -> Child {
 impl Drop for Baresip {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
+    }
+}
+
+/// A Kamailio the test runs itself with a configuration file (`log_stderror` as the file says,
+/// output discarded). Dropping it sends SIGTERM and nothing else: Kamailio's main process then
+/// ends its workers, which a SIGKILL (`kill_on_drop`) would leave running after the test.
+pub struct Kamailio {
+    child: Child,
+    _run_dir: tempfile::TempDir,
+}
+
+impl Kamailio {
+    /// Starts `kamailio -DD -E -f cfg_file` with a run directory of its own.
+    pub fn start(cfg_file: &Path) -> Kamailio {
+        let run_dir = tempfile::tempdir().unwrap();
+        let child = Command::new("kamailio")
+            .arg("-DD")
+            .arg("-E")
+            .arg("-f")
+            .arg(cfg_file)
+            .arg("-Y")
+            .arg(run_dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn kamailio (apt-get install kamailio)");
+        Kamailio {
+            child,
+            _run_dir: run_dir,
+        }
+    }
+
+    /// Stops it (SIGTERM) and waits until its main process has ended.
+    pub async fn stop(mut self) {
+        self.term();
+        let _ = tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await;
+    }
+
+    fn term(&self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        self.term();
     }
 }
 

@@ -646,19 +646,7 @@ async fn a_kamailio_that_is_down_is_reported_and_retried() {
         cfg.replace("log_stderror=no", "log_stderror=yes"),
     )
     .unwrap();
-    let run_dir = tempfile::tempdir().unwrap();
-    let _kamailio = tokio::process::Command::new("kamailio")
-        .arg("-DD")
-        .arg("-E")
-        .arg("-f")
-        .arg(&cfg_file)
-        .arg("-Y")
-        .arg(run_dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn kamailio");
+    let _kamailio = pbx365_testkit::sip::Kamailio::start(&cfg_file);
     await_kamailio(&p.rpc_url, 20).await;
     pbx365_testkit::wait::eventually(30, "the waiting change to be retried and taken", || async {
         let page = phones_page(&p).await;
@@ -786,22 +774,9 @@ async fn a_kamailio_that_refuses_an_update_is_reported_and_retried() {
     let kamailio = |text: &str| {
         let file = p.dir.join("kamailio.cfg");
         std::fs::write(&file, text).unwrap();
-        let run_dir = p.dir.join("kamailio-run");
-        std::fs::create_dir_all(&run_dir).unwrap();
-        tokio::process::Command::new("kamailio")
-            .arg("-DD")
-            .arg("-E")
-            .arg("-f")
-            .arg(&file)
-            .arg("-Y")
-            .arg(&run_dir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn kamailio")
+        pbx365_testkit::sip::Kamailio::start(&file)
     };
-    let mut refusing = kamailio(&old);
+    let refusing = kamailio(&old);
     await_kamailio(&p.rpc_url, 20).await;
 
     p.extension("101", "Ann Example").await;
@@ -818,13 +793,7 @@ async fn a_kamailio_that_refuses_an_update_is_reported_and_retried() {
     holds(&p, "prof", "102", Some("dnd")).await;
 
     // The admin runs the current configuration: the waiting changes are retried and taken.
-    // SIGTERM: Kamailio's main process then ends its workers too (SIGKILL would leave them).
-    let pid = refusing.id().expect("the old Kamailio's pid");
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    refusing.wait().await.unwrap();
+    refusing.stop().await;
     pbx365_testkit::wait::eventually(10, "the old Kamailio to be gone", || async {
         rpc(&p.rpc_url, "core.version", json!([])).await.is_err()
     })
