@@ -142,6 +142,17 @@ impl Phones {
         Watcher::subscribe(self.proxy, "localhost", user, secret, target).await
     }
 
+    /// Extension `user` (with its secret) watching `target`, the subscription accepted.
+    async fn watching(&self, user: &str, secret: &str, target: &str) -> Watcher {
+        let w = self.watch(user, Some(secret), target).await;
+        assert!(
+            matches!(w.code, 200 | 202),
+            "subscription answered {}",
+            w.code
+        );
+        w
+    }
+
     /// The pid of the Kamailio running now (from pbx365's log).
     fn kamailio_pid(&self) -> Option<u32> {
         let log = strip_ansi(&self.server.stderr_text());
@@ -684,12 +695,7 @@ async fn watchers_see_busy_then_available_even_after_a_kamailio_restart(db: Fres
     p.extension("102", "Bob Example").await;
     let s101 = p.secret("101").await;
 
-    let mut w = p.watch("101", Some(&s101), "102").await;
-    assert!(
-        matches!(w.code, 200 | 202),
-        "subscription answered {}",
-        w.code
-    );
+    let mut w = p.watching("101", &s101, "102").await;
     w.notified(10, "102 available", available).await;
     let changed = Instant::now();
     p.profile("102", "dnd").await;
@@ -730,12 +736,7 @@ async fn watchers_see_busy_then_available_even_after_a_kamailio_restart(db: Fres
     w.notified(10, "102 busy", busy).await;
     drop(w);
     p.restart_kamailio().await;
-    let mut w = p.watch("101", Some(&s101), "102").await;
-    assert!(
-        matches!(w.code, 200 | 202),
-        "subscription answered {}",
-        w.code
-    );
+    let mut w = p.watching("101", &s101, "102").await;
     w.notified(15, "102 busy after the restart", busy).await;
 
     // A disabled extension is shown offline to those who watch it.
@@ -810,12 +811,7 @@ async fn a_kamailio_that_refuses_an_update_is_reported_and_retried() {
     )
     .await;
     let s101 = p.secret("101").await;
-    let mut w = p.watch("101", Some(&s101), "102").await;
-    assert!(
-        matches!(w.code, 200 | 202),
-        "subscription answered {}",
-        w.code
-    );
+    let mut w = p.watching("101", &s101, "102").await;
     w.notified(10, "102 busy", busy).await;
 
     let status = p.server.terminate().await;

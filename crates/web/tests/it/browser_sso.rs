@@ -29,6 +29,22 @@ async fn console_admin(
     c
 }
 
+/// Opens the console's SSO page and chooses "Selected users and groups" for the web client.
+async fn open_sso_page_for_selected_users(c: &fantoccini::Client, base: &str) {
+    c.goto(&format!(
+        "{base}/console/settings/integrations/microsoft365/sso"
+    ))
+    .await
+    .unwrap();
+    c.wait()
+        .for_element(fantoccini::Locator::Id("sso-webclient"))
+        .await
+        .unwrap()
+        .select_by_value("selected")
+        .await
+        .unwrap();
+}
+
 /// Waits until the page body contains `needle`.
 async fn wait_body(c: &fantoccini::Client, needle: &str) -> String {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -138,19 +154,7 @@ async fn browser_admin_picks_a_microsoft_365_group_whose_member_then_signs_in() 
         let who = wait_text(&c, "signed-in-as", "(202)").await;
         assert!(!who.contains("m365:"), "{who}");
         // Web client for selected users only: the group "Sales", found with the picker.
-        c.goto(&format!(
-            "{}/console/settings/integrations/microsoft365/sso",
-            app.base
-        ))
-        .await
-        .unwrap();
-        c.wait()
-            .for_element(fantoccini::Locator::Id("sso-webclient"))
-            .await
-            .unwrap()
-            .select_by_value("selected")
-            .await
-            .unwrap();
+        open_sso_page_for_selected_users(&c, &app.base).await;
         fill(&c, "picker-q", "Sal").await;
         c.wait()
             .for_element(fantoccini::Locator::Css("#picker-results button"))
@@ -207,20 +211,8 @@ async fn admin_finds_an_extension_and_a_group_on_the_sso_page(db: FreshDb) {
     let run = async {
         let profile = tempfile::tempdir().unwrap();
         let c = console_admin(&driver, &app.base, profile.path()).await;
-        c.goto(&format!(
-            "{}/console/settings/integrations/microsoft365/sso",
-            app.base
-        ))
-        .await
-        .unwrap();
+        open_sso_page_for_selected_users(&c, &app.base).await;
         wait_text(&c, "sso-no-extensions", "No extension chosen").await;
-        c.wait()
-            .for_element(fantoccini::Locator::Id("sso-webclient"))
-            .await
-            .unwrap()
-            .select_by_value("selected")
-            .await
-            .unwrap();
         // Part of a name finds Жанна; Add puts her in the list, checked.
         fill(&c, "extension-picker-q", "жан").await;
         wait_text(&c, "extension-picker-results", "401 Жанна Петрова").await;

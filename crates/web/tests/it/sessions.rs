@@ -68,6 +68,25 @@ async fn post(b: &SsoBrowser, path: &str, form: &[(&str, &str)]) -> reqwest::Res
         .unwrap()
 }
 
+/// Posts the password page: `password` to go on to `return_to`.
+async fn confirm_password(
+    b: &SsoBrowser,
+    csrf: &str,
+    password: &str,
+    return_to: &str,
+) -> reqwest::Response {
+    post(
+        b,
+        "/console/reauth",
+        &[
+            ("csrf", csrf),
+            ("password", password),
+            ("return_to", return_to),
+        ],
+    )
+    .await
+}
+
 fn certificate(app: &SsoApp) -> Option<String> {
     pbx365_app::m365::certificate_for_upload(app.state.data_dir()).unwrap()
 }
@@ -111,29 +130,11 @@ async fn password_admins_confirm_their_password_before_sensitive_actions(db: Fre
     // A wrong password is refused, and counted by the sign-in throttle: after five, even the
     // right one waits, here and on the sign-in page.
     for _ in 0..5 {
-        let res = post(
-            &b,
-            "/console/reauth",
-            &[
-                ("csrf", &csrf),
-                ("password", "wrong"),
-                ("return_to", CONFIGURE),
-            ],
-        )
-        .await;
+        let res = confirm_password(&b, &csrf, "wrong", CONFIGURE).await;
         assert_eq!(res.status().as_u16(), 401);
         assert!(text(&res.text().await.unwrap()).contains("not correct"));
     }
-    let res = post(
-        &b,
-        "/console/reauth",
-        &[
-            ("csrf", &csrf),
-            ("password", PASSWORD),
-            ("return_to", CONFIGURE),
-        ],
-    )
-    .await;
+    let res = confirm_password(&b, &csrf, PASSWORD, CONFIGURE).await;
     assert_eq!(res.status().as_u16(), 429);
     let other = SsoBrowser::new(&app);
     let page = other.get("/console/login").await.text().await.unwrap();
@@ -151,32 +152,14 @@ async fn password_admins_confirm_their_password_before_sensitive_actions(db: Fre
     assert_eq!(certificate(&app), first);
     // Once the wait is over, the right password returns to the page and the action proceeds.
     app.clock.advance(chrono::Duration::minutes(16));
-    let res = post(
-        &b,
-        "/console/reauth",
-        &[
-            ("csrf", &csrf),
-            ("password", PASSWORD),
-            ("return_to", CONFIGURE),
-        ],
-    )
-    .await;
+    let res = confirm_password(&b, &csrf, PASSWORD, CONFIGURE).await;
     assert_eq!(res.status().as_u16(), 303);
     assert_eq!(location(&res), CONFIGURE);
     let res = post(&b, KEYGEN, &[("csrf", &csrf)]).await;
     assert_eq!(location(&res), CONFIGURE);
     assert_ne!(certificate(&app), first, "a new key pair");
     // An open redirect through the return path lands on the console.
-    let res = post(
-        &b,
-        "/console/reauth",
-        &[
-            ("csrf", &csrf),
-            ("password", PASSWORD),
-            ("return_to", "//evil.example"),
-        ],
-    )
-    .await;
+    let res = confirm_password(&b, &csrf, PASSWORD, "//evil.example").await;
     assert_eq!(location(&res), "/console");
 }
 
@@ -205,16 +188,7 @@ async fn approving_through_the_api_with_a_stale_session_needs_the_password(db: F
         res.text().await.unwrap().contains("confirm your password"),
         "says what to do"
     );
-    let res = post(
-        &b,
-        "/console/reauth",
-        &[
-            ("csrf", &csrf),
-            ("password", PASSWORD),
-            ("return_to", CONFIGURE),
-        ],
-    )
-    .await;
+    let res = confirm_password(&b, &csrf, PASSWORD, CONFIGURE).await;
     assert_eq!(location(&res), CONFIGURE);
     assert_eq!(approve().await.status().as_u16(), 409, "confirmed again");
 }
@@ -386,16 +360,7 @@ async fn after_the_password_the_held_runs_page_says_the_admin_can_go_on(db: Fres
     let res = post(&b, &format!("{page}/approve"), &[("csrf", &csrf)]).await;
     let reauth = location(&res);
     assert!(reauth.starts_with("/console/reauth?"), "{reauth}");
-    let res = post(
-        &b,
-        "/console/reauth",
-        &[
-            ("csrf", &csrf),
-            ("password", PASSWORD),
-            ("return_to", &page),
-        ],
-    )
-    .await;
+    let res = confirm_password(&b, &csrf, PASSWORD, &page).await;
     assert_eq!(location(&res), page);
     // …which says the password was taken, so the admin knows to press Approve again.
     let html = b.get(&page).await.text().await.unwrap();
