@@ -140,6 +140,15 @@ pub async fn start(db: crate::db::FreshDb) -> SsoApp {
     }
 }
 
+impl SsoApp {
+    /// The provider's answer to `started`: a valid RS256 ID token for `oid` of the tenant.
+    pub async fn answer_as(&self, b: &SsoBrowser, started: &Started, oid: &str) -> Response {
+        let c = crate::oidc::claims(&self.op.base, TENANT, oid, started.nonce());
+        self.op.queue(self.signer.rs256(&c, true));
+        b.answer(started.state()).await
+    }
+}
+
 /// A browser: a cookie jar, redirects followed by hand.
 pub struct SsoBrowser {
     /// The HTTP client with the jar.
@@ -190,9 +199,9 @@ impl SsoBrowser {
         SsoBrowser::at(&app.base)
     }
 
-    /// A browser sending `user_agent`, signed in to the console with the admin password.
-    pub async fn password_admin(app: &SsoApp, user_agent: &str) -> SsoBrowser {
-        let b = SsoBrowser {
+    /// A browser without cookies that sends `user_agent` (session lists name the browser).
+    pub fn with_user_agent(app: &SsoApp, user_agent: &str) -> SsoBrowser {
+        SsoBrowser {
             http: Client::builder()
                 .cookie_store(true)
                 .redirect(reqwest::redirect::Policy::none())
@@ -200,7 +209,12 @@ impl SsoBrowser {
                 .build()
                 .unwrap(),
             base: app.base.clone(),
-        };
+        }
+    }
+
+    /// A browser sending `user_agent`, signed in to the console with the admin password.
+    pub async fn password_admin(app: &SsoApp, user_agent: &str) -> SsoBrowser {
+        let b = SsoBrowser::with_user_agent(app, user_agent);
         let page = b.get("/console/login").await.text().await.unwrap();
         let res = b
             .http

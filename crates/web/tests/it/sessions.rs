@@ -2,7 +2,6 @@
 //! console actions (ASVS 3.7.1), and how the console header names an admin.
 
 use pbx365_testkit::db::FreshDb;
-use pbx365_testkit::oidc::claims;
 use pbx365_testkit::on_both;
 use pbx365_testkit::web::sso::{
     location, start, text, SsoApp, SsoBrowser, ADMIN_EXT, ADMIN_OID, USER_OID,
@@ -11,11 +10,6 @@ use pbx365_testkit::web::{hidden, ADMIN, PASSWORD};
 
 const CONFIGURE: &str = "/console/settings/integrations/microsoft365/configure";
 const KEYGEN: &str = "/console/settings/integrations/microsoft365/keygen";
-
-/// A browser signed in to the console with the admin password, as `user_agent`.
-async fn password_admin(app: &SsoApp, user_agent: &str) -> SsoBrowser {
-    SsoBrowser::password_admin(app, user_agent).await
-}
 
 /// The session id a sign-in answer set.
 fn session_id(res: &reqwest::Response) -> String {
@@ -36,24 +30,9 @@ async fn webclient_user(app: &SsoApp, oid: &str, user_agent: &str) -> SsoBrowser
 
 /// [`webclient_user`] and its session id.
 async fn webclient_user_with_id(app: &SsoApp, oid: &str, user_agent: &str) -> (SsoBrowser, String) {
-    let b = SsoBrowser {
-        http: reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(user_agent)
-            .build()
-            .unwrap(),
-        base: app.base.clone(),
-    };
+    let b = SsoBrowser::with_user_agent(app, user_agent);
     let started = b.start("webclient", "/").await;
-    let c = claims(
-        &app.op.base,
-        pbx365_testkit::oidc::TENANT,
-        oid,
-        started.nonce(),
-    );
-    app.op.queue(app.signer.rs256(&c, true));
-    let res = b.answer(started.state()).await;
+    let res = app.answer_as(&b, &started, oid).await;
     assert_eq!(res.status().as_u16(), 303, "signed in");
     let id = session_id(&res);
     (b, id)
@@ -93,7 +72,7 @@ fn certificate(app: &SsoApp) -> Option<String> {
 
 async fn password_admins_confirm_their_password_before_sensitive_actions(db: FreshDb) {
     let app = start(db).await;
-    let b = password_admin(&app, "Firefox/120.0 (X11; Linux)").await;
+    let b = SsoBrowser::password_admin(&app, "Firefox/120.0 (X11; Linux)").await;
     let csrf = hidden(&b.get(CONFIGURE).await.text().await.unwrap(), "csrf");
     // Right after signing in, nothing more is asked.
     let res = post(&b, KEYGEN, &[("csrf", &csrf)]).await;
@@ -169,7 +148,7 @@ on_both!(console_password_reauthentication => password_admins_confirm_their_pass
 /// recent password as the console's button (an API token is a credential of its own).
 async fn approving_through_the_api_with_a_stale_session_needs_the_password(db: FreshDb) {
     let app = start(db).await;
-    let b = password_admin(&app, "Firefox/120.0 (X11; Linux)").await;
+    let b = SsoBrowser::password_admin(&app, "Firefox/120.0 (X11; Linux)").await;
     let csrf = hidden(&b.get(CONFIGURE).await.text().await.unwrap(), "csrf");
     let approve = || async {
         b.http
@@ -288,8 +267,11 @@ on_both!(webclient_sessions_list_and_revoke => users_list_and_end_their_own_sess
 
 async fn admins_list_and_end_their_console_sessions(db: FreshDb) {
     let app = start(db).await;
-    let desk = password_admin(&app, "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0").await;
-    let other = password_admin(&app, "Mozilla/5.0 (Macintosh; Mac OS X 14_0) Safari/605.1").await;
+    let desk =
+        SsoBrowser::password_admin(&app, "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0").await;
+    let other =
+        SsoBrowser::password_admin(&app, "Mozilla/5.0 (Macintosh; Mac OS X 14_0) Safari/605.1")
+            .await;
     let raw = desk
         .get("/console/settings/sessions")
         .await
@@ -323,14 +305,13 @@ async fn the_console_header_names_a_microsoft_admin_readably(db: FreshDb) {
     let app = start(db).await;
     let b = SsoBrowser::new(&app);
     let started = b.start("console", "/console").await;
-    let c = claims(
-        &app.op.base,
-        pbx365_testkit::oidc::TENANT,
-        ADMIN_OID,
-        started.nonce(),
+    assert_eq!(
+        app.answer_as(&b, &started, ADMIN_OID)
+            .await
+            .status()
+            .as_u16(),
+        303
     );
-    app.op.queue(app.signer.rs256(&c, true));
-    assert_eq!(b.answer(started.state()).await.status().as_u16(), 303);
     let page = text(&b.get("/console/extensions").await.text().await.unwrap());
     let ext = app.store.get_extension(ADMIN_EXT).await.unwrap().unwrap();
     let shown = format!(
@@ -353,7 +334,7 @@ async fn after_the_password_the_held_runs_page_says_the_admin_can_go_on(db: Fres
         .await
         .unwrap();
     let page = format!("/console/sync/runs/{}", run.id);
-    let b = password_admin(&app, "Firefox/120.0 (X11; Linux)").await;
+    let b = SsoBrowser::password_admin(&app, "Firefox/120.0 (X11; Linux)").await;
     let csrf = hidden(&b.get(&page).await.text().await.unwrap(), "csrf");
     app.clock.advance(chrono::Duration::minutes(6));
     // Approving asks for the password first, then returns to the run's page…

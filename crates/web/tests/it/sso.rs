@@ -14,20 +14,6 @@ use pbx365_testkit::web::sso::{
 };
 use serde_json::Value;
 
-/// Starts a web client sign-in, queues the token `make` builds from the sent nonce, answers;
-/// returns the browser and the answer's response.
-/// Microsoft's answer to a started sign-in: a valid token for `oid`.
-async fn answer_as(
-    app: &SsoApp,
-    b: &SsoBrowser,
-    started: &Started,
-    oid: &str,
-) -> reqwest::Response {
-    app.op
-        .queue(app.signer.rs256(&valid(app, oid, started.nonce()), true));
-    b.answer(started.state()).await
-}
-
 /// Presses "Set a new SIP secret" on the web client with the form token `csrf`.
 async fn press_new_sip_secret(app: &SsoApp, b: &SsoBrowser, csrf: &str) -> reqwest::Response {
     b.http
@@ -38,6 +24,8 @@ async fn press_new_sip_secret(app: &SsoApp, b: &SsoBrowser, csrf: &str) -> reqwe
         .unwrap()
 }
 
+/// Starts a web client sign-in, queues the token `make` builds from the sent nonce, answers;
+/// returns the browser and the answer's response.
 async fn sign_in_with(
     app: &SsoApp,
     surface: &str,
@@ -736,7 +724,9 @@ async fn sessions_time_out_and_a_new_secret_needs_a_recent_sign_in(db: FreshDb) 
         "Microsoft asks for the password again"
     );
     // Back from Microsoft, the page says to press the button again, and then it goes ahead.
-    let res = answer_as(&app, &b, &Started::from_redirect(&res), USER_OID).await;
+    let res = app
+        .answer_as(&b, &Started::from_redirect(&res), USER_OID)
+        .await;
     assert_eq!(location(&res), "/");
     let page = b.get("/").await.text().await.unwrap();
     assert!(page.contains("Signed in again with Microsoft"), "{page}");
@@ -877,7 +867,7 @@ async fn sensitive_console_actions_need_a_recent_microsoft_sign_in(db: FreshDb) 
     let res = b.get(&fresh).await;
     let again = Started::from_redirect(&res);
     assert_eq!(again.params["prompt"], "login");
-    let res = answer_as(&app, &b, &again, ADMIN_OID).await;
+    let res = app.answer_as(&b, &again, ADMIN_OID).await;
     assert_eq!(location(&res), CONFIGURE);
     let page = b.get(CONFIGURE).await.text().await.unwrap();
     assert!(page.contains("Signed in again with Microsoft"), "{page}");
